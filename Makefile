@@ -1,0 +1,48 @@
+# threatlog: `make run` starts a node on ./data, `make test` runs every test.
+# Both install missing build prerequisites first (deploy/prereqs.sh).
+
+CARGO ?= cargo
+DATA ?= ./data
+# Where cargo builds (CI sets CARGO_TARGET_DIR to share compiled dependencies).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+# The PyMISP suite's virtualenv, rebuilt when tests/pymisp/requirements.txt changes.
+PYMISP_VENV := $(TARGET_DIR)/pymisp-venv
+
+.PHONY: all prereqs build test test-rust test-pymisp lint bench run clean
+
+all: build
+
+prereqs:
+	@./deploy/prereqs.sh
+
+build: prereqs
+	$(CARGO) build --release
+
+lint: prereqs
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test: lint test-rust test-pymisp
+
+test-rust: prereqs
+	$(CARGO) test --all-targets
+
+$(PYMISP_VENV)/installed: tests/pymisp/requirements.txt
+	python3 -m venv $(PYMISP_VENV)
+	$(PYMISP_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/pymisp/requirements.txt
+	touch $@
+
+# Builds the binary exactly as test-rust does (same features, so no extra dependency builds);
+# pytest's own exit code decides: 5 (no tests collected) fails like any other error.
+test-pymisp: prereqs $(PYMISP_VENV)/installed
+	$(CARGO) test --all-targets --no-run
+	THREATLOG_BIN=$(abspath $(TARGET_DIR))/debug/threatlog $(PYMISP_VENV)/bin/python -m pytest tests/pymisp -q
+
+bench: prereqs
+	$(CARGO) run --release -- bench ingest
+
+run: build
+	$(CARGO) run --release -- --data $(DATA) serve
+
+clean:
+	$(CARGO) clean

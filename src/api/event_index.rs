@@ -1,0 +1,65 @@
+//! `/events/index`: the metadata of every event the caller may see.
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::request::JsonBody;
+use super::visibility::{may_see, record_visibility};
+use super::ApiState;
+use crate::node::Node;
+use crate::proto::RecordKind;
+use crate::view::read;
+
+/// The index line of every event the caller may see.
+fn index_lines(node: &Node, caller: &Caller) -> Result<Vec<Value>, ApiError> {
+    let views = node.store.views();
+    let mut out = Vec::new();
+    for summary in read::events(&views)? {
+        let Some(record) = read::record(&views, RecordKind::Event, summary.uuid.as_bytes())? else {
+            continue;
+        };
+        let owner = record.owner.as_ref().map(|(org, _)| *org);
+        if !may_see(node, caller, owner, record_visibility(&record))? {
+            continue;
+        }
+        let ids = |kind: RecordKind, key: &[u8]| node.store.local_id(kind, key);
+        let mut line = record.values();
+        let id = ids(RecordKind::Event, summary.uuid.as_bytes()).unwrap_or(0);
+        line.insert("id".into(), json!(id.to_string()));
+        line.insert(
+            "attribute_count".into(),
+            json!(summary.attribute_count.to_string()),
+        );
+        if let Some(owner) = owner {
+            let org = read::organisation(&views, &owner, &ids)?;
+            line.insert("org_id".into(), org["id"].clone());
+            line.insert("Org".into(), org);
+        }
+        line.insert("EventTag".into(), json!([]));
+        out.push(Value::Object(line));
+    }
+    Ok(out)
+}
+
+/// `GET /events/index`: every visible event's metadata, as MISP's bare list.
+pub async fn index(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let lines = state
+        .blocking(move |node| index_lines(node, &caller))
+        .await?;
+    Ok(Json(Value::Array(lines)))
+}
+
+/// `POST /events/index` (filters are not applied yet; see restSearch).
+pub async fn index_post(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    _body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    index(State(state), Extension(caller)).await
+}

@@ -1,0 +1,198 @@
+//! `/sightings/add`: a sighting of one attribute (by id or uuid), or of every visible attribute
+//! with a given value.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::events::now_seconds;
+use super::request::{parse_ref, text_field, JsonBody};
+use super::visibility::{event_access, may_see, record_visibility};
+use super::ApiState;
+use crate::change;
+use crate::model::Sighting;
+use crate::node::Node;
+use crate::proto::RecordKind;
+use crate::view::{read, Record, Table, ViewRead};
+
+/// MISP's message when no attribute matches.
+const NO_ATTRIBUTES: &str =
+    "Could not add the Sighting. Reason: No valid attributes found that match the given criteria.";
+/// Most attributes one by-value sighting request touches; a value matching more is refused
+/// rather than turned into one enormous append.
+const SIGHTED_ATTRIBUTES_MAX: usize = 10_000;
+/// Most values in one by-value request (`values` list).
+const SIGHTING_VALUES_MAX: usize = 1_000;
+
+/// An attribute the caller may sight: its uuid, its event (uuid and local id) and the
+/// visibility of the entries that sight it.
+struct Sightable {
+    uuid: Uuid,
+    event: Uuid,
+    event_id: u64,
+    visibility: crate::change::Visibility,
+}
+
+/// The attribute `uuid` if it is live, not deleted and visible to the caller.
+fn sightable(node: &Node, caller: &Caller, uuid: &Uuid) -> Result<Option<Sightable>, ApiError> {
+    let Some(record) = read::record(&node.store.views(), RecordKind::Attribute, uuid.as_bytes())?
+        .filter(Record::is_live)
+    else {
+        return Ok(None);
+    };
+    if record.field("deleted") == Some(&json!(true)) {
+        return Ok(None);
+    }
+    let Some(event) = record.event else {
+        return Ok(None);
+    };
+    let Some(access) = event_access(node, caller, &event)? else {
+        return Ok(None);
+    };
+    let visibility = match record_visibility(&record) {
+        (5, _) => access.visibility,
+        own => own,
+    };
+    let owner = access.record.owner.as_ref().map(|(org, _)| *org);
+    if !may_see(node, caller, owner, visibility)? {
+        return Ok(None);
+    }
+    Ok(Some(Sightable {
+        uuid: *uuid,
+        event,
+        event_id: access.id,
+        visibility,
+    }))
+}
+
+/// The uuids of attributes whose indexed value is `value`.
+fn attributes_with_value(node: &Node, value: &str) -> Result<Vec<Uuid>, ApiError> {
+    let mut prefix = vec![b'v'];
+    prefix.extend_from_slice(value.as_bytes());
+    prefix.push(0);
+    let pairs = node.store.views().scan(Table::Index, &prefix)?;
+    Ok(pairs
+        .iter()
+        .filter_map(|(key, _)| Uuid::from_slice(key.get(prefix.len()..)?).ok())
+        .collect())
+}
+
+/// Appends one sighting per attribute and returns the last as MISP JSON.
+fn add_sightings(
+    node: &Node,
+    caller: &Caller,
+    body: &Map<String, Value>,
+    attributes: Vec<Sightable>,
+) -> Result<Value, ApiError> {
+    let date = text_field(body, "date_sighting")
+        .or_else(|| text_field(body, "timestamp"))
+        .and_then(|text| text.trim().parse::<i64>().ok())
+        .unwrap_or_else(now_seconds);
+    let mut drafts = Vec::new();
+    let mut last = Value::Null;
+    for attribute in &attributes {
+        let input = json!({
+            "type": text_field(body, "type").unwrap_or_else(|| "0".into()),
+            "source": text_field(body, "source").unwrap_or_default(),
+            "date_sighting": date,
+            "attribute_uuid": attribute.uuid.to_string(),
+            "Organisation": {"uuid": caller.org.uuid.to_string(), "name": caller.org.name},
+        });
+        let sighting = Sighting::from_json(&input)
+            .map_err(|error| ApiError::model("Could not add the Sighting.", &error))?;
+        let op = change::sighting_op(&sighting, &attribute.uuid);
+        drafts.extend(change::event_ops_drafts(
+            attribute.event,
+            attribute.visibility,
+            vec![op],
+            &caller.actor(),
+        ));
+        let mut fields = sighting.fields();
+        let attribute_id = node
+            .store
+            .local_id(RecordKind::Attribute, attribute.uuid.as_bytes())
+            .unwrap_or(0);
+        fields.insert("attribute_id".into(), json!(attribute_id.to_string()));
+        fields.insert("event_id".into(), json!(attribute.event_id.to_string()));
+        last = Value::Object(fields);
+    }
+    node.append(drafts)?;
+    Ok(json!({ "Sighting": last }))
+}
+
+fn no_attributes() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, NO_ATTRIBUTES)
+}
+
+/// `POST /sightings/add` with `{"id"|"uuid"}` of an attribute, or `{"value"}`/`{"values"}`.
+pub async fn add(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.object("Sighting");
+    let json = state
+        .blocking(move |node| {
+            caller.require_write()?;
+            let named = text_field(&body, "uuid").or_else(|| text_field(&body, "id"));
+            let mut found = Vec::new();
+            if let Some(named) = named {
+                let uuid = parse_ref(&named)
+                    .and_then(|reference| reference.resolve(node, RecordKind::Attribute))
+                    .ok_or_else(no_attributes)?;
+                found.extend(sightable(node, &caller, &uuid)?);
+            } else {
+                let mut values: Vec<String> = match body.get("values") {
+                    Some(Value::Array(list)) => list
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                values.extend(text_field(&body, "value"));
+                if values.len() > SIGHTING_VALUES_MAX {
+                    return Err(ApiError::bad_request(format!(
+                        "At most {SIGHTING_VALUES_MAX} values per sighting request."
+                    )));
+                }
+                for value in values {
+                    for uuid in attributes_with_value(node, value.trim())? {
+                        found.extend(sightable(node, &caller, &uuid)?);
+                        if found.len() > SIGHTED_ATTRIBUTES_MAX {
+                            return Err(ApiError::bad_request(format!(
+                                "The values match more than {SIGHTED_ATTRIBUTES_MAX} attributes."
+                            )));
+                        }
+                    }
+                }
+            }
+            if found.is_empty() {
+                return Err(no_attributes());
+            }
+            add_sightings(node, &caller, &body, found)
+        })
+        .await?;
+    Ok(Json(json))
+}
+
+/// `POST /sightings/add/{attribute id or uuid}`.
+pub async fn add_to(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let mut object = body.object("Sighting");
+    object.insert("uuid".into(), json!(id));
+    object.remove("id");
+    add(
+        State(state),
+        Extension(caller),
+        JsonBody(Some(Value::Object(object))),
+    )
+    .await
+}

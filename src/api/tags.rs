@@ -1,0 +1,189 @@
+//! `/tags/attachTagToObject` and `/tags/removeTagFromObject`: tags on events, attributes and
+//! objects, named by uuid. Global tags need the owner organisation; local tags (never sent to
+//! peers) may be set by any organisation that sees the event.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::events::now_seconds;
+use super::request::{flag_field, parse_ref, text_field, JsonBody, Ref};
+use super::visibility::{event_access, record_visibility, EventAccess};
+use super::ApiState;
+use crate::change::{self, Visibility};
+use crate::model::Tag;
+use crate::node::Node;
+use crate::proto::RecordKind;
+use crate::view::{read, Record, Table, TagLinkState, ViewRead};
+
+/// MISP's message for a tag or target that cannot be found.
+const INVALID_TARGET: &str = "Invalid Target.";
+/// MISP's message for an unknown tag.
+const INVALID_TAG: &str = "Invalid Tag.";
+/// Longest tag name accepted, in bytes (MISP's `tags.name` column is 255 characters).
+const TAG_NAME_BYTES_MAX: usize = 255;
+
+/// A tag target: its event and the visibility of entries that change it.
+struct Target {
+    event: EventAccess,
+    visibility: Visibility,
+}
+
+/// The event, attribute or object `uuid`, if the caller may see it.
+fn target(node: &Node, caller: &Caller, uuid: &Uuid) -> Result<Target, ApiError> {
+    let missing = || ApiError::not_found(INVALID_TARGET);
+    if let Some(event) = event_access(node, caller, uuid)? {
+        return Ok(Target {
+            visibility: event.visibility,
+            event,
+        });
+    }
+    for kind in [RecordKind::Attribute, RecordKind::Object] {
+        let record = read::record(&node.store.views(), kind, uuid.as_bytes())?;
+        if let Some(record) = record.filter(Record::is_live) {
+            let event_uuid = record.event.ok_or_else(missing)?;
+            let event = event_access(node, caller, &event_uuid)?.ok_or_else(missing)?;
+            let visibility = match record_visibility(&record) {
+                (5, _) => event.visibility,
+                own => own,
+            };
+            return Ok(Target { event, visibility });
+        }
+    }
+    Err(missing())
+}
+
+/// The target and tag name of a request body `{"uuid", "tag"}`; the tag may be a name or a
+/// local tag id.
+fn parse_request(node: &Node, body: &Map<String, Value>) -> Result<(Uuid, String), ApiError> {
+    let uuid = text_field(body, "uuid")
+        .and_then(|text| Uuid::parse_str(text.trim()).ok())
+        .ok_or_else(|| ApiError::not_found(INVALID_TARGET))?;
+    let tag = text_field(body, "tag")
+        .map(|text| text.trim().to_string())
+        .filter(|name| !name.is_empty() && name.len() <= TAG_NAME_BYTES_MAX)
+        .ok_or_else(|| ApiError::not_found(INVALID_TAG))?;
+    let name = match parse_ref(&tag) {
+        Some(Ref::Id(id)) => node
+            .store
+            .key_of_id(RecordKind::Tag, id)
+            .and_then(|key| String::from_utf8(key).ok())
+            .ok_or_else(|| ApiError::not_found(INVALID_TAG))?,
+        _ => tag,
+    };
+    Ok((uuid, name))
+}
+
+/// The op that unpublishes the event after a global tag change, as MISP does.
+fn unpublish_op(event: &Uuid) -> crate::proto::Op {
+    let mut fields = Map::new();
+    fields.insert("published".into(), json!(false));
+    fields.insert("timestamp".into(), json!(now_seconds().to_string()));
+    change::record_op(RecordKind::Event, event.as_bytes(), None, &fields)
+}
+
+/// Checks that the caller may change tags of `local`ity on the target.
+fn check_permission(caller: &Caller, target: &Target, local: bool) -> Result<(), ApiError> {
+    caller.require_write()?;
+    if !local && !target.event.editable {
+        return Err(ApiError::forbidden());
+    }
+    Ok(())
+}
+
+/// Appends the tag ops and, for global tags, the event's unpublish.
+fn append(
+    node: &Node,
+    caller: &Caller,
+    target: &Target,
+    ops: Vec<crate::proto::Op>,
+    local: bool,
+) -> Result<(), ApiError> {
+    let actor = caller.actor();
+    let event = target.event.uuid;
+    let mut drafts = change::event_ops_drafts(event, target.visibility, ops, &actor);
+    if !local {
+        drafts.extend(change::event_ops_drafts(
+            event,
+            target.event.visibility,
+            vec![unpublish_op(&event)],
+            &actor,
+        ));
+    }
+    node.append(drafts)?;
+    Ok(())
+}
+
+/// `POST /tags/attachTagToObject` with `{"uuid", "tag", "local"}`.
+pub async fn attach(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.object("Tag");
+    let local = flag_field(&body, "local");
+    state
+        .blocking(move |node| {
+            let (uuid, name) = parse_request(node, &body)?;
+            let target = target(node, &caller, &uuid)?;
+            check_permission(&caller, &target, local)?;
+            let defined = read::record(&node.store.views(), RecordKind::Tag, name.as_bytes())?
+                .is_some_and(|record| record.is_live());
+            let ops = if defined {
+                vec![change::tag_link_op(&uuid, &name, true, local)]
+            } else {
+                let tag = Tag {
+                    name: name.clone(),
+                    colour: None,
+                    exportable: true,
+                    local,
+                };
+                change::tag_attach_ops(&tag, &uuid).to_vec()
+            };
+            append(node, &caller, &target, ops, local)
+        })
+        .await?;
+    Ok(Json(json!({
+        "saved": true,
+        "success": "Tag attached.",
+        "check_publish": !local,
+    })))
+}
+
+/// `POST /tags/removeTagFromObject` with `{"uuid", "tag"}`.
+pub async fn detach(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.object("Tag");
+    let local = state
+        .blocking(move |node| {
+            let (uuid, name) = parse_request(node, &body)?;
+            let target = target(node, &caller, &uuid)?;
+            let mut key = uuid.as_bytes().to_vec();
+            key.extend_from_slice(name.as_bytes());
+            let link: Option<TagLinkState> = node
+                .store
+                .views()
+                .get(Table::TagLinks, &key)?
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            let Some(link) = link.filter(|link| link.attached) else {
+                return Err(ApiError::new(StatusCode::NOT_FOUND, INVALID_TAG));
+            };
+            check_permission(&caller, &target, link.local)?;
+            let ops = vec![change::tag_link_op(&uuid, &name, false, link.local)];
+            append(node, &caller, &target, ops, link.local)?;
+            Ok(link.local)
+        })
+        .await?;
+    Ok(Json(json!({
+        "saved": true,
+        "success": "Tag removed.",
+        "check_publish": !local,
+    })))
+}

@@ -1,0 +1,189 @@
+//! Who may see and change what (SPEC §6.1 for users of one node): a user sees their own
+//! organisation's events always, other organisations' by distribution (0 owner only; 1–3 every
+//! organisation with users here; 4 the sharing group's members); site admins see everything.
+//! Only the owner organisation and site admins change an event.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::change::Visibility;
+use crate::node::Node;
+use crate::proto::RecordKind;
+use crate::view::{read, Record};
+
+/// An event the caller may see.
+#[derive(Clone, Debug)]
+pub struct EventAccess {
+    /// The event uuid.
+    pub uuid: Uuid,
+    /// Its local id.
+    pub id: u64,
+    /// Its view record.
+    pub record: Record,
+    /// The event's own visibility, for placing changes to it.
+    pub visibility: Visibility,
+    /// Whether the caller may change it (owner organisation or site admin).
+    pub editable: bool,
+}
+
+/// The distribution and sharing group stored in a record's fields.
+pub fn record_visibility(record: &Record) -> Visibility {
+    let level = record
+        .str_field("distribution")
+        .and_then(|text| text.parse::<u8>().ok())
+        .unwrap_or(0);
+    let group = record
+        .str_field("sharing_group_uuid")
+        .and_then(|text| Uuid::parse_str(text).ok());
+    (level, group)
+}
+
+/// Whether `org` is a member of sharing group `group`: listed in its record's
+/// `SharingGroupOrg[].Organisation.uuid`, `SharingGroupOrg[].org_uuid` or `organisations`.
+pub fn is_member(node: &Node, group: &Uuid, org: &Uuid) -> Result<bool, ApiError> {
+    let Some(record) = read::record(
+        &node.store.views(),
+        RecordKind::SharingGroup,
+        group.as_bytes(),
+    )?
+    else {
+        return Ok(false);
+    };
+    let org = org.to_string();
+    let listed = |list: Option<&Value>| {
+        list.and_then(Value::as_array).is_some_and(|members| {
+            members.iter().any(|member| {
+                let uuid = member
+                    .pointer("/Organisation/uuid")
+                    .or_else(|| member.get("org_uuid"))
+                    .or_else(|| member.get("uuid"))
+                    .or(Some(member));
+                uuid.and_then(Value::as_str) == Some(org.as_str())
+            })
+        })
+    };
+    Ok(listed(record.field("SharingGroupOrg")) || listed(record.field("organisations")))
+}
+
+/// Whether `caller` may see an item with `visibility` in an event owned by `owner`.
+pub fn may_see(
+    node: &Node,
+    caller: &Caller,
+    owner: Option<Uuid>,
+    visibility: Visibility,
+) -> Result<bool, ApiError> {
+    if caller.role.site_admin || owner == Some(caller.org.uuid) {
+        return Ok(true);
+    }
+    Ok(match visibility {
+        (1..=3, _) => true,
+        (4, Some(group)) => is_member(node, &group, &caller.org.uuid)?,
+        _ => false,
+    })
+}
+
+/// The event `uuid` if it exists and `caller` may see it.
+pub fn event_access(
+    node: &Node,
+    caller: &Caller,
+    uuid: &Uuid,
+) -> Result<Option<EventAccess>, ApiError> {
+    let Some(record) = read::record(&node.store.views(), RecordKind::Event, uuid.as_bytes())?
+    else {
+        return Ok(None);
+    };
+    if !record.is_live() {
+        return Ok(None);
+    }
+    let owner = record.owner.as_ref().map(|(org, _)| *org);
+    let visibility = record_visibility(&record);
+    if !may_see(node, caller, owner, visibility)? {
+        return Ok(None);
+    }
+    Ok(Some(EventAccess {
+        uuid: *uuid,
+        id: node
+            .store
+            .local_id(RecordKind::Event, uuid.as_bytes())
+            .unwrap_or(0),
+        editable: caller.role.site_admin || owner == Some(caller.org.uuid),
+        visibility,
+        record,
+    }))
+}
+
+/// Whether an item (attribute, object, report) as MISP JSON is visible to `caller` inside a
+/// visible event owned by someone else: its own distribution must allow it too (5 inherits).
+fn item_visible(node: &Node, caller: &Caller, item: &Value) -> Result<bool, ApiError> {
+    let level = item
+        .get("distribution")
+        .and_then(Value::as_str)
+        .and_then(|text| text.parse::<u8>().ok())
+        .unwrap_or(5);
+    let group = item
+        .get("sharing_group_uuid")
+        .and_then(Value::as_str)
+        .and_then(|text| Uuid::parse_str(text).ok());
+    match level {
+        5 => Ok(true),
+        level => may_see(node, caller, None, (level, group)),
+    }
+}
+
+/// Removes from an event's MISP JSON (`{"Event": …}`) the correlated events, attributes,
+/// objects and reports the caller may not see. Owners see all of their event's contents.
+pub fn filter_event(
+    node: &Node,
+    caller: &Caller,
+    access: &EventAccess,
+    event: &mut Value,
+) -> Result<(), ApiError> {
+    if let Some(related) = event
+        .pointer_mut("/Event/RelatedEvent")
+        .and_then(Value::as_array_mut)
+    {
+        let mut kept = Vec::with_capacity(related.len());
+        for entry in std::mem::take(related) {
+            let uuid = entry
+                .pointer("/Event/uuid")
+                .and_then(Value::as_str)
+                .and_then(|text| Uuid::parse_str(text).ok());
+            if let Some(uuid) = uuid {
+                if event_access(node, caller, &uuid)?.is_some() {
+                    kept.push(entry);
+                }
+            }
+        }
+        *related = kept;
+    }
+    if access.editable {
+        return Ok(());
+    }
+    for list in ["Attribute", "Object", "EventReport"] {
+        if let Some(items) = event
+            .pointer_mut(&format!("/Event/{list}"))
+            .and_then(Value::as_array_mut)
+        {
+            let mut kept = Vec::with_capacity(items.len());
+            for mut item in std::mem::take(items) {
+                if !item_visible(node, caller, &item)? {
+                    continue;
+                }
+                if let Some(inner) = item.get_mut("Attribute").and_then(Value::as_array_mut) {
+                    let mut visible = Vec::new();
+                    for attribute in std::mem::take(inner) {
+                        if item_visible(node, caller, &attribute)? {
+                            visible.push(attribute);
+                        }
+                    }
+                    *inner = visible;
+                }
+                kept.push(item);
+            }
+            *items = kept;
+        }
+    }
+    Ok(())
+}

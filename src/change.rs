@@ -1,0 +1,411 @@
+//! Turns validated MISP objects into log drafts: one draft per visibility, split further when
+//! a group is over the per-entry limits. Pure.
+
+use prost::bytes::Bytes;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::log::{Draft, ENTRY_BYTES_MAX, OPS_PER_ENTRY_MAX};
+use crate::model::{Attribute, Event, MispObject, Organisation, Sighting, Tag};
+use crate::proto::{self, op::Op, RecordKind};
+
+/// Bytes of ops put into one draft before starting another; half the entry limit leaves room
+/// for the envelope and keeps entries well under [`ENTRY_BYTES_MAX`].
+const DRAFT_OPS_BYTES_MAX: usize = ENTRY_BYTES_MAX / 2;
+
+/// Who makes a change: the acting organisation and user on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// The organisation on whose behalf the change is made.
+    pub org: Uuid,
+    /// The user (email, or `system` for node-initiated changes).
+    pub user: String,
+}
+
+/// A visibility: distribution level and, for level 4, the sharing group.
+type VisibilityKey = (u8, Option<Uuid>);
+
+/// Ops grouped by visibility, in first-use order.
+#[derive(Default)]
+struct Groups {
+    groups: Vec<(VisibilityKey, Vec<proto::Op>)>,
+}
+
+impl Groups {
+    fn push(&mut self, key: VisibilityKey, op: proto::Op) {
+        match self.groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, ops)) => ops.push(op),
+            None => self.groups.push((key, vec![op])),
+        }
+    }
+}
+
+fn op(op: Op) -> proto::Op {
+    proto::Op { op: Some(op) }
+}
+
+fn set(
+    kind: RecordKind,
+    key: &[u8],
+    parent: Option<Uuid>,
+    fields: &Map<String, Value>,
+) -> proto::Op {
+    op(Op::Set(proto::RecordSet {
+        kind: kind as i32,
+        key: Bytes::copy_from_slice(key),
+        parent: parent
+            .map(|uuid| Bytes::copy_from_slice(uuid.as_bytes()))
+            .unwrap_or_default(),
+        // A JSON map of plain values always serialises.
+        fields_json: Bytes::from(serde_json::to_vec(fields).expect("fields serialise")),
+    }))
+}
+
+/// The op that records an organisation in the shared directory.
+pub fn organisation_op(org: &Organisation, local: bool) -> proto::Op {
+    let mut fields = org.fields();
+    fields.insert("local".into(), json!(local));
+    set(RecordKind::Organisation, org.uuid.as_bytes(), None, &fields)
+}
+
+/// The ops that define a tag (colour, exportable) and attach it to `target`.
+fn tag_ops(tag: &Tag, target: &Uuid) -> [proto::Op; 2] {
+    let mut definition = Map::new();
+    if let Some(colour) = &tag.colour {
+        definition.insert("colour".into(), json!(colour));
+    }
+    definition.insert("exportable".into(), json!(tag.exportable));
+    [
+        set(RecordKind::Tag, tag.name.as_bytes(), None, &definition),
+        op(Op::Tag(proto::TagLink {
+            target: Bytes::copy_from_slice(target.as_bytes()),
+            name: tag.name.clone(),
+            attached: true,
+            local: tag.local,
+        })),
+    ]
+}
+
+/// The op that adds a sighting to `attribute`.
+pub fn sighting_op(sighting: &Sighting, attribute: &Uuid) -> proto::Op {
+    let mut fields = sighting.fields();
+    fields.insert("attribute_uuid".into(), json!(attribute.to_string()));
+    op(Op::Sighting(proto::SightingAdd {
+        uuid: Bytes::copy_from_slice(sighting.uuid.as_bytes()),
+        attribute: Bytes::copy_from_slice(attribute.as_bytes()),
+        fields_json: Bytes::from(serde_json::to_vec(&fields).expect("fields serialise")),
+    }))
+}
+
+/// The visibility of an item with its own `distribution` inside a context whose visibility is
+/// `inherited` (level 5 inherits).
+fn visibility(distribution: u8, group: Option<Uuid>, inherited: VisibilityKey) -> VisibilityKey {
+    match distribution {
+        5 => inherited,
+        4 => (4, group),
+        level => (level, None),
+    }
+}
+
+fn attribute_ops(
+    groups: &mut Groups,
+    attribute: &Attribute,
+    parent: Option<Uuid>,
+    inherited: VisibilityKey,
+) {
+    let key = visibility(
+        attribute.distribution,
+        attribute.sharing_group_uuid,
+        inherited,
+    );
+    groups.push(
+        key,
+        set(
+            RecordKind::Attribute,
+            attribute.uuid.as_bytes(),
+            parent,
+            &attribute.fields(),
+        ),
+    );
+    for tag in &attribute.tags {
+        for tag_op in tag_ops(tag, &attribute.uuid) {
+            groups.push(key, tag_op);
+        }
+    }
+    for sighting in &attribute.sightings {
+        groups.push(key, sighting_op(sighting, &attribute.uuid));
+    }
+}
+
+fn object_ops(groups: &mut Groups, object: &MispObject, inherited: VisibilityKey) {
+    let key = visibility(object.distribution, object.sharing_group_uuid, inherited);
+    groups.push(
+        key,
+        set(
+            RecordKind::Object,
+            object.uuid.as_bytes(),
+            None,
+            &object.fields(),
+        ),
+    );
+    for attribute in &object.attributes {
+        attribute_ops(groups, attribute, Some(object.uuid), key);
+    }
+    for reference in &object.references {
+        groups.push(
+            key,
+            set(
+                RecordKind::Reference,
+                reference.uuid.as_bytes(),
+                Some(object.uuid),
+                &reference.fields(),
+            ),
+        );
+    }
+}
+
+/// The drafts that create or update `event` with everything it contains.
+pub fn event_drafts(event: &Event, actor: &Actor) -> Vec<Draft> {
+    let event_key: VisibilityKey =
+        visibility(event.distribution, event.sharing_group_uuid, (0, None));
+    let mut groups = Groups::default();
+    if let Some(orgc) = &event.orgc {
+        groups.push(event_key, organisation_op(orgc, false));
+    }
+    groups.push(
+        event_key,
+        set(
+            RecordKind::Event,
+            event.uuid.as_bytes(),
+            None,
+            &event.fields(),
+        ),
+    );
+    for tag in &event.tags {
+        for tag_op in tag_ops(tag, &event.uuid) {
+            groups.push(event_key, tag_op);
+        }
+    }
+    for attribute in &event.attributes {
+        attribute_ops(&mut groups, attribute, None, event_key);
+    }
+    for object in &event.objects {
+        object_ops(&mut groups, object, event_key);
+    }
+    for report in &event.reports {
+        let key = visibility(report.distribution, report.sharing_group_uuid, event_key);
+        groups.push(
+            key,
+            set(
+                RecordKind::EventReport,
+                report.uuid.as_bytes(),
+                None,
+                &report.fields(),
+            ),
+        );
+    }
+    drafts(groups, Some(event.uuid), actor)
+}
+
+/// Splits each visibility group into drafts within the per-entry limits.
+fn drafts(groups: Groups, event: Option<Uuid>, actor: &Actor) -> Vec<Draft> {
+    let mut out = Vec::new();
+    for ((distribution, group), ops) in groups.groups {
+        let visibility = proto::Visibility {
+            distribution: u32::from(distribution),
+            sharing_group: group
+                .map(|uuid| Bytes::copy_from_slice(uuid.as_bytes()))
+                .unwrap_or_default(),
+        };
+        let mut current: Vec<proto::Op> = Vec::new();
+        let mut current_bytes = 0;
+        for op in ops {
+            let bytes = prost::Message::encoded_len(&op);
+            if !current.is_empty()
+                && (current.len() >= OPS_PER_ENTRY_MAX
+                    || current_bytes + bytes > DRAFT_OPS_BYTES_MAX)
+            {
+                out.push(draft(
+                    actor,
+                    event,
+                    &visibility,
+                    std::mem::take(&mut current),
+                ));
+                current_bytes = 0;
+            }
+            current_bytes += bytes;
+            current.push(op);
+        }
+        if !current.is_empty() {
+            out.push(draft(actor, event, &visibility, current));
+        }
+    }
+    out
+}
+
+fn draft(
+    actor: &Actor,
+    event: Option<Uuid>,
+    visibility: &proto::Visibility,
+    ops: Vec<proto::Op>,
+) -> Draft {
+    Draft {
+        acting_org: actor.org,
+        acting_user: actor.user.clone(),
+        event,
+        visibility: visibility.clone(),
+        ops,
+    }
+}
+
+/// A draft of directory data (organisations, sharing groups), visible to the community.
+pub fn directory_draft(ops: Vec<proto::Op>, actor: &Actor) -> Draft {
+    draft(
+        actor,
+        None,
+        &proto::Visibility {
+            distribution: 1,
+            sharing_group: Bytes::new(),
+        },
+        ops,
+    )
+}
+
+/// A visibility: distribution level 0–4 and, for level 4, the sharing group. The API reads an
+/// event's from its record to place changes to the event in the right entries.
+pub type Visibility = (u8, Option<Uuid>);
+
+/// The op that sets `fields` of the record `kind`/`key` (child of `parent` for object
+/// attributes and references), last writer wins per field.
+pub fn record_op(
+    kind: RecordKind,
+    key: &[u8],
+    parent: Option<Uuid>,
+    fields: &Map<String, Value>,
+) -> proto::Op {
+    set(kind, key, parent, fields)
+}
+
+/// The op that attaches (`attached`) or detaches `name` on `target`.
+pub fn tag_link_op(target: &Uuid, name: &str, attached: bool, local: bool) -> proto::Op {
+    op(Op::Tag(proto::TagLink {
+        target: Bytes::copy_from_slice(target.as_bytes()),
+        name: name.to_string(),
+        attached,
+        local,
+    }))
+}
+
+/// The ops that define `tag` and attach it to `target`.
+pub fn tag_attach_ops(tag: &Tag, target: &Uuid) -> [proto::Op; 2] {
+    tag_ops(tag, target)
+}
+
+/// The op that hard-deletes a record of an event.
+pub fn erase_op(kind: RecordKind, key: &[u8]) -> proto::Op {
+    op(Op::Erase(proto::Erase {
+        kind: kind as i32,
+        key: Bytes::copy_from_slice(key),
+    }))
+}
+
+/// The op that deletes the entry's whole event.
+pub fn tombstone_op(reason: &str) -> proto::Op {
+    op(Op::Tombstone(proto::EventTombstone {
+        reason: reason.to_string(),
+    }))
+}
+
+/// The drafts that apply `ops` to `event`, all with `visibility`.
+pub fn event_ops_drafts(
+    event: Uuid,
+    visibility: Visibility,
+    ops: Vec<proto::Op>,
+    actor: &Actor,
+) -> Vec<Draft> {
+    let mut groups = Groups::default();
+    for op in ops {
+        groups.push(visibility, op);
+    }
+    drafts(groups, Some(event), actor)
+}
+
+/// The drafts that add or update `attributes` (outside objects) of `event`, whose own
+/// visibility is `event_visibility`, followed by `extra` ops with the event's visibility.
+pub fn attribute_drafts(
+    event: Uuid,
+    event_visibility: Visibility,
+    attributes: &[Attribute],
+    extra: Vec<proto::Op>,
+    actor: &Actor,
+) -> Vec<Draft> {
+    let mut groups = Groups::default();
+    for attribute in attributes {
+        attribute_ops(&mut groups, attribute, None, event_visibility);
+    }
+    for op in extra {
+        groups.push(event_visibility, op);
+    }
+    drafts(groups, Some(event), actor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(draft: &Draft) -> Vec<i32> {
+        draft
+            .ops
+            .iter()
+            .filter_map(|op| match &op.op {
+                Some(Op::Set(set)) => Some(set.kind),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ops_are_grouped_by_visibility() {
+        let group = "11111111-2222-4333-8444-555555555555";
+        let event = Event::from_json(&json!({"Event": {
+            "info": "grouping",
+            "distribution": "1",
+            "Tag": [{"name": "tlp:green"}],
+            "Attribute": [
+                {"type": "domain", "value": "inherit.example", "distribution": "5"},
+                {"type": "domain", "value": "org-only.example", "distribution": "0"},
+            ],
+            "Object": [{"name": "file", "distribution": "4", "sharing_group_uuid": group,
+                        "Attribute": [{"type": "filename", "value": "a.exe", "object_relation": "filename"}]}],
+        }}))
+        .unwrap();
+        let actor = Actor {
+            org: Uuid::from_u128(1),
+            user: "u".into(),
+        };
+        let drafts = event_drafts(&event, &actor);
+        let visibilities: Vec<(u32, Vec<u8>)> = drafts
+            .iter()
+            .map(|d| {
+                (
+                    d.visibility.distribution,
+                    d.visibility.sharing_group.to_vec(),
+                )
+            })
+            .collect();
+        let group = Uuid::parse_str(group).unwrap().as_bytes().to_vec();
+        assert_eq!(visibilities, vec![(1, vec![]), (0, vec![]), (4, group)]);
+        let event_kind = RecordKind::Event as i32;
+        let attribute = RecordKind::Attribute as i32;
+        assert_eq!(
+            kinds(&drafts[0]),
+            vec![event_kind, RecordKind::Tag as i32, attribute]
+        );
+        assert_eq!(kinds(&drafts[1]), vec![attribute]);
+        assert_eq!(
+            kinds(&drafts[2]),
+            vec![RecordKind::Object as i32, attribute]
+        );
+        assert!(drafts.iter().all(|d| d.event == Some(event.uuid)));
+    }
+}

@@ -1,0 +1,257 @@
+//! The node configuration, `DIR/threatlog.toml`: a serde struct with every field documented
+//! and defaulted, checked by [`Config::validate`].
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The commented configuration `threatlog init` writes; the same text as
+/// `deploy/threatlog.example.toml`.
+pub const TEMPLATE: &str = include_str!("../deploy/threatlog.example.toml");
+
+/// File name of the configuration inside the data directory.
+pub const FILE_NAME: &str = "threatlog.toml";
+
+/// TLP levels a node may assume by default, from least to most restrictive.
+pub const TLP_LEVELS: [&str; 5] = ["clear", "green", "amber", "amber+strict", "red"];
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{path}: {field}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field, as `section.name`.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Node identity and policy defaults.
+    pub node: NodeConfig,
+    /// REST API.
+    pub api: ApiConfig,
+    /// gRPC sync service.
+    pub sync: SyncConfig,
+    /// Size limits.
+    pub limits: LimitsConfig,
+    /// View behaviour.
+    pub views: ViewsConfig,
+}
+
+/// `[node]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Organisation name used when `serve` initialises an empty directory.
+    pub org_name: Option<String>,
+    /// TLP assumed for events without a TLP tag.
+    pub default_tlp: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            org_name: None,
+            default_tlp: "green".into(),
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address of the REST API.
+    pub listen: String,
+    /// Largest request body the REST API reads, in bytes; larger requests get 413.
+    pub body_bytes_max: u64,
+}
+
+/// Default of [`ApiConfig::body_bytes_max`]: 50 MiB, the same bound as an import file, since a
+/// request body is an event document too.
+pub const API_BODY_BYTES_MAX: u64 = 50 * 1024 * 1024;
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            body_bytes_max: API_BODY_BYTES_MAX,
+        }
+    }
+}
+
+/// `[sync]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Listen address of the gRPC sync service.
+    pub listen: String,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7443".into(),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest import file, in bytes.
+    pub import_file_bytes_max: u64,
+}
+
+/// Default of [`LimitsConfig::import_file_bytes_max`]: 50 MiB holds the largest MISP event
+/// exports seen in practice while bounding what one import holds in memory.
+pub const IMPORT_FILE_BYTES_MAX: u64 = 50 * 1024 * 1024;
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            import_file_bytes_max: IMPORT_FILE_BYTES_MAX,
+        }
+    }
+}
+
+/// `[views]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ViewsConfig {
+    /// Over-correlation threshold.
+    pub correlation_max: usize,
+}
+
+impl Default for ViewsConfig {
+    fn default() -> Self {
+        Self {
+            correlation_max: 100,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `DIR/threatlog.toml`, or the defaults when the file does not exist.
+    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+        let path = dir.join(FILE_NAME);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&text, &path),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// Parses and validates configuration text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks value ranges.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            reason,
+        };
+        if !TLP_LEVELS.contains(&self.node.default_tlp.as_str()) {
+            return Err(invalid(
+                "node.default_tlp",
+                format!(
+                    "'{}' is not one of {}",
+                    self.node.default_tlp,
+                    TLP_LEVELS.join(", ")
+                ),
+            ));
+        }
+        for (field, listen) in [
+            ("api.listen", &self.api.listen),
+            ("sync.listen", &self.sync.listen),
+        ] {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(
+                    field,
+                    format!("'{listen}' is not an address like 127.0.0.1:8080"),
+                ));
+            }
+        }
+        if self.api.body_bytes_max == 0 {
+            return Err(invalid("api.body_bytes_max", "must be above 0".into()));
+        }
+        if self.limits.import_file_bytes_max == 0 {
+            return Err(invalid(
+                "limits.import_file_bytes_max",
+                "must be above 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The template with `org_name` filled in.
+    pub fn template(org_name: &str) -> String {
+        let quoted = toml::Value::String(org_name.to_string()).to_string();
+        TEMPLATE.replacen(
+            "# org_name = \"Example Org\"",
+            &format!("org_name = {quoted}"),
+            1,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_to_the_defaults() {
+        let config = Config::parse(TEMPLATE, Path::new("t.toml")).unwrap();
+        assert_eq!(config, Config::default());
+        let named = Config::parse(&Config::template("ACME \"CERT\""), Path::new("t.toml")).unwrap();
+        assert_eq!(named.node.org_name.as_deref(), Some("ACME \"CERT\""));
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let error = Config::parse("[node]\ndefault_tlp = \"purple\"\n", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "t.toml: node.default_tlp: 'purple' is not one of clear, green, amber, amber+strict, red");
+        let error = Config::parse("[api]\nlisten = \"nowhere\"\n", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("api.listen"), "{error}");
+        let error = Config::parse("[bogus]\n", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field"), "{error}");
+    }
+}

@@ -1,0 +1,35 @@
+//! threatlog: a MISP-compatible threat-intelligence node built on an append-only signed log.
+//!
+//! Data flow: a request (CLI import, REST call, later sync) is parsed and validated by [`model`]
+//! into MISP objects; [`change`] turns them into log drafts grouped by visibility; [`store`]
+//! seals them into ed25519-signed [`log`] entries and, in the same durable RocksDB write,
+//! applies them to the materialized [`view`]s that every read is answered from. Views are a
+//! deterministic function of the log and can be rebuilt from it at any time.
+//!
+//! Modules:
+//! - [`model`]: MISP types, the describeTypes registry, value normalisation, JSON shapes (pure).
+//! - [`log`]: entry encoding, signing, strict verification, chain links (pure).
+//! - [`view`]: the reducer from entries to records and indexes, reads, the view digest (pure).
+//! - [`change`]: MISP objects to log drafts (pure).
+//! - [`store`]: RocksDB column families, atomic append with view updates, verify, rebuild (IO).
+//! - [`config`]: the `threatlog.toml` configuration.
+//! - [`bench`]: the `threatlog bench` throughput measurements.
+//! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
+//! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).
+//! - [`proto`]: the protobuf wire types compiled from `proto/`.
+
+pub mod api;
+pub mod bench;
+pub mod change;
+pub mod config;
+pub mod log;
+pub mod model;
+pub mod node;
+pub mod store;
+pub mod view;
+
+/// Protobuf wire types generated from `proto/threatlog/v1/*.proto`.
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/threatlog.v1.rs"));
+}

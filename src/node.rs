@@ -1,0 +1,401 @@
+//! A node's data directory: identity (signing key, host organisation), configuration, users,
+//! and the operations the CLI and servers run against its store.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+use crate::change::{self, Actor};
+use crate::config::{self, Config, ConfigError};
+use crate::log::{NodeKey, OriginKey};
+use crate::model::{self, ModelError, Organisation};
+use crate::proto::RecordKind;
+use crate::store::{Appended, Store, StoreError};
+use crate::view::read::{self, EventOptions, EventSummary};
+
+/// File name of the node's signing key (hex seed, mode 0600).
+pub const KEY_FILE: &str = "node.key";
+/// File name of the admin user's API key (mode 0600).
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// Length of API keys, as MISP's.
+pub const API_KEY_CHARS: usize = 40;
+/// Email of the admin user `init` creates.
+pub const ADMIN_EMAIL: &str = "admin@admin.test";
+/// Role id of site admins (MISP's numbering).
+pub const ROLE_SITE_ADMIN: u8 = 1;
+/// Meta key of the host organisation.
+const META_ORG: &[u8] = b"host_org";
+
+/// Node-level failures.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The directory has no node yet.
+    #[error("{0} is not an initialised threatlog data directory; run `threatlog init --org-name NAME` first")]
+    NotInitialised(PathBuf),
+    /// `init` on an initialised directory without `--force`.
+    #[error(
+        "{0} is already initialised; pass --force to discard its key, log and views and start over"
+    )]
+    AlreadyInitialised(PathBuf),
+    /// The key file is readable by others.
+    #[error("{path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`")]
+    KeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+    },
+    /// The key file does not hold a key.
+    #[error("{0} does not hold a 64-hex-digit ed25519 seed")]
+    KeyFormat(PathBuf),
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An import file is over the configured limit.
+    #[error("{bytes} bytes is over the import limit of {max_bytes} bytes (limits.import_file_bytes_max)")]
+    TooLarge {
+        /// The file size.
+        bytes: u64,
+        /// The limit.
+        max_bytes: u64,
+    },
+    /// The input is not JSON.
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    /// The input is JSON but not valid MISP data.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
+    move |source| NodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A local user (node-local state, never replicated).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Login email.
+    pub email: String,
+    /// The user's organisation.
+    pub org: Uuid,
+    /// MISP role id (1 site admin … 6 read-only).
+    pub role: u8,
+    /// SHA-256 (hex) of the API key; the key itself is never stored.
+    pub key_hash: String,
+}
+
+/// What `init` created.
+#[derive(Debug)]
+pub struct InitReport {
+    /// The node's origin key.
+    pub origin: OriginKey,
+    /// The host organisation.
+    pub org: Organisation,
+    /// The admin user's email.
+    pub admin_email: String,
+    /// The admin user's API key, shown once.
+    pub admin_key: String,
+}
+
+/// What an import stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    /// Events.
+    pub events: usize,
+    /// Attributes, including those in objects.
+    pub attributes: usize,
+    /// Objects.
+    pub objects: usize,
+    /// Log entries appended.
+    pub entries: usize,
+}
+
+impl std::ops::AddAssign for ImportCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.events += other.events;
+        self.attributes += other.attributes;
+        self.objects += other.objects;
+        self.entries += other.entries;
+    }
+}
+
+/// An open node: store, signing key, host organisation, configuration.
+pub struct Node {
+    /// The database.
+    pub store: Store,
+    /// The node's signing key.
+    key: NodeKey,
+    /// The organisation that runs the node.
+    pub org: Organisation,
+    /// The configuration.
+    pub config: Config,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A new random API key of [`API_KEY_CHARS`] alphanumeric characters.
+pub fn new_api_key() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..API_KEY_CHARS)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// SHA-256 hex of an API key, as stored.
+pub fn api_key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Writes `contents` to a new file readable only by its owner.
+fn write_secret(path: &Path, contents: &str) -> Result<(), NodeError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_error(path))?;
+    file.write_all(contents.as_bytes())
+        .map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))
+}
+
+fn read_key(dir: &Path) -> Result<NodeKey, NodeError> {
+    let path = dir.join(KEY_FILE);
+    let metadata = match std::fs::metadata(&path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(NodeError::NotInitialised(dir.to_path_buf()))
+        }
+        Err(error) => return Err(io_error(&path)(error)),
+    };
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(NodeError::KeyPermissions { path, mode });
+    }
+    let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
+    let seed: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| NodeError::KeyFormat(path.clone()))?;
+    Ok(NodeKey::from_seed(&seed))
+}
+
+impl Node {
+    /// Creates a node in `dir`: signing key, configuration, host organisation (in the log) and
+    /// an admin user whose API key is returned and written to `DIR/admin.key`.
+    pub fn init(
+        dir: &Path,
+        org_name: &str,
+        org_uuid: Option<Uuid>,
+        force: bool,
+    ) -> Result<InitReport, NodeError> {
+        if dir.join(KEY_FILE).exists() {
+            if !force {
+                return Err(NodeError::AlreadyInitialised(dir.to_path_buf()));
+            }
+            // Hold the lock while discarding, so a running node is never wiped under it.
+            drop(Store::open(dir)?);
+            for name in [KEY_FILE, ADMIN_KEY_FILE, config::FILE_NAME] {
+                let path = dir.join(name);
+                std::fs::remove_file(&path).map_err(io_error(&path))?;
+            }
+            let db = dir.join("db");
+            std::fs::remove_dir_all(&db).map_err(io_error(&db))?;
+        }
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let store = Store::open(dir)?;
+        let key = NodeKey::generate();
+        write_secret(
+            &dir.join(KEY_FILE),
+            &format!("{}\n", hex::encode(key.seed())),
+        )?;
+        let config_path = dir.join(config::FILE_NAME);
+        std::fs::write(&config_path, Config::template(org_name)).map_err(io_error(&config_path))?;
+        let org = Organisation {
+            uuid: org_uuid.unwrap_or_else(Uuid::new_v4),
+            name: org_name.to_string(),
+        };
+        store.put_meta(
+            META_ORG,
+            &serde_json::to_vec(&(org.uuid, &org.name)).unwrap_or_default(),
+        )?;
+        let node = Node {
+            store,
+            key,
+            org,
+            config: Config::load(dir)?,
+        };
+        let actor = node.system_actor();
+        node.append(vec![change::directory_draft(
+            vec![change::organisation_op(&node.org, true)],
+            &actor,
+        )])?;
+        let admin_key = node.add_user(ADMIN_EMAIL, node.org.uuid, ROLE_SITE_ADMIN)?;
+        write_secret(&dir.join(ADMIN_KEY_FILE), &format!("{admin_key}\n"))?;
+        Ok(InitReport {
+            origin: node.key.origin(),
+            org: node.org.clone(),
+            admin_email: ADMIN_EMAIL.into(),
+            admin_key,
+        })
+    }
+
+    /// Opens the node in `dir`.
+    pub fn open(dir: &Path) -> Result<Node, NodeError> {
+        let key = read_key(dir)?;
+        let config = Config::load(dir)?;
+        let store = Store::open(dir)?;
+        let (uuid, name): (Uuid, String) = store
+            .meta(META_ORG)?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| NodeError::NotInitialised(dir.to_path_buf()))?;
+        Ok(Node {
+            store,
+            key,
+            org: Organisation { uuid, name },
+            config,
+        })
+    }
+
+    /// The node's origin key.
+    pub fn origin(&self) -> OriginKey {
+        self.key.origin()
+    }
+
+    /// The actor for changes the node makes itself (CLI imports, initialisation).
+    pub fn system_actor(&self) -> Actor {
+        Actor {
+            org: self.org.uuid,
+            user: "cli".into(),
+        }
+    }
+
+    /// Appends drafts as this node's entries, atomically.
+    pub fn append(&self, drafts: Vec<crate::log::Draft>) -> Result<Appended, NodeError> {
+        Ok(self
+            .store
+            .append(&self.key, self.org.uuid, drafts, now_ms())?)
+    }
+
+    /// Creates a user and returns its API key (shown once; only its hash is stored).
+    pub fn add_user(&self, email: &str, org: Uuid, role: u8) -> Result<String, NodeError> {
+        let key = new_api_key();
+        let user = User {
+            email: email.to_string(),
+            org,
+            role,
+            key_hash: api_key_hash(&key),
+        };
+        let encoded = serde_json::to_vec(&user).unwrap_or_default();
+        self.store.put_local(&[
+            (format!("user/{email}").into_bytes(), encoded),
+            (
+                format!("apikey/{}", user.key_hash).into_bytes(),
+                email.as_bytes().to_vec(),
+            ),
+        ])?;
+        Ok(key)
+    }
+
+    /// The user an API key belongs to.
+    pub fn user_by_key(&self, key: &str) -> Result<Option<User>, NodeError> {
+        let Some(email) = self
+            .store
+            .local(format!("apikey/{}", api_key_hash(key)).as_bytes())?
+        else {
+            return Ok(None);
+        };
+        let user = self
+            .store
+            .local(&[b"user/".as_slice(), email.as_slice()].concat())?;
+        Ok(user.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    }
+
+    /// Imports a MISP JSON file with [`Node::import_document`], refusing files over the
+    /// configured size before reading them.
+    pub fn import_file(&self, path: &Path) -> Result<ImportCounts, NodeError> {
+        let bytes = std::fs::metadata(path).map_err(io_error(path))?.len();
+        self.check_import_size(bytes)?;
+        self.import_document(&std::fs::read(path).map_err(io_error(path))?)
+    }
+
+    fn check_import_size(&self, bytes: u64) -> Result<(), NodeError> {
+        let max_bytes = self.config.limits.import_file_bytes_max;
+        if bytes > max_bytes {
+            return Err(NodeError::TooLarge { bytes, max_bytes });
+        }
+        Ok(())
+    }
+
+    /// Imports a MISP JSON document (one event, a list, or `{"response": […]}`) as this node's
+    /// entries, all or nothing. Events without `Orgc` get the host organisation as creator.
+    pub fn import_document(&self, bytes: &[u8]) -> Result<ImportCounts, NodeError> {
+        self.check_import_size(bytes.len() as u64)?;
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|error| NodeError::Json(error.to_string()))?;
+        let events = model::parse_events_document(&value)?;
+        let actor = self.system_actor();
+        let mut counts = ImportCounts::default();
+        let mut drafts = Vec::new();
+        for mut event in events {
+            if event.orgc.is_none() {
+                event.orgc = Some(self.org.clone());
+            }
+            counts.events += 1;
+            counts.objects += event.objects.len();
+            counts.attributes += event.attributes.len()
+                + event
+                    .objects
+                    .iter()
+                    .map(|o| o.attributes.len())
+                    .sum::<usize>();
+            drafts.extend(change::event_drafts(&event, &actor));
+        }
+        counts.entries = drafts.len();
+        self.append(drafts)?;
+        Ok(counts)
+    }
+
+    /// Summaries of every event.
+    pub fn events(&self) -> Result<Vec<EventSummary>, NodeError> {
+        Ok(read::events(&self.store.views()).map_err(StoreError::from)?)
+    }
+
+    /// The MISP JSON of an event.
+    pub fn event_json(&self, uuid: &Uuid) -> Result<Option<serde_json::Value>, NodeError> {
+        let ids = |kind: RecordKind, key: &[u8]| self.store.local_id(kind, key);
+        Ok(
+            read::event(&self.store.views(), uuid, &ids, EventOptions::default())
+                .map_err(StoreError::from)?,
+        )
+    }
+}

@@ -1,0 +1,208 @@
+//! Appending own entries and committing verified entries with their view changes.
+
+use rand::RngCore;
+use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use super::views::BatchViews;
+use super::{
+    log_key, Store, StoreError, CF_ARRIVAL, CF_EVENT_LOG, CF_HEADS, CF_IDS, CF_LOG, CF_META,
+};
+use crate::log::{seal, Draft, EntryId, Head, NodeKey, OriginKey, VerifiedEntry, SALT_BYTES};
+use crate::proto::RecordKind;
+use crate::view;
+
+/// Meta key prefix of the next local id per record kind.
+const META_NEXT_ID: &[u8] = b"next_id/";
+
+/// The writer's state: everything an append needs that would otherwise be re-read each time.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    /// The last entry of each origin held.
+    pub heads: HashMap<OriginKey, Head>,
+    /// Arrival number the next stored entry gets.
+    next_arrival: u64,
+    /// The next local id per record kind.
+    next_ids: HashMap<u8, u64>,
+}
+
+impl Writer {
+    /// Reads the writer state from the database.
+    pub(crate) fn load(store: &Store) -> Result<Writer, StoreError> {
+        let mut writer = Writer {
+            next_arrival: 1,
+            ..Writer::default()
+        };
+        for item in store
+            .db
+            .iterator_cf(store.cf(CF_HEADS), IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let origin = OriginKey::from_slice(&key).map_err(|error| StoreError::Corrupt {
+                what: "head key",
+                reason: error.to_string(),
+            })?;
+            writer.heads.insert(origin, decode_head(&value)?);
+        }
+        if let Some(item) = store
+            .db
+            .iterator_cf(store.cf(CF_ARRIVAL), IteratorMode::End)
+            .next()
+        {
+            let (key, _) = item?;
+            writer.next_arrival = decode_u64(&key, "arrival key")? + 1;
+        }
+        for (key, value) in super::views::scan_cf(&store.db, store.cf(CF_META), META_NEXT_ID)? {
+            let kind = key[META_NEXT_ID.len()..].first().copied().unwrap_or(0);
+            writer.next_ids.insert(kind, decode_u64(&value, "next id")?);
+        }
+        Ok(writer)
+    }
+}
+
+fn decode_u64(bytes: &[u8], what: &'static str) -> Result<u64, StoreError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
+        what,
+        reason: format!("{} bytes, expected 8", bytes.len()),
+    })?;
+    Ok(u64::from_be_bytes(array))
+}
+
+/// Decodes a stored head: sequence (8) then hash (32).
+pub(crate) fn decode_head(bytes: &[u8]) -> Result<Head, StoreError> {
+    if bytes.len() != 40 {
+        return Err(StoreError::Corrupt {
+            what: "head",
+            reason: format!("{} bytes, expected 40", bytes.len()),
+        });
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&bytes[8..]);
+    Ok(Head {
+        sequence: decode_u64(&bytes[..8], "head sequence")?,
+        hash,
+    })
+}
+
+fn encode_head(head: &Head) -> Vec<u8> {
+    let mut out = head.sequence.to_be_bytes().to_vec();
+    out.extend_from_slice(&head.hash);
+    out
+}
+
+/// What an append stored.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The entries, in chain order.
+    pub entries: Vec<VerifiedEntry>,
+}
+
+impl Appended {
+    /// Origin and sequence of each entry.
+    pub fn ids(&self) -> Vec<EntryId> {
+        self.entries.iter().map(VerifiedEntry::id).collect()
+    }
+}
+
+impl Store {
+    /// Seals `drafts` as the next entries of `key`'s chain and stores them, with their view
+    /// changes, in one durable write: all or none.
+    pub fn append(
+        &self,
+        key: &NodeKey,
+        origin_org: Uuid,
+        drafts: Vec<Draft>,
+        time_ms: i64,
+    ) -> Result<Appended, StoreError> {
+        let mut writer = self.writer_lock();
+        let mut head = writer
+            .heads
+            .get(&key.origin())
+            .copied()
+            .unwrap_or(Head::EMPTY);
+        let mut entries = Vec::with_capacity(drafts.len());
+        let mut rng = rand::thread_rng();
+        for draft in drafts {
+            let mut salt = [0u8; SALT_BYTES];
+            rng.fill_bytes(&mut salt);
+            let entry = seal(key, origin_org, &head, draft, time_ms, salt)?;
+            head = Head::after(&entry);
+            entries.push(entry);
+        }
+        self.commit(&mut writer, &entries)?;
+        Ok(Appended { entries })
+    }
+
+    /// Stores verified entries that extend their origins' chains, with every view change they
+    /// cause, in one synced write. The caller has checked the chain links.
+    pub(crate) fn commit(
+        &self,
+        writer: &mut Writer,
+        entries: &[VerifiedEntry],
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let mut views = BatchViews::new(self);
+        let mut next_arrival = writer.next_arrival;
+        let mut next_ids = writer.next_ids.clone();
+        let mut heads = HashMap::new();
+        let mut new_ids: HashMap<Vec<u8>, u64> = HashMap::new();
+        for entry in entries {
+            let key = log_key(&entry.origin(), entry.sequence());
+            let arrival = next_arrival.to_be_bytes();
+            next_arrival += 1;
+            batch.put_cf(self.cf(CF_LOG), &key, entry.stored());
+            batch.put_cf(self.cf(CF_ARRIVAL), arrival, &key);
+            if let Some(event) = entry.event() {
+                let mut event_key = event.as_bytes().to_vec();
+                event_key.extend_from_slice(&arrival);
+                batch.put_cf(self.cf(CF_EVENT_LOG), event_key, &key);
+            }
+            let head = Head::after(entry);
+            batch.put_cf(self.cf(CF_HEADS), entry.origin().0, encode_head(&head));
+            heads.insert(entry.origin(), head);
+            let touched = view::apply(&mut views, entry)?;
+            for (kind, record) in touched.records {
+                self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record)?;
+            }
+        }
+        views.write_into(&mut batch);
+        for (kind, next) in &next_ids {
+            let mut key = META_NEXT_ID.to_vec();
+            key.push(*kind);
+            batch.put_cf(self.cf(CF_META), key, next.to_be_bytes());
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options)?;
+        writer.next_arrival = next_arrival;
+        writer.next_ids = next_ids;
+        writer.heads.extend(heads);
+        Ok(())
+    }
+
+    /// Gives a record its local numeric id the first time it is written.
+    fn assign_id(
+        &self,
+        batch: &mut WriteBatch,
+        next_ids: &mut HashMap<u8, u64>,
+        new_ids: &mut HashMap<Vec<u8>, u64>,
+        kind: RecordKind,
+        record: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut id_key = vec![kind as u8];
+        id_key.extend_from_slice(record);
+        if new_ids.contains_key(&id_key) || self.db.get_cf(self.cf(CF_IDS), &id_key)?.is_some() {
+            return Ok(());
+        }
+        let next = next_ids.entry(kind as u8).or_insert(1);
+        let id = *next;
+        *next += 1;
+        let mut reverse = vec![b'#', kind as u8];
+        reverse.extend_from_slice(&id.to_be_bytes());
+        batch.put_cf(self.cf(CF_IDS), &id_key, id.to_be_bytes());
+        batch.put_cf(self.cf(CF_IDS), reverse, record);
+        new_ids.insert(id_key, id);
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! RocksDB storage: the log, per-origin heads, the views and local state, each in its own
+//! column family. An append writes its entries and every view change they cause in one
+//! `WriteBatch` with a synced WAL, so an acknowledged write survives `kill -9` and views never
+//! disagree with the log.
+
+mod append;
+mod lock;
+mod verify;
+mod views;
+
+use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub use append::Appended;
+pub use lock::lock_path;
+pub use verify::{VerifyFailure, VerifySummary};
+pub use views::DbViews;
+
+use crate::log::{LogError, OriginKey};
+use crate::view::{KvError, Table};
+use lock::DirLock;
+
+/// Storage format written by this build. Stored in the `meta` column family; a directory with
+/// a newer format is refused rather than misread.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Column family of the log: `origin key (32) ‖ sequence (8, big-endian)` → stored entry bytes.
+pub const CF_LOG: &str = "log";
+/// Column family of arrival order: `arrival (8, big-endian)` → `origin ‖ sequence`.
+pub const CF_ARRIVAL: &str = "arrival";
+/// Column family of per-origin heads: `origin` → `sequence (8) ‖ hash (32)`.
+pub const CF_HEADS: &str = "heads";
+/// Column family of the per-event log index: `event uuid ‖ arrival` → `origin ‖ sequence`.
+pub const CF_EVENT_LOG: &str = "event_log";
+/// Column family of local numeric ids: `kind ‖ key` → id (8), and `#` `kind ‖ id` → key.
+pub const CF_IDS: &str = "ids";
+/// Column family of metadata: format version, node identity, counters.
+pub const CF_META: &str = "meta";
+/// Column family of node-local state that is never replicated: users, key hashes, settings.
+pub const CF_LOCAL: &str = "local";
+
+/// Every column family this build uses.
+fn column_families() -> Vec<&'static str> {
+    let mut names = vec![
+        CF_LOG,
+        CF_ARRIVAL,
+        CF_HEADS,
+        CF_EVENT_LOG,
+        CF_IDS,
+        CF_META,
+        CF_LOCAL,
+    ];
+    names.extend(Table::ALL.iter().map(|table| table.name()));
+    names
+}
+
+/// Meta key of the storage format version.
+const META_FORMAT: &[u8] = b"format_version";
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the data directory.
+    #[error(
+        "data directory {dir} is in use by another process: {holder}. Stop that process first, \
+         or run this command against the running node's API"
+    )]
+    Busy {
+        /// The data directory.
+        dir: PathBuf,
+        /// What the lock file says about its holder (pid and command line).
+        holder: String,
+    },
+    /// The directory was written by a newer (or unknown) storage format.
+    #[error(
+        "data directory {dir} has storage format {found}, but this build of threatlog reads \
+         format {FORMAT_VERSION}; upgrade threatlog to open it"
+    )]
+    Format {
+        /// The data directory.
+        dir: PathBuf,
+        /// The format found.
+        found: String,
+    },
+    /// A filesystem operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// RocksDB reported an error.
+    #[error("database: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// Stored view bytes are unreadable.
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    /// An entry could not be sealed (for example, over a size limit).
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A stored value does not decode.
+    #[error("corrupt {what}: {reason}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Why it does not decode.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    fn io(path: &Path, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The node's database. Appends are serialised by an internal mutex; reads run concurrently.
+pub struct Store {
+    /// The RocksDB instance.
+    db: DB,
+    /// The data directory.
+    dir: PathBuf,
+    /// The writer's in-memory state; the mutex serialises appends so sequence numbers and
+    /// chain links are assigned without races.
+    writer: Mutex<append::Writer>,
+    /// Keeps other processes out while this store is open.
+    _lock: DirLock,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database under `dir/db`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let lock = DirLock::acquire(dir)?;
+        let path = dir.join("db");
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_max_background_jobs(2);
+        let families = column_families()
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&options, &path, families)?;
+        let store = Store {
+            writer: Mutex::new(append::Writer::default()),
+            db,
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        };
+        store.check_format()?;
+        let writer = append::Writer::load(&store)?;
+        *store.writer_lock() = writer;
+        if store.meta(verify::META_REBUILDING)?.is_some() {
+            tracing::warn!("a view rebuild was interrupted; rebuilding the views from the log");
+            store.rebuild_views(&|_| {})?;
+        }
+        Ok(store)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn check_format(&self) -> Result<(), StoreError> {
+        match self.meta(META_FORMAT)? {
+            None => {
+                self.put_meta(META_FORMAT, FORMAT_VERSION.to_string().as_bytes())?;
+                Ok(())
+            }
+            Some(found) if found == FORMAT_VERSION.to_string().as_bytes() => Ok(()),
+            Some(found) => Err(StoreError::Format {
+                dir: self.dir.clone(),
+                found: String::from_utf8_lossy(&found).into_owned(),
+            }),
+        }
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // Every name passed here is one of `column_families()`, all opened in `open`.
+        self.db
+            .cf_handle(name)
+            .expect("column family opened at start")
+    }
+
+    fn writer_lock(&self) -> std::sync::MutexGuard<'_, append::Writer> {
+        // A panic while holding the lock leaves only in-memory counters that `load` rebuilt
+        // from the database; recovering the guard is safe.
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_META), key)?)
+    }
+
+    /// Writes a metadata value durably.
+    pub fn put_meta(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        Ok(self.db.put_cf_opt(self.cf(CF_META), key, value, &options)?)
+    }
+
+    /// A node-local value (users, settings).
+    pub fn local(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_LOCAL), key)?)
+    }
+
+    /// Writes node-local values durably, all or none.
+    pub fn put_local(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for (key, value) in pairs {
+            batch.put_cf(self.cf(CF_LOCAL), key, value);
+        }
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        Ok(self.db.write_opt(batch, &options)?)
+    }
+
+    /// Node-local pairs whose key starts with `prefix`.
+    pub fn scan_local(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        views::scan_cf(&self.db, self.cf(CF_LOCAL), prefix).map_err(StoreError::from)
+    }
+
+    /// Read access to the views.
+    pub fn views(&self) -> DbViews<'_> {
+        DbViews::new(self)
+    }
+
+    /// The local numeric id of a record, if it has one.
+    pub fn local_id(&self, kind: crate::proto::RecordKind, key: &[u8]) -> Option<u64> {
+        let mut id_key = vec![kind as u8];
+        id_key.extend_from_slice(key);
+        let bytes = self.db.get_cf(self.cf(CF_IDS), &id_key).ok()??;
+        Some(u64::from_be_bytes(bytes.as_slice().try_into().ok()?))
+    }
+
+    /// The record key of the record of `kind` with local id `id`.
+    pub fn key_of_id(&self, kind: crate::proto::RecordKind, id: u64) -> Option<Vec<u8>> {
+        let mut id_key = vec![b'#', kind as u8];
+        id_key.extend_from_slice(&id.to_be_bytes());
+        self.db.get_cf(self.cf(CF_IDS), &id_key).ok()?
+    }
+
+    /// The heads of every origin held: (origin, last sequence).
+    pub fn heads(&self) -> Vec<(OriginKey, u64)> {
+        self.writer_lock()
+            .heads
+            .iter()
+            .map(|(origin, head)| (*origin, head.sequence))
+            .collect()
+    }
+}
+
+/// `origin ‖ sequence`: the log key of an entry.
+pub fn log_key(origin: &OriginKey, sequence: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(40);
+    key.extend_from_slice(&origin.0);
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}

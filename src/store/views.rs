@@ -1,0 +1,129 @@
+//! The view traits on RocksDB: direct reads, and a write overlay that collects a batch.
+
+use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, DB};
+use std::collections::BTreeMap;
+
+use super::Store;
+use crate::view::{KeyValue, KvError, Table, ViewRead, ViewWrite};
+
+fn kv_error(error: rocksdb::Error) -> KvError {
+    KvError(error.to_string())
+}
+
+/// Every pair of `cf` whose key starts with `prefix`, in key order.
+pub(crate) fn scan_cf(db: &DB, cf: &ColumnFamily, prefix: &[u8]) -> Result<Vec<KeyValue>, KvError> {
+    let mut out = Vec::new();
+    for item in db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
+        let (key, value) = item.map_err(kv_error)?;
+        if !key.starts_with(prefix) {
+            break;
+        }
+        out.push((key.to_vec(), value.to_vec()));
+    }
+    Ok(out)
+}
+
+/// Read access to the stored views.
+pub struct DbViews<'a> {
+    /// The store.
+    store: &'a Store,
+}
+
+impl<'a> DbViews<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Self { store }
+    }
+
+    /// Visits every pair of `table` in key order.
+    pub fn for_each(
+        &self,
+        table: Table,
+        visit: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), KvError> {
+        let cf = self.store.cf(table.name());
+        for item in self.store.db.iterator_cf(cf, IteratorMode::Start) {
+            let (key, value) = item.map_err(kv_error)?;
+            visit(&key, &value);
+        }
+        Ok(())
+    }
+}
+
+impl ViewRead for DbViews<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.store
+            .db
+            .get_cf(self.store.cf(table.name()), key)
+            .map_err(kv_error)
+    }
+
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, KvError> {
+        scan_cf(&self.store.db, self.store.cf(table.name()), prefix)
+    }
+}
+
+/// Buffers view writes over the stored views; reads see the buffered writes first. The
+/// buffer becomes part of the append's `WriteBatch`.
+pub(crate) struct BatchViews<'a> {
+    /// The store read through.
+    store: &'a Store,
+    /// Buffered writes: `None` deletes.
+    pending: BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl<'a> BatchViews<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Self {
+            store,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Moves the buffered writes into `batch`.
+    pub(crate) fn write_into(self, batch: &mut WriteBatch) {
+        for ((table, key), value) in self.pending {
+            let cf = self.store.cf(table.name());
+            match value {
+                Some(value) => batch.put_cf(cf, key, value),
+                None => batch.delete_cf(cf, key),
+            }
+        }
+    }
+}
+
+impl ViewRead for BatchViews<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        match self.pending.get(&(table, key.to_vec())) {
+            Some(value) => Ok(value.clone()),
+            None => DbViews::new(self.store).get(table, key),
+        }
+    }
+
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, KvError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = DbViews::new(self.store)
+            .scan(table, prefix)?
+            .into_iter()
+            .collect();
+        let pending = self
+            .pending
+            .range((table, prefix.to_vec())..)
+            .take_while(|((t, key), _)| *t == table && key.starts_with(prefix));
+        for ((_, key), value) in pending {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+}
+
+impl ViewWrite for BatchViews<'_> {
+    fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>) {
+        self.pending.insert((table, key), Some(value));
+    }
+
+    fn delete(&mut self, table: Table, key: Vec<u8>) {
+        self.pending.insert((table, key), None);
+    }
+}

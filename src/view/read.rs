@@ -1,0 +1,367 @@
+//! The read side: MISP-shaped JSON assembled from view records.
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::correlation::correlations;
+use super::reduce::StoredSighting;
+use super::{record_key, KvError, Record, Table, TagLinkState, ViewRead};
+use crate::proto::RecordKind;
+
+/// Local numeric ids of records (MISP `id` fields), which are node-local and so not part of
+/// the views: `ids(kind, key)`.
+pub type LocalIds<'a> = &'a dyn Fn(RecordKind, &[u8]) -> Option<u64>;
+
+/// Options of [`event`].
+#[derive(Clone, Copy, Debug)]
+pub struct EventOptions {
+    /// Include soft-deleted attributes, objects and references.
+    pub include_deleted: bool,
+    /// Values matching more attributes than this are reported as over-correlating.
+    pub correlation_max: usize,
+}
+
+impl Default for EventOptions {
+    fn default() -> Self {
+        Self {
+            include_deleted: false,
+            correlation_max: 100,
+        }
+    }
+}
+
+/// A line of the event list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventSummary {
+    /// Event uuid.
+    pub uuid: Uuid,
+    /// Event date (YYYY-MM-DD).
+    pub date: String,
+    /// Event title.
+    pub info: String,
+    /// Number of attributes that are not deleted.
+    pub attribute_count: usize,
+    /// Distribution level as MISP writes it ("0".."4").
+    pub distribution: String,
+    /// Whether the event is published.
+    pub published: bool,
+}
+
+/// Loads a record, if present.
+pub fn record(kv: &dyn ViewRead, kind: RecordKind, key: &[u8]) -> Result<Option<Record>, KvError> {
+    kv.get(Table::Records, &record_key(kind, key))?
+        .map(|bytes| Record::decode(&bytes))
+        .transpose()
+}
+
+/// Every live event's summary, in uuid order.
+pub fn events(kv: &dyn ViewRead) -> Result<Vec<EventSummary>, KvError> {
+    let mut out = Vec::new();
+    for (key, bytes) in kv.scan(Table::Records, &[RecordKind::Event as u8])? {
+        let record = Record::decode(&bytes)?;
+        let Ok(uuid) = Uuid::from_slice(&key[1..]) else {
+            continue;
+        };
+        if !record.is_live() {
+            continue;
+        }
+        let children = children(kv, &uuid)?;
+        let attribute_count = children
+            .iter()
+            .filter(|(kind, _, record)| *kind == RecordKind::Attribute && !is_deleted(record))
+            .count();
+        out.push(EventSummary {
+            uuid,
+            date: record.str_field("date").unwrap_or_default().into(),
+            info: record.str_field("info").unwrap_or_default().into(),
+            attribute_count,
+            distribution: record.str_field("distribution").unwrap_or("0").into(),
+            published: record
+                .field("published")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        });
+    }
+    Ok(out)
+}
+
+fn is_deleted(record: &Record) -> bool {
+    record
+        .field("deleted")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The live child records of an event: (kind, uuid, record), in key order.
+fn children(kv: &dyn ViewRead, event: &Uuid) -> Result<Vec<(RecordKind, Uuid, Record)>, KvError> {
+    let mut out = Vec::new();
+    for (key, _) in kv.scan(Table::Children, event.as_bytes())? {
+        let Ok(kind) = RecordKind::try_from(i32::from(key[16])) else {
+            continue;
+        };
+        let Ok(uuid) = Uuid::from_slice(&key[17..]) else {
+            continue;
+        };
+        if let Some(record) = record(kv, kind, uuid.as_bytes())? {
+            if record.is_live() {
+                out.push((kind, uuid, record));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The organisation `{"id","uuid","name","local"}` object for `uuid`.
+pub fn organisation(kv: &dyn ViewRead, uuid: &Uuid, ids: LocalIds) -> Result<Value, KvError> {
+    let record = record(kv, RecordKind::Organisation, uuid.as_bytes())?;
+    let name = record
+        .as_ref()
+        .and_then(|r| r.str_field("name"))
+        .unwrap_or_default();
+    let local = record
+        .as_ref()
+        .and_then(|r| r.field("local"))
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    Ok(json!({
+        "id": id_string(ids(RecordKind::Organisation, uuid.as_bytes())),
+        "name": name,
+        "uuid": uuid.to_string(),
+        "local": local,
+    }))
+}
+
+fn id_string(id: Option<u64>) -> String {
+    id.unwrap_or(0).to_string()
+}
+
+/// The tags attached to `target`, as MISP `Tag` objects, in name order.
+fn tags(kv: &dyn ViewRead, target: &Uuid, ids: LocalIds) -> Result<Vec<Value>, KvError> {
+    let mut out = Vec::new();
+    for (key, bytes) in kv.scan(Table::TagLinks, target.as_bytes())? {
+        let link: TagLinkState = serde_json::from_slice(&bytes)
+            .map_err(|error| KvError(format!("tag link: {error}")))?;
+        if !link.attached {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&key[16..]).into_owned();
+        let definition = record(kv, RecordKind::Tag, name.as_bytes())?.unwrap_or_default();
+        let mut tag = Map::new();
+        tag.insert(
+            "id".into(),
+            json!(id_string(ids(RecordKind::Tag, name.as_bytes()))),
+        );
+        tag.insert("name".into(), json!(name));
+        tag.insert(
+            "colour".into(),
+            definition
+                .field("colour")
+                .cloned()
+                .unwrap_or_else(|| json!("#ffffff")),
+        );
+        tag.insert(
+            "exportable".into(),
+            definition
+                .field("exportable")
+                .cloned()
+                .unwrap_or(json!(true)),
+        );
+        tag.insert("local".into(), json!(link.local));
+        out.push(Value::Object(tag));
+    }
+    Ok(out)
+}
+
+fn sightings(kv: &dyn ViewRead, attribute: &Uuid) -> Result<Vec<Value>, KvError> {
+    kv.scan(Table::Sightings, attribute.as_bytes())?
+        .into_iter()
+        .map(|(_, bytes)| {
+            let stored: StoredSighting = serde_json::from_slice(&bytes)
+                .map_err(|error| KvError(format!("sighting: {error}")))?;
+            Ok(Value::Object(stored.fields))
+        })
+        .collect()
+}
+
+/// The MISP JSON of event `uuid` (`{"Event": …}`), or `None` if there is no live event.
+pub fn event(
+    kv: &dyn ViewRead,
+    uuid: &Uuid,
+    ids: LocalIds,
+    options: EventOptions,
+) -> Result<Option<Value>, KvError> {
+    let Some(record) = record(kv, RecordKind::Event, uuid.as_bytes())? else {
+        return Ok(None);
+    };
+    if !record.is_live() {
+        return Ok(None);
+    }
+    let event_id = id_string(ids(RecordKind::Event, uuid.as_bytes()));
+    let mut event = record.values();
+    event.insert("id".into(), json!(event_id));
+    if let Some((owner, _)) = &record.owner {
+        let org = organisation(kv, owner, ids)?;
+        event.insert("org_id".into(), org["id"].clone());
+        event.insert("Org".into(), org);
+    }
+    sharing_group_id(kv, &mut event, ids)?;
+
+    let visible = |record: &Record| options.include_deleted || !is_deleted(record);
+    let mut attributes = Vec::new();
+    let mut objects: Vec<(Uuid, Map<String, Value>)> = Vec::new();
+    let mut object_children: Vec<(Uuid, &'static str, Value)> = Vec::new();
+    let mut reports = Vec::new();
+    let children = children(kv, uuid)?;
+    let mut attribute_count = 0;
+    let mut correlating: Vec<String> = Vec::new();
+    for (kind, child, record) in &children {
+        if *kind == RecordKind::Attribute && !is_deleted(record) {
+            correlating.extend(correlation_values(record));
+        }
+        if !visible(record) {
+            continue;
+        }
+        let mut fields = record.values();
+        fields.insert("id".into(), json!(id_string(ids(*kind, child.as_bytes()))));
+        fields.insert("event_id".into(), json!(event_id));
+        sharing_group_id(kv, &mut fields, ids)?;
+        match kind {
+            RecordKind::Attribute => {
+                attribute_count += 1;
+                let object_id = record
+                    .parent()
+                    .and_then(|parent| ids(RecordKind::Object, parent.as_bytes()));
+                fields.insert("object_id".into(), json!(id_string(object_id)));
+                fields.insert("Tag".into(), json!(tags(kv, child, ids)?));
+                fields.insert("Sighting".into(), json!(sightings(kv, child)?));
+                match record.parent() {
+                    Some(parent) => {
+                        object_children.push((parent, "Attribute", Value::Object(fields)))
+                    }
+                    None => attributes.push(Value::Object(fields)),
+                }
+            }
+            RecordKind::Object => {
+                fields.insert("Tag".into(), json!(tags(kv, child, ids)?));
+                objects.push((*child, fields));
+            }
+            RecordKind::Reference => {
+                if let Some(parent) = record.parent() {
+                    let object_id = ids(RecordKind::Object, parent.as_bytes());
+                    fields.insert("object_id".into(), json!(id_string(object_id)));
+                    fields.insert("object_uuid".into(), json!(parent.to_string()));
+                    object_children.push((parent, "ObjectReference", Value::Object(fields)));
+                }
+            }
+            RecordKind::EventReport => reports.push(Value::Object(fields)),
+            _ => {}
+        }
+    }
+    let objects: Vec<Value> = objects
+        .into_iter()
+        .map(|(object_uuid, mut fields)| {
+            for list in ["Attribute", "ObjectReference"] {
+                let members: Vec<Value> = object_children
+                    .iter()
+                    .filter(|(parent, name, _)| *parent == object_uuid && *name == list)
+                    .map(|(_, _, value)| value.clone())
+                    .collect();
+                fields.insert(list.into(), Value::Array(members));
+            }
+            Value::Object(fields)
+        })
+        .collect();
+    correlating.sort();
+    correlating.dedup();
+    let found = correlations(kv, uuid, &correlating, options.correlation_max)?;
+    let mut related = Vec::new();
+    for other in found.related.keys() {
+        if let Some(summary) = related_event(kv, other, ids)? {
+            related.push(summary);
+        }
+    }
+    event.insert("attribute_count".into(), json!(attribute_count.to_string()));
+    event.insert("RelatedEvent".into(), Value::Array(related));
+    if !found.over_correlating.is_empty() {
+        event.insert(
+            "OverCorrelatingValues".into(),
+            json!(found.over_correlating),
+        );
+    }
+    event.insert("Attribute".into(), Value::Array(attributes));
+    event.insert("Object".into(), Value::Array(objects));
+    event.insert("EventReport".into(), Value::Array(reports));
+    event.insert("Tag".into(), json!(tags(kv, uuid, ids)?));
+    Ok(Some(json!({ "Event": event })))
+}
+
+/// The values of an attribute record that correlate (none when correlation is disabled).
+fn correlation_values(record: &Record) -> Vec<String> {
+    let disabled = record
+        .field("disable_correlation")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let type_name = record.str_field("type").unwrap_or_default();
+    match (disabled, crate::model::registry().lookup(type_name)) {
+        (false, Some(ty)) => {
+            crate::model::correlation_values(ty, record.str_field("value").unwrap_or_default())
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// MISP's `RelatedEvent` entry for a correlated event.
+fn related_event(kv: &dyn ViewRead, uuid: &Uuid, ids: LocalIds) -> Result<Option<Value>, KvError> {
+    let Some(record) = record(kv, RecordKind::Event, uuid.as_bytes())?.filter(Record::is_live)
+    else {
+        return Ok(None);
+    };
+    let mut summary = Map::new();
+    summary.insert(
+        "id".into(),
+        json!(id_string(ids(RecordKind::Event, uuid.as_bytes()))),
+    );
+    for field in [
+        "uuid",
+        "info",
+        "date",
+        "published",
+        "analysis",
+        "threat_level_id",
+        "distribution",
+        "timestamp",
+        "Orgc",
+    ] {
+        if let Some(value) = record.field(field) {
+            summary.insert(field.into(), value.clone());
+        }
+    }
+    summary.insert("uuid".into(), json!(uuid.to_string()));
+    if let Some((owner, _)) = &record.owner {
+        summary.insert("Org".into(), organisation(kv, owner, ids)?);
+    }
+    Ok(Some(json!({ "Event": summary })))
+}
+
+/// Replaces `sharing_group_uuid` by MISP's local `sharing_group_id` (and keeps the uuid in a
+/// nested `SharingGroup` object when the group is known).
+fn sharing_group_id(
+    kv: &dyn ViewRead,
+    fields: &mut Map<String, Value>,
+    ids: LocalIds,
+) -> Result<(), KvError> {
+    let group = fields
+        .get("sharing_group_uuid")
+        .and_then(Value::as_str)
+        .and_then(|text| Uuid::parse_str(text).ok());
+    let id = group.and_then(|uuid| ids(RecordKind::SharingGroup, uuid.as_bytes()));
+    fields.insert("sharing_group_id".into(), json!(id_string(id)));
+    if let Some(uuid) = group {
+        if let Some(record) = record(kv, RecordKind::SharingGroup, uuid.as_bytes())? {
+            let mut group = record.values();
+            group.insert("uuid".into(), json!(uuid.to_string()));
+            fields.insert("SharingGroup".into(), Value::Object(group));
+        }
+    }
+    Ok(())
+}

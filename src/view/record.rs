@@ -1,0 +1,185 @@
+//! Stored view records and their last-writer-wins merge.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use super::KvError;
+
+/// The order of writes: origin time, then origin key, then sequence (SPEC §5). The later
+/// stamp wins a conflict on one field.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
+pub struct Stamp(pub i64, pub String, pub u64);
+
+impl Stamp {
+    /// The stamp of an entry.
+    pub fn of(entry: &crate::log::VerifiedEntry) -> Stamp {
+        Stamp(
+            entry.entry().time_ms,
+            entry.origin().to_string(),
+            entry.sequence(),
+        )
+    }
+}
+
+/// Internal field holding the uuid of a record's containing object.
+pub const PARENT_FIELD: &str = "__parent";
+
+/// One record of the views: a MISP event, attribute, object, reference, report, sharing group,
+/// organisation or tag definition, with a stamp per field.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The event the record belongs to (event-scoped kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Uuid>,
+    /// Field name → (value, index into `stamps` of the write that set it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, (Value, usize)>,
+    /// The distinct stamps fields refer to, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stamps: Vec<Stamp>,
+    /// Events: the owner org and the stamp of its claim; the earliest claim wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<(Uuid, Stamp)>,
+    /// Set when the record was erased or its event tombstoned: the earliest such stamp. A
+    /// record that is gone stays gone and ignores later writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone: Option<Stamp>,
+}
+
+impl Record {
+    /// Decodes stored record bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Record, KvError> {
+        serde_json::from_slice(bytes).map_err(|error| KvError(format!("record: {error}")))
+    }
+
+    /// Encodes the record for storage.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising plain maps, strings and numbers cannot fail.
+        serde_json::to_vec(self).expect("record serialises")
+    }
+
+    /// The current value of `field`.
+    pub fn field(&self, field: &str) -> Option<&Value> {
+        self.fields.get(field).map(|(value, _)| value)
+    }
+
+    /// The current value of `field` as a string.
+    pub fn str_field(&self, field: &str) -> Option<&str> {
+        self.field(field).and_then(Value::as_str)
+    }
+
+    /// The containing object (object attributes and references), kept in the internal field
+    /// [`PARENT_FIELD`] so that it is last-writer-wins like any other field.
+    pub fn parent(&self) -> Option<Uuid> {
+        self.str_field(PARENT_FIELD)
+            .and_then(|text| Uuid::parse_str(text).ok())
+    }
+
+    /// Every MISP field's current value, in name order (internal fields left out).
+    pub fn values(&self) -> Map<String, Value> {
+        self.fields
+            .iter()
+            .filter(|(name, _)| !name.starts_with("__"))
+            .map(|(name, (value, _))| (name.clone(), value.clone()))
+            .collect()
+    }
+
+    /// Whether the record holds any data (a record may exist only as a tombstone).
+    pub fn is_live(&self) -> bool {
+        self.gone.is_none() && !self.fields.is_empty()
+    }
+
+    /// Sets each of `fields` whose current stamp is older than `stamp`.
+    pub fn merge(&mut self, fields: Map<String, Value>, stamp: &Stamp) {
+        let mut stamped: BTreeMap<String, (Value, Stamp)> = std::mem::take(&mut self.fields)
+            .into_iter()
+            .map(|(name, (value, index))| {
+                // A stored index always points into `stamps`; a damaged one counts as oldest.
+                let stamp = self.stamps.get(index).cloned().unwrap_or_default();
+                (name, (value, stamp))
+            })
+            .collect();
+        for (name, value) in fields {
+            match stamped.get(&name) {
+                Some((_, current)) if current >= stamp => {}
+                _ => {
+                    stamped.insert(name, (value, stamp.clone()));
+                }
+            }
+        }
+        let mut stamps: Vec<Stamp> = stamped.values().map(|(_, s)| s.clone()).collect();
+        stamps.sort();
+        stamps.dedup();
+        self.fields = stamped
+            .into_iter()
+            .map(|(name, (value, s))| {
+                // `stamps` holds every stamp of `stamped`, so the search always finds it.
+                let index = stamps.binary_search(&s).expect("stamp is in the table");
+                (name, (value, index))
+            })
+            .collect();
+        self.stamps = stamps;
+    }
+
+    /// Marks the record gone (erased or tombstoned) and drops its data.
+    pub fn bury(&mut self, stamp: &Stamp) {
+        self.fields.clear();
+        self.stamps.clear();
+        self.owner = None;
+        self.gone = Some(match self.gone.take() {
+            Some(current) if current <= *stamp => current,
+            _ => stamp.clone(),
+        });
+    }
+}
+
+/// A tag on an event, attribute or object: attached or detached by the latest write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagLinkState {
+    /// Whether the tag is currently attached.
+    pub attached: bool,
+    /// A local tag never leaves the node.
+    pub local: bool,
+    /// The event the target belongs to.
+    pub event: Uuid,
+    /// The write that decided the state.
+    pub stamp: Stamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn later_stamp_wins_per_field_in_any_order() {
+        let early = Stamp(1, "a".into(), 1);
+        let late = Stamp(2, "a".into(), 2);
+        let mut one = Record::default();
+        one.merge(fields(json!({"info": "old", "date": "2020-01-01"})), &early);
+        one.merge(fields(json!({"info": "new"})), &late);
+        let mut other = Record::default();
+        other.merge(fields(json!({"info": "new"})), &late);
+        other.merge(fields(json!({"info": "old", "date": "2020-01-01"})), &early);
+        assert_eq!(one, other);
+        assert_eq!(one.str_field("info"), Some("new"));
+        assert_eq!(one.str_field("date"), Some("2020-01-01"));
+        assert_eq!(one.stamps, vec![early, late]);
+    }
+
+    #[test]
+    fn bury_keeps_the_earliest_stamp() {
+        let mut record = Record::default();
+        record.merge(fields(json!({"info": "x"})), &Stamp(1, "a".into(), 1));
+        record.bury(&Stamp(5, "a".into(), 3));
+        record.bury(&Stamp(4, "b".into(), 9));
+        assert!(!record.is_live());
+        assert_eq!(record.gone, Some(Stamp(4, "b".into(), 9)));
+    }
+}

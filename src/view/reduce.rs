@@ -1,0 +1,327 @@
+//! The reducer: applies one verified entry to the views. Deterministic and order-independent
+//! across origins: every write is last-writer-wins by [`Stamp`], sightings keep the earliest
+//! copy, erasures and tombstones are absorbing, so any interleaving that keeps each origin's
+//! order gives the same views.
+
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use super::index::{record_index, tag_link_index};
+use super::record::PARENT_FIELD;
+use super::{record_key, KeyValue, KvError, Record, Stamp, Table, TagLinkState, ViewWrite};
+use crate::log::VerifiedEntry;
+use crate::proto::{self, op::Op, RecordKind};
+
+/// Children-table kind byte of tag links.
+pub(crate) const CHILD_TAG_LINK: u8 = 0xF0;
+/// Children-table kind byte of sightings.
+pub(crate) const CHILD_SIGHTING: u8 = 0xF1;
+
+/// The records an entry wrote, so the store can give new ones local numeric ids.
+#[derive(Debug, Default)]
+pub struct Touched {
+    /// (kind, record key) of every record written.
+    pub records: Vec<(RecordKind, Vec<u8>)>,
+}
+
+/// Applies `entry` to the views in `kv`. Ops that do not fit the views (unknown kinds, keys of
+/// the wrong shape, fields that are not a JSON object) are skipped, the same way on every node.
+pub fn apply(kv: &mut dyn ViewWrite, entry: &VerifiedEntry) -> Result<Touched, KvError> {
+    let mut reducer = Reducer {
+        kv,
+        stamp: Stamp::of(entry),
+        event: entry.event(),
+        acting_org: entry.acting_org(),
+        touched: Touched::default(),
+    };
+    let mut event_gone = match reducer.event {
+        Some(event) => load_record(reducer.kv, RecordKind::Event, event.as_bytes())?
+            .gone
+            .is_some(),
+        None => false,
+    };
+    for op in &entry.entry().ops {
+        let Some(op) = &op.op else { continue };
+        match op {
+            Op::Set(set) => {
+                let kind = RecordKind::try_from(set.kind).unwrap_or(RecordKind::Unspecified);
+                if !(is_event_scoped(kind) && event_gone) {
+                    reducer.set(kind, set)?;
+                }
+            }
+            Op::Tag(link) if !event_gone => reducer.tag(link)?,
+            Op::Sighting(sighting) if !event_gone => reducer.sighting(sighting)?,
+            Op::Erase(erase) if !event_gone => reducer.erase(erase)?,
+            Op::Tombstone(_) => {
+                reducer.tombstone()?;
+                event_gone = reducer.event.is_some();
+            }
+            _ => {}
+        }
+    }
+    Ok(reducer.touched)
+}
+
+/// Kinds that live inside an event and disappear with it.
+fn is_event_scoped(kind: RecordKind) -> bool {
+    matches!(
+        kind,
+        RecordKind::Event
+            | RecordKind::Attribute
+            | RecordKind::Object
+            | RecordKind::Reference
+            | RecordKind::EventReport
+    )
+}
+
+fn load_record(kv: &dyn ViewWrite, kind: RecordKind, key: &[u8]) -> Result<Record, KvError> {
+    match kv.get(Table::Records, &record_key(kind, key))? {
+        Some(bytes) => Record::decode(&bytes),
+        None => Ok(Record::default()),
+    }
+}
+
+/// Replaces the index pairs `before` with `after`.
+fn reindex(kv: &mut dyn ViewWrite, before: Vec<KeyValue>, after: Vec<KeyValue>) {
+    let after: BTreeMap<Vec<u8>, Vec<u8>> = after.into_iter().collect();
+    for (key, value) in before {
+        if after.get(&key) != Some(&value) {
+            kv.delete(Table::Index, key);
+        }
+    }
+    for (key, value) in after {
+        kv.put(Table::Index, key, value);
+    }
+}
+
+fn child_key(event: &Uuid, kind: u8, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17 + key.len());
+    out.extend_from_slice(event.as_bytes());
+    out.push(kind);
+    out.extend_from_slice(key);
+    out
+}
+
+struct Reducer<'a> {
+    kv: &'a mut dyn ViewWrite,
+    stamp: Stamp,
+    event: Option<Uuid>,
+    acting_org: Uuid,
+    touched: Touched,
+}
+
+impl Reducer<'_> {
+    fn set(&mut self, kind: RecordKind, set: &proto::RecordSet) -> Result<(), KvError> {
+        let scoped = is_event_scoped(kind);
+        let key = set.key.as_ref();
+        let uuid = Uuid::from_slice(key).ok();
+        let valid_key = match kind {
+            RecordKind::Unspecified => false,
+            RecordKind::Tag => !key.is_empty() && std::str::from_utf8(key).is_ok(),
+            RecordKind::Event => uuid.is_some() && uuid == self.event,
+            _ => uuid.is_some(),
+        };
+        let fields: Option<Map<String, Value>> = serde_json::from_slice(&set.fields_json).ok();
+        let (Some(fields), true) = (fields, valid_key && (!scoped || self.event.is_some())) else {
+            return Ok(());
+        };
+        let before = load_record(self.kv, kind, key)?;
+        if before.gone.is_some() {
+            return Ok(());
+        }
+        let mut after = before.clone();
+        if scoped && kind != RecordKind::Event {
+            after.event = self.event;
+        }
+        after.merge(fields, &self.stamp);
+        if let Ok(parent) = Uuid::from_slice(&set.parent) {
+            let mut parent_field = Map::new();
+            parent_field.insert(PARENT_FIELD.into(), json!(parent.to_string()));
+            after.merge(parent_field, &self.stamp);
+        }
+        if kind == RecordKind::Event {
+            let claim = (self.acting_org, self.stamp.clone());
+            after.owner = Some(match after.owner.take() {
+                Some(current) if current.1 <= claim.1 => current,
+                _ => claim,
+            });
+        }
+        if let Some(uuid) = uuid.filter(|_| kind != RecordKind::Tag) {
+            reindex(
+                self.kv,
+                record_index(kind, &uuid, &before),
+                record_index(kind, &uuid, &after),
+            );
+        }
+        if let (true, Some(event)) = (scoped && kind != RecordKind::Event, self.event) {
+            self.kv.put(
+                Table::Children,
+                child_key(&event, kind as u8, key),
+                Vec::new(),
+            );
+        }
+        self.kv
+            .put(Table::Records, record_key(kind, key), after.encode());
+        self.touched.records.push((kind, key.to_vec()));
+        Ok(())
+    }
+
+    fn tag(&mut self, link: &proto::TagLink) -> Result<(), KvError> {
+        let (Some(event), Ok(target)) = (self.event, Uuid::from_slice(&link.target)) else {
+            return Ok(());
+        };
+        if link.name.is_empty() {
+            return Ok(());
+        }
+        let mut key = target.as_bytes().to_vec();
+        key.extend_from_slice(link.name.as_bytes());
+        let before: Option<TagLinkState> = match self.kv.get(Table::TagLinks, &key)? {
+            Some(bytes) => Some(
+                serde_json::from_slice(&bytes)
+                    .map_err(|error| KvError(format!("tag link: {error}")))?,
+            ),
+            None => None,
+        };
+        if before.as_ref().is_some_and(|b| b.stamp >= self.stamp) {
+            return Ok(());
+        }
+        let after = TagLinkState {
+            attached: link.attached,
+            local: link.local,
+            event,
+            stamp: self.stamp.clone(),
+        };
+        reindex(
+            self.kv,
+            before
+                .map(|b| tag_link_index(&target, &link.name, &b))
+                .unwrap_or_default(),
+            tag_link_index(&target, &link.name, &after),
+        );
+        self.kv.put(
+            Table::Children,
+            child_key(&event, CHILD_TAG_LINK, &key),
+            Vec::new(),
+        );
+        // Serialising plain fields cannot fail.
+        let bytes = serde_json::to_vec(&after).expect("tag link serialises");
+        self.kv.put(Table::TagLinks, key, bytes);
+        Ok(())
+    }
+
+    fn sighting(&mut self, sighting: &proto::SightingAdd) -> Result<(), KvError> {
+        let (Some(event), Ok(attribute), Ok(uuid)) = (
+            self.event,
+            Uuid::from_slice(&sighting.attribute),
+            Uuid::from_slice(&sighting.uuid),
+        ) else {
+            return Ok(());
+        };
+        let Ok(fields) = serde_json::from_slice::<Map<String, Value>>(&sighting.fields_json) else {
+            return Ok(());
+        };
+        let mut key = attribute.as_bytes().to_vec();
+        key.extend_from_slice(uuid.as_bytes());
+        if let Some(bytes) = self.kv.get(Table::Sightings, &key)? {
+            let existing: StoredSighting = serde_json::from_slice(&bytes)
+                .map_err(|error| KvError(format!("sighting: {error}")))?;
+            if existing.stamp <= self.stamp {
+                return Ok(());
+            }
+        }
+        let stored = StoredSighting {
+            event,
+            fields,
+            stamp: self.stamp.clone(),
+        };
+        self.kv.put(
+            Table::Children,
+            child_key(&event, CHILD_SIGHTING, &key),
+            Vec::new(),
+        );
+        // Serialising plain fields cannot fail.
+        let bytes = serde_json::to_vec(&stored).expect("sighting serialises");
+        self.kv.put(Table::Sightings, key, bytes);
+        Ok(())
+    }
+
+    fn erase(&mut self, erase: &proto::Erase) -> Result<(), KvError> {
+        let kind = RecordKind::try_from(erase.kind).unwrap_or(RecordKind::Unspecified);
+        let (Some(event), Ok(uuid)) = (self.event, Uuid::from_slice(&erase.key)) else {
+            return Ok(());
+        };
+        if !is_event_scoped(kind) || kind == RecordKind::Event {
+            return Ok(());
+        }
+        let before = load_record(self.kv, kind, &erase.key)?;
+        let mut after = before.clone();
+        after.event = Some(event);
+        after.bury(&self.stamp);
+        reindex(self.kv, record_index(kind, &uuid, &before), Vec::new());
+        self.kv
+            .delete(Table::Children, child_key(&event, kind as u8, &erase.key));
+        self.kv
+            .put(Table::Records, record_key(kind, &erase.key), after.encode());
+        Ok(())
+    }
+
+    /// Buries the event and removes everything it holds.
+    fn tombstone(&mut self) -> Result<(), KvError> {
+        let Some(event) = self.event else {
+            return Ok(());
+        };
+        let before = load_record(self.kv, RecordKind::Event, event.as_bytes())?;
+        let mut after = before.clone();
+        after.bury(&self.stamp);
+        reindex(
+            self.kv,
+            record_index(RecordKind::Event, &event, &before),
+            Vec::new(),
+        );
+        self.kv.put(
+            Table::Records,
+            record_key(RecordKind::Event, event.as_bytes()),
+            after.encode(),
+        );
+        for (child, _) in self.kv.scan(Table::Children, event.as_bytes())? {
+            let (kind, key) = (child[16], child[17..].to_vec());
+            match kind {
+                CHILD_TAG_LINK => {
+                    if let Some(bytes) = self.kv.get(Table::TagLinks, &key)? {
+                        let link: Option<TagLinkState> = serde_json::from_slice(&bytes).ok();
+                        let name = String::from_utf8_lossy(&key[16..]).into_owned();
+                        let target = Uuid::from_slice(&key[..16]).unwrap_or_default();
+                        if let Some(link) = link {
+                            reindex(self.kv, tag_link_index(&target, &name, &link), Vec::new());
+                        }
+                    }
+                    self.kv.delete(Table::TagLinks, key);
+                }
+                CHILD_SIGHTING => self.kv.delete(Table::Sightings, key),
+                kind => {
+                    let kind =
+                        RecordKind::try_from(i32::from(kind)).unwrap_or(RecordKind::Unspecified);
+                    let record = load_record(self.kv, kind, &key)?;
+                    if let Ok(uuid) = Uuid::from_slice(&key) {
+                        reindex(self.kv, record_index(kind, &uuid, &record), Vec::new());
+                    }
+                    self.kv.delete(Table::Records, record_key(kind, &key));
+                }
+            }
+            self.kv.delete(Table::Children, child);
+        }
+        Ok(())
+    }
+}
+
+/// A stored sighting: the earliest-stamped copy of a sighting uuid wins.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredSighting {
+    /// The event of the sighted attribute.
+    pub event: Uuid,
+    /// MISP fields of the sighting.
+    pub fields: Map<String, Value>,
+    /// The write that stored it.
+    pub stamp: Stamp,
+}

@@ -1,0 +1,53 @@
+//! Helpers shared by the integration tests: run the real `threatlog` binary on real data
+//! directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The shared reference data (`../shared/data`).
+pub fn shared_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+}
+
+/// Runs `threatlog --data DIR ARGS…`.
+pub fn threatlog(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_threatlog"))
+        .arg("--data")
+        .arg(dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the threatlog binary runs")
+}
+
+/// Runs a command that must succeed and returns its stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let output = threatlog(dir, args);
+    assert!(
+        output.status.success(),
+        "threatlog {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// Runs a command that must fail and returns its stderr.
+pub fn fails(dir: &Path, args: &[&str]) -> String {
+    let output = threatlog(dir, args);
+    assert!(
+        !output.status.success(),
+        "threatlog {args:?} succeeded but should fail: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stderr).expect("utf-8 output")
+}
+
+/// A fresh initialised node directory inside a temp dir (kept alive by the returned guard).
+pub fn node() -> (tempfile::TempDir, PathBuf) {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path().join("node");
+    ok(&dir, &["init", "--org-name", "Test Org"]);
+    (temp, dir)
+}

@@ -1,0 +1,135 @@
+//! Correlation from the value index, with MISP's rules: exact match of either half of a
+//! composite (first half only for `|port` types), across different events only, never for
+//! non-correlating types or attributes with correlation disabled.
+
+mod common;
+
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+fn import(dir: &std::path::Path, temp: &std::path::Path, name: &str, event: Value) {
+    let path = temp.join(name);
+    std::fs::write(&path, event.to_string()).unwrap();
+    common::ok(dir, &["event", "import", path.to_str().unwrap()]);
+}
+
+fn related(dir: &std::path::Path, uuid: &str) -> BTreeSet<String> {
+    let shown: Value = serde_json::from_str(&common::ok(dir, &["event", "show", uuid])).unwrap();
+    shown["Event"]["RelatedEvent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Event"]["uuid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+const C: &str = "cccccccc-0000-4000-8000-000000000003";
+const D: &str = "dddddddd-0000-4000-8000-000000000004";
+const E: &str = "eeeeeeee-0000-4000-8000-000000000005";
+
+#[test]
+fn events_correlate_by_misp_rules() {
+    let (temp, dir) = common::node();
+    let event = |uuid: &str, attributes: Value| json!({"Event": {"uuid": uuid, "info": uuid, "Attribute": attributes}});
+    import(
+        &dir,
+        temp.path(),
+        "a.json",
+        event(
+            A,
+            json!([
+                {"type": "ip-dst", "value": "203.0.113.9"},
+                {"type": "comment", "value": "shared words"},
+                {"type": "domain", "value": "self.example"},
+                {"type": "domain", "value": "self.example", "category": "Payload delivery"},
+            ]),
+        ),
+    );
+    // B shares the IP through the first half of ip-dst|port.
+    import(
+        &dir,
+        temp.path(),
+        "b.json",
+        event(
+            B,
+            json!([{"type": "ip-dst|port", "value": "203.0.113.9|443"}]),
+        ),
+    );
+    // C shares only a comment (non-correlating) and a port half (never correlates).
+    import(
+        &dir,
+        temp.path(),
+        "c.json",
+        event(
+            C,
+            json!([
+                {"type": "comment", "value": "shared words"},
+                {"type": "ip-src|port", "value": "198.51.100.1|443"},
+            ]),
+        ),
+    );
+    // D shares the IP but has correlation disabled.
+    import(
+        &dir,
+        temp.path(),
+        "d.json",
+        event(
+            D,
+            json!([{"type": "ip-src", "value": "203.0.113.9", "disable_correlation": true}]),
+        ),
+    );
+    // E shares the second half of domain|ip.
+    import(
+        &dir,
+        temp.path(),
+        "e.json",
+        event(
+            E,
+            json!([{"type": "domain|ip", "value": "other.example|203.0.113.9"}]),
+        ),
+    );
+
+    assert_eq!(
+        related(&dir, A),
+        BTreeSet::from([B.to_string(), E.to_string()])
+    );
+    assert_eq!(
+        related(&dir, B),
+        BTreeSet::from([A.to_string(), E.to_string()])
+    );
+    assert_eq!(related(&dir, C), BTreeSet::new());
+    assert_eq!(related(&dir, D), BTreeSet::new());
+    assert_eq!(
+        related(&dir, E),
+        BTreeSet::from([A.to_string(), B.to_string()])
+    );
+}
+
+#[test]
+fn over_correlating_values_are_reported_not_listed() {
+    let (temp, dir) = common::node();
+    let config = dir.join("threatlog.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("correlation_max = 100", "correlation_max = 2"),
+    )
+    .unwrap();
+    for uuid in [A, B, C] {
+        import(
+            &dir,
+            temp.path(),
+            &format!("{uuid}.json"),
+            json!({"Event": {"uuid": uuid, "info": "x",
+            "Attribute": [{"type": "ip-dst", "value": "192.0.2.1"}]}}),
+        );
+    }
+    let shown: Value = serde_json::from_str(&common::ok(&dir, &["event", "show", A])).unwrap();
+    assert_eq!(shown["Event"]["RelatedEvent"], json!([]));
+    assert_eq!(
+        shown["Event"]["OverCorrelatingValues"],
+        json!(["192.0.2.1"])
+    );
+}
