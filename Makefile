@@ -1,5 +1,5 @@
 # threatlog: `make run` starts a node on ./data, `make test` runs every test.
-# Both install missing build prerequisites first (deploy/prereqs.sh).
+# Both install missing build prerequisites first (deploy/prereqs.sh, deploy/build-rocksdb.sh).
 
 CARGO ?= cargo
 DATA ?= ./data
@@ -12,8 +12,10 @@ PYMISP_VENV := $(TARGET_DIR)/pymisp-venv
 
 all: build
 
+# System packages, then the prebuilt RocksDB library (compiled once; see .cargo/config.toml).
 prereqs:
 	@./deploy/prereqs.sh
+	@./deploy/build-rocksdb.sh
 
 build: prereqs
 	$(CARGO) build --release

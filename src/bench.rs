@@ -131,7 +131,7 @@ fn tag_draft(actor: &Actor, event: Uuid, target: Uuid, index: usize) -> Draft {
             op: Some(Op::Tag(proto::TagLink {
                 target: Bytes::copy_from_slice(target.as_bytes()),
                 name: format!("bench:tag=\"{}\"", index % 64),
-                attached: index % 2 == 0,
+                attached: index.is_multiple_of(2),
                 local: false,
             })),
         }],

@@ -18,6 +18,8 @@
 //! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).
 //! - [`proto`]: the protobuf wire types compiled from `proto/`.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod bench;
 pub mod change;

@@ -393,9 +393,10 @@ impl Node {
     /// The MISP JSON of an event.
     pub fn event_json(&self, uuid: &Uuid) -> Result<Option<serde_json::Value>, NodeError> {
         let ids = |kind: RecordKind, key: &[u8]| self.store.local_id(kind, key);
-        Ok(
-            read::event(&self.store.views(), uuid, &ids, EventOptions::default())
-                .map_err(StoreError::from)?,
-        )
+        let options = EventOptions {
+            correlation_max: self.config.views.correlation_max,
+            ..EventOptions::default()
+        };
+        Ok(read::event(&self.store.views(), uuid, &ids, options).map_err(StoreError::from)?)
     }
 }

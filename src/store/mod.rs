@@ -224,7 +224,7 @@ impl Store {
     }
 
     /// Node-local pairs whose key starts with `prefix`.
-    pub fn scan_local(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_local(&self, prefix: &[u8]) -> Result<Vec<crate::view::KeyValue>, StoreError> {
         views::scan_cf(&self.db, self.cf(CF_LOCAL), prefix).map_err(StoreError::from)
     }
 

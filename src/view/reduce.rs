@@ -259,8 +259,13 @@ impl Reducer<'_> {
         after.event = Some(event);
         after.bury(&self.stamp);
         reindex(self.kv, record_index(kind, &uuid, &before), Vec::new());
-        self.kv
-            .delete(Table::Children, child_key(&event, kind as u8, &erase.key));
+        // The buried record stays listed under its event, so a tombstone removes it like
+        // any other child: a tombstone then leaves the same state whatever came before it.
+        self.kv.put(
+            Table::Children,
+            child_key(&event, kind as u8, &erase.key),
+            Vec::new(),
+        );
         self.kv
             .put(Table::Records, record_key(kind, &erase.key), after.encode());
         Ok(())
