@@ -61,11 +61,18 @@ fn set(
     }))
 }
 
-/// The op that records an organisation in the shared directory.
+/// The op that records an organisation in the shared directory, marking it local (it has
+/// users on this node) or remote.
 pub fn organisation_op(org: &Organisation, local: bool) -> proto::Op {
     let mut fields = org.fields();
     fields.insert("local".into(), json!(local));
     set(RecordKind::Organisation, org.uuid.as_bytes(), None, &fields)
+}
+
+/// The op that records the name of an organisation named in data (an event's creator),
+/// leaving whether it is local to the node's registrations.
+fn named_organisation_op(org: &Organisation) -> proto::Op {
+    set(RecordKind::Organisation, org.uuid.as_bytes(), None, &org.fields())
 }
 
 /// The ops that define a tag (colour, exportable) and attach it to `target`.
@@ -170,7 +177,7 @@ pub fn event_drafts(event: &Event, actor: &Actor) -> Vec<Draft> {
         visibility(event.distribution, event.sharing_group_uuid, (0, None));
     let mut groups = Groups::default();
     if let Some(orgc) = &event.orgc {
-        groups.push(event_key, organisation_op(orgc, false));
+        groups.push(event_key, named_organisation_op(orgc));
     }
     groups.push(
         event_key,

@@ -122,7 +122,7 @@ pub fn organisation(kv: &dyn ViewRead, uuid: &Uuid, ids: LocalIds) -> Result<Val
         .as_ref()
         .and_then(|r| r.field("local"))
         .and_then(Value::as_bool)
-        .unwrap_or(true);
+        .unwrap_or(false);
     Ok(json!({
         "id": id_string(ids(RecordKind::Organisation, uuid.as_bytes())),
         "name": name,
