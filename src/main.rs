@@ -179,10 +179,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Log(LogCommand::Verify) => {
             let node = open(dir)?;
-            let bar = progress_bar("verifying");
-            let result = node.store.verify(&|done| bar.set_position(done));
-            bar.finish_and_clear();
-            let summary = result?;
+            let summary = with_progress("verifying", |bar| node.store.verify(bar))?;
             println!(
                 "verified {} entries from {} origins, views digest {}",
                 summary.entries, summary.origins, summary.digest
@@ -191,10 +188,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Views(ViewsCommand::Rebuild) => {
             let node = open(dir)?;
-            let bar = progress_bar("replaying");
-            let digest = node.store.rebuild_views(&|done| bar.set_position(done));
-            bar.finish_and_clear();
-            println!("views rebuilt, digest {}", digest?);
+            let digest = with_progress("replaying", |bar| node.store.rebuild_views(bar))?;
+            println!("views rebuilt, digest {digest}");
             Ok(())
         }
         Command::Views(ViewsCommand::Digest) => {
@@ -318,6 +313,14 @@ fn user(dir: &Path, command: UserCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs `work` with a progress callback that drives a bar on a terminal.
+fn with_progress<T>(message: &'static str, work: impl FnOnce(&dyn Fn(u64)) -> T) -> T {
+    let bar = progress_bar(message);
+    let result = work(&|done| bar.set_position(done));
+    bar.finish_and_clear();
+    result
 }
 
 /// A progress bar on a terminal; hidden otherwise, so logs and pipes stay plain.

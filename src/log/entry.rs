@@ -310,18 +310,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sealed_entry_verifies_and_links() {
-        let key = NodeKey::generate();
-        let first = seal(
-            &key,
+    fn first_entry(key: &NodeKey) -> VerifiedEntry {
+        seal(
+            key,
             Uuid::from_u128(7),
             &Head::EMPTY,
             draft(),
             1000,
             [1; 16],
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn sealed_entry_verifies_and_links() {
+        let key = NodeKey::generate();
+        let first = first_entry(&key);
         let verified = VerifiedEntry::verify(first.stored().clone()).unwrap();
         assert_eq!(verified, first);
         Head::EMPTY.check_next(&verified).unwrap();
@@ -341,15 +345,7 @@ mod tests {
     #[test]
     fn every_flipped_byte_is_refused() {
         let key = NodeKey::generate();
-        let entry = seal(
-            &key,
-            Uuid::from_u128(7),
-            &Head::EMPTY,
-            draft(),
-            1000,
-            [1; 16],
-        )
-        .unwrap();
+        let entry = first_entry(&key);
         let stored = entry.stored().to_vec();
         for index in 0..stored.len() {
             let mut tampered = stored.clone();
@@ -364,15 +360,7 @@ mod tests {
     #[test]
     fn salt_changes_the_hash_of_identical_content() {
         let key = NodeKey::generate();
-        let a = seal(
-            &key,
-            Uuid::from_u128(7),
-            &Head::EMPTY,
-            draft(),
-            1000,
-            [1; 16],
-        )
-        .unwrap();
+        let a = first_entry(&key);
         let b = seal(
             &key,
             Uuid::from_u128(7),

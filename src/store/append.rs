@@ -181,7 +181,7 @@ impl Store {
         Ok(())
     }
 
-    /// Gives a record its local numeric id the first time it is written.
+    /// Gives a record its local numeric id when it is created.
     fn assign_id(
         &self,
         batch: &mut WriteBatch,
@@ -192,7 +192,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut id_key = vec![kind as u8];
         id_key.extend_from_slice(record);
-        if new_ids.contains_key(&id_key) || self.db.get_cf(self.cf(CF_IDS), &id_key)?.is_some() {
+        // Only records new to the views get here, and a record never leaves the views once
+        // created (erasures and tombstones keep it buried, and a tombstoned event's children
+        // cannot come back), so it has no id yet unless this batch gave it one.
+        if new_ids.contains_key(&id_key) {
             return Ok(());
         }
         let next = next_ids.entry(kind as u8).or_insert(1);

@@ -55,6 +55,22 @@ fn column_families() -> Vec<&'static str> {
     names
 }
 
+/// Bits per key of the bloom filters that let lookups of absent keys (most lookups while
+/// appending new records) skip memtables and table files.
+const BLOOM_BITS_PER_KEY: f64 = 10.0;
+
+/// Options of every column family: bloom filters on whole keys, in tables and memtables.
+fn family_options() -> Options {
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+    table.set_whole_key_filtering(true);
+    let mut options = Options::default();
+    options.set_block_based_table_factory(&table);
+    options.set_memtable_whole_key_filtering(true);
+    options.set_memtable_prefix_bloom_ratio(0.1);
+    options
+}
+
 /// Meta key of the storage format version.
 const META_FORMAT: &[u8] = b"format_version";
 
@@ -143,7 +159,7 @@ impl Store {
         options.set_max_background_jobs(2);
         let families = column_families()
             .into_iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+            .map(|name| ColumnFamilyDescriptor::new(name, family_options()));
         let db = DB::open_cf_descriptors(&options, &path, families)?;
         let store = Store {
             writer: Mutex::new(append::Writer::default()),

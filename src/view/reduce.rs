@@ -18,10 +18,10 @@ pub(crate) const CHILD_TAG_LINK: u8 = 0xF0;
 /// Children-table kind byte of sightings.
 pub(crate) const CHILD_SIGHTING: u8 = 0xF1;
 
-/// The records an entry wrote, so the store can give new ones local numeric ids.
+/// The records an entry created, so the store can give them local numeric ids.
 #[derive(Debug, Default)]
 pub struct Touched {
-    /// (kind, record key) of every record written.
+    /// (kind, record key) of every record that did not exist before the entry.
     pub records: Vec<(RecordKind, Vec<u8>)>,
 }
 
@@ -36,9 +36,7 @@ pub fn apply(kv: &mut dyn ViewWrite, entry: &VerifiedEntry) -> Result<Touched, K
         touched: Touched::default(),
     };
     let mut event_gone = match reducer.event {
-        Some(event) => load_record(reducer.kv, RecordKind::Event, event.as_bytes())?
-            .gone
-            .is_some(),
+        Some(event) => is_gone(reducer.kv, RecordKind::Event, event.as_bytes())?,
         None => false,
     };
     for op in &entry.entry().ops {
@@ -73,6 +71,21 @@ fn is_event_scoped(kind: RecordKind) -> bool {
             | RecordKind::Reference
             | RecordKind::EventReport
     )
+}
+
+/// Whether a record is gone, reading only that flag of the stored record.
+fn is_gone(kv: &dyn ViewWrite, kind: RecordKind, key: &[u8]) -> Result<bool, KvError> {
+    #[derive(serde::Deserialize)]
+    struct GoneOnly {
+        #[serde(default)]
+        gone: Option<serde::de::IgnoredAny>,
+    }
+    match kv.get(Table::Records, &record_key(kind, key))? {
+        Some(bytes) => serde_json::from_slice::<GoneOnly>(&bytes)
+            .map(|record| record.gone.is_some())
+            .map_err(|error| KvError(format!("record: {error}"))),
+        None => Ok(false),
+    }
 }
 
 fn load_record(kv: &dyn ViewWrite, kind: RecordKind, key: &[u8]) -> Result<Record, KvError> {
@@ -163,7 +176,9 @@ impl Reducer<'_> {
         }
         self.kv
             .put(Table::Records, record_key(kind, key), after.encode());
-        self.touched.records.push((kind, key.to_vec()));
+        if before == Record::default() {
+            self.touched.records.push((kind, key.to_vec()));
+        }
         Ok(())
     }
 
