@@ -93,6 +93,17 @@ impl Record {
 
     /// Sets each of `fields` whose current stamp is older than `stamp`.
     pub fn merge(&mut self, fields: Map<String, Value>, stamp: &Stamp) {
+        // Fast path, the usual case of writes arriving in time order: the new stamp is the
+        // newest, so every field it names is taken and the sorted stamp table only grows.
+        if self.stamps.last().is_none_or(|newest| newest < stamp) {
+            let index = self.stamps.len();
+            self.stamps.push(stamp.clone());
+            for (name, value) in fields {
+                self.fields.insert(name, (value, index));
+            }
+            self.drop_unused_stamps();
+            return;
+        }
         let mut stamped: BTreeMap<String, (Value, Stamp)> = std::mem::take(&mut self.fields)
             .into_iter()
             .map(|(name, (value, index))| {
@@ -121,6 +132,31 @@ impl Record {
             })
             .collect();
         self.stamps = stamps;
+    }
+
+    /// Removes stamps no field refers to any more, keeping the table sorted.
+    fn drop_unused_stamps(&mut self) {
+        let mut used = vec![false; self.stamps.len()];
+        for (_, index) in self.fields.values() {
+            if let Some(slot) = used.get_mut(*index) {
+                *slot = true;
+            }
+        }
+        if used.iter().all(|u| *u) {
+            return;
+        }
+        let mut renumbered = vec![0; self.stamps.len()];
+        let mut kept = Vec::new();
+        for (index, stamp) in std::mem::take(&mut self.stamps).into_iter().enumerate() {
+            if used[index] {
+                renumbered[index] = kept.len();
+                kept.push(stamp);
+            }
+        }
+        for (_, index) in self.fields.values_mut() {
+            *index = renumbered.get(*index).copied().unwrap_or(0);
+        }
+        self.stamps = kept;
     }
 
     /// Marks the record gone (erased or tombstoned) and drops its data.
@@ -171,6 +207,22 @@ mod tests {
         assert_eq!(one.str_field("info"), Some("new"));
         assert_eq!(one.str_field("date"), Some("2020-01-01"));
         assert_eq!(one.stamps, vec![early, late]);
+    }
+
+    #[test]
+    fn overwritten_stamps_leave_the_table() {
+        let mut record = Record::default();
+        record.merge(fields(json!({"info": "a", "date": "d"})), &Stamp(1, "a".into(), 1));
+        record.merge(fields(json!({"info": "b"})), &Stamp(2, "a".into(), 2));
+        record.merge(fields(json!({"date": "e"})), &Stamp(3, "a".into(), 3));
+        assert_eq!(record.stamps, vec![Stamp(2, "a".into(), 2), Stamp(3, "a".into(), 3)]);
+        assert_eq!(record.fields["info"], (json!("b"), 0));
+        assert_eq!(record.fields["date"], (json!("e"), 1));
+        // An older write arriving late changes nothing it lost.
+        record.merge(fields(json!({"info": "late", "comment": "c"})), &Stamp(0, "z".into(), 9));
+        assert_eq!(record.str_field("info"), Some("b"));
+        assert_eq!(record.str_field("comment"), Some("c"));
+        assert_eq!(record.stamps.len(), 3);
     }
 
     #[test]
