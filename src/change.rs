@@ -72,7 +72,12 @@ pub fn organisation_op(org: &Organisation, local: bool) -> proto::Op {
 /// The op that records the name of an organisation named in data (an event's creator),
 /// leaving whether it is local to the node's registrations.
 fn named_organisation_op(org: &Organisation) -> proto::Op {
-    set(RecordKind::Organisation, org.uuid.as_bytes(), None, &org.fields())
+    set(
+        RecordKind::Organisation,
+        org.uuid.as_bytes(),
+        None,
+        &org.fields(),
+    )
 }
 
 /// The ops that define a tag (colour, exportable) and attach it to `target`.
@@ -349,6 +354,26 @@ pub fn attribute_drafts(
     let mut groups = Groups::default();
     for attribute in attributes {
         attribute_ops(&mut groups, attribute, None, event_visibility);
+    }
+    for op in extra {
+        groups.push(event_visibility, op);
+    }
+    drafts(groups, Some(event), actor)
+}
+
+/// The drafts that add or update `objects` (with their attributes and references) of `event`,
+/// whose own visibility is `event_visibility`, followed by `extra` ops with the event's
+/// visibility.
+pub fn object_drafts(
+    event: Uuid,
+    event_visibility: Visibility,
+    objects: &[MispObject],
+    extra: Vec<proto::Op>,
+    actor: &Actor,
+) -> Vec<Draft> {
+    let mut groups = Groups::default();
+    for object in objects {
+        object_ops(&mut groups, object, event_visibility);
     }
     for op in extra {
         groups.push(event_visibility, op);

@@ -139,6 +139,9 @@ enum BenchCommand {
     /// Append events into log and views in a scratch directory and compare with raw ed25519
     /// signing and RocksDB write rates measured in the same run.
     Ingest(threatlog::bench::IngestOptions),
+    /// Add events over HTTP with concurrent keep-alive clients, then time value searches
+    /// against a node holding many attributes.
+    Api(threatlog::bench::api::ApiOptions),
 }
 
 fn main() {
@@ -197,6 +200,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest(options)) => threatlog::bench::ingest(&options),
+        Command::Bench(BenchCommand::Api(options)) => threatlog::bench::api::run(&options),
         Command::AppendLoop { count } => threatlog::bench::append_loop(&open(dir)?, count),
     }
 }

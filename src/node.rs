@@ -400,3 +400,26 @@ impl Node {
         Ok(read::event(&self.store.views(), uuid, &ids, options).map_err(StoreError::from)?)
     }
 }
+
+impl Node {
+    /// Stores `user` as it is (role or organisation changed), keeping its API key.
+    pub fn put_user(&self, user: &User) -> Result<(), NodeError> {
+        let encoded = serde_json::to_vec(user).unwrap_or_default();
+        self.store
+            .put_local(&[(format!("user/{}", user.email).into_bytes(), encoded)])?;
+        Ok(())
+    }
+
+    /// Removes `user`: its record no longer decodes as a user and its API key no longer
+    /// names an email, so the key stops authenticating at once.
+    pub fn remove_user(&self, user: &User) -> Result<(), NodeError> {
+        self.store.put_local(&[
+            (
+                format!("user/{}", user.email).into_bytes(),
+                b"null".to_vec(),
+            ),
+            (format!("apikey/{}", user.key_hash).into_bytes(), Vec::new()),
+        ])?;
+        Ok(())
+    }
+}

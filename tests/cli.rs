@@ -197,8 +197,19 @@ fn bench_ingest_reports_every_figure_as_json() {
     let output = common::ok(
         temp.path(),
         &[
-            "bench", "ingest", "--events", "3", "--attributes-per-event", "4", "--events-per-write", "2",
-            "--single-entries", "10", "--entries-per-write", "4", "--json",
+            "bench",
+            "ingest",
+            "--events",
+            "3",
+            "--attributes-per-event",
+            "4",
+            "--events-per-write",
+            "2",
+            "--single-entries",
+            "10",
+            "--entries-per-write",
+            "4",
+            "--json",
         ],
     );
     let figures: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
@@ -206,11 +217,21 @@ fn bench_ingest_reports_every_figure_as_json() {
     assert_eq!(figures["attributes_per_event"], 4);
     assert_eq!(figures["single_entries"], 10);
     for name in [
-        "attributes_per_s", "event_entries_per_s", "event_raw_sign_per_s", "event_raw_write_per_s",
-        "single_entries_per_s", "single_raw_sign_per_s", "single_raw_write_per_s",
-        "event_entries_vs_raw_sign", "event_entries_vs_raw_write",
-        "single_entries_vs_raw_sign", "single_entries_vs_raw_write",
+        "attributes_per_s",
+        "event_entries_per_s",
+        "event_raw_sign_per_s",
+        "event_raw_write_per_s",
+        "single_entries_per_s",
+        "single_raw_sign_per_s",
+        "single_raw_write_per_s",
+        "event_entries_vs_raw_sign",
+        "event_entries_vs_raw_write",
+        "single_entries_vs_raw_sign",
+        "single_entries_vs_raw_write",
     ] {
-        assert!(figures[name].as_f64().is_some_and(|v| v > 0.0), "{name}: {figures}");
+        assert!(
+            figures[name].as_f64().is_some_and(|v| v > 0.0),
+            "{name}: {figures}"
+        );
     }
 }

@@ -72,6 +72,7 @@ pub fn event_json(
     let mut event = read::event(&node.store.views(), &access.uuid, &ids, options)?
         .ok_or_else(|| ApiError::not_found(INVALID_EVENT))?;
     filter_event(node, caller, access, &mut event)?;
+    super::sighting_admin::drop_deleted(node, &mut event)?;
     if let Some(fields) = event.get_mut("Event").and_then(Value::as_object_mut) {
         if let Some(orgc) = fields.get("Orgc").and_then(|o| o.get("uuid")).cloned() {
             let orgc_id = orgc

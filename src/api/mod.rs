@@ -3,20 +3,27 @@
 //! ([`visibility`]); every write becomes log entries through [`Node::append`], never a direct
 //! view write. Blocking RocksDB work runs on tokio's blocking pool.
 //!
-//! Files by resource: [`events`], [`event_index`], [`attributes`], [`tags`], [`sightings`],
-//! [`accounts`] (users, organisations, version and type endpoints); [`error`] holds MISP's
+//! Files by resource: [`events`], [`event_index`], [`attributes`], [`tags`], [`sightings`] (adding),
+//! [`sighting_admin`] (searching, listing, deleting), [`objects`] (objects and references), [`accounts`] (users, organisations, version and type endpoints), [`tag_admin`] (tag
+//! definitions), [`sharing_groups`], [`admin`] (organisation and user administration); [`error`] holds MISP's
 //! error bodies, [`request`] body and path parsing, [`visibility`] who sees and changes what,
 //! [`server`] the listener and shutdown.
 
 pub mod accounts;
+pub mod admin;
 pub mod attributes;
 pub mod auth;
 pub mod error;
 pub mod event_index;
 pub mod events;
+pub mod objects;
 pub mod request;
+pub mod search;
 pub mod server;
+pub mod sharing_groups;
+pub mod sighting_admin;
 pub mod sightings;
+pub mod tag_admin;
 pub mod tags;
 pub mod visibility;
 
@@ -100,6 +107,14 @@ pub fn router(state: ApiState) -> Router {
             get(event_index::index).post(event_index::index_post),
         )
         .route("/events", get(event_index::index))
+        .route(
+            "/events/restSearch",
+            post(search::events).get(search::events_get),
+        )
+        .route(
+            "/attributes/restSearch",
+            post(search::attributes).get(search::attributes_get),
+        )
         .route("/attributes/add/{event}", post(attributes::add))
         .route("/attributes/add/{event}/{*options}", post(attributes::add))
         .route("/attributes/edit/{id}", post(attributes::edit))
@@ -109,6 +124,91 @@ pub fn router(state: ApiState) -> Router {
         .route("/tags/removeTagFromObject", post(tags::detach))
         .route("/sightings/add", post(sightings::add))
         .route("/sightings/add/{id}", post(sightings::add_to))
+        .route("/objects/add/{event}", post(objects::add))
+        .route("/objects/edit/{id}", post(objects::edit))
+        .route("/objects/delete/{id}", post(objects::delete))
+        .route(
+            "/objects/delete/{id}/{hard}",
+            post(objects::delete_hard_path),
+        )
+        .route("/objects/view/{id}", get(objects::view))
+        .route("/objectReferences/add", post(objects::add_ref))
+        .route("/objectReferences/add/{object}", post(objects::add_ref_to))
+        .route("/objectReferences/delete/{id}", post(objects::delete_ref))
+        .route(
+            "/objectReferences/delete/{id}/{hard}",
+            post(objects::delete_ref_hard_path),
+        )
+        .route("/sightings/restSearch", post(sighting_admin::rest_search))
+        .route(
+            "/sightings/restSearch/{context}",
+            post(sighting_admin::rest_search_context),
+        )
+        .route("/sightings/listSightings", post(sighting_admin::list_body))
+        .route(
+            "/sightings/listSightings/{id}",
+            get(sighting_admin::list_path).post(sighting_admin::list_path),
+        )
+        .route(
+            "/sightings/listSightings/{id}/{context}",
+            get(sighting_admin::list_path_context).post(sighting_admin::list_path_context),
+        )
+        .route("/sightings/delete/{id}", post(sighting_admin::delete))
+        .route("/tags/add", post(tag_admin::add))
+        .route("/tags/index", get(tag_admin::index))
+        .route("/tags/view/{id}", get(tag_admin::view))
+        .route("/tags/edit/{id}", post(tag_admin::edit))
+        .route("/tags/delete/{id}", post(tag_admin::delete))
+        .route("/sharingGroups/add", post(sharing_groups::add))
+        .route("/sharing_groups/add", post(sharing_groups::add))
+        .route("/sharingGroups/index", get(sharing_groups::index))
+        .route("/sharing_groups/index", get(sharing_groups::index))
+        .route("/sharingGroups/view/{id}", get(sharing_groups::view))
+        .route("/sharing_groups/view/{id}", get(sharing_groups::view))
+        .route("/sharingGroups/addOrg", post(sharing_groups::add_org))
+        .route("/sharing_groups/addOrg", post(sharing_groups::add_org))
+        .route(
+            "/sharingGroups/addOrg/{sg}/{org}",
+            post(sharing_groups::add_org_path),
+        )
+        .route(
+            "/sharing_groups/addOrg/{sg}/{org}",
+            post(sharing_groups::add_org_path),
+        )
+        .route("/sharingGroups/removeOrg", post(sharing_groups::remove_org))
+        .route(
+            "/sharing_groups/removeOrg",
+            post(sharing_groups::remove_org),
+        )
+        .route(
+            "/sharingGroups/removeOrg/{sg}/{org}",
+            post(sharing_groups::remove_org_path),
+        )
+        .route(
+            "/sharing_groups/removeOrg/{sg}/{org}",
+            post(sharing_groups::remove_org_path),
+        )
+        .route("/sharingGroups/edit/{id}", post(sharing_groups::edit))
+        .route("/sharing_groups/edit/{id}", post(sharing_groups::edit))
+        .route("/sharingGroups/delete/{id}", post(sharing_groups::delete))
+        .route("/sharing_groups/delete/{id}", post(sharing_groups::delete))
+        .route("/admin/organisations/add", post(admin::add_org))
+        .route("/admin/organisations/index", get(admin::index_orgs))
+        .route("/organisations/index", get(admin::index_orgs))
+        .route(
+            "/organisations/index/{scope}",
+            get(admin::index_orgs_scoped),
+        )
+        .route("/admin/organisations/view/{id}", get(admin::view_org))
+        .route("/organisations/view/{id}", get(admin::view_org))
+        .route("/admin/organisations/edit/{id}", post(admin::edit_org))
+        .route("/admin/organisations/delete/{id}", post(admin::delete_org))
+        .route("/admin/users/add", post(admin::add_user))
+        .route("/admin/users/index", get(admin::index_users))
+        .route("/admin/users", get(admin::index_users))
+        .route("/admin/users/view/{id}", get(admin::view_user))
+        .route("/admin/users/edit/{id}", post(admin::edit_user))
+        .route("/admin/users/delete/{id}", post(admin::delete_user))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -41,7 +41,8 @@ pub fn record_visibility(record: &Record) -> Visibility {
 }
 
 /// Whether `org` is a member of sharing group `group`: listed in its record's
-/// `SharingGroupOrg[].Organisation.uuid`, `SharingGroupOrg[].org_uuid` or `organisations`.
+/// `SharingGroupOrg[].Organisation.uuid`, `SharingGroupOrg[].org_uuid` or `organisations`
+/// (the uuid list [`super::sharing_groups`] writes), unless the group is deleted.
 pub fn is_member(node: &Node, group: &Uuid, org: &Uuid) -> Result<bool, ApiError> {
     let Some(record) = read::record(
         &node.store.views(),
@@ -51,6 +52,10 @@ pub fn is_member(node: &Node, group: &Uuid, org: &Uuid) -> Result<bool, ApiError
     else {
         return Ok(false);
     };
+    // A deleted group (the API sets `deleted`) has no members left.
+    if record.field("deleted").and_then(Value::as_bool) == Some(true) {
+        return Ok(false);
+    }
     let org = org.to_string();
     let listed = |list: Option<&Value>| {
         list.and_then(Value::as_array).is_some_and(|members| {

@@ -10,6 +10,7 @@ mod memory;
 pub mod read;
 mod record;
 mod reduce;
+pub mod search;
 
 pub use digest::{digest, ViewDigest};
 pub use memory::MemoryViews;

@@ -212,14 +212,23 @@ mod tests {
     #[test]
     fn overwritten_stamps_leave_the_table() {
         let mut record = Record::default();
-        record.merge(fields(json!({"info": "a", "date": "d"})), &Stamp(1, "a".into(), 1));
+        record.merge(
+            fields(json!({"info": "a", "date": "d"})),
+            &Stamp(1, "a".into(), 1),
+        );
         record.merge(fields(json!({"info": "b"})), &Stamp(2, "a".into(), 2));
         record.merge(fields(json!({"date": "e"})), &Stamp(3, "a".into(), 3));
-        assert_eq!(record.stamps, vec![Stamp(2, "a".into(), 2), Stamp(3, "a".into(), 3)]);
+        assert_eq!(
+            record.stamps,
+            vec![Stamp(2, "a".into(), 2), Stamp(3, "a".into(), 3)]
+        );
         assert_eq!(record.fields["info"], (json!("b"), 0));
         assert_eq!(record.fields["date"], (json!("e"), 1));
         // An older write arriving late changes nothing it lost.
-        record.merge(fields(json!({"info": "late", "comment": "c"})), &Stamp(0, "z".into(), 9));
+        record.merge(
+            fields(json!({"info": "late", "comment": "c"})),
+            &Stamp(0, "z".into(), 9),
+        );
         assert_eq!(record.str_field("info"), Some("b"));
         assert_eq!(record.str_field("comment"), Some("c"));
         assert_eq!(record.stamps.len(), 3);

@@ -2,6 +2,9 @@
 //! raw rates of the two costs underneath (ed25519 signing, RocksDB batch writes) measured on
 //! the same bytes in the same run. Also the append loop the crash-safety test drives.
 
+pub mod api;
+mod http;
+
 use anyhow::{Context, Result};
 use prost::bytes::Bytes;
 use serde_json::json;

@@ -1,0 +1,440 @@
+//! Sharing groups: `/sharingGroups/add`, `index`, `view/{id}`, `addOrg`, `removeOrg` and
+//! `delete/{id}` (MISP answers both `sharingGroups` and `sharing_groups`). A group is a log
+//! record of kind SharingGroup in a directory draft; its members are the field
+//! `organisations`, a list of organisation uuids, which [`super::visibility::is_member`]
+//! reads. The creating organisation is a member from the start. Deleting sets `deleted`.
+
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::events::now_seconds;
+use super::request::{parse_ref, text_field, JsonBody};
+use super::ApiState;
+use crate::change;
+use crate::model::SharingGroup;
+use crate::node::Node;
+use crate::proto::RecordKind;
+use crate::view::{read, Record, Table, ViewRead};
+
+/// MISP's message for a sharing group that does not exist or is not visible.
+const INVALID_GROUP: &str = "Invalid sharing group.";
+/// MISP's message for an unknown organisation.
+const INVALID_ORG: &str = "Invalid organisation.";
+/// MISP's validation failure name for a group that could not be saved.
+const NOT_SAVED: &str = "The sharing group could not be saved.";
+/// Most members one group holds; keeps the record (and its entry) small.
+const MEMBERS_MAX: usize = 10_000;
+
+/// A sharing group record with its uuid.
+struct Group {
+    uuid: Uuid,
+    record: Record,
+}
+
+impl Group {
+    /// Member organisation uuids, as stored.
+    fn members(&self) -> Vec<Uuid> {
+        self.record
+            .field("organisations")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|v| v.as_str().and_then(|t| Uuid::parse_str(t).ok()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The creating organisation.
+    fn creator(&self) -> Option<Uuid> {
+        self.record
+            .str_field("org_uuid")
+            .and_then(|text| Uuid::parse_str(text).ok())
+    }
+}
+
+/// Whether a group record is live and not deleted.
+fn present(record: &Record) -> bool {
+    record.is_live() && record.field("deleted") != Some(&json!(true))
+}
+
+/// Whether `caller` sees the group: site admins, members and the creator.
+fn visible_to(caller: &Caller, group: &Group) -> bool {
+    caller.role.site_admin
+        || group.creator() == Some(caller.org.uuid)
+        || group.members().contains(&caller.org.uuid)
+}
+
+/// Refuses callers who may not change `group`: site admins, or the creator's users with the
+/// sharing group permission (org admins and sync users).
+fn require_manager(caller: &Caller, group: Option<&Group>) -> Result<(), ApiError> {
+    if caller.role.site_admin {
+        return Ok(());
+    }
+    let permitted = caller.role.org_admin || caller.role.sync;
+    let own = group.is_none_or(|group| group.creator() == Some(caller.org.uuid));
+    if permitted && own {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+/// The visible group named by `text` (id or uuid).
+fn find(node: &Node, caller: &Caller, text: &str) -> Result<Group, ApiError> {
+    let missing = || ApiError::not_found(INVALID_GROUP);
+    let uuid = parse_ref(text)
+        .and_then(|reference| reference.resolve(node, RecordKind::SharingGroup))
+        .ok_or_else(missing)?;
+    let record = read::record(
+        &node.store.views(),
+        RecordKind::SharingGroup,
+        uuid.as_bytes(),
+    )?
+    .filter(present)
+    .ok_or_else(missing)?;
+    let group = Group { uuid, record };
+    if !visible_to(caller, &group) {
+        return Err(missing());
+    }
+    Ok(group)
+}
+
+/// MISP's `Organisation` object for `uuid`.
+fn org_json(node: &Node, uuid: &Uuid) -> Result<Value, ApiError> {
+    let ids = |kind: RecordKind, key: &[u8]| node.store.local_id(kind, key);
+    Ok(read::organisation(&node.store.views(), uuid, &ids)?)
+}
+
+/// MISP's sharing group body: `{"SharingGroup", "Organisation", "SharingGroupOrg",
+/// "SharingGroupServer"}`.
+fn group_json(node: &Node, group: &Group) -> Result<Value, ApiError> {
+    let id = node
+        .store
+        .local_id(RecordKind::SharingGroup, group.uuid.as_bytes())
+        .unwrap_or(0)
+        .to_string();
+    let creator = match group.creator() {
+        Some(uuid) => org_json(node, &uuid)?,
+        None => Value::Null,
+    };
+    let text = |field: &str| {
+        group
+            .record
+            .str_field(field)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut members = Vec::new();
+    for (index, org) in group.members().iter().enumerate() {
+        let org = org_json(node, org)?;
+        members.push(json!({
+            "id": (index + 1).to_string(),
+            "sharing_group_id": id,
+            "org_id": org["id"],
+            "extend": false,
+            "Organisation": org,
+        }));
+    }
+    Ok(json!({
+        "SharingGroup": {
+            "id": id,
+            "uuid": group.uuid.to_string(),
+            "name": text("name"),
+            "description": text("description"),
+            "releasability": text("releasability"),
+            "local": true,
+            "roaming": group.record.field("roaming").and_then(Value::as_bool).unwrap_or(false),
+            "active": true,
+            "org_id": creator.get("id").cloned().unwrap_or(json!("0")),
+            "organisation_uuid": group.creator().map(|u| u.to_string()).unwrap_or_default(),
+            "created": text("created"),
+            "modified": text("modified"),
+            "sync_user_id": "0",
+        },
+        "Organisation": creator,
+        "SharingGroupOrg": members,
+        "SharingGroupServer": [],
+    }))
+}
+
+/// Appends `fields` of group `uuid` in a directory draft.
+fn write(
+    node: &Node,
+    caller: &Caller,
+    uuid: &Uuid,
+    mut fields: Map<String, Value>,
+) -> Result<(), ApiError> {
+    fields.insert("modified".into(), json!(now_seconds().to_string()));
+    let op = change::record_op(RecordKind::SharingGroup, uuid.as_bytes(), None, &fields);
+    node.append(vec![change::directory_draft(vec![op], &caller.actor())])?;
+    Ok(())
+}
+
+/// `POST /sharingGroups/add` with `{"SharingGroup": {"name", …}}` or the bare object, and
+/// optionally `SharingGroupOrg` members.
+pub async fn add(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let value = body.0.unwrap_or(Value::Null);
+    let json = state
+        .blocking(move |node| {
+            require_manager(&caller, None)?;
+            let group = SharingGroup::from_json(&value)
+                .map_err(|error| ApiError::model(NOT_SAVED, &error))?;
+            if read::record(
+                &node.store.views(),
+                RecordKind::SharingGroup,
+                group.uuid.as_bytes(),
+            )?
+            .is_some()
+            {
+                return Err(ApiError::validation(
+                    NOT_SAVED,
+                    "uuid",
+                    "A sharing group with this uuid already exists.",
+                ));
+            }
+            let mut members = vec![caller.org.uuid];
+            for org in &group.organisations {
+                if !members.contains(&org.uuid) {
+                    members.push(org.uuid);
+                }
+            }
+            if members.len() > MEMBERS_MAX {
+                return Err(ApiError::bad_request(format!(
+                    "A sharing group holds at most {MEMBERS_MAX} organisations."
+                )));
+            }
+            let mut fields = group.fields();
+            fields.insert("org_uuid".into(), json!(caller.org.uuid.to_string()));
+            fields.insert("organisations".into(), uuid_list(&members));
+            fields.insert("created".into(), json!(now_seconds().to_string()));
+            fields.insert("deleted".into(), json!(false));
+            write(node, &caller, &group.uuid, fields)?;
+            let found = find(node, &caller, &group.uuid.to_string())?;
+            group_json(node, &found)
+        })
+        .await?;
+    Ok(Json(json))
+}
+
+fn uuid_list(uuids: &[Uuid]) -> Value {
+    Value::Array(uuids.iter().map(|u| json!(u.to_string())).collect())
+}
+
+/// `GET /sharingGroups/index`: `{"response": [group, …]}`, the groups the caller sees.
+pub async fn index(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let json = state
+        .blocking(move |node| {
+            let prefix = [RecordKind::SharingGroup as u8];
+            let mut out = Vec::new();
+            for (key, bytes) in node.store.views().scan(Table::Records, &prefix)? {
+                let Ok(uuid) = Uuid::from_slice(&key[1..]) else {
+                    continue;
+                };
+                let record = Record::decode(&bytes)?;
+                let group = Group { uuid, record };
+                if present(&group.record) && visible_to(&caller, &group) {
+                    out.push(group_json(node, &group)?);
+                }
+            }
+            Ok(json!({ "response": out }))
+        })
+        .await?;
+    Ok(Json(json))
+}
+
+/// `GET /sharing_groups/view/{id}` (and HEAD).
+pub async fn view(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let json = state
+        .blocking(move |node| {
+            let group = find(node, &caller, &id)?;
+            group_json(node, &group)
+        })
+        .await?;
+    Ok(Json(json))
+}
+
+/// `POST /sharingGroups/delete/{id}`.
+pub async fn delete(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let url = format!("/sharingGroups/delete/{id}");
+    state
+        .blocking(move |node| {
+            let group = find(node, &caller, &id)?;
+            require_manager(&caller, Some(&group))?;
+            let mut fields = Map::new();
+            fields.insert("deleted".into(), json!(true));
+            write(node, &caller, &group.uuid, fields)
+        })
+        .await?;
+    Ok(Json(success("Sharing group deleted.", &url)))
+}
+
+/// MISP's save-success body.
+fn success(message: &str, url: &str) -> Value {
+    json!({
+        "saved": true,
+        "success": true,
+        "name": message,
+        "message": message,
+        "url": url,
+    })
+}
+
+/// Adds (`add`) or removes organisation `org` from group `group`.
+fn change_member(
+    node: &Node,
+    caller: &Caller,
+    group: &str,
+    org: &str,
+    add: bool,
+) -> Result<(), ApiError> {
+    let group = find(node, caller, group)?;
+    require_manager(caller, Some(&group))?;
+    let org = node
+        .find_organisation(org)?
+        .ok_or_else(|| ApiError::not_found(INVALID_ORG))?;
+    let mut members = group.members();
+    let present = members.contains(&org.org.uuid);
+    if add && !present {
+        if members.len() >= MEMBERS_MAX {
+            return Err(ApiError::bad_request(format!(
+                "A sharing group holds at most {MEMBERS_MAX} organisations."
+            )));
+        }
+        members.push(org.org.uuid);
+    } else if !add && present {
+        members.retain(|uuid| *uuid != org.org.uuid);
+    } else {
+        return Ok(());
+    }
+    let mut fields = Map::new();
+    fields.insert("organisations".into(), uuid_list(&members));
+    write(node, caller, &group.uuid, fields)
+}
+
+/// The group and organisation of an `addOrg`/`removeOrg` request body `{"sg_id", "org_id"}`.
+fn body_pair(body: &JsonBody) -> (String, String) {
+    let object = body.object("SharingGroup");
+    (
+        text_field(&object, "sg_id").unwrap_or_default(),
+        text_field(&object, "org_id").unwrap_or_default(),
+    )
+}
+
+async fn member_request(
+    state: ApiState,
+    caller: Caller,
+    group: String,
+    org: String,
+    add: bool,
+) -> Result<Json<Value>, ApiError> {
+    let url = if add {
+        "/sharingGroups/addOrg"
+    } else {
+        "/sharingGroups/removeOrg"
+    };
+    state
+        .blocking(move |node| change_member(node, &caller, &group, &org, add))
+        .await?;
+    let message = if add {
+        "Organisation added to the sharing group."
+    } else {
+        "Organisation removed from the sharing group."
+    };
+    Ok(Json(success(message, url)))
+}
+
+/// `POST /sharingGroups/addOrg` with `{"sg_id", "org_id"}`.
+pub async fn add_org(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let (group, org) = body_pair(&body);
+    member_request(state, caller, group, org, true).await
+}
+
+/// `POST /sharingGroups/addOrg/{sg}/{org}`.
+pub async fn add_org_path(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((group, org)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    member_request(state, caller, group, org, true).await
+}
+
+/// `POST /sharingGroups/removeOrg` with `{"sg_id", "org_id"}`.
+pub async fn remove_org(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let (group, org) = body_pair(&body);
+    member_request(state, caller, group, org, false).await
+}
+
+/// `POST /sharingGroups/removeOrg/{sg}/{org}`.
+pub async fn remove_org_path(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((group, org)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    member_request(state, caller, group, org, false).await
+}
+
+/// `POST /sharing_groups/edit/{id}`: the body's name, description, releasability and roaming
+/// replace the group's (members change through `addOrg`/`removeOrg`).
+pub async fn edit(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.object("SharingGroup");
+    let json = state
+        .blocking(move |node| {
+            let group = find(node, &caller, &id)?;
+            require_manager(&caller, Some(&group))?;
+            let mut fields = Map::new();
+            for name in ["name", "description", "releasability"] {
+                if let Some(text) = text_field(&body, name) {
+                    fields.insert(name.into(), json!(text));
+                }
+            }
+            if fields.get("name").is_some_and(|name| name == "") {
+                return Err(ApiError::validation(
+                    NOT_SAVED,
+                    "name",
+                    "A sharing group needs a name.",
+                ));
+            }
+            if body.contains_key("roaming") {
+                let roaming = super::request::flag_field(&body, "roaming");
+                fields.insert("roaming".into(), json!(roaming));
+            }
+            write(node, &caller, &group.uuid, fields)?;
+            let group = find(node, &caller, &group.uuid.to_string())?;
+            group_json(node, &group)
+        })
+        .await?;
+    Ok(Json(json))
+}

@@ -1,0 +1,251 @@
+//! Tag definitions: `/tags/add`, `/tags/index`, `/tags/view/{id}`, `/tags/edit/{id}` and
+//! `/tags/delete/{id}`. A definition is a log record of kind Tag keyed by its name, in a
+//! directory draft; deleting sets its `deleted` field (links to events stay as they are).
+
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use serde_json::{json, Map, Value};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::request::{flag_field, parse_ref, text_field, JsonBody, Ref};
+use super::ApiState;
+use crate::change;
+use crate::node::Node;
+use crate::proto::RecordKind;
+use crate::view::{read, Record, Table, ViewRead};
+
+/// MISP's message for an unknown tag.
+const INVALID_TAG: &str = "Invalid Tag.";
+/// MISP's validation failure name for a tag that could not be saved.
+const NOT_SAVED: &str = "The Tag could not be saved.";
+/// Longest tag name accepted, in bytes (MISP's `tags.name` column is 255 characters).
+const TAG_NAME_BYTES_MAX: usize = 255;
+/// Fields of a definition a client may set.
+const EDITABLE: [&str; 5] = [
+    "colour",
+    "exportable",
+    "hide_tag",
+    "numerical_value",
+    "local_only",
+];
+
+/// Refuses callers without MISP's tag editor permission (org admins, sync users, site admins).
+fn require_tag_editor(caller: &Caller) -> Result<(), ApiError> {
+    if caller.role.site_admin || caller.role.org_admin || caller.role.sync {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+/// Whether a definition record is live and not deleted.
+fn present(record: &Record) -> bool {
+    record.is_live() && record.field("deleted") != Some(&json!(true))
+}
+
+/// MISP's `Tag` object for the definition `name`.
+fn tag_json(node: &Node, name: &str, record: &Record) -> Value {
+    let id = node
+        .store
+        .local_id(RecordKind::Tag, name.as_bytes())
+        .unwrap_or(0);
+    let flag = |field: &str, default: bool| {
+        record
+            .field(field)
+            .and_then(Value::as_bool)
+            .unwrap_or(default)
+    };
+    json!({
+        "id": id.to_string(),
+        "name": name,
+        "colour": record.str_field("colour").unwrap_or("#ffffff"),
+        "exportable": flag("exportable", true),
+        "org_id": "0",
+        "user_id": "0",
+        "hide_tag": flag("hide_tag", false),
+        "numerical_value": record.field("numerical_value").cloned().unwrap_or(Value::Null),
+        "is_galaxy": name.starts_with("misp-galaxy:"),
+        "is_custom_galaxy": false,
+        "local_only": flag("local_only", false),
+    })
+}
+
+/// The definition named by a path: a local id, or a name.
+fn find(node: &Node, text: &str) -> Result<(String, Record), ApiError> {
+    let missing = || ApiError::not_found(INVALID_TAG);
+    let name = match parse_ref(text) {
+        Some(Ref::Id(id)) => node
+            .store
+            .key_of_id(RecordKind::Tag, id)
+            .and_then(|key| String::from_utf8(key).ok())
+            .ok_or_else(missing)?,
+        _ => text.trim().trim_end_matches(".json").to_string(),
+    };
+    let record = read::record(&node.store.views(), RecordKind::Tag, name.as_bytes())?
+        .filter(present)
+        .ok_or_else(missing)?;
+    Ok((name, record))
+}
+
+/// The client-settable fields of `body`, normalised.
+fn editable_fields(body: &Map<String, Value>) -> Map<String, Value> {
+    let mut fields = Map::new();
+    for name in EDITABLE {
+        if !body.contains_key(name) {
+            continue;
+        }
+        let value = match name {
+            "colour" => json!(text_field(body, name).unwrap_or_default()),
+            "numerical_value" => body.get(name).cloned().unwrap_or(Value::Null),
+            _ => json!(flag_field(body, name)),
+        };
+        fields.insert(name.into(), value);
+    }
+    fields
+}
+
+/// Appends the definition fields of `name` in a directory draft.
+fn write(
+    node: &Node,
+    caller: &Caller,
+    name: &str,
+    fields: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let op = change::record_op(RecordKind::Tag, name.as_bytes(), None, fields);
+    node.append(vec![change::directory_draft(vec![op], &caller.actor())])?;
+    Ok(())
+}
+
+/// `POST /tags/add` with `{"Tag": {"name", "colour", "exportable", …}}` or the bare object.
+pub async fn add(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.object("Tag");
+    let json = state
+        .blocking(move |node| {
+            require_tag_editor(&caller)?;
+            let name = text_field(&body, "name")
+                .map(|name| name.trim().to_string())
+                .unwrap_or_default();
+            if name.is_empty() || name.len() > TAG_NAME_BYTES_MAX {
+                return Err(ApiError::validation(
+                    NOT_SAVED,
+                    "name",
+                    "A tag needs a name of 1 to 255 bytes.",
+                ));
+            }
+            let existing = read::record(&node.store.views(), RecordKind::Tag, name.as_bytes())?;
+            if existing.as_ref().is_some_and(present) {
+                return Err(ApiError::validation(
+                    NOT_SAVED,
+                    "name",
+                    "A similar name already exists.",
+                ));
+            }
+            let mut fields = editable_fields(&body);
+            fields.entry("colour").or_insert(json!("#ffffff"));
+            fields.entry("exportable").or_insert(json!(true));
+            fields.insert("deleted".into(), json!(false));
+            write(node, &caller, &name, &fields)?;
+            let (name, record) = find(node, &name)?;
+            Ok(json!({ "Tag": tag_json(node, &name, &record) }))
+        })
+        .await?;
+    Ok(Json(json))
+}
+
+/// `GET /tags/index`: `{"Tag": [...]}`, in name order.
+pub async fn index(
+    State(state): State<ApiState>,
+    Extension(_caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let json = state
+        .blocking(move |node| {
+            let prefix = [RecordKind::Tag as u8];
+            let mut tags = Vec::new();
+            for (key, bytes) in node.store.views().scan(Table::Records, &prefix)? {
+                let Ok(name) = std::str::from_utf8(&key[1..]) else {
+                    continue;
+                };
+                let record = Record::decode(&bytes)?;
+                if present(&record) {
+                    tags.push(tag_json(node, name, &record));
+                }
+            }
+            Ok(json!({ "Tag": tags }))
+        })
+        .await?;
+    Ok(Json(json))
+}
+
+/// `GET /tags/view/{id}`: `{"Tag": {…}}`.
+pub async fn view(
+    State(state): State<ApiState>,
+    Extension(_caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let json = state
+        .blocking(move |node| {
+            let (name, record) = find(node, &id)?;
+            Ok(json!({ "Tag": tag_json(node, &name, &record) }))
+        })
+        .await?;
+    Ok(Json(json))
+}
+
+/// `POST /tags/edit/{id}`: the body's colour, exportable, hide_tag, numerical_value and
+/// local_only replace the definition's (a tag's name is its key and is not changed).
+pub async fn edit(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.object("Tag");
+    let json = state
+        .blocking(move |node| {
+            require_tag_editor(&caller)?;
+            let (name, _) = find(node, &id)?;
+            if text_field(&body, "name").is_some_and(|new| new.trim() != name) {
+                return Err(ApiError::validation(
+                    NOT_SAVED,
+                    "name",
+                    "A tag's name cannot be changed; add a new tag instead.",
+                ));
+            }
+            let fields = editable_fields(&body);
+            if !fields.is_empty() {
+                write(node, &caller, &name, &fields)?;
+            }
+            let (name, record) = find(node, &name)?;
+            Ok(json!({ "Tag": tag_json(node, &name, &record) }))
+        })
+        .await?;
+    Ok(Json(json))
+}
+
+/// `POST /tags/delete/{id}`: marks the definition deleted.
+pub async fn delete(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let url = format!("/tags/delete/{id}");
+    state
+        .blocking(move |node| {
+            require_tag_editor(&caller)?;
+            let (name, _) = find(node, &id)?;
+            let mut fields = Map::new();
+            fields.insert("deleted".into(), json!(true));
+            write(node, &caller, &name, &fields)
+        })
+        .await?;
+    Ok(Json(json!({
+        "name": "Tag deleted.",
+        "message": "Tag deleted.",
+        "url": url,
+    })))
+}

@@ -1,0 +1,237 @@
+"""PyMISP's search() (events/restSearch and attributes/restSearch) against `threatlog serve`.
+
+A node of its own, so that the expected results are exact: four events by the admin of
+"Host CERT", one of them created for "Other CERT", and a user of "Other CERT" to check that
+results follow the same visibility as events/view.
+"""
+
+import csv
+import io
+from datetime import datetime, timezone
+
+import pytest
+from pymisp import MISPEvent, MISPObject, MISPOrganisation, PyMISP
+
+from conftest import Node, cli
+
+OLD_TIMESTAMP = 1_600_000_000  # 2020-09-13, long before "the last day"
+
+
+def _attribute(event, type_, value, to_ids=False, **kwargs):
+    return event.add_attribute(type_, value, to_ids=to_ids, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    data = tmp_path_factory.mktemp("search") / "data"
+    cli(data, "init", "--org-name", "Host CERT")
+    other_uuid = cli(data, "org", "add", "--name", "Other CERT").split()[0]
+    out = cli(data, "user", "add", "--org", "Other CERT", "--role", "user",
+              "--email", "other@search.example")
+    other_key = out.strip().rsplit(" ", 1)[-1]
+    node = Node(data)
+    admin = PyMISP(node.url, node.admin_key, ssl=False)
+    other = PyMISP(node.url, other_key, ssl=False)
+
+    alpha = MISPEvent()
+    alpha.info = "Search alpha"
+    alpha.date = "2024-01-10"
+    alpha.distribution = 1
+    alpha.published = True
+    alpha.add_tag("tlp:green")
+    _attribute(alpha, "ip-dst", "198.51.100.10", to_ids=True, comment="c2 server")
+    domain = _attribute(alpha, "domain", "alpha.search.test")
+    domain.add_tag("kill-chain:c2")
+    _attribute(alpha, "url", "http://alpha.search.test/x")
+
+    beta = MISPEvent()
+    beta.info = "Search beta"
+    beta.date = "2024-03-05"
+    beta.distribution = 1
+    orgc = MISPOrganisation()
+    orgc.uuid = other_uuid
+    orgc.name = "Other CERT"
+    beta.Orgc = orgc
+    beta.add_tag("tlp:red")
+    _attribute(beta, "domain", "beta.search.test")
+    _attribute(beta, "ip-dst|port", "203.0.113.20|443")
+    _attribute(beta, "ip-src", "198.51.100.10")
+    file_object = MISPObject("file")
+    file_object.add_attribute("md5", value="0123456789abcdef0123456789abcdef", to_ids=False)
+    beta.add_object(file_object)
+
+    gamma = MISPEvent()
+    gamma.info = "Search gamma (organisation only)"
+    gamma.date = "2024-05-01"
+    gamma.distribution = 0
+    _attribute(gamma, "domain", "gamma.search.test")
+
+    # PyMISP leaves an event's timestamp out of what it sends; a plain dict keeps it.
+    old = {"Event": {"info": "Search old", "date": "2020-06-01", "distribution": 1,
+                     "timestamp": str(OLD_TIMESTAMP),
+                     "Attribute": [{"type": "text", "value": "old note", "to_ids": False}]}}
+
+    events = {}
+    for name, event in [("alpha", alpha), ("beta", beta), ("gamma", gamma), ("old", old)]:
+        created = admin.add_event(event, pythonify=True)
+        if isinstance(event, dict):
+            assert int(created.timestamp.timestamp()) == OLD_TIMESTAMP
+        assert not isinstance(created, dict), created
+        events[name] = created
+    yield admin, other, events
+    node.stop()
+    assert node.process.returncode == 0
+
+
+def _infos(result):
+    assert isinstance(result, list), result
+    return sorted(event.info for event in result)
+
+
+def _values(result):
+    assert isinstance(result, list), result
+    return sorted(attribute.value for attribute in result)
+
+
+def test_events_by_value_with_wildcards(searched):
+    admin, other, _ = searched
+    assert _infos(admin.search(value="%.search.test", pythonify=True)) == [
+        "Search alpha", "Search beta", "Search gamma (organisation only)"]
+    assert _infos(admin.search(value="beta%", pythonify=True)) == ["Search beta"]
+    assert _infos(admin.search(value="198.51.100.10", pythonify=True)) == [
+        "Search alpha", "Search beta"]
+    assert admin.search(value="nothing.search.test", pythonify=True) == []
+    # Events come whole, as events/view shows them.
+    [alpha] = admin.search(value="alpha.search.test", pythonify=True)
+    assert len(alpha.attributes) == 3
+    assert [tag.name for tag in alpha.tags] == ["tlp:green"]
+    # Another organisation's user does not see the organisation-only event.
+    assert _infos(other.search(value="%.search.test", pythonify=True)) == [
+        "Search alpha", "Search beta"]
+
+
+def test_attributes_by_value_and_type(searched):
+    admin, other, _ = searched
+    assert _values(admin.search(controller="attributes", value="%.search.test%",
+                                pythonify=True)) == [
+        "alpha.search.test", "beta.search.test", "gamma.search.test",
+        "http://alpha.search.test/x"]
+    assert _values(admin.search(controller="attributes", value="alpha%", pythonify=True)) == [
+        "alpha.search.test"]
+    assert _values(admin.search(controller="attributes", type_attribute=["ip-dst", "ip-dst|port"],
+                                pythonify=True)) == ["198.51.100.10", "203.0.113.20|443"]
+    # Either half of a composite value matches.
+    assert _values(admin.search(controller="attributes", value="203.0.113.20",
+                                pythonify=True)) == ["203.0.113.20|443"]
+    assert _values(other.search(controller="attributes", type_attribute="domain",
+                                pythonify=True)) == ["alpha.search.test", "beta.search.test"]
+    raw = admin.search(controller="attributes", value="gamma.search.test")
+    [attribute] = raw["Attribute"]
+    assert attribute["Event"]["info"] == "Search gamma (organisation only)"
+
+
+def test_tags_or_and_not(searched):
+    admin, _, _ = searched
+    assert _infos(admin.search(tags=["tlp:%"], pythonify=True)) == ["Search alpha", "Search beta"]
+    both = admin.build_complex_query(and_parameters=["tlp:green", "kill-chain:c2"])
+    assert _infos(admin.search(tags=both, pythonify=True)) == ["Search alpha"]
+    not_red = admin.build_complex_query(or_parameters=["tlp:%"], not_parameters=["tlp:red"])
+    assert _infos(admin.search(tags=not_red, pythonify=True)) == ["Search alpha"]
+    assert _infos(admin.search(tags=["!tlp:%"], pythonify=True)) == [
+        "Search gamma (organisation only)", "Search old"]
+    # Attribute search: the attribute's own tag, or its event's.
+    assert _values(admin.search(controller="attributes", tags="kill-chain:c2",
+                                pythonify=True)) == ["alpha.search.test"]
+    assert _values(admin.search(controller="attributes", tags=["tlp:green", "!kill-chain:c2"],
+                                pythonify=True)) == ["198.51.100.10", "http://alpha.search.test/x"]
+
+
+def test_dates_and_timestamps(searched):
+    admin, _, _ = searched
+    assert _infos(admin.search(date_from="2024-03-01", date_to="2024-03-31",
+                               pythonify=True)) == ["Search beta"]
+    assert _infos(admin.search(date_to="2023-12-31", pythonify=True)) == ["Search old"]
+    assert _infos(admin.search(last="1d", pythonify=True)) == ["Search alpha"]
+    assert _infos(admin.search(timestamp="1d", pythonify=True)) == [
+        "Search alpha", "Search beta", "Search gamma (organisation only)"]
+    assert _infos(admin.search(timestamp=[OLD_TIMESTAMP - 10, OLD_TIMESTAMP + 10],
+                               pythonify=True)) == ["Search old"]
+
+
+def test_flags_ids_uuids_and_orgs(searched):
+    admin, _, events = searched
+    assert _infos(admin.search(published=True, pythonify=True)) == ["Search alpha"]
+    assert "Search alpha" not in _infos(admin.search(published=False, pythonify=True))
+    assert _values(admin.search(controller="attributes", to_ids=1, pythonify=True)) == [
+        "198.51.100.10"]
+    assert _infos(admin.search(to_ids=1, pythonify=True)) == ["Search alpha"]
+    assert _infos(admin.search(eventid=events["beta"].id, pythonify=True)) == ["Search beta"]
+    assert _values(admin.search(controller="attributes", eventid=events["gamma"].id,
+                                pythonify=True)) == ["gamma.search.test"]
+    assert _infos(admin.search(uuid=events["old"].uuid, pythonify=True)) == ["Search old"]
+    ip = next(a for a in events["alpha"].attributes if a.type == "ip-dst")
+    [found] = admin.search(controller="attributes", uuid=ip.uuid, pythonify=True)
+    assert found.value == "198.51.100.10" and found.event_id == events["alpha"].id
+    assert _infos(admin.search(org="Other CERT", pythonify=True)) == ["Search beta"]
+    assert admin.search(org="No Such CERT", pythonify=True) == []
+
+
+def test_correlations_limit_and_page(searched):
+    admin, _, events = searched
+    [ip] = admin.search(controller="attributes", value="198.51.100.10",
+                        eventid=events["alpha"].id, include_correlations=True, pythonify=True)
+    assert [(r.value, r.type, r.event_id) for r in ip.RelatedAttribute] == [
+        ("198.51.100.10", "ip-src", events["beta"].id)]
+    first = admin.search(value="%.search.test", limit=2, page=1, pythonify=True)
+    second = admin.search(value="%.search.test", limit=2, page=2, pythonify=True)
+    assert [e.info for e in first] == ["Search alpha", "Search beta"]
+    assert [e.info for e in second] == ["Search gamma (organisation only)"]
+    [meta] = admin.search(eventid=events["alpha"].id, metadata=True, pythonify=True)
+    assert meta.info == "Search alpha" and meta.attributes == []
+
+
+def test_csv_and_text(searched):
+    admin, other, events = searched
+    today = datetime.now(timezone.utc).strftime("%Y%m%d")
+    ip = next(a for a in events["alpha"].attributes if a.type == "ip-dst")
+    body = admin.search(controller="attributes", return_format="csv", value="198.51.100.10",
+                        eventid=events["alpha"].id)
+    rows = list(csv.reader(io.StringIO(body)))
+    assert rows == [
+        ["uuid", "event_id", "category", "type", "value", "comment", "to_ids", "date",
+         "object_relation", "attribute_tag", "object_uuid", "object_name",
+         "object_meta_category"],
+        [ip.uuid, str(events["alpha"].id), "Network activity", "ip-dst", "198.51.100.10",
+         "c2 server", "1", today, "", "", "", "", ""],
+    ]
+    [md5] = [a for o in events["beta"].objects for a in o.attributes]
+    body = admin.search(controller="attributes", return_format="csv", type_attribute="md5",
+                        headerless=True, requested_attributes=["value", "object_relation",
+                                                               "object_uuid", "object_name"])
+    assert list(csv.reader(io.StringIO(body))) == [
+        ["0123456789abcdef0123456789abcdef", "md5", events["beta"].objects[0].uuid, "file"]]
+    assert md5.object_relation == "md5"
+    body = admin.search(controller="attributes", return_format="csv", value="alpha.search.test",
+                        include_context=True, headerless=True)
+    [row] = list(csv.reader(io.StringIO(body)))
+    assert row[9] == "kill-chain:c2"
+    assert row[13:] == ["Search alpha", "Host CERT", "Host CERT", "1", "4", "0", "2024-01-10",
+                        "tlp:green", row[21]]
+    text = admin.search(controller="attributes", return_format="text", type_attribute="domain")
+    assert sorted(text.split()) == ["alpha.search.test", "beta.search.test", "gamma.search.test"]
+    text = other.search(controller="attributes", return_format="text", type_attribute="domain")
+    assert sorted(text.split()) == ["alpha.search.test", "beta.search.test"]
+    text = admin.search(return_format="text", eventid=events["old"].id)
+    assert text.split("\n") == ["old note", ""]
+
+
+def test_get_with_url_parameters(searched):
+    admin, _, _ = searched
+    response = admin._prepare_request(
+        "GET", f"{admin.root_url}/attributes/restSearch",
+        params={"returnFormat": "text", "type": ["domain", "url"], "value": "%alpha%"})
+    assert response.status_code == 200
+    assert sorted(response.text.split()) == ["alpha.search.test", "http://alpha.search.test/x"]
+    response = admin._prepare_request(
+        "GET", f"{admin.root_url}/events/restSearch", params={"eventinfo": "%BETA%"})
+    assert [e["Event"]["info"] for e in response.json()["response"]] == ["Search beta"]
