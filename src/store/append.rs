@@ -158,15 +158,17 @@ impl Store {
                 event_key.extend_from_slice(&arrival);
                 batch.put_cf(self.cf(CF_EVENT_LOG), event_key, &key);
             }
-            let head = Head::after(entry);
-            batch.put_cf(self.cf(CF_HEADS), entry.origin().0, encode_head(&head));
-            heads.insert(entry.origin(), head);
+            heads.insert(entry.origin(), Head::after(entry));
             let touched = view::apply(&mut views, entry)?;
             for (kind, record) in touched.records {
                 self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record)?;
             }
         }
         views.write_into(&mut batch);
+        // One head per origin: the last entry's, as entries extend chains in order.
+        for (origin, head) in &heads {
+            batch.put_cf(self.cf(CF_HEADS), origin.0, encode_head(head));
+        }
         for (kind, next) in &next_ids {
             let mut key = META_NEXT_ID.to_vec();
             key.push(*kind);

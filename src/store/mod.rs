@@ -59,6 +59,10 @@ fn column_families() -> Vec<&'static str> {
 /// appending new records) skip memtables and table files.
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
 
+/// Share of a memtable's memory given to its bloom filter: small, because the filter is
+/// allocated (and zeroed) for every memtable of every column family.
+const MEMTABLE_BLOOM_RATIO: f64 = 0.02;
+
 /// Options of every column family: bloom filters on whole keys, in tables and memtables.
 fn family_options() -> Options {
     let mut table = rocksdb::BlockBasedOptions::default();
@@ -67,7 +71,7 @@ fn family_options() -> Options {
     let mut options = Options::default();
     options.set_block_based_table_factory(&table);
     options.set_memtable_whole_key_filtering(true);
-    options.set_memtable_prefix_bloom_ratio(0.1);
+    options.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO);
     options
 }
 
