@@ -51,3 +51,4 @@ pub fn node() -> (tempfile::TempDir, PathBuf) {
     ok(&dir, &["init", "--org-name", "Test Org"]);
     (temp, dir)
 }
+pub mod server;
