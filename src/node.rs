@@ -306,6 +306,19 @@ impl Node {
             .append(&self.key, self.org.uuid, drafts, now_ms())?)
     }
 
+    /// Sets `fields` of the directory record `key` of `kind` (an organisation, sharing group
+    /// or tag definition) on behalf of `actor`.
+    pub fn set_directory_record(
+        &self,
+        kind: RecordKind,
+        key: &[u8],
+        fields: &serde_json::Map<String, serde_json::Value>,
+        actor: &Actor,
+    ) -> Result<Appended, NodeError> {
+        let op = change::record_op(kind, key, None, fields);
+        self.append(vec![change::directory_draft(vec![op], actor)])
+    }
+
     /// Creates a user and returns its API key (shown once; only its hash is stored).
     pub fn add_user(&self, email: &str, org: Uuid, role: u8) -> Result<String, NodeError> {
         let key = new_api_key();

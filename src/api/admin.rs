@@ -14,7 +14,6 @@ use super::error::ApiError;
 use super::events::now_seconds;
 use super::request::{parse_ref, text_field, JsonBody, Ref};
 use super::ApiState;
-use crate::change;
 use crate::node::{Node, User};
 use crate::proto::RecordKind;
 use crate::view::{read, Record, Table, ViewRead};
@@ -147,8 +146,12 @@ fn write_org(
     uuid: &Uuid,
     fields: &Map<String, Value>,
 ) -> Result<(), ApiError> {
-    let op = change::record_op(RecordKind::Organisation, uuid.as_bytes(), None, fields);
-    node.append(vec![change::directory_draft(vec![op], &caller.actor())])?;
+    node.set_directory_record(
+        RecordKind::Organisation,
+        uuid.as_bytes(),
+        fields,
+        &caller.actor(),
+    )?;
     Ok(())
 }
 

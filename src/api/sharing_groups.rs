@@ -14,7 +14,6 @@ use super::error::ApiError;
 use super::events::now_seconds;
 use super::request::{parse_ref, text_field, JsonBody};
 use super::ApiState;
-use crate::change;
 use crate::model::SharingGroup;
 use crate::node::Node;
 use crate::proto::RecordKind;
@@ -170,8 +169,12 @@ fn write(
     mut fields: Map<String, Value>,
 ) -> Result<(), ApiError> {
     fields.insert("modified".into(), json!(now_seconds().to_string()));
-    let op = change::record_op(RecordKind::SharingGroup, uuid.as_bytes(), None, &fields);
-    node.append(vec![change::directory_draft(vec![op], &caller.actor())])?;
+    node.set_directory_record(
+        RecordKind::SharingGroup,
+        uuid.as_bytes(),
+        &fields,
+        &caller.actor(),
+    )?;
     Ok(())
 }
 

@@ -10,7 +10,6 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::request::{flag_field, parse_ref, text_field, JsonBody, Ref};
 use super::ApiState;
-use crate::change;
 use crate::node::Node;
 use crate::proto::RecordKind;
 use crate::view::{read, Record, Table, ViewRead};
@@ -112,8 +111,7 @@ fn write(
     name: &str,
     fields: &Map<String, Value>,
 ) -> Result<(), ApiError> {
-    let op = change::record_op(RecordKind::Tag, name.as_bytes(), None, fields);
-    node.append(vec![change::directory_draft(vec![op], &caller.actor())])?;
+    node.set_directory_record(RecordKind::Tag, name.as_bytes(), fields, &caller.actor())?;
     Ok(())
 }
 
