@@ -64,11 +64,24 @@ pub fn event_json(
     include_deleted: bool,
     metadata: bool,
 ) -> Result<Value, ApiError> {
-    let ids = |kind: RecordKind, key: &[u8]| node.store.local_id(kind, key);
     let options = EventOptions {
         include_deleted,
         correlation_max: node.config.views.correlation_max,
+        ..EventOptions::default()
     };
+    event_json_with(node, caller, access, options, metadata)
+}
+
+/// [`event_json`] with explicit read options (search results render only the attributes
+/// they list, without correlations).
+pub fn event_json_with(
+    node: &Node,
+    caller: &Caller,
+    access: &EventAccess,
+    options: EventOptions,
+    metadata: bool,
+) -> Result<Value, ApiError> {
+    let ids = |kind: RecordKind, key: &[u8]| node.store.local_id(kind, key);
     let mut event = read::event(&node.store.views(), &access.uuid, &ids, options)?
         .ok_or_else(|| ApiError::not_found(INVALID_EVENT))?;
     filter_event(node, caller, access, &mut event)?;

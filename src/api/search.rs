@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::events::{event_json, now_seconds};
+use super::events::{event_json, event_json_with, now_seconds};
 use super::request::{parse_ref, truthy, JsonBody};
 use super::visibility::{event_access, may_see, record_visibility, EventAccess};
 use super::ApiState;
@@ -24,6 +24,7 @@ use crate::node::Node;
 use crate::proto::RecordKind;
 use crate::view::correlation::value_matches;
 use crate::view::read;
+use crate::view::read::EventOptions;
 use crate::view::search::{self, Deleted, Hit, OneOf, Query, Range, Scope, TagQuery};
 
 /// MISP's CSV columns when `requested_attributes` is not given.
@@ -473,7 +474,14 @@ fn attribute_rows(
     let mut rows = Vec::new();
     let mut seen = 0;
     for Found { access, hit } in found {
-        let event = event_json(node, caller, access, include_deleted, false)?;
+        let options = EventOptions {
+            include_deleted,
+            correlation_max: node.config.views.correlation_max,
+            correlations: false,
+            only_attributes: (!hit.attributes.is_empty())
+                .then(|| hit.attributes.iter().copied().collect()),
+        };
+        let event = event_json_with(node, caller, access, options, false)?;
         let mut listed = listed_attributes(&event);
         let wanted: Vec<String> = if hit.attributes.is_empty() {
             listed.keys().cloned().collect()

@@ -1,6 +1,7 @@
 //! The read side: MISP-shaped JSON assembled from view records.
 
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 use super::correlation::correlations;
@@ -13,12 +14,17 @@ use crate::proto::RecordKind;
 pub type LocalIds<'a> = &'a dyn Fn(RecordKind, &[u8]) -> Option<u64>;
 
 /// Options of [`event`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct EventOptions {
     /// Include soft-deleted attributes, objects and references.
     pub include_deleted: bool,
     /// Values matching more attributes than this are reported as over-correlating.
     pub correlation_max: usize,
+    /// Look up `RelatedEvent` correlations (one index scan per correlating value).
+    pub correlations: bool,
+    /// Render only these attributes (search results need one attribute of an event that may
+    /// hold thousands); `attribute_count` then counts every attribute the event lists.
+    pub only_attributes: Option<BTreeSet<Uuid>>,
 }
 
 impl Default for EventOptions {
@@ -26,6 +32,8 @@ impl Default for EventOptions {
         Self {
             include_deleted: false,
             correlation_max: 100,
+            correlations: true,
+            only_attributes: None,
         }
     }
 }
@@ -93,8 +101,22 @@ fn is_deleted(record: &Record) -> bool {
 }
 
 /// The live child records of an event: (kind, uuid, record), in key order.
-fn children(kv: &dyn ViewRead, event: &Uuid) -> Result<Vec<(RecordKind, Uuid, Record)>, KvError> {
+/// A child record of an event: its kind, uuid and record.
+type Child = (RecordKind, Uuid, Record);
+
+fn children(kv: &dyn ViewRead, event: &Uuid) -> Result<Vec<Child>, KvError> {
+    Ok(children_of(kv, event, None)?.0)
+}
+
+/// The live child records of an event, with attributes limited to `only` when given, and
+/// the number of attribute keys the event lists (live or not).
+fn children_of(
+    kv: &dyn ViewRead,
+    event: &Uuid,
+    only: Option<&BTreeSet<Uuid>>,
+) -> Result<(Vec<Child>, usize), KvError> {
     let mut out = Vec::new();
+    let mut attribute_keys = 0;
     for (key, _) in kv.scan(Table::Children, event.as_bytes())? {
         let Ok(kind) = RecordKind::try_from(i32::from(key[16])) else {
             continue;
@@ -102,13 +124,19 @@ fn children(kv: &dyn ViewRead, event: &Uuid) -> Result<Vec<(RecordKind, Uuid, Re
         let Ok(uuid) = Uuid::from_slice(&key[17..]) else {
             continue;
         };
+        if kind == RecordKind::Attribute {
+            attribute_keys += 1;
+            if only.is_some_and(|only| !only.contains(&uuid)) {
+                continue;
+            }
+        }
         if let Some(record) = record(kv, kind, uuid.as_bytes())? {
             if record.is_live() {
                 out.push((kind, uuid, record));
             }
         }
     }
-    Ok(out)
+    Ok((out, attribute_keys))
 }
 
 /// The organisation `{"id","uuid","name","local"}` object for `uuid`.
@@ -211,7 +239,7 @@ pub fn event(
     let mut objects: Vec<(Uuid, Map<String, Value>)> = Vec::new();
     let mut object_children: Vec<(Uuid, &'static str, Value)> = Vec::new();
     let mut reports = Vec::new();
-    let children = children(kv, uuid)?;
+    let (children, attribute_keys) = children_of(kv, uuid, options.only_attributes.as_ref())?;
     let mut attribute_count = 0;
     let mut correlating: Vec<String> = Vec::new();
     for (kind, child, record) in &children {
@@ -273,6 +301,12 @@ pub fn event(
         .collect();
     correlating.sort();
     correlating.dedup();
+    if !options.correlations {
+        correlating.clear();
+    }
+    if options.only_attributes.is_some() {
+        attribute_count = attribute_keys;
+    }
     let found = correlations(kv, uuid, &correlating, options.correlation_max)?;
     let mut related = Vec::new();
     for other in found.related.keys() {
