@@ -42,6 +42,7 @@ test-pymisp: prereqs $(PYMISP_VENV)/installed
 
 bench: prereqs
 	$(CARGO) run --release -- bench ingest
+	$(CARGO) run --release -- bench api
 
 run: build
 	$(CARGO) run --release -- --data $(DATA) serve
