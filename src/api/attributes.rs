@@ -76,11 +76,32 @@ fn attribute_visibility(record: &Record, event: Visibility) -> Visibility {
 
 /// The op that unpublishes the event and moves its timestamp, as MISP does on every change
 /// of its contents.
-fn touch_event(event: &Uuid) -> proto::Op {
+pub(super) fn touch_event(event: &Uuid) -> proto::Op {
     let mut fields = Map::new();
     fields.insert("published".into(), json!(false));
     fields.insert("timestamp".into(), json!(now_seconds().to_string()));
     change::record_op(RecordKind::Event, event.as_bytes(), None, &fields)
+}
+
+/// Appends `ops` at `visibility` and, at the event's own visibility, the op that unpublishes
+/// the event and bumps its timestamp, as MISP does on every change inside an event.
+pub(super) fn append_touching(
+    node: &Node,
+    caller: &Caller,
+    event: &EventAccess,
+    visibility: Visibility,
+    ops: Vec<proto::Op>,
+) -> Result<(), ApiError> {
+    let actor = caller.actor();
+    let mut drafts = change::event_ops_drafts(event.uuid, visibility, ops, &actor);
+    drafts.extend(change::event_ops_drafts(
+        event.uuid,
+        event.visibility,
+        vec![touch_event(&event.uuid)],
+        &actor,
+    ));
+    node.append(drafts)?;
+    Ok(())
 }
 
 /// The attributes of an add request: one object, a list, or one object whose `value` is a
@@ -269,15 +290,7 @@ pub async fn delete(
                 change::record_op(RecordKind::Attribute, found.uuid.as_bytes(), None, &fields)
             };
             let visibility = attribute_visibility(&found.record, event.visibility);
-            let actor = caller.actor();
-            let mut drafts = change::event_ops_drafts(event.uuid, visibility, vec![op], &actor);
-            drafts.extend(change::event_ops_drafts(
-                event.uuid,
-                event.visibility,
-                vec![touch_event(&event.uuid)],
-                &actor,
-            ));
-            node.append(drafts)?;
+            append_touching(node, &caller, &event, visibility, vec![op])?;
             Ok(())
         })
         .await?;

@@ -9,6 +9,7 @@ use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::attributes::{append_touching, touch_event};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::events::{editable_event, event_json, now_seconds, visible_event};
@@ -18,7 +19,7 @@ use super::ApiState;
 use crate::change::{self, Visibility};
 use crate::model::{MispObject, ObjectReference};
 use crate::node::Node;
-use crate::proto::{self, RecordKind};
+use crate::proto::RecordKind;
 use crate::view::{read, Record};
 
 /// MISP's message for an object that does not exist or is not visible.
@@ -67,14 +68,6 @@ fn own_visibility(record: &Record, event: Visibility) -> Visibility {
         (5, _) => event,
         own => own,
     }
-}
-
-/// The op that unpublishes the event and bumps its timestamp.
-fn touch_event(event: &Uuid) -> proto::Op {
-    let mut fields = Map::new();
-    fields.insert("published".into(), json!(false));
-    fields.insert("timestamp".into(), json!(now_seconds().to_string()));
-    change::record_op(RecordKind::Event, event.as_bytes(), None, &fields)
 }
 
 /// The object `uuid` in an event's MISP JSON.
@@ -326,15 +319,7 @@ async fn delete_object(
                 })
                 .collect();
             let visibility = own_visibility(&found.record, event.visibility);
-            let actor = caller.actor();
-            let mut drafts = change::event_ops_drafts(event.uuid, visibility, ops, &actor);
-            drafts.extend(change::event_ops_drafts(
-                event.uuid,
-                event.visibility,
-                vec![touch_event(&event.uuid)],
-                &actor,
-            ));
-            node.append(drafts)?;
+            append_touching(node, &caller, &event, visibility, ops)?;
             Ok(object_id)
         })
         .await?;
@@ -411,15 +396,7 @@ fn add_reference(
         &fields,
     );
     let visibility = own_visibility(&found.record, event.visibility);
-    let actor = caller.actor();
-    let mut drafts = change::event_ops_drafts(event.uuid, visibility, vec![op], &actor);
-    drafts.extend(change::event_ops_drafts(
-        event.uuid,
-        event.visibility,
-        vec![touch_event(&event.uuid)],
-        &actor,
-    ));
-    node.append(drafts)?;
+    append_touching(node, caller, &event, visibility, vec![op])?;
     let json = event_json(node, caller, &event, true, false)?;
     let reference = reference_in(&json, &reference.uuid)
         .ok_or_else(|| ApiError::not_found(INVALID_REFERENCE))?;
@@ -486,15 +463,7 @@ async fn delete_reference(
             let visibility = object_record
                 .map(|record| own_visibility(&record, event.visibility))
                 .unwrap_or(event.visibility);
-            let actor = caller.actor();
-            let mut drafts = change::event_ops_drafts(event.uuid, visibility, vec![op], &actor);
-            drafts.extend(change::event_ops_drafts(
-                event.uuid,
-                event.visibility,
-                vec![touch_event(&event.uuid)],
-                &actor,
-            ));
-            node.append(drafts)?;
+            append_touching(node, &caller, &event, visibility, vec![op])?;
             Ok(reference_id)
         })
         .await?;
