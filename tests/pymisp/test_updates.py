@@ -1,0 +1,62 @@
+"""Event updates, soft-deleted attributes in searches, and tags on objects, through PyMISP."""
+
+from pymisp import MISPEvent, MISPObject
+
+
+def _event(misp, info):
+    event = MISPEvent()
+    event.info = info
+    event.distribution = 0
+    event.add_attribute("ip-dst", "192.0.2.55")
+    file_object = MISPObject("file")
+    file_object.add_attribute("filename", value="update.bin")
+    event.add_object(file_object)
+    created = misp.add_event(event, pythonify=True)
+    assert not isinstance(created, dict), created
+    return created
+
+
+def test_update_event_partial_and_metadata(misp):
+    event = _event(misp, "before update")
+    event.info = "after update"
+    event.add_attribute("domain", "update.example.net")
+    updated = misp.update_event(event, pythonify=True)
+    assert not isinstance(updated, dict), updated
+    assert updated.info == "after update"
+    assert {a.value for a in updated.attributes} == {"192.0.2.55", "update.example.net"}
+    assert [o.name for o in updated.objects] == ["file"]
+
+    fetched = misp.get_event(event.uuid, pythonify=True)
+    fetched.threat_level_id = 1
+    meta = misp.update_event(fetched, metadata=True, pythonify=True)
+    assert not isinstance(meta, dict), meta
+    assert meta.threat_level_id == 1
+    assert meta.attributes == [] and meta.objects == []
+    again = misp.get_event(event.uuid, pythonify=True)
+    assert again.threat_level_id == 1 and again.info == "after update"
+    assert len(again.attributes) == 2
+
+
+def test_soft_deleted_attributes_in_searches(misp):
+    event = _event(misp, "soft delete search")
+    doomed = misp.add_attribute(event, {"type": "domain", "value": "soft-deleted.example.net"}, pythonify=True)
+    misp.delete_attribute(doomed)
+    live = misp.search(controller="attributes", value="soft-deleted.example.net", pythonify=True)
+    assert live == []
+    both = misp.search(controller="attributes", value="soft-deleted.example.net", deleted=[0, 1], pythonify=True)
+    assert [(a.uuid, a.deleted) for a in both] == [(doomed.uuid, True)]
+
+
+def test_tags_on_objects(misp):
+    # PyMISP's MISPObject has no tag list, so the tags are read from the event's JSON.
+    event = _event(misp, "object tags")
+    [file_object] = event.objects
+
+    def object_tags():
+        raw = misp.get_event(event.uuid)
+        return [t["name"] for t in raw["Event"]["Object"][0].get("Tag", [])]
+
+    misp.tag(file_object, "tlp:green")
+    assert object_tags() == ["tlp:green"]
+    misp.untag(file_object, "tlp:green")
+    assert object_tags() == []
