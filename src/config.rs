@@ -88,6 +88,10 @@ pub struct ApiConfig {
     pub listen: String,
     /// Largest request body the REST API reads, in bytes; larger requests get 413.
     pub body_bytes_max: u64,
+    /// PEM certificate chain for HTTPS; with `tls_key`, the API serves HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Default of [`ApiConfig::body_bytes_max`]: 50 MiB, the same bound as an import file, since a
@@ -99,6 +103,8 @@ impl Default for ApiConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             body_bytes_max: API_BODY_BYTES_MAX,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -204,6 +210,12 @@ impl Config {
                 ));
             }
         }
+        if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
+            return Err(invalid(
+                "api.tls_cert",
+                "set both api.tls_cert and api.tls_key for HTTPS, or neither".into(),
+            ));
+        }
         if self.api.body_bytes_max == 0 {
             return Err(invalid("api.body_bytes_max", "must be above 0".into()));
         }
@@ -249,6 +261,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("api.listen"), "{error}");
+        let error = Config::parse("[api]\ntls_cert = \"a.crt\"\n", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "t.toml: api.tls_cert: set both api.tls_cert and api.tls_key for HTTPS, or neither"
+        );
         let error = Config::parse("[bogus]\n", Path::new("t.toml"))
             .unwrap_err()
             .to_string();

@@ -243,8 +243,8 @@ fn serve(dir: &Path, api_listen: Option<String>) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(threatlog::api::server::serve(node, api_listen, |addr| {
-        println!("REST API listening on http://{addr}");
+    runtime.block_on(threatlog::api::server::serve(node, api_listen, |url| {
+        println!("REST API listening on {url}");
     }))?;
     Ok(())
 }

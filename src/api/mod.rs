@@ -25,6 +25,7 @@ pub mod sighting_admin;
 pub mod sightings;
 pub mod tag_admin;
 pub mod tags;
+pub mod tls;
 pub mod visibility;
 
 use axum::routing::{get, post};

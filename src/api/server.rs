@@ -21,6 +21,9 @@ pub enum ServeError {
     /// Opening or initialising the node failed.
     #[error(transparent)]
     Node(#[from] NodeError),
+    /// The HTTPS certificate or key cannot be used.
+    #[error("HTTPS: {0}")]
+    Tls(#[from] super::tls::TlsError),
     /// The listen address is not an address.
     #[error("--api-listen '{0}' is not an address like 127.0.0.1:8080")]
     Address(String),
@@ -108,18 +111,22 @@ async fn shutdown_signal() {
 }
 
 /// Runs the API for the node in `dir` until SIGINT or SIGTERM. `listen` overrides the
-/// configured `api.listen`; port 0 picks a free port. `on_ready` is called with the bound
-/// address once the listener is up.
+/// configured `api.listen`; port 0 picks a free port. With `api.tls_cert` and `api.tls_key`
+/// configured it serves HTTPS. `on_ready` is called with the API's URL once it listens.
 pub async fn serve(
     node: Node,
     listen: Option<String>,
-    on_ready: impl FnOnce(SocketAddr),
+    on_ready: impl FnOnce(&str),
 ) -> Result<(), ServeError> {
     let dir = node.store.dir().to_path_buf();
     let listen = listen.unwrap_or_else(|| node.config.api.listen.clone());
     let addr: SocketAddr = listen
         .parse()
         .map_err(|_| ServeError::Address(listen.clone()))?;
+    let tls = match (&node.config.api.tls_cert, &node.config.api.tls_key) {
+        (Some(cert), Some(key)) => Some(super::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(io(format!("cannot listen on {addr}")))?;
@@ -129,12 +136,22 @@ pub async fn serve(
     let node = Arc::new(node);
     let app = router(ApiState::new(Arc::clone(&node)));
     let addr_file = write_addr_file(&dir, bound)?;
-    tracing::info!("REST API listening on http://{bound}");
-    on_ready(bound);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(io("serving the API"));
+    let url = format!("{}://{bound}", if tls.is_some() { "https" } else { "http" });
+    tracing::info!("REST API listening on {url}");
+    on_ready(&url);
+    let served = match tls {
+        Some(acceptor) => {
+            axum::serve(super::tls::TlsListener::new(listener, acceptor), app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
+    .map_err(io("serving the API"));
     // The address is stale once the listener is gone; failing to remove it changes nothing.
     let _ = std::fs::remove_file(&addr_file);
     served

@@ -34,7 +34,7 @@ def cli(data: Path, *args: str) -> str:
 class Node:
     """A running `threatlog serve` with its data directory, URL and admin key."""
 
-    def __init__(self, data: Path):
+    def __init__(self, data: Path, https: bool = False):
         self.data = data
         addr_file = data / "run" / "api.addr"
         self.process = subprocess.Popen(
@@ -50,7 +50,8 @@ class Node:
                 self.process.kill()
                 raise RuntimeError("threatlog serve did not start")
             time.sleep(0.05)
-        self.url = f"http://{addr_file.read_text().strip()}"
+        scheme = "https" if https else "http"
+        self.url = f"{scheme}://{addr_file.read_text().strip()}"
         self.admin_key = (data / "admin.key").read_text().strip()
 
     def stop(self) -> None:
