@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::{ApiError, DUPLICATE_ATTRIBUTE, INVALID_ATTRIBUTE};
-use super::events::{editable_event, event_json, now_seconds, visible_event};
+use super::events::{editable_event, event_json, now_seconds, stored_timestamp, visible_event};
 use super::request::{flag_field, parse_ref, JsonBody};
 use super::visibility::{event_access, record_visibility, EventAccess};
 use super::ApiState;
@@ -244,6 +244,19 @@ pub async fn edit(
         .blocking(move |node| {
             let found = find(node, &caller, &id)?;
             let event = editable_event(node, &caller, &found.event.uuid.to_string())?;
+            let sent = changes
+                .get("timestamp")
+                .and_then(|t| t.as_i64().or_else(|| t.as_str()?.parse().ok()));
+            let stored = stored_timestamp(node, RecordKind::Attribute, &found.uuid);
+            if let (Some(sent), Some(stored)) = (sent, stored) {
+                if sent <= stored {
+                    return Err(ApiError::validation(
+                        NOT_EDITED,
+                        "timestamp",
+                        "Attribute in the request not newer than the local copy.",
+                    ));
+                }
+            }
             let mut merged = found.record.values();
             merged.extend(changes.clone());
             merged.insert("uuid".into(), json!(found.uuid.to_string()));

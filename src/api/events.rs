@@ -136,6 +136,28 @@ fn stamp_event(event: &mut Event, caller: &Caller) {
     }
 }
 
+/// The `timestamp` of a stored record, if it has one.
+pub(super) fn stored_timestamp(node: &Node, kind: RecordKind, uuid: &Uuid) -> Option<i64> {
+    let record = read::record(&node.store.views(), kind, uuid.as_bytes()).ok()??;
+    record.str_field("timestamp")?.parse().ok()
+}
+
+/// MISP's edit rule, last writer wins on `timestamp`: an attribute sent with a timestamp no
+/// newer than the stored copy's is unchanged and left out of the edit; one sent without a
+/// timestamp is an edit made now.
+fn drop_unchanged(node: &Node, event: &mut Event) {
+    let newer = |uuid: &Uuid, sent: Option<i64>| match sent {
+        Some(sent) => {
+            stored_timestamp(node, RecordKind::Attribute, uuid).is_none_or(|stored| sent > stored)
+        }
+        None => true,
+    };
+    event.attributes.retain(|a| newer(&a.uuid, a.timestamp));
+    for object in &mut event.objects {
+        object.attributes.retain(|a| newer(&a.uuid, a.timestamp));
+    }
+}
+
 fn parse_event(value: &Value) -> Result<Event, ApiError> {
     Event::from_json(value).map_err(|error| match error {
         ModelError::NotAnEvent => ApiError::validation(EVENT_NOT_SAVED, "info", error.to_string()),
@@ -264,6 +286,7 @@ async fn edit_event(
             }
             let stored_orgc = access.record.field("Orgc").cloned();
             let mut event = parse_event(&Value::Object(merged))?;
+            drop_unchanged(node, &mut event);
             stamp_event(&mut event, &caller);
             if !(caller.role.site_admin || caller.role.sync) {
                 // Editing keeps the creator organisation.

@@ -60,3 +60,27 @@ def test_tags_on_objects(misp):
     assert object_tags() == ["tlp:green"]
     misp.untag(file_object, "tlp:green")
     assert object_tags() == []
+
+
+def test_edits_are_last_writer_wins_on_timestamp(misp):
+    event = _event(misp, "timestamps")
+    domain = misp.add_attribute(event, {"type": "domain", "value": "fresh.example.net"}, pythonify=True)
+    fetched = misp.get_event(event.uuid, pythonify=True)
+    ip = next(a for a in fetched.attributes if a.type == "ip-dst")
+    stale = int(ip.timestamp.timestamp())
+
+    # An attribute sent with its stored timestamp is unchanged; one without is edited now.
+    misp.direct_call(f"events/edit/{event.id}", {"Event": {"info": "timestamps", "Attribute": [
+        {"uuid": ip.uuid, "type": "ip-dst", "value": "192.0.2.55", "comment": "stale",
+         "timestamp": str(stale)},
+        {"uuid": domain.uuid, "type": "domain", "value": "fresh.example.net", "comment": "fresh"},
+    ]}})
+    after = {a.uuid: a.comment for a in misp.get_event(event.uuid, pythonify=True).attributes}
+    assert after == {ip.uuid: "", domain.uuid: "fresh"}
+
+    refused = misp.direct_call(f"attributes/edit/{ip.id}", {"comment": "stale", "timestamp": stale})
+    assert refused["errors"][0] == 403
+    assert refused["errors"][1]["errors"]["timestamp"] == [
+        "Attribute in the request not newer than the local copy."]
+    newer = misp.direct_call(f"attributes/edit/{ip.id}", {"comment": "newer", "timestamp": stale + 10})
+    assert newer["Attribute"]["comment"] == "newer"
