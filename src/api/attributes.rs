@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::{ApiError, DUPLICATE_ATTRIBUTE, INVALID_ATTRIBUTE};
-use super::events::{editable_event, event_json, now_seconds, stored_timestamp, visible_event};
+use super::events::{
+    editable_event, event_json, event_json_with, now_seconds, stored_timestamp, visible_event,
+};
 use super::request::{flag_field, parse_ref, JsonBody};
 use super::visibility::{event_access, record_visibility, EventAccess};
 use super::ApiState;
@@ -15,6 +17,7 @@ use crate::change::{self, Visibility};
 use crate::model::Attribute;
 use crate::node::Node;
 use crate::proto::{self, RecordKind};
+use crate::view::read::EventOptions;
 use crate::view::{read, Record};
 
 /// MISP's name for a refused attribute write.
@@ -320,9 +323,17 @@ pub async fn view(
         .blocking(move |node| {
             let found = find(node, &caller, &id)?;
             let event = visible_event(node, &caller, &found.event.uuid.to_string())?;
-            let json = event_json(node, &caller, &event, true, false)?;
-            let attribute = attribute_in(&json, &found.uuid)
+            let options = EventOptions {
+                include_deleted: true,
+                correlation_max: node.config.views.correlation_max,
+                correlations: false,
+                only_attributes: Some([found.uuid].into()),
+            };
+            let json = event_json_with(node, &caller, &event, options, false)?;
+            let mut attribute = attribute_in(&json, &found.uuid)
                 .ok_or_else(|| ApiError::not_found(INVALID_ATTRIBUTE))?;
+            let related = super::search::related_attributes(node, &caller, &attribute)?;
+            attribute["RelatedAttribute"] = Value::Array(related);
             Ok(json!({ "Attribute": attribute }))
         })
         .await?;

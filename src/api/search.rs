@@ -521,7 +521,7 @@ fn attribute_rows(
 
 /// MISP's `RelatedAttribute` list: visible attributes of other events sharing a correlating
 /// value with `attribute`.
-fn related_attributes(
+pub(super) fn related_attributes(
     node: &Node,
     caller: &Caller,
     attribute: &Value,

@@ -84,3 +84,15 @@ def test_edits_are_last_writer_wins_on_timestamp(misp):
         "Attribute in the request not newer than the local copy."]
     newer = misp.direct_call(f"attributes/edit/{ip.id}", {"comment": "newer", "timestamp": stale + 10})
     assert newer["Attribute"]["comment"] == "newer"
+
+
+def test_attribute_view_lists_related_attributes(misp):
+    first = _event(misp, "related one")
+    second = _event(misp, "related two")
+    ip = next(a for a in first.attributes if a.type == "ip-dst")
+    other = next(a for a in second.attributes if a.type == "ip-dst")
+    viewed = misp.get_attribute(ip)
+    assert viewed["Attribute"]["value"] == "192.0.2.55"
+    related = {r["uuid"] for r in viewed["Attribute"]["RelatedAttribute"]}
+    assert other.uuid in related
+    assert ip.uuid not in related
