@@ -44,7 +44,10 @@ bench: prereqs
 	$(CARGO) run --release -- bench ingest
 	$(CARGO) run --release -- bench api
 
+# Serves ./data; a new directory is initialised and its admin key printed by serve itself,
+# an existing one's key is printed from DATA/admin.key.
 run: build
+	@if [ -f $(DATA)/admin.key ]; then echo "admin key: $$(cat $(DATA)/admin.key)"; fi
 	$(CARGO) run --release -- --data $(DATA) serve
 
 clean:
