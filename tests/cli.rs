@@ -235,3 +235,42 @@ fn bench_ingest_reports_every_figure_as_json() {
         );
     }
 }
+
+#[test]
+fn bench_api_reports_every_figure_as_json() {
+    let temp = tempfile::tempdir().unwrap();
+    let output = common::ok(
+        temp.path(),
+        &[
+            "bench",
+            "api",
+            "--events",
+            "4",
+            "--attributes-per-event",
+            "5",
+            "--clients",
+            "2",
+            "--search-attributes",
+            "50",
+            "--searches",
+            "10",
+            "--json",
+        ],
+    );
+    let figures: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(figures["http_events"], 4);
+    assert_eq!(figures["search_attributes_held"], 50);
+    assert_eq!(figures["searches"], 10);
+    for name in [
+        "http_attributes_per_s",
+        "http_attributes_vs_target",
+        "search_p50_ms",
+        "search_p99_ms",
+        "search_p99_vs_target",
+    ] {
+        assert!(
+            figures[name].as_f64().is_some_and(|v| v > 0.0),
+            "{name}: {figures}"
+        );
+    }
+}
