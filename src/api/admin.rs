@@ -41,17 +41,6 @@ fn require_site_admin(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// MISP's save-success body.
-fn success(message: &str, url: &str) -> Value {
-    json!({
-        "saved": true,
-        "success": true,
-        "name": message,
-        "message": message,
-        "url": url,
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // Organisations
 
@@ -308,7 +297,7 @@ pub async fn delete_org(
             write_org(node, &caller, &uuid, &fields)
         })
         .await?;
-    Ok(Json(success("Organisation deleted", &url)))
+    Ok(super::saved("Organisation deleted", &url, None))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,5 +567,5 @@ pub async fn delete_user(
             Ok(())
         })
         .await?;
-    Ok(Json(success("User deleted.", &url)))
+    Ok(super::saved("User deleted.", &url, None))
 }

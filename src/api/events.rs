@@ -322,18 +322,6 @@ pub async fn edit_with_options(
     edit_event(state, caller, id, body, option_set(&options, "metadata")).await
 }
 
-/// MISP's success body for an event action.
-fn success(message: &str, uri: &Uri, id: u64) -> Json<Value> {
-    Json(json!({
-        "saved": true,
-        "success": true,
-        "name": message,
-        "message": message,
-        "url": uri.path(),
-        "id": id.to_string(),
-    }))
-}
-
 /// `POST|DELETE /events/delete/{id}`: appends the event's tombstone.
 pub async fn delete(
     State(state): State<ApiState>,
@@ -351,7 +339,11 @@ pub async fn delete(
             Ok(access.id)
         })
         .await?;
-    Ok(success("Event deleted.", &uri, event_id))
+    Ok(super::saved(
+        "Event deleted.",
+        uri.path(),
+        Some(event_id.to_string()),
+    ))
 }
 
 /// Sets the event's `published` flag (publishing needs a publishing role).
@@ -397,7 +389,11 @@ pub async fn publish(
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     let event_id = set_published(state, caller, id, true).await?;
-    Ok(success("Event published without alerts", &uri, event_id))
+    Ok(super::saved(
+        "Event published without alerts",
+        uri.path(),
+        Some(event_id.to_string()),
+    ))
 }
 
 /// `POST /events/unpublish/{id}`.
@@ -408,5 +404,9 @@ pub async fn unpublish(
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     let event_id = set_published(state, caller, id, false).await?;
-    Ok(success("Event unpublished.", &uri, event_id))
+    Ok(super::saved(
+        "Event unpublished.",
+        uri.path(),
+        Some(event_id.to_string()),
+    ))
 }

@@ -35,6 +35,22 @@ use std::sync::Arc;
 use crate::node::Node;
 use error::ApiError;
 
+/// MISP's body for a successful change: `saved`, `success`, the message as `name` and
+/// `message`, the request's `url`, and the changed item's `id` where there is one.
+pub fn saved(message: &str, url: &str, id: Option<String>) -> axum::Json<serde_json::Value> {
+    let mut body = serde_json::json!({
+        "saved": true,
+        "success": true,
+        "name": message,
+        "message": message,
+        "url": url,
+    });
+    if let Some(id) = id {
+        body["id"] = serde_json::Value::String(id);
+    }
+    axum::Json(body)
+}
+
 /// State shared by every handler.
 #[derive(Clone)]
 pub struct ApiState {

@@ -251,18 +251,6 @@ fn members(json: &Value, object: &Uuid) -> Vec<(RecordKind, Uuid)> {
     out
 }
 
-/// MISP's save-success body.
-fn success(message: &str, url: &str, id: &str) -> Value {
-    json!({
-        "saved": true,
-        "success": true,
-        "name": message,
-        "message": message,
-        "url": url,
-        "id": id,
-    })
-}
-
 /// `POST /objects/delete/{id}`: soft delete (the object and its attributes get `deleted`),
 /// or with `{"hard": 1}` (or `/objects/delete/{id}/1`) erased with its attributes and
 /// references.
@@ -323,11 +311,11 @@ async fn delete_object(
             Ok(object_id)
         })
         .await?;
-    Ok(Json(success(
+    Ok(super::saved(
         "Object deleted",
         &url,
-        &object_id.to_string(),
-    )))
+        Some(object_id.to_string()),
+    ))
 }
 
 /// `GET /objects/view/{id}` (and HEAD): `{"Object": …}`.
@@ -467,11 +455,11 @@ async fn delete_reference(
             Ok(reference_id)
         })
         .await?;
-    Ok(Json(success(
+    Ok(super::saved(
         "ObjectReference deleted",
         &url,
-        &reference_id.to_string(),
-    )))
+        Some(reference_id.to_string()),
+    ))
 }
 
 /// `POST /objectReferences/delete/{id}`: soft delete (`{"hard": 1}` erases).

@@ -288,18 +288,7 @@ pub async fn delete(
             write(node, &caller, &group.uuid, fields)
         })
         .await?;
-    Ok(Json(success("Sharing group deleted.", &url)))
-}
-
-/// MISP's save-success body.
-fn success(message: &str, url: &str) -> Value {
-    json!({
-        "saved": true,
-        "success": true,
-        "name": message,
-        "message": message,
-        "url": url,
-    })
+    Ok(super::saved("Sharing group deleted.", &url, None))
 }
 
 /// Adds (`add`) or removes organisation `org` from group `group`.
@@ -363,7 +352,7 @@ async fn member_request(
     } else {
         "Organisation removed from the sharing group."
     };
-    Ok(Json(success(message, url)))
+    Ok(super::saved(message, url, None))
 }
 
 /// `POST /sharingGroups/addOrg` with `{"sg_id", "org_id"}`.

@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::events::now_seconds;
 use super::request::{parse_ref, text_field, JsonBody};
-use super::visibility::{event_access, may_see, record_visibility};
+use super::visibility::visible_attribute;
 use super::ApiState;
 use crate::change::{self, Visibility};
 use crate::node::Node;
@@ -44,36 +44,24 @@ struct Context {
 
 /// The context of attribute `uuid` if it is live and visible to `caller`.
 fn context(node: &Node, caller: &Caller, uuid: &Uuid) -> Result<Option<Context>, ApiError> {
-    let Some(record) = read::record(&node.store.views(), RecordKind::Attribute, uuid.as_bytes())?
-        .filter(Record::is_live)
-    else {
+    let Some(found) = visible_attribute(node, caller, uuid)? else {
         return Ok(None);
     };
-    let Some(event) = record.event else {
-        return Ok(None);
-    };
-    let Some(access) = event_access(node, caller, &event)? else {
-        return Ok(None);
-    };
-    let visibility = match record_visibility(&record) {
-        (5, _) => access.visibility,
-        own => own,
-    };
-    let owner = access.record.owner.as_ref().map(|(org, _)| *org);
-    if !may_see(node, caller, owner, visibility)? {
-        return Ok(None);
-    }
     Ok(Some(Context {
-        event,
-        event_id: access.id,
+        event: found.access.uuid,
+        event_id: found.access.id,
         attribute_id: node
             .store
             .local_id(RecordKind::Attribute, uuid.as_bytes())
             .unwrap_or(0),
-        visibility,
-        value: record.str_field("value").unwrap_or_default().to_string(),
-        editable: access.editable,
-        record,
+        visibility: found.visibility,
+        value: found
+            .record
+            .str_field("value")
+            .unwrap_or_default()
+            .to_string(),
+        editable: found.access.editable,
+        record: found.record,
     }))
 }
 
@@ -524,13 +512,7 @@ pub async fn delete(
             Ok(())
         })
         .await?;
-    Ok(Json(json!({
-        "saved": true,
-        "success": true,
-        "name": "Sighting successfully deleted.",
-        "message": "Sighting successfully deleted.",
-        "url": url,
-    })))
+    Ok(super::saved("Sighting successfully deleted.", &url, None))
 }
 
 #[cfg(test)]

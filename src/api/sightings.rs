@@ -11,13 +11,14 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::events::now_seconds;
 use super::request::{parse_ref, text_field, JsonBody};
-use super::visibility::{event_access, may_see, record_visibility};
+use super::visibility::visible_attribute;
 use super::ApiState;
 use crate::change;
 use crate::model::Sighting;
 use crate::node::Node;
 use crate::proto::RecordKind;
-use crate::view::{read, Record, Table, ViewRead};
+use crate::view::index::{text_prefix, VALUE};
+use crate::view::{Table, ViewRead};
 
 /// MISP's message when no attribute matches.
 const NO_ATTRIBUTES: &str =
@@ -39,41 +40,23 @@ struct Sightable {
 
 /// The attribute `uuid` if it is live, not deleted and visible to the caller.
 fn sightable(node: &Node, caller: &Caller, uuid: &Uuid) -> Result<Option<Sightable>, ApiError> {
-    let Some(record) = read::record(&node.store.views(), RecordKind::Attribute, uuid.as_bytes())?
-        .filter(Record::is_live)
-    else {
+    let Some(found) = visible_attribute(node, caller, uuid)? else {
         return Ok(None);
     };
-    if record.field("deleted") == Some(&json!(true)) {
-        return Ok(None);
-    }
-    let Some(event) = record.event else {
-        return Ok(None);
-    };
-    let Some(access) = event_access(node, caller, &event)? else {
-        return Ok(None);
-    };
-    let visibility = match record_visibility(&record) {
-        (5, _) => access.visibility,
-        own => own,
-    };
-    let owner = access.record.owner.as_ref().map(|(org, _)| *org);
-    if !may_see(node, caller, owner, visibility)? {
+    if found.record.field("deleted") == Some(&json!(true)) {
         return Ok(None);
     }
     Ok(Some(Sightable {
         uuid: *uuid,
-        event,
-        event_id: access.id,
-        visibility,
+        event: found.access.uuid,
+        event_id: found.access.id,
+        visibility: found.visibility,
     }))
 }
 
 /// The uuids of attributes whose indexed value is `value`.
 fn attributes_with_value(node: &Node, value: &str) -> Result<Vec<Uuid>, ApiError> {
-    let mut prefix = vec![b'v'];
-    prefix.extend_from_slice(value.as_bytes());
-    prefix.push(0);
+    let prefix = text_prefix(VALUE, value);
     let pairs = node.store.views().scan(Table::Index, &prefix)?;
     Ok(pairs
         .iter()

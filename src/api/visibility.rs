@@ -192,3 +192,46 @@ pub fn filter_event(
     }
     Ok(())
 }
+
+/// A live attribute the caller may see, with its event's access and the visibility its
+/// entries carry (its own, or its event's when it inherits).
+pub struct VisibleAttribute {
+    /// The attribute's view record.
+    pub record: Record,
+    /// Its event.
+    pub access: EventAccess,
+    /// The visibility of entries about the attribute.
+    pub visibility: Visibility,
+}
+
+/// The attribute `uuid` if it is live and `caller` may see it.
+pub fn visible_attribute(
+    node: &Node,
+    caller: &Caller,
+    uuid: &Uuid,
+) -> Result<Option<VisibleAttribute>, ApiError> {
+    let Some(record) = read::record(&node.store.views(), RecordKind::Attribute, uuid.as_bytes())?
+        .filter(Record::is_live)
+    else {
+        return Ok(None);
+    };
+    let Some(event) = record.event else {
+        return Ok(None);
+    };
+    let Some(access) = event_access(node, caller, &event)? else {
+        return Ok(None);
+    };
+    let visibility = match record_visibility(&record) {
+        (5, _) => access.visibility,
+        own => own,
+    };
+    let owner = access.record.owner.as_ref().map(|(org, _)| *org);
+    if !may_see(node, caller, owner, visibility)? {
+        return Ok(None);
+    }
+    Ok(Some(VisibleAttribute {
+        record,
+        access,
+        visibility,
+    }))
+}

@@ -161,7 +161,7 @@ impl Store {
             heads.insert(entry.origin(), Head::after(entry));
             let touched = view::apply(&mut views, entry)?;
             for (kind, record) in touched.records {
-                self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record)?;
+                self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record);
             }
         }
         views.write_into(&mut batch);
@@ -191,14 +191,14 @@ impl Store {
         new_ids: &mut HashMap<Vec<u8>, u64>,
         kind: RecordKind,
         record: &[u8],
-    ) -> Result<(), StoreError> {
+    ) {
         let mut id_key = vec![kind as u8];
         id_key.extend_from_slice(record);
         // Only records new to the views get here, and a record never leaves the views once
         // created (erasures and tombstones keep it buried, and a tombstoned event's children
         // cannot come back), so it has no id yet unless this batch gave it one.
         if new_ids.contains_key(&id_key) {
-            return Ok(());
+            return;
         }
         let next = next_ids.entry(kind as u8).or_insert(1);
         let id = *next;
@@ -208,6 +208,5 @@ impl Store {
         batch.put_cf(self.cf(CF_IDS), &id_key, id.to_be_bytes());
         batch.put_cf(self.cf(CF_IDS), reverse, record);
         new_ids.insert(id_key, id);
-        Ok(())
     }
 }

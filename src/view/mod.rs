@@ -5,7 +5,7 @@
 
 pub mod correlation;
 mod digest;
-mod index;
+pub mod index;
 mod memory;
 pub mod read;
 mod record;
