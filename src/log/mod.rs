@@ -3,12 +3,14 @@
 
 mod entry;
 mod key;
+mod stub;
 
 pub use entry::{
     entry_hash, seal, Draft, EntryHash, EntryId, Head, VerifiedEntry, ENTRY_BYTES_MAX,
     ENTRY_FORMAT_VERSION, OPS_PER_ENTRY_MAX, SALT_BYTES,
 };
 pub use key::{NodeKey, OriginKey};
+pub use stub::{Stub, STUB_VALUE_BYTES};
 
 /// Why an entry was refused. Every variant is caused by the bytes of an entry (ours or a
 /// peer's) and is returned, never panicked on.
