@@ -1,14 +1,20 @@
-//! Compiles `proto/` into Rust types with a pure-Rust protobuf compiler (protox), so no system
-//! `protoc` is needed.
+//! Compiles `proto/` into Rust types and the tonic sync service with a pure-Rust protobuf
+//! compiler (protox), so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/threatlog/v1/log.proto"];
+    let files = [
+        "proto/threatlog/v1/log.proto",
+        "proto/threatlog/sync/v1/sync.proto",
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={file}");
     }
     let descriptors = protox::compile(files, ["proto"])?;
-    prost_build::Config::new()
-        .bytes(["."])
-        .compile_fds(descriptors)?;
+    let mut config = prost_build::Config::new();
+    config.bytes(["."]);
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds_with_config(descriptors, config)?;
     Ok(())
 }

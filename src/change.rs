@@ -25,14 +25,23 @@ pub struct Actor {
 /// A visibility: distribution level and, for level 4, the sharing group.
 type VisibilityKey = (u8, Option<Uuid>);
 
-/// Ops grouped by visibility, in first-use order.
+/// The visibility of entries about an event and of the items that inherit its distribution:
+/// level 5, so that the event's reach when an entry is released decides (SPEC §6.2 evaluates
+/// release now), not its reach when the entry was written.
+pub const INHERIT: Visibility = (5, None);
+
+/// Ops grouped by visibility, in first-use order. Local tag links get groups of their own,
+/// because an entry that carries one never leaves the node and must not hold back anything
+/// else.
 #[derive(Default)]
 struct Groups {
-    groups: Vec<(VisibilityKey, Vec<proto::Op>)>,
+    groups: Vec<((VisibilityKey, bool), Vec<proto::Op>)>,
 }
 
 impl Groups {
     fn push(&mut self, key: VisibilityKey, op: proto::Op) {
+        let local = matches!(&op.op, Some(Op::Tag(link)) if link.local);
+        let key = (key, local);
         match self.groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, ops)) => ops.push(op),
             None => self.groups.push((key, vec![op])),
@@ -178,8 +187,7 @@ fn object_ops(groups: &mut Groups, object: &MispObject, inherited: VisibilityKey
 
 /// The drafts that create or update `event` with everything it contains.
 pub fn event_drafts(event: &Event, actor: &Actor) -> Vec<Draft> {
-    let event_key: VisibilityKey =
-        visibility(event.distribution, event.sharing_group_uuid, (0, None));
+    let event_key = INHERIT;
     let mut groups = Groups::default();
     if let Some(orgc) = &event.orgc {
         groups.push(event_key, named_organisation_op(orgc));
@@ -219,10 +227,26 @@ pub fn event_drafts(event: &Event, actor: &Actor) -> Vec<Draft> {
     drafts(groups, Some(event.uuid), actor)
 }
 
-/// Splits each visibility group into drafts within the per-entry limits.
-fn drafts(groups: Groups, event: Option<Uuid>, actor: &Actor) -> Vec<Draft> {
+/// Whether `op` sets fields of an event record (which is how publishing is written).
+fn sets_event(op: &proto::Op) -> bool {
+    matches!(&op.op, Some(Op::Set(set)) if set.kind == RecordKind::Event as i32)
+}
+
+/// Splits each visibility group into drafts within the per-entry limits. Ops that set the
+/// event record go last, in the last draft: a publish then covers every entry of its change,
+/// as peers release entries of an event up to its latest publish (SPEC §6.2).
+fn drafts(mut groups: Groups, event: Option<Uuid>, actor: &Actor) -> Vec<Draft> {
+    for (_, ops) in &mut groups.groups {
+        let (event_sets, others): (Vec<_>, Vec<_>) =
+            std::mem::take(ops).into_iter().partition(sets_event);
+        *ops = others;
+        ops.extend(event_sets);
+    }
+    groups
+        .groups
+        .sort_by_key(|(_, ops)| ops.iter().any(sets_event));
     let mut out = Vec::new();
-    for ((distribution, group), ops) in groups.groups {
+    for (((distribution, group), _local), ops) in groups.groups {
         let visibility = proto::Visibility {
             distribution: u32::from(distribution),
             sharing_group: group

@@ -16,6 +16,7 @@
 //! - [`bench`]: the `threatlog bench` throughput measurements.
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
 //! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).
+//! - [`policy`]: who may see what across nodes: release to a peer, hop checks (pure).
 //! - [`proto`]: the protobuf wire types compiled from `proto/`.
 
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ pub mod config;
 pub mod log;
 pub mod model;
 pub mod node;
+pub mod policy;
 pub mod store;
 pub mod view;
 
@@ -34,4 +36,10 @@ pub mod view;
 #[allow(missing_docs, clippy::all)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/threatlog.v1.rs"));
+
+    /// The node-to-node sync service from `proto/threatlog/sync/v1/sync.proto`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod sync {
+        include!(concat!(env!("OUT_DIR"), "/threatlog.sync.v1.rs"));
+    }
 }

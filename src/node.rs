@@ -274,6 +274,7 @@ impl Node {
         let key = read_key(dir)?;
         let config = Config::load(dir)?;
         let store = Store::open(dir)?;
+        store.set_own_origin(key.origin());
         let (uuid, name): (Uuid, String) = store
             .meta(META_ORG)?
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use crate::change::Visibility;
+use crate::change::{self, Visibility};
 use crate::node::Node;
 use crate::proto::RecordKind;
 use crate::view::{read, Record};
@@ -22,7 +22,8 @@ pub struct EventAccess {
     pub id: u64,
     /// Its view record.
     pub record: Record,
-    /// The event's own visibility, for placing changes to it.
+    /// The visibility entries about the event carry: [`change::INHERIT`], so that the
+    /// event's reach when an entry is released decides, not its reach when it was written.
     pub visibility: Visibility,
     /// Whether the caller may change it (owner organisation or site admin).
     pub editable: bool,
@@ -72,7 +73,8 @@ pub fn is_member(node: &Node, group: &Uuid, org: &Uuid) -> Result<bool, ApiError
     Ok(listed(record.field("SharingGroupOrg")) || listed(record.field("organisations")))
 }
 
-/// Whether `caller` may see an item with `visibility` in an event owned by `owner`.
+/// Whether `caller` may see an item with `visibility` in an event owned by `owner` (level 5
+/// inherits the event's).
 pub fn may_see(
     node: &Node,
     caller: &Caller,
@@ -83,7 +85,8 @@ pub fn may_see(
         return Ok(true);
     }
     Ok(match visibility {
-        (1..=3, _) => true,
+        // Level 5 inherits the event's, which the caller was already checked against.
+        (1..=3, _) | (5, _) => true,
         (4, Some(group)) => is_member(node, &group, &caller.org.uuid)?,
         _ => false,
     })
@@ -114,7 +117,7 @@ pub fn event_access(
             .local_id(RecordKind::Event, uuid.as_bytes())
             .unwrap_or(0),
         editable: caller.role.site_admin || owner == Some(caller.org.uuid),
-        visibility,
+        visibility: change::INHERIT,
         record,
     }))
 }

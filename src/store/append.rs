@@ -7,9 +7,10 @@ use uuid::Uuid;
 
 use super::views::BatchViews;
 use super::{
-    log_key, Store, StoreError, CF_ARRIVAL, CF_EVENT_LOG, CF_HEADS, CF_IDS, CF_LOG, CF_META,
+    log_key, Store, StoreError, CF_ARRIVAL, CF_EVENT_LOG, CF_HEADS, CF_IDS, CF_LOCAL, CF_LOG,
+    CF_META, CF_STUBS,
 };
-use crate::log::{seal, Draft, EntryId, Head, NodeKey, OriginKey, VerifiedEntry, SALT_BYTES};
+use crate::log::{seal, Draft, EntryId, Head, NodeKey, OriginKey, Stub, VerifiedEntry, SALT_BYTES};
 use crate::proto::RecordKind;
 use crate::view;
 
@@ -28,6 +29,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// The last arrival number given (0 before the first entry).
+    pub(crate) fn last_arrival(&self) -> u64 {
+        self.next_arrival.saturating_sub(1)
+    }
+
     /// Reads the writer state from the database.
     pub(crate) fn load(store: &Store) -> Result<Writer, StoreError> {
         let mut writer = Writer {
@@ -91,6 +97,16 @@ fn encode_head(head: &Head) -> Vec<u8> {
     out
 }
 
+/// One item of a commit.
+pub(crate) enum Commit<'a> {
+    /// A new entry extending its origin's chain.
+    Entry(&'a VerifiedEntry),
+    /// A withheld entry now received in full; its stub is replaced.
+    Reveal(&'a VerifiedEntry),
+    /// A withheld entry's stub extending its origin's chain.
+    Stub(&'a Stub),
+}
+
 /// What an append stored.
 #[derive(Debug, Clone)]
 pub struct Appended {
@@ -141,31 +157,63 @@ impl Store {
         writer: &mut Writer,
         entries: &[VerifiedEntry],
     ) -> Result<(), StoreError> {
+        let items: Vec<Commit<'_>> = entries.iter().map(Commit::Entry).collect();
+        self.commit_items(writer, &items, &[])
+    }
+
+    /// Stores `items` (new entries, revealed entries that replace their stubs, and stubs) and
+    /// the node-local pairs `local`, with every view change, in one synced write.
+    pub(crate) fn commit_items(
+        &self,
+        writer: &mut Writer,
+        items: &[Commit<'_>],
+        local: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         let mut views = BatchViews::new(self);
         let mut next_arrival = writer.next_arrival;
         let mut next_ids = writer.next_ids.clone();
         let mut heads = HashMap::new();
         let mut new_ids: HashMap<Vec<u8>, u64> = HashMap::new();
-        for entry in entries {
-            let key = log_key(&entry.origin(), entry.sequence());
+        let mut publishes = super::release::Publishes::default();
+        for item in items {
+            let (id, head) = match item {
+                Commit::Entry(entry) | Commit::Reveal(entry) => (entry.id(), Head::after(entry)),
+                Commit::Stub(stub) => (stub.id, stub.head()),
+            };
+            let key = log_key(&id.origin, id.sequence);
             let arrival = next_arrival.to_be_bytes();
             next_arrival += 1;
-            batch.put_cf(self.cf(CF_LOG), &key, entry.stored());
             batch.put_cf(self.cf(CF_ARRIVAL), arrival, &key);
+            if !matches!(item, Commit::Reveal(_)) {
+                heads.insert(id.origin, head);
+            }
+            let entry = match item {
+                Commit::Stub(stub) => {
+                    batch.put_cf(self.cf(CF_STUBS), &key, stub.encode_value());
+                    continue;
+                }
+                Commit::Reveal(entry) => {
+                    batch.delete_cf(self.cf(CF_STUBS), &key);
+                    entry
+                }
+                Commit::Entry(entry) => entry,
+            };
+            batch.put_cf(self.cf(CF_LOG), &key, entry.stored());
             if let Some(event) = entry.event() {
                 let mut event_key = event.as_bytes().to_vec();
                 event_key.extend_from_slice(&arrival);
                 batch.put_cf(self.cf(CF_EVENT_LOG), event_key, &key);
             }
-            heads.insert(entry.origin(), Head::after(entry));
+            publishes.note(self, entry)?;
             let touched = view::apply(&mut views, entry)?;
             for (kind, record) in touched.records {
                 self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record);
             }
         }
         views.write_into(&mut batch);
-        // One head per origin: the last entry's, as entries extend chains in order.
+        publishes.write_into(self, &mut batch);
+        // One head per origin: the last item's, as items extend chains in order.
         for (origin, head) in &heads {
             batch.put_cf(self.cf(CF_HEADS), origin.0, encode_head(head));
         }
@@ -174,12 +222,17 @@ impl Store {
             key.push(*kind);
             batch.put_cf(self.cf(CF_META), key, next.to_be_bytes());
         }
+        for (key, value) in local {
+            batch.put_cf(self.cf(CF_LOCAL), key, value);
+        }
         let mut options = WriteOptions::default();
         options.set_sync(true);
         self.db.write_opt(batch, &options)?;
         writer.next_arrival = next_arrival;
         writer.next_ids = next_ids;
         writer.heads.extend(heads);
+        // Wakes live-tail streams; no receiver is not an error.
+        self.arrivals.send_replace(next_arrival - 1);
         Ok(())
     }
 

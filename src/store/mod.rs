@@ -4,7 +4,9 @@
 //! disagree with the log.
 
 mod append;
+mod ingest;
 mod lock;
+mod release;
 mod verify;
 mod views;
 
@@ -13,7 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use append::Appended;
+pub use ingest::{
+    decode_log_key, ForkProof, Held, Incoming, IngestCheck, Ingested, Rejected, Rejection,
+};
 pub use lock::lock_path;
+pub use release::Publish;
 pub use verify::{VerifyFailure, VerifySummary};
 pub use views::DbViews;
 
@@ -39,6 +45,10 @@ pub const CF_IDS: &str = "ids";
 pub const CF_META: &str = "meta";
 /// Column family of node-local state that is never replicated: users, key hashes, settings.
 pub const CF_LOCAL: &str = "local";
+/// Column family of stubs of withheld entries: `origin ‖ sequence` → previous hash ‖ hash.
+pub const CF_STUBS: &str = "stubs";
+/// Column family of derived release facts: `p ‖ event uuid` → the event's latest publish.
+pub const CF_RELEASE: &str = "release";
 
 /// Every column family this build uses.
 fn column_families() -> Vec<&'static str> {
@@ -50,6 +60,8 @@ fn column_families() -> Vec<&'static str> {
         CF_IDS,
         CF_META,
         CF_LOCAL,
+        CF_STUBS,
+        CF_RELEASE,
     ];
     names.extend(Table::ALL.iter().map(|table| table.name()));
     names
@@ -148,6 +160,11 @@ pub struct Store {
     /// The writer's in-memory state; the mutex serialises appends so sequence numbers and
     /// chain links are assigned without races.
     writer: Mutex<append::Writer>,
+    /// The last arrival number, watched by live-tail streams.
+    arrivals: tokio::sync::watch::Sender<u64>,
+    /// This node's own key, once the node has told it: entries claiming it are never
+    /// ingested.
+    own_origin: std::sync::OnceLock<OriginKey>,
     /// Keeps other processes out while this store is open.
     _lock: DirLock,
 }
@@ -167,18 +184,27 @@ impl Store {
         let db = DB::open_cf_descriptors(&options, &path, families)?;
         let store = Store {
             writer: Mutex::new(append::Writer::default()),
+            arrivals: tokio::sync::watch::Sender::new(0),
+            own_origin: std::sync::OnceLock::new(),
             db,
             dir: dir.to_path_buf(),
             _lock: lock,
         };
         store.check_format()?;
         let writer = append::Writer::load(&store)?;
+        store.arrivals.send_replace(writer.last_arrival());
         *store.writer_lock() = writer;
         if store.meta(verify::META_REBUILDING)?.is_some() {
             tracing::warn!("a view rebuild was interrupted; rebuilding the views from the log");
             store.rebuild_views(&|_| {})?;
         }
         Ok(store)
+    }
+
+    /// Records this node's own key: entries of other nodes claiming it are refused.
+    pub fn set_own_origin(&self, origin: OriginKey) {
+        // Set once when the node opens; a second call with the same key changes nothing.
+        let _ = self.own_origin.set(origin);
     }
 
     /// The data directory.
