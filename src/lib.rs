@@ -17,6 +17,7 @@
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
 //! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).
 //! - [`policy`]: who may see what across nodes: release to a peer, hop checks (pure).
+//! - [`sync`]: replication with paired peers over gRPC and mutual TLS: release, checks, engine.
 //! - [`proto`]: the protobuf wire types compiled from `proto/`.
 
 #![warn(missing_docs)]
@@ -30,6 +31,7 @@ pub mod model;
 pub mod node;
 pub mod policy;
 pub mod store;
+pub mod sync;
 pub mod view;
 
 /// Protobuf wire types generated from `proto/threatlog/v1/*.proto`.

@@ -148,6 +148,8 @@ pub struct Node {
     pub org: Organisation,
     /// The configuration.
     pub config: Config,
+    /// Bumped whenever peers are paired, changed or removed, so the sync engine reloads.
+    pub peers_changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -253,6 +255,7 @@ impl Node {
             key,
             org,
             config: Config::load(dir)?,
+            peers_changed: tokio::sync::watch::Sender::new(0),
         };
         let actor = node.system_actor();
         node.append(vec![change::directory_draft(
@@ -284,7 +287,18 @@ impl Node {
             key,
             org: Organisation { uuid, name },
             config,
+            peers_changed: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// The node's signing key, for its TLS identity.
+    pub fn key(&self) -> &NodeKey {
+        &self.key
+    }
+
+    /// Tells the sync engine that peers changed.
+    pub fn notify_peers_changed(&self) {
+        self.peers_changed.send_modify(|generation| *generation += 1);
     }
 
     /// The node's origin key.

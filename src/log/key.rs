@@ -88,3 +88,17 @@ impl fmt::Debug for OriginKey {
         write!(f, "OriginKey({})", &hex::encode(self.0)[..16])
     }
 }
+
+impl serde::Serialize for OriginKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OriginKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        OriginKey::from_hex(&text)
+            .ok_or_else(|| serde::de::Error::custom("expected a 64-hex-digit ed25519 key"))
+    }
+}

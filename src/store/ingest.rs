@@ -326,6 +326,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `limit` positions held only as stubs, in key order.
+    pub fn stubs(&self, limit: usize) -> Result<Vec<EntryId>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_STUBS), IteratorMode::Start) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = item?;
+            out.push(decode_log_key(&key)?);
+        }
+        Ok(out)
+    }
+
     /// Whether `origin` equivocated and is refused.
     pub fn is_refused(&self, origin: &OriginKey) -> bool {
         let mut key = META_FORK.to_vec();

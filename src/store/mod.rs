@@ -269,6 +269,17 @@ impl Store {
         Ok(self.db.write_opt(batch, &options)?)
     }
 
+    /// Removes node-local keys durably, all or none.
+    pub fn delete_local(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for key in keys {
+            batch.delete_cf(self.cf(CF_LOCAL), key);
+        }
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        Ok(self.db.write_opt(batch, &options)?)
+    }
+
     /// Node-local pairs whose key starts with `prefix`.
     pub fn scan_local(&self, prefix: &[u8]) -> Result<Vec<crate::view::KeyValue>, StoreError> {
         views::scan_cf(&self.db, self.cf(CF_LOCAL), prefix).map_err(StoreError::from)

@@ -1,0 +1,741 @@
+//! The gRPC transport: the tonic sync service, the mutual-TLS listener and connector, and the
+//! engine that keeps one task per peer pulling (and pushing). The only file that touches
+//! tonic.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::Connected;
+use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
+
+use super::peer::{self, Peer};
+use super::release::{Released, Releaser};
+use super::tls::{self, PairedKeys};
+use super::{check, decode_item, encode_items, wire};
+use crate::log::{EntryId, OriginKey};
+use crate::node::Node;
+use crate::policy::Party;
+use crate::store::{Held, Incoming, Ingested, Publish, StoreError};
+
+/// Time a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_MS_MAX: u64 = 10_000;
+/// Withheld entries a pull stream remembers, so that a publish later in the same stream can
+/// reveal them at once.
+const STUBS_REMEMBERED_MAX: usize = 100_000;
+
+/// Why the sync service could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The listen address is not an address.
+    #[error("sync listen address '{0}' is not an address like 127.0.0.1:7443")]
+    Address(String),
+    /// Socket or file IO.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TLS identity could not be built.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The gRPC transport failed.
+    #[error("gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The peer answered with an error or broke the protocol.
+    #[error("{0}")]
+    Peer(String),
+}
+
+impl From<Status> for SyncError {
+    fn from(status: Status) -> Self {
+        SyncError::Peer(format!("{}: {}", status.code(), status.message()))
+    }
+}
+
+/// The peer identity a TLS connection proved: the key in its client certificate.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerIdentity(pub Option<OriginKey>);
+
+/// A server-side TLS connection that tells tonic who the client is.
+pub struct PeerStream(tokio_rustls::server::TlsStream<TcpStream>);
+
+impl Connected for PeerStream {
+    type ConnectInfo = PeerIdentity;
+
+    fn connect_info(&self) -> PeerIdentity {
+        let (_, session) = self.0.get_ref();
+        PeerIdentity(
+            session
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|cert| tls::certificate_key(cert)),
+        )
+    }
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// The sync service of one node.
+pub struct SyncService {
+    node: Arc<Node>,
+}
+
+impl SyncService {
+    fn peer_of<T>(&self, request: &Request<T>) -> Result<Peer, Status> {
+        let key = request
+            .extensions()
+            .get::<PeerIdentity>()
+            .and_then(|identity| identity.0)
+            .ok_or_else(|| Status::unauthenticated("no paired client certificate"))?;
+        let peer = peer::peer(&self.node.store, &key)
+            .map_err(|error| Status::internal(error.to_string()))?
+            .ok_or_else(|| Status::permission_denied("node key is not paired"))?;
+        let status = peer::status(&self.node.store, &key)
+            .map_err(|error| Status::internal(error.to_string()))?;
+        if status.quarantined {
+            return Err(Status::permission_denied(
+                "this node has quarantined you after repeated failures",
+            ));
+        }
+        Ok(peer)
+    }
+
+    fn node_info(&self) -> wire::NodeInfo {
+        node_info(&self.node)
+    }
+}
+
+fn node_info(node: &Node) -> wire::NodeInfo {
+    wire::NodeInfo {
+        node_key: node.origin().0.to_vec().into(),
+        org_uuid: node.org.uuid.as_bytes().to_vec().into(),
+        org_name: node.org.name.clone(),
+        heads: node
+            .store
+            .heads()
+            .into_iter()
+            .map(|(origin, sequence)| wire::OriginHead {
+                origin: origin.0.to_vec().into(),
+                sequence,
+            })
+            .collect(),
+    }
+}
+
+fn party(peer: &Peer) -> Party {
+    Party {
+        node: peer.key,
+        org: peer.org_uuid,
+    }
+}
+
+fn own_party(node: &Node) -> Party {
+    Party {
+        node: node.origin(),
+        org: node.org.uuid,
+    }
+}
+
+#[tonic::async_trait]
+impl wire::sync_server::Sync for SyncService {
+    async fn hello(
+        &self,
+        request: Request<wire::HelloRequest>,
+    ) -> Result<Response<wire::HelloResponse>, Status> {
+        let peer = self.peer_of(&request)?;
+        if request.get_ref().protocol_version != super::PROTOCOL_VERSION {
+            return Err(Status::failed_precondition(format!(
+                "protocol version {} is not supported; this node speaks {}",
+                request.get_ref().protocol_version,
+                super::PROTOCOL_VERSION
+            )));
+        }
+        let cursor = peer::cursor(&self.node.store, &peer.key)
+            .map_err(|error| Status::internal(error.to_string()))?;
+        Ok(Response::new(wire::HelloResponse {
+            protocol_version: super::PROTOCOL_VERSION,
+            node: Some(self.node_info()),
+            head_cursor: self.node.store.last_arrival(),
+            pulls_from_you: peer.pull,
+            cursor_for_you: cursor,
+        }))
+    }
+
+    type PullStream = ReceiverStream<Result<wire::Segment, Status>>;
+
+    async fn pull(
+        &self,
+        request: Request<wire::PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        let peer = self.peer_of(&request)?;
+        let wire::PullRequest { cursor, follow } = request.into_inner();
+        let (sender, receiver) = mpsc::channel(super::SEGMENTS_IN_FLIGHT_MAX);
+        let node = Arc::clone(&self.node);
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let to = peer.key;
+            if let Err(error) = produce(&node, peer, cursor, follow, &sender, &runtime) {
+                tracing::warn!(peer = %to, "pull stream ended: {error}");
+                let _ = sender.blocking_send(Err(Status::internal(error.to_string())));
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn push(
+        &self,
+        request: Request<Streaming<wire::Segment>>,
+    ) -> Result<Response<wire::PushResponse>, Status> {
+        let peer = self.peer_of(&request)?;
+        let mut stream = request.into_inner();
+        let mut accepted = 0u64;
+        while let Some(segment) = stream.message().await? {
+            match ingest_segment(&self.node, &peer, segment).await {
+                Ok(report) => accepted += (report.entries + report.stubs + report.revealed + report.duplicates) as u64,
+                Err(error) => {
+                    return Ok(Response::new(wire::PushResponse {
+                        accepted,
+                        error: error.to_string(),
+                    }))
+                }
+            }
+        }
+        Ok(Response::new(wire::PushResponse {
+            accepted,
+            error: String::new(),
+        }))
+    }
+
+    async fn reveal(
+        &self,
+        request: Request<wire::RevealRequest>,
+    ) -> Result<Response<wire::Segment>, Status> {
+        let peer = self.peer_of(&request)?;
+        let ids = request.into_inner().ids;
+        if ids.len() > super::REVEAL_IDS_MAX {
+            return Err(Status::invalid_argument(format!(
+                "{} ids asked, over the limit of {}",
+                ids.len(),
+                super::REVEAL_IDS_MAX
+            )));
+        }
+        let node = Arc::clone(&self.node);
+        let items = tokio::task::spawn_blocking(move || -> Result<Vec<Released>, StoreError> {
+            let mut releaser = Releaser::new(&node, party(&peer), peer.rules.clone());
+            let mut out = Vec::new();
+            for id in ids {
+                let Ok(origin) = OriginKey::from_slice(&id.origin) else {
+                    continue;
+                };
+                let id = EntryId {
+                    origin,
+                    sequence: id.sequence,
+                };
+                if let Some(Held::Entry(entry)) = node.store.held(&id)? {
+                    if releaser.decide(&entry)?.is_ok() && entry.origin() != peer.key {
+                        out.push(Released::Entry(entry));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|error| Status::internal(error.to_string()))?
+        .map_err(|error| Status::internal(error.to_string()))?;
+        Ok(Response::new(wire::Segment {
+            items: encode_items(&items),
+            cursor: 0,
+            head_cursor: self.node.store.last_arrival(),
+            head_time_ms: crate::node::now_ms(),
+        }))
+    }
+}
+
+/// Streams segments after `cursor` to `sender` until the receiver goes away (or, without
+/// `follow`, until caught up). Runs on a blocking thread: it reads RocksDB.
+fn produce(
+    node: &Node,
+    peer: Peer,
+    mut cursor: u64,
+    follow: bool,
+    sender: &mpsc::Sender<Result<wire::Segment, Status>>,
+    runtime: &tokio::runtime::Handle,
+) -> Result<(), StoreError> {
+    let mut arrivals = node.store.subscribe_arrivals();
+    let mut releaser = Releaser::new(node, party(&peer), peer.rules.clone());
+    let mut stubbed: HashMap<Uuid, Vec<EntryId>> = HashMap::new();
+    let mut remembered = 0usize;
+    loop {
+        arrivals.borrow_and_update();
+        let positions = node.store.arrivals_after(cursor, super::SEGMENT_ITEMS_MAX)?;
+        if positions.is_empty() {
+            if !follow {
+                return Ok(());
+            }
+            let closed = runtime.block_on(async {
+                tokio::select! {
+                    changed = arrivals.changed() => changed.is_err(),
+                    _ = sender.closed() => true,
+                }
+            });
+            if closed {
+                return Ok(());
+            }
+            continue;
+        }
+        releaser.refresh();
+        let mut items = Vec::new();
+        let mut bytes = 0usize;
+        for (arrival, id) in positions {
+            cursor = arrival;
+            let Some(held) = node.store.held(&id)? else {
+                continue;
+            };
+            let event = match &held {
+                Held::Entry(entry) => entry.event(),
+                Held::Stub(_) => None,
+            };
+            let released = releaser.release(held)?;
+            match &released {
+                Released::Entry(entry) => {
+                    bytes += entry.stored().len();
+                    if let Some((event, _)) = Publish::of(entry) {
+                        items.push(released.clone());
+                        for earlier in stubbed.remove(&event).unwrap_or_default() {
+                            remembered -= 1;
+                            if let Some(Held::Entry(entry)) = node.store.held(&earlier)? {
+                                if releaser.decide(&entry)?.is_ok() {
+                                    bytes += entry.stored().len();
+                                    items.push(Released::Entry(entry));
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                }
+                Released::Stub(stub) => {
+                    if let Some(event) = event {
+                        if remembered < STUBS_REMEMBERED_MAX && stub.id.origin != peer.key {
+                            stubbed.entry(event).or_default().push(stub.id);
+                            remembered += 1;
+                        }
+                    }
+                }
+            }
+            items.push(released);
+            if bytes >= super::SEGMENT_BYTES_MAX {
+                break;
+            }
+        }
+        let segment = wire::Segment {
+            items: encode_items(&items),
+            cursor,
+            head_cursor: node.store.last_arrival(),
+            head_time_ms: crate::node::now_ms(),
+        };
+        if sender.blocking_send(Ok(segment)).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Decodes, checks and stores one segment from `peer`, advancing its cursor when every item
+/// is accepted. Rejections are recorded in the peer's status.
+async fn ingest_segment(
+    node: &Arc<Node>,
+    peer: &Peer,
+    segment: wire::Segment,
+) -> Result<Ingested, SyncError> {
+    let node = Arc::clone(node);
+    let peer = peer.clone();
+    tokio::task::spawn_blocking(move || ingest_blocking(&node, &peer, segment))
+        .await
+        .map_err(|error| SyncError::Peer(format!("ingest task failed: {error}")))?
+}
+
+fn ingest_blocking(node: &Node, peer: &Peer, segment: wire::Segment) -> Result<Ingested, SyncError> {
+    let mut items = Vec::with_capacity(segment.items.len());
+    let mut decode_error = None;
+    for item in segment.items {
+        match decode_item(item) {
+            Ok(item) => items.push(item),
+            Err(error) => {
+                decode_error = Some(error);
+                break;
+            }
+        }
+    }
+    let sender = party(peer);
+    let receiver = own_party(node);
+    let cursor = if decode_error.is_none() && segment.cursor > 0 {
+        vec![peer::cursor_pair(&peer.key, segment.cursor)]
+    } else {
+        vec![]
+    };
+    let report = node.store.ingest(&items, &cursor, &mut |entry, views| {
+        check::check_entry(sender, receiver, entry, views)
+    })?;
+    let last_time = items.iter().rev().find_map(|item| match item {
+        Incoming::Entry(entry) => Some(entry.entry().time_ms),
+        Incoming::Stub(_) => None,
+    });
+    let failure = match (&report.rejected, &decode_error) {
+        (Some(rejected), _) => Some(format!("rejected {rejected}")),
+        (None, Some(error)) => Some(format!("rejected undecodable item: {error}")),
+        (None, None) => None,
+    };
+    let violation = failure
+        .as_deref()
+        .is_some_and(|text| text.contains(check::VIOLATION));
+    let status = peer::update_status(&node.store, &peer.key, |status| {
+        status.received += (report.entries + report.stubs + report.revealed) as u64;
+        status.remote_head = status.remote_head.max(segment.head_cursor);
+        status.remote_head_time_ms = segment.head_time_ms;
+        if let Some(time) = last_time {
+            status.received_time_ms = time;
+        }
+        if violation {
+            status.violations += 1;
+        }
+        match &failure {
+            Some(text) => {
+                status.failures += 1;
+                status.last_error = Some(text.clone());
+                if status.failures >= super::QUARANTINE_FAILURES {
+                    status.quarantined = true;
+                    status.state = "quarantined".into();
+                }
+            }
+            None => {
+                status.failures = 0;
+            }
+        }
+    })?;
+    match failure {
+        Some(text) => {
+            tracing::warn!(peer = %peer.key, org = %peer.org_name, quarantined = status.quarantined, "{text}");
+            Err(SyncError::Peer(text))
+        }
+        None => Ok(report),
+    }
+}
+
+/// Connects to `peer` over mutual TLS.
+async fn connect(
+    node: &Node,
+    peer: &Peer,
+) -> Result<wire::sync_client::SyncClient<tonic::transport::Channel>, SyncError> {
+    let config = Arc::new(tls::client_config(node.key(), peer.key)?);
+    let endpoint = peer.endpoint.clone();
+    let connector = tower::service_fn(move |_: tonic::codegen::http::Uri| {
+        let config = Arc::clone(&config);
+        let endpoint = endpoint.clone();
+        async move {
+            let tcp = TcpStream::connect(&endpoint).await?;
+            tcp.set_nodelay(true)?;
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from("threatlog-peer")
+                .map_err(std::io::Error::other)?;
+            let tls = TlsConnector::from(config).connect(name, tcp).await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+        }
+    });
+    let channel = tonic::transport::Endpoint::from_static("http://threatlog-peer")
+        .initial_stream_window_size(super::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(super::CONNECTION_WINDOW_BYTES)
+        .connect_timeout(Duration::from_millis(HANDSHAKE_MS_MAX))
+        .connect_with_connector(connector)
+        .await?;
+    Ok(wire::sync_client::SyncClient::new(channel)
+        .max_decoding_message_size(super::MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(super::MESSAGE_BYTES_MAX))
+}
+
+/// One session with `peer`: hello, reveal held stubs, then pull and follow. Returns when the
+/// stream ends or fails.
+async fn session(node: &Arc<Node>, peer: &Peer) -> Result<(), SyncError> {
+    let mut client = connect(node, peer).await?;
+    let hello = client
+        .hello(wire::HelloRequest {
+            protocol_version: super::PROTOCOL_VERSION,
+            node: Some(node_info(node)),
+        })
+        .await?
+        .into_inner();
+    let set_state = |state: &str| {
+        let state = state.to_string();
+        peer::update_status(&node.store, &peer.key, |status| status.state = state)
+    };
+    if peer.push && !hello.pulls_from_you {
+        let pushed = push(node, peer, &mut client, hello.cursor_for_you).await;
+        if !peer.pull {
+            return pushed;
+        }
+        pushed?;
+    }
+    if !peer.pull {
+        return Ok(());
+    }
+    set_state("syncing")?;
+    let stubs = node.store.stubs(super::REVEAL_IDS_MAX)?;
+    if !stubs.is_empty() {
+        let ids = stubs
+            .iter()
+            .map(|id| wire::EntryRef {
+                origin: id.origin.0.to_vec().into(),
+                sequence: id.sequence,
+            })
+            .collect();
+        let segment = client.reveal(wire::RevealRequest { ids }).await?.into_inner();
+        ingest_segment(node, peer, segment).await?;
+    }
+    let cursor = peer::cursor(&node.store, &peer.key)?;
+    let mut stream = client
+        .pull(wire::PullRequest {
+            cursor,
+            follow: true,
+        })
+        .await?
+        .into_inner();
+    set_state("live")?;
+    while let Some(segment) = stream.message().await? {
+        ingest_segment(node, peer, segment).await?;
+    }
+    Err(SyncError::Peer("the peer closed the stream".into()))
+}
+
+/// Pushes this node's log after `cursor` to a peer that does not pull, until caught up.
+async fn push(
+    node: &Arc<Node>,
+    peer: &Peer,
+    client: &mut wire::sync_client::SyncClient<tonic::transport::Channel>,
+    cursor: u64,
+) -> Result<(), SyncError> {
+    let (sender, receiver) = mpsc::channel(super::SEGMENTS_IN_FLIGHT_MAX);
+    let producer_node = Arc::clone(node);
+    let producer_peer = peer.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let producer = tokio::task::spawn_blocking(move || {
+        produce(&producer_node, producer_peer, cursor, false, &sender, &runtime)
+    });
+    let segments = tokio_stream::StreamExt::filter_map(ReceiverStream::new(receiver), Result::ok);
+    let response = client.push(segments).await?.into_inner();
+    producer
+        .await
+        .map_err(|error| SyncError::Peer(error.to_string()))??;
+    if response.error.is_empty() {
+        Ok(())
+    } else {
+        Err(SyncError::Peer(format!("peer refused the push: {}", response.error)))
+    }
+}
+
+/// Runs sessions with `peer` forever, backing off after failures.
+async fn peer_task(node: Arc<Node>, peer: Peer) {
+    let mut delay_ms = super::RETRY_DELAY_MS_MIN;
+    loop {
+        let result = session(&node, &peer).await;
+        let quarantined = match &result {
+            Ok(()) if !peer.pull => {
+                // A push-only peer: push again once there is something new.
+                let _ = peer::update_status(&node.store, &peer.key, |status| {
+                    status.state = "idle".into();
+                    status.last_error = None;
+                });
+                let mut arrivals = node.store.subscribe_arrivals();
+                arrivals.borrow_and_update();
+                let _ = arrivals.changed().await;
+                delay_ms = super::RETRY_DELAY_MS_MIN;
+                continue;
+            }
+            Ok(()) => false,
+            Err(error) => {
+                tracing::warn!(peer = %peer.key, org = %peer.org_name, "sync: {error}");
+                peer::update_status(&node.store, &peer.key, |status| {
+                    status.last_error = Some(error.to_string());
+                    if !status.quarantined {
+                        status.state = "backoff".into();
+                    }
+                })
+                .map(|status| status.quarantined)
+                .unwrap_or(false)
+            }
+        };
+        if quarantined {
+            tracing::error!(peer = %peer.key, "peer quarantined after repeated failures; not syncing with it until released");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        delay_ms = (delay_ms * 2).min(super::RETRY_DELAY_MS_MAX);
+    }
+}
+
+/// Keeps one task per peer that pulls or pushes, restarting them when peers change.
+async fn engine(node: Arc<Node>, paired: PairedKeys) {
+    let mut changes = node.peers_changed.subscribe();
+    let mut tasks: HashMap<OriginKey, (Peer, tokio::task::JoinHandle<()>)> = HashMap::new();
+    loop {
+        changes.borrow_and_update();
+        let peers = match peer::peers(&node.store) {
+            Ok(peers) => peers,
+            Err(error) => {
+                tracing::error!("cannot read peers: {error}");
+                vec![]
+            }
+        };
+        *paired.write().unwrap_or_else(|e| e.into_inner()) =
+            peers.iter().map(|peer| peer.key).collect();
+        let mut keep = HashMap::new();
+        for peer in peers {
+            let running = tasks.remove(&peer.key);
+            let quarantined = peer::status(&node.store, &peer.key)
+                .map(|status| status.quarantined)
+                .unwrap_or(false);
+            match running {
+                Some((old, handle)) if old == peer && !handle.is_finished() => {
+                    keep.insert(peer.key, (old, handle));
+                }
+                other => {
+                    if let Some((_, handle)) = other {
+                        handle.abort();
+                    }
+                    if (peer.pull || peer.push) && !quarantined {
+                        let handle = tokio::spawn(peer_task(Arc::clone(&node), peer.clone()));
+                        keep.insert(peer.key, (peer, handle));
+                    }
+                }
+            }
+        }
+        for (_, (_, handle)) in tasks.drain() {
+            handle.abort();
+        }
+        tasks = keep;
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs the sync service on `listen` and the peer engine until `shutdown` resolves. The
+/// bound address is written to `DIR/run/sync.addr`; `on_ready` gets it.
+pub async fn serve(
+    node: Arc<Node>,
+    listen: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), SyncError> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|_| SyncError::Address(listen.to_string()))?;
+    let paired: PairedKeys = Arc::default();
+    *paired.write().unwrap_or_else(|e| e.into_inner()) = peer::peers(&node.store)?
+        .iter()
+        .map(|peer| peer.key)
+        .collect();
+    let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(
+        node.key(),
+        Arc::clone(&paired),
+    )?));
+    let listener = TcpListener::bind(addr).await.map_err(|source| SyncError::Io {
+        context: format!("cannot listen on {addr}"),
+        source,
+    })?;
+    let bound = listener.local_addr().map_err(|source| SyncError::Io {
+        context: "cannot read the bound sync address".into(),
+        source,
+    })?;
+    let addr_file = node.store.dir().join("run").join("sync.addr");
+    std::fs::write(&addr_file, bound.to_string()).map_err(|source| SyncError::Io {
+        context: format!("cannot write {}", addr_file.display()),
+        source,
+    })?;
+    tracing::info!("sync service listening on {bound} (mutual TLS, node key {})", node.origin());
+    on_ready(bound);
+    let (connections, incoming) = mpsc::channel::<Result<PeerStream, std::io::Error>>(16);
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, remote)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let connections = connections.clone();
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let handshake = tokio::time::timeout(
+                    Duration::from_millis(HANDSHAKE_MS_MAX),
+                    acceptor.accept(tcp),
+                );
+                match handshake.await {
+                    Ok(Ok(stream)) => {
+                        let _ = connections.send(Ok(PeerStream(stream))).await;
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(%remote, "sync handshake refused: {error}");
+                    }
+                    Err(_) => tracing::warn!(%remote, "sync handshake timed out"),
+                }
+            });
+        }
+    });
+    let engine = tokio::spawn(engine(Arc::clone(&node), paired));
+    let service = wire::sync_server::SyncServer::new(SyncService {
+        node: Arc::clone(&node),
+    })
+    .max_decoding_message_size(super::MESSAGE_BYTES_MAX)
+    .max_encoding_message_size(super::MESSAGE_BYTES_MAX);
+    let served = tonic::transport::Server::builder()
+        .initial_stream_window_size(super::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(super::CONNECTION_WINDOW_BYTES)
+        .max_concurrent_streams(super::STREAMS_PER_CONNECTION_MAX)
+        .add_service(service)
+        .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown)
+        .await;
+    accept.abort();
+    engine.abort();
+    let _ = std::fs::remove_file(&addr_file);
+    Ok(served?)
+}
+
+/// Watches for nothing: a shutdown future that never resolves, for callers without one.
+pub fn never() -> impl std::future::Future<Output = ()> + Send + 'static {
+    std::future::pending()
+}
