@@ -39,7 +39,14 @@ enum Command {
         /// port 0 picks a free port. The bound address is written to DIR/run/api.addr.
         #[arg(long)]
         api_listen: Option<String>,
+        /// Listen address of the gRPC sync service (default: `sync.listen`, 127.0.0.1:7443);
+        /// port 0 picks a free port. The bound address is written to DIR/run/sync.addr.
+        #[arg(long)]
+        sync_listen: Option<String>,
     },
+    /// Pair with other nodes and manage their sync policy (works on a running node too).
+    #[command(subcommand)]
+    Peer(PeerCommand),
     /// Manage organisations.
     #[command(subcommand)]
     Org(OrgCommand),
@@ -65,6 +72,116 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         count: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum PeerCommand {
+    /// Print this node's pairing card (node key, organisation, sync endpoint) for the other
+    /// side's `peer add`.
+    Card,
+    /// Pair with the node whose card is given.
+    Add {
+        /// The card printed by `threatlog peer card` on the other node.
+        card: String,
+        #[command(flatten)]
+        policy: PeerPolicyArgs,
+    },
+    /// List peers: state, cursor, lag, last error, quarantine.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a peer's policy (by id or key prefix).
+    Set {
+        /// The peer's id (from `peer list`) or a prefix of its key.
+        peer: String,
+        #[command(flatten)]
+        policy: PeerPolicyArgs,
+        /// Release the peer from quarantine.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Unpair a peer.
+    Remove {
+        /// The peer's id or a prefix of its key.
+        peer: String,
+    },
+}
+
+/// Policy options of `peer add` and `peer set`.
+#[derive(clap::Args)]
+struct PeerPolicyArgs {
+    /// internal (same organisation: receives everything not kept local) or external.
+    #[arg(long)]
+    relationship: Option<threatlog::policy::Relationship>,
+    /// Strictest TLP released to the peer: clear, green, amber, amber+strict or red
+    /// (default amber).
+    #[arg(long)]
+    tlp_max: Option<threatlog::policy::Tlp>,
+    /// Do not pull the peer's log.
+    #[arg(long)]
+    no_pull: bool,
+    /// Pull the peer's log again (peer set).
+    #[arg(long, conflicts_with = "no_pull")]
+    pull: bool,
+    /// Do not push to the peer.
+    #[arg(long)]
+    no_push: bool,
+    /// Push to the peer again (peer set).
+    #[arg(long, conflicts_with = "no_push")]
+    push: bool,
+    /// Release only events with one of these tags (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    tags_include: Option<Vec<String>>,
+    /// Withhold events with any of these tags (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    tags_exclude: Option<Vec<String>>,
+    /// Release only events created by these organisations (uuids, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    orgs_include: Option<Vec<Uuid>>,
+    /// Withhold events created by these organisations (uuids, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    orgs_exclude: Option<Vec<Uuid>>,
+}
+
+impl PeerPolicyArgs {
+    /// The policy as a `/servers` request body.
+    fn body(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut body = serde_json::Map::new();
+        let mut put = |key: &str, value: serde_json::Value| {
+            body.insert(key.into(), value);
+        };
+        if let Some(relationship) = self.relationship {
+            put("relationship", relationship.to_string().into());
+        }
+        if let Some(tlp) = self.tlp_max {
+            put("tlp_max", tlp.to_string().into());
+        }
+        if self.no_pull || self.pull {
+            put("pull", self.pull.into());
+        }
+        if self.no_push || self.push {
+            put("push", self.push.into());
+        }
+        for (key, list) in [
+            ("tags_include", &self.tags_include),
+            ("tags_exclude", &self.tags_exclude),
+        ] {
+            if let Some(list) = list {
+                put(key, serde_json::json!(list));
+            }
+        }
+        for (key, list) in [
+            ("orgs_include", &self.orgs_include),
+            ("orgs_exclude", &self.orgs_exclude),
+        ] {
+            if let Some(list) = list {
+                put(key, serde_json::json!(list));
+            }
+        }
+        body
+    }
 }
 
 #[derive(Subcommand)]
@@ -168,7 +285,11 @@ fn run(cli: Cli) -> Result<()> {
             org_uuid,
             force,
         } => init(dir, &org_name, org_uuid, force),
-        Command::Serve { api_listen } => serve(dir, api_listen),
+        Command::Serve {
+            api_listen,
+            sync_listen,
+        } => serve(dir, api_listen, sync_listen),
+        Command::Peer(command) => peer(dir, command),
         Command::Org(command) => org(dir, command),
         Command::User(command) => user(dir, command),
         Command::Event(EventCommand::Import { files }) => import(dir, &files),
@@ -227,7 +348,7 @@ fn init(dir: &Path, org_name: &str, org_uuid: Option<Uuid>, force: bool) -> Resu
     Ok(())
 }
 
-fn serve(dir: &Path, api_listen: Option<String>) -> Result<()> {
+fn serve(dir: &Path, api_listen: Option<String>, sync_listen: Option<String>) -> Result<()> {
     if let Some(report) = threatlog::api::server::init_if_empty(dir)? {
         println!("initialised node in {}", dir.display());
         println!("  organisation: {} ({})", report.org.name, report.org.uuid);
@@ -243,9 +364,132 @@ fn serve(dir: &Path, api_listen: Option<String>) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(threatlog::api::server::serve(node, api_listen, |url| {
+    runtime.block_on(threatlog::api::server::serve(node, api_listen, sync_listen, |url| {
         println!("REST API listening on {url}");
     }))?;
+    Ok(())
+}
+
+/// Runs a peer operation on the node in `dir`: directly when it is stopped, through its
+/// admin API (`DIR/admin.key`, `DIR/run/api.addr`) when it runs.
+fn server_op(
+    dir: &Path,
+    op: threatlog::api::servers::ServerOp,
+    id: &str,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value> {
+    use threatlog::api::servers::ServerOp;
+    match Node::open(dir) {
+        Ok(node) => threatlog::api::servers::run(&node, op, id, &body)
+            .map_err(|error| anyhow::anyhow!("{}", error.body("/servers")["message"].as_str().unwrap_or("failed"))),
+        Err(threatlog::node::NodeError::Store(threatlog::store::StoreError::Busy { .. })) => {
+            let addr = std::fs::read_to_string(dir.join("run").join("api.addr"))
+                .context("the node is running but DIR/run/api.addr is missing")?;
+            let addr = addr.trim().trim_start_matches("http://");
+            let key = std::fs::read_to_string(dir.join(threatlog::node::ADMIN_KEY_FILE))
+                .context("cannot read the admin key to reach the running node")?;
+            let path = match op {
+                ServerOp::Index => "/servers/index".to_string(),
+                ServerOp::Add => "/servers/add".to_string(),
+                ServerOp::Edit => format!("/servers/edit/{id}"),
+                ServerOp::Delete => format!("/servers/delete/{id}"),
+                ServerOp::SyncNow => format!("/servers/pull/{id}"),
+                ServerOp::Card => "/servers/card".to_string(),
+            };
+            let addr = addr
+                .parse()
+                .with_context(|| format!("DIR/run/api.addr holds '{addr}', not an address"))?;
+            let mut connection = threatlog::bench::http::Connection::open(addr, key.trim())?;
+            let (status, response) = connection.post(
+                &path,
+                &serde_json::to_vec(&serde_json::json!({ "Server": body }))?,
+            )?;
+            let value: serde_json::Value = serde_json::from_slice(&response)
+                .with_context(|| format!("the node answered {status} with a body that is not JSON"))?;
+            if status >= 400 {
+                bail!("{}", value["message"].as_str().unwrap_or("the node refused the request"));
+            }
+            Ok(value)
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot open node in {}", dir.display())),
+    }
+}
+
+fn peer(dir: &Path, command: PeerCommand) -> Result<()> {
+    use threatlog::api::servers::ServerOp;
+    let none = serde_json::Map::new;
+    match command {
+        PeerCommand::Card => {
+            let card = server_op(dir, ServerOp::Card, "", none())?;
+            println!("{}", card["card"].as_str().unwrap_or_default());
+        }
+        PeerCommand::Add { card, policy } => {
+            let mut body = policy.body();
+            body.insert("card".into(), card.into());
+            let added = server_op(dir, ServerOp::Add, "", body)?;
+            let peer = &added["threatlog"];
+            println!(
+                "paired with {} ({}) at {} as peer {}: {}, TLP up to {}",
+                peer["org_name"].as_str().unwrap_or_default(),
+                peer["key"].as_str().unwrap_or_default(),
+                peer["endpoint"].as_str().unwrap_or_default(),
+                peer["id"],
+                peer["rules"]["relationship"].as_str().unwrap_or_default(),
+                peer["rules"]["tlp_max"].as_str().unwrap_or_default(),
+            );
+        }
+        PeerCommand::List { json } => {
+            let list = server_op(dir, ServerOp::Index, "", none())?;
+            let reports: Vec<&serde_json::Value> = list
+                .as_array()
+                .map(|items| items.iter().map(|item| &item["threatlog"]).collect())
+                .unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+                return Ok(());
+            }
+            if reports.is_empty() {
+                println!("no peers; pair with `threatlog peer add CARD`");
+            }
+            for peer in reports {
+                let status = &peer["status"];
+                println!(
+                    "{:>3}  {}  {:<20} {:<22} {:<8} tlp<={:<12} state={:<11} cursor={} lag={} entries/{:.1}s{}{}",
+                    peer["id"],
+                    &peer["key"].as_str().unwrap_or_default()[..16.min(peer["key"].as_str().unwrap_or_default().len())],
+                    peer["org_name"].as_str().unwrap_or_default(),
+                    peer["endpoint"].as_str().unwrap_or_default(),
+                    peer["rules"]["relationship"].as_str().unwrap_or_default(),
+                    peer["rules"]["tlp_max"].as_str().unwrap_or_default(),
+                    status["state"].as_str().filter(|s| !s.is_empty()).unwrap_or("idle"),
+                    peer["cursor"],
+                    peer["lag_entries"],
+                    peer["lag_seconds"].as_f64().unwrap_or(0.0),
+                    if status["quarantined"] == true { "  QUARANTINED" } else { "" },
+                    status["last_error"]
+                        .as_str()
+                        .map(|error| format!("  last error: {error}"))
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        PeerCommand::Set {
+            peer,
+            policy,
+            release,
+        } => {
+            let mut body = policy.body();
+            if release {
+                body.insert("release".into(), true.into());
+            }
+            server_op(dir, ServerOp::Edit, &peer, body)?;
+            println!("peer {peer} updated");
+        }
+        PeerCommand::Remove { peer } => {
+            server_op(dir, ServerOp::Delete, &peer, none())?;
+            println!("peer {peer} removed");
+        }
+    }
     Ok(())
 }
 

@@ -116,6 +116,7 @@ async fn shutdown_signal() {
 pub async fn serve(
     node: Node,
     listen: Option<String>,
+    sync_listen: Option<String>,
     on_ready: impl FnOnce(&str),
 ) -> Result<(), ServeError> {
     let dir = node.store.dir().to_path_buf();
@@ -134,6 +135,23 @@ pub async fn serve(
         .local_addr()
         .map_err(io("cannot read the bound address"))?;
     let node = Arc::new(node);
+    // One signal stops both services: the API drains in-flight requests, sync streams end.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.send_replace(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        // The sender lives until the signal; an error means it is gone, so stop too.
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let sync_listen = sync_listen.unwrap_or_else(|| node.config.sync.listen.clone());
+    let sync = tokio::spawn(crate::sync::transport::serve(
+        Arc::clone(&node),
+        sync_listen,
+        until_stopped(stopped.clone()),
+        |addr| println!("sync service listening on {addr}"),
+    ));
     let app = router(ApiState::new(Arc::clone(&node)));
     let addr_file = write_addr_file(&dir, bound)?;
     let url = format!("{}://{bound}", if tls.is_some() { "https" } else { "http" });
@@ -142,16 +160,21 @@ pub async fn serve(
     let served = match tls {
         Some(acceptor) => {
             axum::serve(super::tls::TlsListener::new(listener, acceptor), app)
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(until_stopped(stopped))
                 .await
         }
         None => {
             axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(until_stopped(stopped))
                 .await
         }
     }
     .map_err(io("serving the API"));
+    match sync.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!("sync service: {error}"),
+        Err(error) => tracing::error!("sync service task: {error}"),
+    }
     // The address is stale once the listener is gone; failing to remove it changes nothing.
     let _ = std::fs::remove_file(&addr_file);
     served

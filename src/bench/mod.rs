@@ -3,7 +3,7 @@
 //! the same bytes in the same run. Also the append loop the crash-safety test drives.
 
 pub mod api;
-mod http;
+pub mod http;
 
 use anyhow::{Context, Result};
 use prost::bytes::Bytes;

@@ -18,7 +18,7 @@ const STATUS_PREFIX: &str = "peerstatus/";
 /// Local key of the next peer id.
 const NEXT_ID_KEY: &[u8] = b"peer_next_id";
 /// The prefix of a pairing card.
-const CARD_PREFIX: &str = "threatlog-card:";
+pub const CARD_PREFIX: &str = "threatlog-card:";
 /// Most peers a node pairs with.
 pub const PEERS_MAX: usize = 256;
 
@@ -200,4 +200,191 @@ pub fn update_status(
     let json = serde_json::to_vec(&current).expect("status serialises");
     store.put_local(&[(key_of(STATUS_PREFIX, key), json)])?;
     Ok(current)
+}
+
+/// Changes to a peer's settings; `None` leaves a setting as it is (or at its default for a
+/// new peer).
+#[derive(Clone, Debug, Default)]
+pub struct PeerSettings {
+    /// `host:port` of the peer's sync service.
+    pub endpoint: Option<String>,
+    /// Relationship.
+    pub relationship: Option<crate::policy::Relationship>,
+    /// TLP ceiling.
+    pub tlp_max: Option<crate::policy::Tlp>,
+    /// Pull from the peer.
+    pub pull: Option<bool>,
+    /// Push to the peer.
+    pub push: Option<bool>,
+    /// Tag include list.
+    pub tags_include: Option<Vec<String>>,
+    /// Tag exclude list.
+    pub tags_exclude: Option<Vec<String>>,
+    /// Creator organisation include list.
+    pub orgs_include: Option<Vec<Uuid>>,
+    /// Creator organisation exclude list.
+    pub orgs_exclude: Option<Vec<Uuid>>,
+}
+
+impl PeerSettings {
+    /// Applies the changes to `peer`.
+    pub fn apply(self, peer: &mut Peer) {
+        if let Some(endpoint) = self.endpoint {
+            peer.endpoint = endpoint;
+        }
+        if let Some(relationship) = self.relationship {
+            peer.rules.relationship = relationship;
+        }
+        if let Some(tlp_max) = self.tlp_max {
+            peer.rules.tlp_max = tlp_max;
+        }
+        if let Some(pull) = self.pull {
+            peer.pull = pull;
+        }
+        if let Some(push) = self.push {
+            peer.push = push;
+        }
+        if let Some(tags) = self.tags_include {
+            peer.rules.tags_include = tags;
+        }
+        if let Some(tags) = self.tags_exclude {
+            peer.rules.tags_exclude = tags;
+        }
+        if let Some(orgs) = self.orgs_include {
+            peer.rules.orgs_include = orgs;
+        }
+        if let Some(orgs) = self.orgs_exclude {
+            peer.rules.orgs_exclude = orgs;
+        }
+    }
+}
+
+/// Why a pairing was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PairError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The key is already paired.
+    #[error("node {0} is already paired (use `peer set` to change it)")]
+    Exists(OriginKey),
+    /// The key is this node's own.
+    #[error("that card is this node's own")]
+    Own,
+    /// Too many peers.
+    #[error("this node already has {PEERS_MAX} peers, the limit")]
+    TooMany,
+    /// No such peer.
+    #[error("no peer {0}")]
+    Unknown(String),
+}
+
+/// Pairs the node described by `card` with `settings` (defaults: relationship internal when
+/// the organisations match, else external; TLP ceiling amber; pull on; push on).
+pub fn pair(
+    store: &Store,
+    own: &OriginKey,
+    own_org: &Uuid,
+    card: Card,
+    settings: PeerSettings,
+) -> Result<Peer, PairError> {
+    if &card.key == own {
+        return Err(PairError::Own);
+    }
+    if peer(store, &card.key)?.is_some() {
+        return Err(PairError::Exists(card.key));
+    }
+    if peers(store)?.len() >= PEERS_MAX {
+        return Err(PairError::TooMany);
+    }
+    let relationship = if &card.org_uuid == own_org {
+        crate::policy::Relationship::Internal
+    } else {
+        crate::policy::Relationship::External
+    };
+    let mut new = Peer {
+        id: 0,
+        key: card.key,
+        org_uuid: card.org_uuid,
+        org_name: card.org_name,
+        endpoint: card.endpoint,
+        rules: PeerRules {
+            relationship,
+            tlp_max: crate::policy::Tlp::Amber,
+            tags_include: vec![],
+            tags_exclude: vec![],
+            orgs_include: vec![],
+            orgs_exclude: vec![],
+        },
+        pull: true,
+        push: true,
+    };
+    settings.apply(&mut new);
+    Ok(put_peer(store, new)?)
+}
+
+/// The peer named by `reference`: its numeric id, its key, or a unique key prefix.
+pub fn find(store: &Store, reference: &str) -> Result<Peer, PairError> {
+    let all = peers(store)?;
+    let matches: Vec<&Peer> = all
+        .iter()
+        .filter(|peer| {
+            reference.parse::<u64>().ok() == Some(peer.id)
+                || (reference.len() >= 8 && peer.key.to_string().starts_with(reference))
+        })
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => Err(PairError::Unknown(reference.to_string())),
+    }
+}
+
+/// Releases a quarantined peer so that sync resumes.
+pub fn release_quarantine(store: &Store, key: &OriginKey) -> Result<(), StoreError> {
+    update_status(store, key, |status| {
+        status.quarantined = false;
+        status.failures = 0;
+        status.state = "idle".into();
+    })
+    .map(|_| ())
+}
+
+/// A peer with its cursor and status, as `peer list` and `/servers/index` show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerReport {
+    /// The peer.
+    #[serde(flatten)]
+    pub peer: Peer,
+    /// Arrival number on the peer's node ingested up to.
+    pub cursor: u64,
+    /// Entries the peer holds that this node has not ingested yet.
+    pub lag_entries: u64,
+    /// Seconds between the peer's newest entry and the newest received.
+    pub lag_seconds: f64,
+    /// Sync status.
+    pub status: PeerStatus,
+}
+
+/// Every peer with cursor, lag and status.
+pub fn reports(store: &Store) -> Result<Vec<PeerReport>, StoreError> {
+    peers(store)?
+        .into_iter()
+        .map(|peer| {
+            let cursor = cursor(store, &peer.key)?;
+            let status = status(store, &peer.key)?;
+            let lag_entries = status.remote_head.saturating_sub(cursor);
+            let lag_seconds = if lag_entries == 0 {
+                0.0
+            } else {
+                (status.remote_head_time_ms - status.received_time_ms).max(0) as f64 / 1000.0
+            };
+            Ok(PeerReport {
+                peer,
+                cursor,
+                lag_entries,
+                lag_seconds,
+                status,
+            })
+        })
+        .collect()
 }

@@ -659,13 +659,11 @@ async fn engine(node: Arc<Node>, paired: PairedKeys) {
 /// bound address is written to `DIR/run/sync.addr`; `on_ready` gets it.
 pub async fn serve(
     node: Arc<Node>,
-    listen: &str,
+    listen: String,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), SyncError> {
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|_| SyncError::Address(listen.to_string()))?;
+    let addr: SocketAddr = listen.parse().map_err(|_| SyncError::Address(listen))?;
     let paired: PairedKeys = Arc::default();
     *paired.write().unwrap_or_else(|e| e.into_inner()) = peer::peers(&node.store)?
         .iter()
@@ -733,9 +731,4 @@ pub async fn serve(
     engine.abort();
     let _ = std::fs::remove_file(&addr_file);
     Ok(served?)
-}
-
-/// Watches for nothing: a shutdown future that never resolves, for callers without one.
-pub fn never() -> impl std::future::Future<Output = ()> + Send + 'static {
-    std::future::pending()
 }

@@ -38,7 +38,7 @@ class Node:
         self.data = data
         addr_file = data / "run" / "api.addr"
         self.process = subprocess.Popen(
-            [_binary(), "--data", str(data), "serve", "--api-listen", "127.0.0.1:0"],
+            [_binary(), "--data", str(data), "serve", "--api-listen", "127.0.0.1:0", "--sync-listen", "127.0.0.1:0"],
             stdout=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": "warn"},
         )
