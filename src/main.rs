@@ -364,9 +364,14 @@ fn serve(dir: &Path, api_listen: Option<String>, sync_listen: Option<String>) ->
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(threatlog::api::server::serve(node, api_listen, sync_listen, |url| {
-        println!("REST API listening on {url}");
-    }))?;
+    runtime.block_on(threatlog::api::server::serve(
+        node,
+        api_listen,
+        sync_listen,
+        |url| {
+            println!("REST API listening on {url}");
+        },
+    ))?;
     Ok(())
 }
 
@@ -381,7 +386,7 @@ fn server_op(
     use threatlog::api::servers::ServerOp;
     match Node::open(dir) {
         Ok(node) => threatlog::api::servers::run(&node, op, id, &body)
-            .map_err(|error| anyhow::anyhow!("{}", error.body("/servers")["message"].as_str().unwrap_or("failed"))),
+            .map_err(|error| anyhow::anyhow!("{}", describe_failure(&error.body("/servers")))),
         Err(threatlog::node::NodeError::Store(threatlog::store::StoreError::Busy { .. })) => {
             let addr = std::fs::read_to_string(dir.join("run").join("api.addr"))
                 .context("the node is running but DIR/run/api.addr is missing")?;
@@ -404,15 +409,35 @@ fn server_op(
                 &path,
                 &serde_json::to_vec(&serde_json::json!({ "Server": body }))?,
             )?;
-            let value: serde_json::Value = serde_json::from_slice(&response)
-                .with_context(|| format!("the node answered {status} with a body that is not JSON"))?;
+            let value: serde_json::Value =
+                serde_json::from_slice(&response).with_context(|| {
+                    format!("the node answered {status} with a body that is not JSON")
+                })?;
             if status >= 400 {
-                bail!("{}", value["message"].as_str().unwrap_or("the node refused the request"));
+                bail!("{}", describe_failure(&value));
             }
             Ok(value)
         }
         Err(error) => Err(error).with_context(|| format!("cannot open node in {}", dir.display())),
     }
+}
+
+/// A MISP error body as one line: the message, then each field's errors.
+fn describe_failure(body: &serde_json::Value) -> String {
+    let mut text = body["message"]
+        .as_str()
+        .unwrap_or("the node refused the request")
+        .to_string();
+    if let Some(errors) = body["errors"].as_object() {
+        for (field, messages) in errors {
+            let messages: Vec<&str> = messages
+                .as_array()
+                .map(|list| list.iter().filter_map(|m| m.as_str()).collect())
+                .unwrap_or_default();
+            text.push_str(&format!(": {field}: {}", messages.join("; ")));
+        }
+    }
+    text
 }
 
 fn peer(dir: &Path, command: PeerCommand) -> Result<()> {

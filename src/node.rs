@@ -298,7 +298,8 @@ impl Node {
 
     /// Tells the sync engine that peers changed.
     pub fn notify_peers_changed(&self) {
-        self.peers_changed.send_modify(|generation| *generation += 1);
+        self.peers_changed
+            .send_modify(|generation| *generation += 1);
     }
 
     /// The node's origin key.

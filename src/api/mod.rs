@@ -177,16 +177,19 @@ pub fn router(state: ApiState) -> Router {
         .route("/tags/view/{id}", get(tag_admin::view))
         .route("/tags/edit/{id}", post(tag_admin::edit))
         .route("/tags/delete/{id}", post(tag_admin::delete))
-        .route(
-            "/servers/index",
-            get(servers::index).post(servers::index),
-        )
+        .route("/servers/index", get(servers::index).post(servers::index))
         .route("/servers/add", post(servers::add))
         .route("/servers/card", post(servers::card).get(servers::card))
         .route("/servers/edit/{id}", post(servers::edit))
         .route("/servers/delete/{id}", post(servers::delete))
-        .route("/servers/pull/{*id}", post(servers::sync_now).get(servers::sync_now))
-        .route("/servers/push/{*id}", post(servers::sync_now).get(servers::sync_now))
+        .route(
+            "/servers/pull/{*id}",
+            post(servers::sync_now).get(servers::sync_now),
+        )
+        .route(
+            "/servers/push/{*id}",
+            post(servers::sync_now).get(servers::sync_now),
+        )
         .route("/sharingGroups/add", post(sharing_groups::add))
         .route("/sharing_groups/add", post(sharing_groups::add))
         .route("/sharingGroups/index", get(sharing_groups::index))

@@ -82,8 +82,12 @@ fn settings(object: &Map<String, Value>) -> Result<PeerSettings, ApiError> {
             .map(|text| text.parse())
             .transpose()
             .map_err(|error: String| ApiError::validation("Server", "tlp_max", error))?,
-        pull: object.contains_key("pull").then(|| flag_field(object, "pull")),
-        push: object.contains_key("push").then(|| flag_field(object, "push")),
+        pull: object
+            .contains_key("pull")
+            .then(|| flag_field(object, "pull")),
+        push: object
+            .contains_key("push")
+            .then(|| flag_field(object, "push")),
         tags_include: list(object, "tags_include"),
         tags_exclude: list(object, "tags_exclude"),
         orgs_include: uuids(object, "orgs_include")?,
@@ -141,7 +145,12 @@ pub enum ServerOp {
 }
 
 /// Runs `op` on `node`; `id` names the peer for edit, delete and sync.
-pub fn run(node: &Node, op: ServerOp, id: &str, object: &Map<String, Value>) -> Result<Value, ApiError> {
+pub fn run(
+    node: &Node,
+    op: ServerOp,
+    id: &str,
+    object: &Map<String, Value>,
+) -> Result<Value, ApiError> {
     let internal = |error: crate::store::StoreError| ApiError::internal(&error);
     match op {
         ServerOp::Index => {
@@ -162,8 +171,14 @@ pub fn run(node: &Node, op: ServerOp, id: &str, object: &Map<String, Value>) -> 
                 })?;
             let card = Card::decode(&card_text)
                 .map_err(|error| ApiError::validation("Server", "card", error.to_string()))?;
-            let peer = peer::pair(&node.store, &node.origin(), &node.org.uuid, card, settings(object)?)
-                .map_err(pair_error)?;
+            let peer = peer::pair(
+                &node.store,
+                &node.origin(),
+                &node.org.uuid,
+                card,
+                settings(object)?,
+            )
+            .map_err(pair_error)?;
             tracing::info!(peer = %peer.key, org = %peer.org_name, "paired with a new peer");
             node.notify_peers_changed();
             report_of(node, &peer.key)
@@ -208,7 +223,9 @@ pub fn run(node: &Node, op: ServerOp, id: &str, object: &Map<String, Value>) -> 
                 org_name: node.org.name.clone(),
                 endpoint,
             };
-            Ok(json!({ "card": card.encode(), "key": card.key, "org_uuid": card.org_uuid, "org_name": card.org_name, "endpoint": card.endpoint }))
+            Ok(
+                json!({ "card": card.encode(), "key": card.key, "org_uuid": card.org_uuid, "org_name": card.org_name, "endpoint": card.endpoint }),
+            )
         }
     }
 }

@@ -100,7 +100,8 @@ impl Store {
                     ),
                 ));
             }
-            let head = heads.get(&origin).copied().unwrap_or(Head::EMPTY);
+            let mut head = heads.get(&origin).copied().unwrap_or(Head::EMPTY);
+            self.follow_stubs(&origin, &mut head, sequence)?;
             if sequence != head.sequence + 1 {
                 return Err(VerifyFailure::entry(
                     origin,
@@ -122,6 +123,17 @@ impl Store {
             }
         }
         progress(count);
+        // Stubs may also end a chain, or make all of it (an origin seen only as stubs).
+        for item in self.db.iterator_cf(self.cf(CF_HEADS), IteratorMode::Start) {
+            let (key, _) = item.map_err(|error| VerifyFailure::general(error.to_string()))?;
+            let origin = OriginKey::from_slice(&key)
+                .map_err(|error| VerifyFailure::general(error.to_string()))?;
+            let mut head = heads.get(&origin).copied().unwrap_or(Head::EMPTY);
+            self.follow_stubs(&origin, &mut head, u64::MAX)?;
+            if head != Head::EMPTY {
+                heads.insert(origin, head);
+            }
+        }
         self.check_heads(&heads)?;
         let fresh = view::digest(|table, visit| {
             replay
@@ -142,6 +154,37 @@ impl Store {
             origins: heads.len(),
             digest: stored,
         })
+    }
+
+    /// Advances `head` over the stubs held right after it, up to (not including) sequence
+    /// `until`, checking each stub's link.
+    fn follow_stubs(
+        &self,
+        origin: &OriginKey,
+        head: &mut Head,
+        until: u64,
+    ) -> Result<(), VerifyFailure> {
+        while head.sequence + 1 < until {
+            let next = crate::log::EntryId {
+                origin: *origin,
+                sequence: head.sequence + 1,
+            };
+            let key = super::log_key(origin, next.sequence);
+            let Some(value) = self
+                .db
+                .get_cf(self.cf(super::CF_STUBS), &key)
+                .map_err(|error| VerifyFailure::general(error.to_string()))?
+            else {
+                return Ok(());
+            };
+            let stub = crate::log::Stub::decode_value(next, &value)
+                .map_err(|error| VerifyFailure::entry(*origin, next.sequence, error.to_string()))?;
+            stub.check_next(head).map_err(|error| {
+                VerifyFailure::entry(*origin, next.sequence, format!("stub: {error}"))
+            })?;
+            *head = stub.head();
+        }
+        Ok(())
     }
 
     /// Compares the chains found with the recorded heads, to catch entries removed at the end.

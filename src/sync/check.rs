@@ -32,25 +32,31 @@ pub fn check_entry(
             origin.org
         ));
     }
+    let Some(event) = entry.event() else {
+        // Directory data (organisations, tag definitions, sharing groups) is released to
+        // every peer by the directory rule; it has no hop limit to check.
+        return Ok(());
+    };
     let ops = &entry.entry().ops;
     let only_sightings =
         !ops.is_empty() && ops.iter().all(|op| matches!(op.op, Some(Op::Sighting(_))));
-    let mut event_level = Reach::Inherit;
-    if let Some(event) = entry.event() {
-        if let Some(record) = read::record(views, RecordKind::Event, event.as_bytes()).map_err(kv)? {
-            if let Some((owner, _)) = &record.owner {
-                if *owner != acting && !only_sightings {
-                    return Err(format!(
-                        "ownership conflict: event {event} is owned by org {owner}; entry acts for org {acting}"
-                    ));
-                }
-            }
-            event_level = event_reach(views, &record).map_err(kv)?;
-        }
-        if let Some(stated) = stated_event_reach(views, entry, &event).map_err(kv)? {
-            event_level = stated;
+    let record = read::record(views, RecordKind::Event, event.as_bytes()).map_err(kv)?;
+    if let Some((owner, _)) = record.as_ref().and_then(|record| record.owner.as_ref()) {
+        if *owner != acting && !only_sightings {
+            return Err(format!(
+                "ownership conflict: event {event} is owned by org {owner}; entry acts for org {acting}"
+            ));
         }
     }
+    // The event's level as held here (the latest write wins, so a revealed old entry is
+    // judged by the event's level now); for an event not held yet, or held only in part (a
+    // publish revealed before its event's fields), the level the entry itself sets.
+    let event_level = match record.filter(|record| record.field("distribution").is_some()) {
+        Some(record) => event_reach(views, &record).map_err(kv)?,
+        None => stated_event_reach(views, entry, &event)
+            .map_err(kv)?
+            .unwrap_or(Reach::Inherit),
+    };
     let item = entry_reach(views, entry).map_err(kv)?;
     for level in [&event_level, &item] {
         check_arrival(sender, receiver, origin, level)

@@ -52,9 +52,8 @@ pub fn reach(views: &dyn ViewRead, level: u32, group: Option<Uuid>) -> Result<Re
     Ok(match level {
         5 => Reach::Inherit,
         4 => Reach::Group(match group {
-            Some(uuid) => {
-                read::record(views, RecordKind::SharingGroup, uuid.as_bytes())?.map(|r| group_of(&r))
-            }
+            Some(uuid) => read::record(views, RecordKind::SharingGroup, uuid.as_bytes())?
+                .map(|r| group_of(&r)),
             None => None,
         }),
         level => Reach::Level(level.min(4) as u8),
@@ -88,7 +87,10 @@ fn tags_of(views: &dyn ViewRead, target: &Uuid) -> Result<Vec<(String, bool)>, K
             continue;
         };
         if state.attached {
-            out.push((String::from_utf8_lossy(&key[16..]).into_owned(), state.local));
+            out.push((
+                String::from_utf8_lossy(&key[16..]).into_owned(),
+                state.local,
+            ));
         }
     }
     Ok(out)
@@ -259,10 +261,7 @@ impl<'a> Releaser<'a> {
             return self.directory_facts(entry, origin);
         };
         let item = entry_reach(&views, entry)?;
-        let gate = if ops
-            .iter()
-            .any(|op| matches!(op.op, Some(Op::Tombstone(_))))
-        {
+        let gate = if ops.iter().any(|op| matches!(op.op, Some(Op::Tombstone(_)))) {
             Gate::Tombstone
         } else if !ops.is_empty() && ops.iter().all(|op| matches!(op.op, Some(Op::Sighting(_)))) {
             Gate::Sighting
@@ -271,9 +270,21 @@ impl<'a> Releaser<'a> {
         };
         let event_facts = self.event_facts(&event)?;
         let (event_reach, event_tags, event_tlp, creator, publish) = match event_facts {
-            Some(facts) => (facts.reach, facts.tags, facts.tlp, facts.creator, facts.publish),
+            Some(facts) => (
+                facts.reach,
+                facts.tags,
+                facts.tlp,
+                facts.creator,
+                facts.publish,
+            ),
             // An event that is gone (tombstoned) keeps only what the entry says.
-            None => (Reach::Inherit, vec![], None, None, self.node.store.publish_of(&event)?),
+            None => (
+                Reach::Inherit,
+                vec![],
+                None,
+                None,
+                self.node.store.publish_of(&event)?,
+            ),
         };
         let item_tlp = Tlp::strictest(item_tags.iter().map(String::as_str));
         Ok(EntryFacts {
@@ -293,7 +304,11 @@ impl<'a> Releaser<'a> {
 
     /// Directory entries (organisations, tag definitions, sharing groups): a sharing group
     /// goes to its members (any member may pass its definition on), the rest to every peer.
-    fn directory_facts(&self, entry: &VerifiedEntry, origin: Party) -> Result<EntryFacts, StoreError> {
+    fn directory_facts(
+        &self,
+        entry: &VerifiedEntry,
+        origin: Party,
+    ) -> Result<EntryFacts, StoreError> {
         let views = self.node.store.views();
         let mut event = Reach::Inherit;
         let mut gate = Gate::Directory;

@@ -52,9 +52,7 @@ pub fn certificate_key(certificate: &[u8]) -> Option<OriginKey> {
 }
 
 /// A self-signed certificate for `key`, and the key in rustls form.
-fn identity(
-    key: &NodeKey,
-) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
+fn identity(key: &NodeKey) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
     let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
     pkcs8.extend_from_slice(&key.seed());
     let der = PrivatePkcs8KeyDer::from(pkcs8);
@@ -63,9 +61,10 @@ fn identity(
     let mut params = rcgen::CertificateParams::new(vec![format!("threatlog-{}", key.origin())])
         .map_err(|error| TlsError::Certificate(error.to_string()))?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("threatlog node {}", key.origin()));
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("threatlog node {}", key.origin()),
+    );
     let certificate = params
         .self_signed(&pair)
         .map_err(|error| TlsError::Certificate(error.to_string()))?;

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
@@ -118,6 +118,8 @@ impl AsyncWrite for PeerStream {
 /// The sync service of one node.
 pub struct SyncService {
     node: Arc<Node>,
+    /// Turns true when the node shuts down: live-tail streams end so connections can close.
+    stopping: watch::Receiver<bool>,
 }
 
 impl SyncService {
@@ -212,9 +214,15 @@ impl wire::sync_server::Sync for SyncService {
         let (sender, receiver) = mpsc::channel(super::SEGMENTS_IN_FLIGHT_MAX);
         let node = Arc::clone(&self.node);
         let runtime = tokio::runtime::Handle::current();
+        let stopping = self.stopping.clone();
         tokio::task::spawn_blocking(move || {
             let to = peer.key;
-            if let Err(error) = produce(&node, peer, cursor, follow, &sender, &runtime) {
+            let feed = Feed {
+                sender: &sender,
+                runtime: &runtime,
+                stopping,
+            };
+            if let Err(error) = produce(&node, peer, cursor, follow, feed) {
                 tracing::warn!(peer = %to, "pull stream ended: {error}");
                 let _ = sender.blocking_send(Err(Status::internal(error.to_string())));
             }
@@ -231,7 +239,10 @@ impl wire::sync_server::Sync for SyncService {
         let mut accepted = 0u64;
         while let Some(segment) = stream.message().await? {
             match ingest_segment(&self.node, &peer, segment).await {
-                Ok(report) => accepted += (report.entries + report.stubs + report.revealed + report.duplicates) as u64,
+                Ok(report) => {
+                    accepted +=
+                        (report.entries + report.stubs + report.revealed + report.duplicates) as u64
+                }
                 Err(error) => {
                     return Ok(Response::new(wire::PushResponse {
                         accepted,
@@ -251,7 +262,9 @@ impl wire::sync_server::Sync for SyncService {
         request: Request<wire::RevealRequest>,
     ) -> Result<Response<wire::Segment>, Status> {
         let peer = self.peer_of(&request)?;
-        let ids = request.into_inner().ids;
+        let mut ids = request.into_inner().ids;
+        // Newest first, as in a pull stream's reveals.
+        ids.sort_by(|a, b| (&b.origin, b.sequence).cmp(&(&a.origin, a.sequence)));
         if ids.len() > super::REVEAL_IDS_MAX {
             return Err(Status::invalid_argument(format!(
                 "{} ids asked, over the limit of {}",
@@ -291,31 +304,46 @@ impl wire::sync_server::Sync for SyncService {
     }
 }
 
-/// Streams segments after `cursor` to `sender` until the receiver goes away (or, without
-/// `follow`, until caught up). Runs on a blocking thread: it reads RocksDB.
+/// Where a producer sends segments, and when it must stop.
+struct Feed<'a> {
+    /// The stream's channel.
+    sender: &'a mpsc::Sender<Result<wire::Segment, Status>>,
+    /// The runtime, to wait for new entries from the blocking thread.
+    runtime: &'a tokio::runtime::Handle,
+    /// Turns true when the node shuts down.
+    stopping: watch::Receiver<bool>,
+}
+
+/// Streams segments after `cursor` to the feed until the receiver goes away, the node stops,
+/// or (without `follow`) the stream has caught up. Runs on a blocking thread: it reads
+/// RocksDB.
 fn produce(
     node: &Node,
     peer: Peer,
     mut cursor: u64,
     follow: bool,
-    sender: &mpsc::Sender<Result<wire::Segment, Status>>,
-    runtime: &tokio::runtime::Handle,
+    mut feed: Feed<'_>,
 ) -> Result<(), StoreError> {
+    let sender = feed.sender;
     let mut arrivals = node.store.subscribe_arrivals();
     let mut releaser = Releaser::new(node, party(&peer), peer.rules.clone());
     let mut stubbed: HashMap<Uuid, Vec<EntryId>> = HashMap::new();
     let mut remembered = 0usize;
     loop {
         arrivals.borrow_and_update();
-        let positions = node.store.arrivals_after(cursor, super::SEGMENT_ITEMS_MAX)?;
+        let positions = node
+            .store
+            .arrivals_after(cursor, super::SEGMENT_ITEMS_MAX)?;
         if positions.is_empty() {
             if !follow {
                 return Ok(());
             }
-            let closed = runtime.block_on(async {
+            let stopping = &mut feed.stopping;
+            let closed = feed.runtime.block_on(async {
                 tokio::select! {
                     changed = arrivals.changed() => changed.is_err(),
                     _ = sender.closed() => true,
+                    _ = stopping.wait_for(|stop| *stop) => true,
                 }
             });
             if closed {
@@ -341,7 +369,10 @@ fn produce(
                     bytes += entry.stored().len();
                     if let Some((event, _)) = Publish::of(entry) {
                         items.push(released.clone());
-                        for earlier in stubbed.remove(&event).unwrap_or_default() {
+                        // Newest first: the receiver judges each revealed entry by the
+                        // event's latest state, which the newer entries carry.
+                        for earlier in stubbed.remove(&event).unwrap_or_default().into_iter().rev()
+                        {
                             remembered -= 1;
                             if let Some(Held::Entry(entry)) = node.store.held(&earlier)? {
                                 if releaser.decide(&entry)?.is_ok() {
@@ -393,7 +424,11 @@ async fn ingest_segment(
         .map_err(|error| SyncError::Peer(format!("ingest task failed: {error}")))?
 }
 
-fn ingest_blocking(node: &Node, peer: &Peer, segment: wire::Segment) -> Result<Ingested, SyncError> {
+fn ingest_blocking(
+    node: &Node,
+    peer: &Peer,
+    segment: wire::Segment,
+) -> Result<Ingested, SyncError> {
     let mut items = Vec::with_capacity(segment.items.len());
     let mut decode_error = None;
     for item in segment.items {
@@ -525,7 +560,10 @@ async fn session(node: &Arc<Node>, peer: &Peer) -> Result<(), SyncError> {
                 sequence: id.sequence,
             })
             .collect();
-        let segment = client.reveal(wire::RevealRequest { ids }).await?.into_inner();
+        let segment = client
+            .reveal(wire::RevealRequest { ids })
+            .await?
+            .into_inner();
         ingest_segment(node, peer, segment).await?;
     }
     let cursor = peer::cursor(&node.store, &peer.key)?;
@@ -554,8 +592,14 @@ async fn push(
     let producer_node = Arc::clone(node);
     let producer_peer = peer.clone();
     let runtime = tokio::runtime::Handle::current();
+    let (_, stopping) = watch::channel(false);
     let producer = tokio::task::spawn_blocking(move || {
-        produce(&producer_node, producer_peer, cursor, false, &sender, &runtime)
+        let feed = Feed {
+            sender: &sender,
+            runtime: &runtime,
+            stopping,
+        };
+        produce(&producer_node, producer_peer, cursor, false, feed)
     });
     let segments = tokio_stream::StreamExt::filter_map(ReceiverStream::new(receiver), Result::ok);
     let response = client.push(segments).await?.into_inner();
@@ -565,7 +609,10 @@ async fn push(
     if response.error.is_empty() {
         Ok(())
     } else {
-        Err(SyncError::Peer(format!("peer refused the push: {}", response.error)))
+        Err(SyncError::Peer(format!(
+            "peer refused the push: {}",
+            response.error
+        )))
     }
 }
 
@@ -673,10 +720,12 @@ pub async fn serve(
         node.key(),
         Arc::clone(&paired),
     )?));
-    let listener = TcpListener::bind(addr).await.map_err(|source| SyncError::Io {
-        context: format!("cannot listen on {addr}"),
-        source,
-    })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| SyncError::Io {
+            context: format!("cannot listen on {addr}"),
+            source,
+        })?;
     let bound = listener.local_addr().map_err(|source| SyncError::Io {
         context: "cannot read the bound sync address".into(),
         source,
@@ -686,7 +735,10 @@ pub async fn serve(
         context: format!("cannot write {}", addr_file.display()),
         source,
     })?;
-    tracing::info!("sync service listening on {bound} (mutual TLS, node key {})", node.origin());
+    tracing::info!(
+        "sync service listening on {bound} (mutual TLS, node key {})",
+        node.origin()
+    );
     on_ready(bound);
     let (connections, incoming) = mpsc::channel::<Result<PeerStream, std::io::Error>>(16);
     let accept = tokio::spawn(async move {
@@ -715,8 +767,18 @@ pub async fn serve(
         }
     });
     let engine = tokio::spawn(engine(Arc::clone(&node), paired));
+    let (stop, stopping) = watch::channel(false);
+    // On shutdown: outgoing sessions end at once, live-tail streams end, then the server
+    // closes its connections.
+    let engine_abort = engine.abort_handle();
+    let shutdown = async move {
+        shutdown.await;
+        engine_abort.abort();
+        stop.send_replace(true);
+    };
     let service = wire::sync_server::SyncServer::new(SyncService {
         node: Arc::clone(&node),
+        stopping,
     })
     .max_decoding_message_size(super::MESSAGE_BYTES_MAX)
     .max_encoding_message_size(super::MESSAGE_BYTES_MAX);

@@ -26,7 +26,13 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_threatlog"))
             .arg("--data")
             .arg(dir)
-            .args(["serve", "--api-listen", "127.0.0.1:0", "--sync-listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--api-listen",
+                "127.0.0.1:0",
+                "--sync-listen",
+                "127.0.0.1:0",
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

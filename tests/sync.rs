@@ -1,0 +1,219 @@
+//! Federation between real nodes: `threatlog serve` processes paired with `peer card` and
+//! `peer add`, replicating over gRPC with mutual TLS on loopback.
+
+mod common;
+
+use common::server::Server;
+use common::{ok, threatlog};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A running node with its admin key.
+struct Peer {
+    server: Server,
+    key: String,
+    _temp: tempfile::TempDir,
+}
+
+impl Peer {
+    fn start(org: &str) -> Peer {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("node");
+        ok(&dir, &["init", "--org-name", org]);
+        let key = std::fs::read_to_string(dir.join("admin.key"))
+            .unwrap()
+            .trim()
+            .to_string();
+        Peer {
+            server: Server::start(&dir),
+            key,
+            _temp: temp,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        &self.server.dir
+    }
+
+    fn card(&self) -> String {
+        ok(self.dir(), &["peer", "card"]).trim().to_string()
+    }
+
+    fn post(&self, path: &str, body: Value) -> Value {
+        let (status, reply) =
+            self.server
+                .request("POST", path, Some(&self.key), Some(&body.to_string()));
+        assert_eq!(status, 200, "POST {path}: {reply}");
+        reply
+    }
+
+    fn event(&self, uuid: &str) -> Option<Value> {
+        let (status, reply) = self.server.request(
+            "GET",
+            &format!("/events/view/{uuid}"),
+            Some(&self.key),
+            None,
+        );
+        (status == 200).then_some(reply)
+    }
+
+    fn peers(&self) -> Value {
+        serde_json::from_str(&ok(self.dir(), &["peer", "list", "--json"])).unwrap()
+    }
+}
+
+/// Pairs `a` and `b` both ways with `args` as each side's policy.
+fn pair(a: &Peer, b: &Peer, args: &[&str]) {
+    let (card_a, card_b) = (a.card(), b.card());
+    for (node, card) in [(a, card_b), (b, card_a)] {
+        let mut command = vec!["peer", "add", card.as_str()];
+        command.extend_from_slice(args);
+        ok(node.dir(), &command);
+    }
+}
+
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn add_event(node: &Peer, info: &str, distribution: u8, values: &[String]) -> String {
+    let attributes: Vec<Value> = values
+        .iter()
+        .map(|value| json!({"type": "ip-dst", "value": value, "to_ids": true}))
+        .collect();
+    let reply = node.post(
+        "/events/add",
+        json!({"Event": {"info": info, "distribution": distribution.to_string(),
+                         "threat_level_id": "2", "analysis": "1", "Attribute": attributes}}),
+    );
+    reply["Event"]["uuid"].as_str().unwrap().to_string()
+}
+
+fn values(event: &Value) -> Vec<String> {
+    let mut out: Vec<String> = event["Event"]["Attribute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attribute| attribute["value"].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn addresses(prefix: &str, count: usize) -> Vec<String> {
+    let mut out: Vec<String> = (0..count).map(|n| format!("{prefix}.{n}")).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn published_events_replicate_and_withheld_ones_are_revealed_after_widening() {
+    let a = Peer::start("Org A");
+    let b = Peer::start("Org B");
+    pair(&a, &b, &["--relationship", "external"]);
+
+    let shared = add_event(&a, "all communities", 3, &addresses("198.51.100", 3));
+    let private = add_event(&a, "organisation only", 0, &addresses("203.0.113", 50));
+    a.post(&format!("/events/publish/{shared}"), json!({}));
+    a.post(&format!("/events/publish/{private}"), json!({}));
+
+    let replicated = wait_for("the shared event on B", || b.event(&shared));
+    assert_eq!(values(&replicated), addresses("198.51.100", 3));
+    assert_eq!(replicated["Event"]["Orgc"]["name"], "Org A");
+    // Level 0 reaches B as stubs only: B's chain of A is complete, the event invisible.
+    wait_for("B to catch up", || {
+        let peers = b.peers();
+        (peers[0]["lag_entries"] == 0 && peers[0]["cursor"].as_u64() > Some(0)).then_some(())
+    });
+    assert!(b.event(&private).is_none());
+
+    // Widened to level 3 and republished: B receives all 50 attributes, each checked
+    // against the stub it held.
+    a.post(
+        &format!("/events/edit/{private}"),
+        json!({"Event": {"distribution": "3"}}),
+    );
+    a.post(&format!("/events/publish/{private}"), json!({}));
+    let revealed = wait_for("the widened event on B", || {
+        b.event(&private)
+            .filter(|event| event["Event"]["Attribute"].as_array().map(Vec::len) == Some(50))
+    });
+    assert_eq!(values(&revealed), addresses("203.0.113", 50));
+    let peers = b.peers();
+    assert_eq!(peers[0]["status"]["last_error"], Value::Null, "{peers}");
+    // B's copy of A's chain verifies offline: entries, revealed entries and links.
+    let Peer { server, _temp, .. } = b;
+    let dir = server.dir.clone();
+    server.stop();
+    let verify = ok(&dir, &["log", "verify"]);
+    assert!(verify.contains("from 2 origins"), "{verify}");
+}
+
+#[test]
+fn unpaired_keys_are_refused_at_the_handshake() {
+    let a = Peer::start("Org A");
+    let b = Peer::start("Org B");
+    // B pairs A, but A never pairs B: B's client certificate is refused by A's server.
+    ok(b.dir(), &["peer", "add", &a.card()]);
+    let shared = add_event(&a, "not for strangers", 3, &addresses("192.0.2", 1));
+    a.post(&format!("/events/publish/{shared}"), json!({}));
+    let error = wait_for("B to record the refusal", || {
+        b.peers()[0]["status"]["last_error"]
+            .as_str()
+            .map(str::to_string)
+    });
+    assert!(b.event(&shared).is_none());
+    assert!(!error.is_empty());
+}
+
+#[test]
+fn peers_are_managed_while_stopped_and_cards_are_checked() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = temp.path().join("node");
+    ok(&dir, &["init", "--org-name", "Org A"]);
+    let card = ok(&dir, &["peer", "card"]);
+    assert!(card.starts_with("threatlog-card:"));
+    let refused = threatlog(&dir, &["peer", "add", card.trim()]);
+    assert!(!refused.status.success(), "pairing with itself is refused");
+    let garbage = threatlog(&dir, &["peer", "add", "threatlog-card:!!!"]);
+    assert!(!garbage.status.success());
+    assert!(String::from_utf8_lossy(&garbage.stderr).contains("pairing card"));
+
+    let other = tempfile::tempdir().unwrap();
+    let other_dir = other.path().join("node");
+    ok(&other_dir, &["init", "--org-name", "Org B"]);
+    let other_card = ok(&other_dir, &["peer", "card"]);
+    ok(
+        &dir,
+        &[
+            "peer",
+            "add",
+            other_card.trim(),
+            "--tlp-max",
+            "red",
+            "--no-push",
+        ],
+    );
+    let list: Value = serde_json::from_str(&ok(&dir, &["peer", "list", "--json"])).unwrap();
+    assert_eq!(list[0]["org_name"], "Org B");
+    assert_eq!(list[0]["rules"]["relationship"], "external");
+    assert_eq!(list[0]["rules"]["tlp_max"], "red");
+    assert_eq!(list[0]["push"], false);
+    ok(&dir, &["peer", "set", "1", "--tlp-max", "green"]);
+    let list: Value = serde_json::from_str(&ok(&dir, &["peer", "list", "--json"])).unwrap();
+    assert_eq!(list[0]["rules"]["tlp_max"], "green");
+    ok(&dir, &["peer", "remove", "1"]);
+    let list: Value = serde_json::from_str(&ok(&dir, &["peer", "list", "--json"])).unwrap();
+    assert_eq!(list, json!([]));
+}
