@@ -1,0 +1,230 @@
+"""Interchange checked by the real consumers: the STIX 2.1 export of every shared event passes
+the OASIS stix2-validator and its indicator patterns equal misp-stix's; a MISP feed exported by
+threatlog loads in PyMISP and imports into a second node (from a directory and over HTTP with
+conditional requests); an unchanged feed changes nothing; a corrupt event file is reported
+while the rest import."""
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from misp_stix_converter import MISPtoSTIX21Parser
+from pymisp import MISPEvent
+from stix2validator import ValidationOptions, validate_instance
+
+# Attribute types whose indicator patterns must equal misp-stix's.
+COMPARED_TYPES = {
+    "ip-src", "ip-dst", "ip-src|port", "ip-dst|port", "domain", "hostname", "url",
+    "md5", "sha1", "sha256", "sha512", "filename|md5", "filename|sha1", "filename|sha256",
+}
+
+
+def shared_events() -> Path:
+    """The nearest shared/data/events above this file."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "data" / "events"
+        if candidate.is_dir():
+            return candidate
+    pytest.fail("no shared/data/events above the tests")
+
+
+def run(data: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    binary = os.environ.get("THREATLOG_BIN")
+    if not binary:
+        pytest.exit("THREATLOG_BIN must name the threatlog binary (make test sets it)", returncode=2)
+    return subprocess.run([binary, "--data", str(data), *args], check=check,
+                          capture_output=True, text=True, env={**os.environ, "RUST_LOG": "warn"})
+
+
+def is_event(path: Path) -> bool:
+    document = json.loads(path.read_text())
+    inner = document.get("Event", document) if isinstance(document, dict) else None
+    return isinstance(inner, dict) and "info" in inner
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    """A node holding every event of shared/data/events; yields (data dir, event uuids)."""
+    data = tmp_path_factory.mktemp("interop") / "data"
+    run(data, "init", "--org-name", "Interop CERT")
+    files = sorted(path for path in shared_events().glob("*.json") if is_event(path))
+    assert len(files) == 8
+    run(data, "event", "import", *map(str, files))
+    uuids = [line.split()[0] for line in run(data, "event", "list").stdout.splitlines()[1:]]
+    assert len(uuids) == 8
+    return data, uuids
+
+
+def test_stix_export_validates_and_matches_misp_stix(loaded, tmp_path):
+    data, uuids = loaded
+    compared = 0
+    for uuid in uuids:
+        out = tmp_path / f"{uuid}.stix.json"
+        run(data, "export", "stix2", "--event", uuid, "--out", str(out))
+        bundle = json.loads(out.read_text())
+        result = validate_instance(bundle, ValidationOptions(version="2.1"))
+        errors = [str(error) for error in result.errors]
+        assert result.is_valid and not errors, f"{uuid}: {errors}"
+        kinds = {obj["type"] for obj in bundle["objects"]}
+        assert {"identity", "report"} <= kinds
+        report = next(obj for obj in bundle["objects"] if obj["type"] == "report")
+        assert report["id"] == f"report--{uuid}"
+
+        # The MISP project's converter on the same event, as threatlog renders it.
+        event = json.loads(run(data, "event", "show", uuid).stdout)
+        parser = MISPtoSTIX21Parser()
+        parser.parse_misp_event(event)
+        theirs = {obj["id"]: obj for obj in json.loads(parser.bundle.serialize())["objects"]
+                  if obj["type"] == "indicator"}
+        ours = {obj["id"]: obj for obj in bundle["objects"] if obj["type"] == "indicator"}
+        for attribute in event["Event"]["Attribute"]:
+            if attribute["type"] not in COMPARED_TYPES or not attribute["to_ids"]:
+                continue
+            key = f"indicator--{attribute['uuid']}"
+            assert key in theirs, f"misp-stix made no indicator for {attribute}"
+            assert key in ours, f"no indicator for {attribute}"
+            assert ours[key]["pattern"] == theirs[key]["pattern"], attribute
+            compared += 1
+    # The shared events hold 200+ IDS attributes of these types (hashes, IPs, domains, URLs).
+    assert compared >= 200, compared
+
+
+def test_tlp_markings_are_the_standard_definitions(loaded, tmp_path):
+    data, _ = loaded
+    out = tmp_path / "all.stix.json"
+    run(data, "export", "stix2", "--out", str(out))
+    bundle = json.loads(out.read_text())
+    markings = {obj["id"]: obj for obj in bundle["objects"] if obj["type"] == "marking-definition"}
+    white = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"
+    assert markings[white]["definition"] == {"tlp": "white"}
+    marked = [obj for obj in bundle["objects"] if white in obj.get("object_marking_refs", [])]
+    assert any(obj["type"] == "report" for obj in marked)
+
+
+def serve_directory(directory: Path):
+    """A plain HTTP server for `directory` on a free loopback port (it honours
+    If-Modified-Since with 304); returns (server, base URL, request log)."""
+    requests = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def send_response(self, code, message=None):
+            requests.append((self.path, code))
+            super().send_response(code, message)
+
+    handler = functools.partial(Handler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}", requests
+
+
+def entries(data: Path) -> str:
+    """The `log verify` summary: entry count and views digest."""
+    return run(data, "log", "verify").stdout.strip()
+
+
+def test_feed_round_trip(loaded, tmp_path):
+    data, uuids = loaded
+    feed = tmp_path / "feed"
+    run(data, "export", "feed", "--out", str(feed))
+    manifest = json.loads((feed / "manifest.json").read_text())
+    assert sorted(manifest) == sorted(uuids)
+    hashes = (feed / "hashes.csv").read_text().splitlines()
+    assert hashes and all(len(line.split(",")[0]) == 32 for line in hashes)
+
+    # PyMISP reads every event file back.
+    for uuid in uuids:
+        event = MISPEvent()
+        event.load_file(str(feed / f"{uuid}.json"))
+        assert event.uuid == uuid
+        assert event.info == manifest[uuid]["info"]
+
+    # A second node imports the feed from a directory into the same events.
+    second = tmp_path / "second"
+    run(second, "init", "--org-name", "Feed Reader")
+    run(second, "feed", "add", "local", str(feed), "--tags", "source:test")
+    out = run(second, "feed", "fetch", "local").stdout
+    assert "8 added, 0 updated, 0 unchanged, 0 failed" in out, out
+    for uuid in uuids:
+        original = json.loads(run(data, "event", "show", uuid).stdout)["Event"]
+        copy = json.loads(run(second, "event", "show", uuid).stdout)["Event"]
+        values = lambda event: sorted(  # noqa: E731
+            [a["value"] for a in event["Attribute"]]
+            + [a["value"] for o in event["Object"] for a in o["Attribute"]])
+        assert values(copy) == values(original)
+        tags = [tag["name"] for tag in copy["Tag"]]
+        assert 'threatlog:feed="local"' in tags and "source:test" in tags
+
+    # Fetching the unchanged feed again changes nothing.
+    before = entries(second)
+    out = run(second, "feed", "fetch", "local").stdout
+    assert "0 added, 0 updated, 8 unchanged, 0 failed" in out, out
+    assert entries(second) == before
+
+    # An event with a newer timestamp in the manifest is updated.
+    uuid = next(uuid for uuid in uuids if "timestamp" in manifest[uuid])
+    document = json.loads((feed / f"{uuid}.json").read_text())
+    document["Event"]["info"] = "renamed upstream"
+    document["Event"]["timestamp"] = str(int(document["Event"]["timestamp"]) + 60)
+    (feed / f"{uuid}.json").write_text(json.dumps(document))
+    manifest[uuid]["timestamp"] = document["Event"]["timestamp"]
+    (feed / "manifest.json").write_text(json.dumps(manifest))
+    out = run(second, "feed", "fetch", "local").stdout
+    assert "0 added, 1 updated, 7 unchanged, 0 failed" in out, out
+    assert json.loads(run(second, "event", "show", uuid).stdout)["Event"]["info"] == "renamed upstream"
+
+
+def test_http_feed_uses_conditional_requests(loaded, tmp_path):
+    data, uuids = loaded
+    feed = tmp_path / "feed"
+    run(data, "export", "feed", "--out", str(feed))
+    server, url, requests = serve_directory(feed)
+    try:
+        reader = tmp_path / "reader"
+        run(reader, "init", "--org-name", "HTTP Reader")
+        run(reader, "feed", "add", "web", url, "--distribution", "0")
+        listed = run(reader, "feed", "list").stdout
+        assert "web" in listed and url in listed
+        out = run(reader, "feed", "fetch", "web").stdout
+        assert "8 added" in out, out
+        copy = json.loads(run(reader, "event", "show", uuids[0]).stdout)["Event"]
+        assert copy["distribution"] == "0"
+        before = entries(reader)
+        requests.clear()
+        out = run(reader, "feed", "fetch", "web").stdout
+        assert "not modified" in out, out
+        assert requests == [("/manifest.json", 304)]
+        assert entries(reader) == before
+    finally:
+        server.shutdown()
+
+
+def test_corrupt_event_file_is_reported_and_the_rest_import(loaded, tmp_path):
+    data, uuids = loaded
+    feed = tmp_path / "feed"
+    run(data, "export", "feed", "--out", str(feed))
+    broken = sorted(uuids)[3]
+    (feed / f"{broken}.json").write_text('{"Event": {"info": "cut off", "Attribute": [')
+    reader = tmp_path / "reader"
+    run(reader, "init", "--org-name", "Careful Reader")
+    run(reader, "feed", "add", "mixed", str(feed))
+    result = run(reader, "feed", "fetch", "mixed", check=False)
+    assert result.returncode != 0
+    assert "7 added, 0 updated, 0 unchanged, 1 failed" in result.stdout, result.stdout
+    assert f"{broken}.json: malformed JSON" in result.stderr, result.stderr
+    listed = run(reader, "event", "list").stdout
+    assert broken not in listed
+    assert sum(uuid in listed for uuid in uuids) == 7
+    # Once fixed upstream, the next fetch brings the missing event only.
+    shutil.rmtree(feed)
+    run(data, "export", "feed", "--out", str(feed))
+    out = run(reader, "feed", "fetch", "mixed").stdout
+    assert "1 added, 0 updated, 7 unchanged, 0 failed" in out, out
