@@ -121,6 +121,35 @@ fn rules_of_every_shared_event_load_in_suricata() {
             assert_eq!(count, 138);
         }
     }
+    // Snort is not packaged by Debian; Suricata reads Snort 2 rule syntax, so the Snort
+    // export is at least checked to parse there: raw DNS matches, $HTTP_PORTS, modifiers.
+    let snort_path = temp.path().join("all.snort.rules");
+    ok(
+        &dir,
+        &[
+            "export",
+            "snort",
+            "--all-attributes",
+            "--out",
+            snort_path.to_str().unwrap(),
+        ],
+    );
+    let rules = std::fs::read_to_string(&snort_path).unwrap();
+    assert!(rules.contains("# $HTTP_PORTS"));
+    // Two raw DNS rules (udp and tcp) and one HTTP rule per domain and hostname.
+    assert_eq!(rule_count(&rules), 185);
+    let (success, log) = suricata(
+        temp.path(),
+        &[
+            "-T",
+            "-S",
+            snort_path.to_str().unwrap(),
+            "-l",
+            temp.path().to_str().unwrap(),
+        ],
+    );
+    assert!(success, "suricata -T on the snort rules failed:\n{log}");
+    assert_eq!(loaded(&log), (185, 0), "{log}");
 }
 
 /// A value that tries every way out of a quoted rule option (an attachment name, a type that
@@ -356,6 +385,26 @@ fn hostile_value_rule_loads_and_matches_only_that_value() {
     );
     assert!(success, "suricata -T failed:\n{log}");
     assert_eq!(loaded(&log), (20, 0), "{log}");
+    let snort_path = temp.path().join("hostile.snort.rules");
+    ok(
+        &dir,
+        &["export", "snort", "--out", snort_path.to_str().unwrap()],
+    );
+    let snort = std::fs::read_to_string(&snort_path).unwrap();
+    // Snort has no JA3 rule; domain and hostname get three rules each, domain|ip five.
+    assert_eq!(rule_count(&snort), 22, "{snort}");
+    let (success, log) = suricata(
+        temp.path(),
+        &[
+            "-T",
+            "-S",
+            snort_path.to_str().unwrap(),
+            "-l",
+            log_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(success, "suricata -T on the snort rules failed:\n{log}");
+    assert_eq!(loaded(&log), (22, 0), "{log}");
 
     // Traffic: the exact value once, and two near misses that must not alert.
     let mut pcap = Pcap::new();
