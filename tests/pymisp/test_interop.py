@@ -11,11 +11,14 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
+import requests
+from conftest import Node
 from misp_stix_converter import MISPtoSTIX21Parser
-from pymisp import MISPEvent
+from pymisp import MISPEvent, PyMISP
 from stix2validator import ValidationOptions, validate_instance
 
 # Attribute types whose indicator patterns must equal misp-stix's.
@@ -110,20 +113,20 @@ def test_tlp_markings_are_the_standard_definitions(loaded, tmp_path):
 def serve_directory(directory: Path):
     """A plain HTTP server for `directory` on a free loopback port (it honours
     If-Modified-Since with 304); returns (server, base URL, request log)."""
-    requests = []
+    seen = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
         def send_response(self, code, message=None):
-            requests.append((self.path, code))
+            seen.append((self.path, code))
             super().send_response(code, message)
 
     handler = functools.partial(Handler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}", requests
+    return server, f"http://127.0.0.1:{server.server_address[1]}", seen
 
 
 def entries(data: Path) -> str:
@@ -186,7 +189,7 @@ def test_http_feed_uses_conditional_requests(loaded, tmp_path):
     data, uuids = loaded
     feed = tmp_path / "feed"
     run(data, "export", "feed", "--out", str(feed))
-    server, url, requests = serve_directory(feed)
+    server, url, seen = serve_directory(feed)
     try:
         reader = tmp_path / "reader"
         run(reader, "init", "--org-name", "HTTP Reader")
@@ -198,10 +201,10 @@ def test_http_feed_uses_conditional_requests(loaded, tmp_path):
         copy = json.loads(run(reader, "event", "show", uuids[0]).stdout)["Event"]
         assert copy["distribution"] == "0"
         before = entries(reader)
-        requests.clear()
+        seen.clear()
         out = run(reader, "feed", "fetch", "web").stdout
         assert "not modified" in out, out
-        assert requests == [("/manifest.json", 304)]
+        assert seen == [("/manifest.json", 304)]
         assert entries(reader) == before
     finally:
         server.shutdown()
@@ -228,3 +231,65 @@ def test_corrupt_event_file_is_reported_and_the_rest_import(loaded, tmp_path):
     run(data, "export", "feed", "--out", str(feed))
     out = run(reader, "feed", "fetch", "mixed").stdout
     assert "1 added, 0 updated, 7 unchanged, 0 failed" in out, out
+
+
+def test_rest_search_return_formats(misp, node):
+    """restSearch answers the interchange formats with their content types; IDS formats
+    default to IDS attributes of published events."""
+    published = MISPEvent()
+    published.info = "interop published"
+    published.add_attribute("domain", "rest-export.example", to_ids=True)
+    published.add_attribute("ip-dst", "198.51.100.77", to_ids=False)
+    published = misp.add_event(published, pythonify=True)
+    misp.publish(published)
+    draft = MISPEvent()
+    draft.info = "interop draft"
+    draft.add_attribute("domain", "draft-export.example", to_ids=True)
+    draft = misp.add_event(draft, pythonify=True)
+
+    rules = misp.search(controller="attributes", return_format="suricata")
+    assert isinstance(rules, str) and rules.startswith("# threatlog export of IDS rules")
+    assert "Domain: rest-export.example" in rules
+    assert "198.51.100.77" not in rules  # not to_ids
+    assert "draft-export.example" not in rules  # not published
+    snort = misp.search(controller="events", return_format="snort")
+    assert "|0b|rest-export|07|example|00|" in snort
+
+    headers = {"Authorization": node.admin_key, "Accept": "application/json"}
+    expected = {"suricata": "text/plain", "snort": "text/plain", "hashes": "text/plain",
+                "stix2": "application/stix+json", "csv": "text/csv"}
+    for name, content_type in expected.items():
+        response = requests.post(f"{node.url}/events/restSearch", headers=headers,
+                                 json={"returnFormat": name, "eventid": published.uuid})
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith(content_type), name
+    bundle = requests.post(f"{node.url}/events/restSearch", headers=headers,
+                           json={"returnFormat": "stix2", "eventid": published.uuid}).json()
+    kinds = sorted(obj["type"] for obj in bundle["objects"])
+    assert kinds == ["identity", "indicator", "ipv4-addr", "observed-data", "report"]
+    bad = requests.post(f"{node.url}/events/restSearch", headers=headers,
+                        json={"returnFormat": "xml"})
+    assert bad.status_code == 400 and "Supported: json, csv, text, hashes" in bad.text
+
+
+def test_feeds_are_fetched_on_a_schedule(loaded, tmp_path):
+    data, uuids = loaded
+    feed = tmp_path / "feed"
+    run(data, "export", "feed", "--out", str(feed))
+    reader = tmp_path / "scheduled"
+    run(reader, "init", "--org-name", "Scheduled Reader")
+    run(reader, "feed", "add", "timed", str(feed))
+    config = reader / "threatlog.toml"
+    config.write_text(config.read_text().replace("fetch_interval_s = 3600", "fetch_interval_s = 1"))
+    running = Node(reader)
+    try:
+        client = PyMISP(running.url, running.admin_key, ssl=False)
+        deadline = time.monotonic() + 60
+        found = []
+        while time.monotonic() < deadline and len(found) < len(uuids):
+            found = client.search(controller="events", metadata=True, pythonify=True)
+            time.sleep(0.5)
+        assert sorted(event.uuid for event in found) == sorted(uuids)
+    finally:
+        running.stop()
+    assert running.process.returncode == 0
