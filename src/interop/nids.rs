@@ -676,4 +676,98 @@ mod tests {
         )
         .is_empty());
     }
+
+    /// The options of a rule line outside quoted strings: (keyword, quoted values).
+    fn options(line: &str) -> Vec<(String, Vec<String>)> {
+        let body = &line[line.find('(').expect("an option list") + 1..line.len() - 1];
+        let mut out = Vec::new();
+        let (mut keyword, mut quoted, mut current) = (String::new(), Vec::new(), String::new());
+        let (mut in_quotes, mut escaped) = (false, false);
+        for ch in body.chars() {
+            if in_quotes {
+                match (escaped, ch) {
+                    (true, _) => {
+                        current.push(ch);
+                        escaped = false;
+                    }
+                    (false, '\\') => escaped = true,
+                    (false, '"') => {
+                        in_quotes = false;
+                        quoted.push(std::mem::take(&mut current));
+                    }
+                    (false, _) => current.push(ch),
+                }
+            } else if ch == '"' {
+                in_quotes = true;
+            } else if ch == ';' {
+                let name = keyword
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                out.push((name, std::mem::take(&mut quoted)));
+                keyword.clear();
+            } else {
+                keyword.push(ch);
+            }
+        }
+        assert!(
+            !in_quotes && keyword.trim().is_empty(),
+            "unterminated: {line}"
+        );
+        out
+    }
+
+    /// The bytes a `content` string matches.
+    fn decode(content: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (index, part) in content.split('|').enumerate() {
+            if index % 2 == 0 {
+                out.extend_from_slice(part.as_bytes());
+            } else {
+                for byte in part.split_whitespace() {
+                    out.push(u8::from_str_radix(byte, 16).expect("hex"));
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_value_escapes_its_rule(
+            value in "(\\PC|[\"';|\\\\\n\r:()\\x00])*",
+            index in 0..RULE_TYPES.len(),
+            snort in proptest::bool::ANY,
+        ) {
+            let engine = if snort { Engine::Snort } else { Engine::Suricata };
+            let ty = RULE_TYPES[index];
+            let out = rules(engine, &event(ty, &value), &ExportOptions::default());
+            for line in out.lines().filter(|line| !line.starts_with('#')) {
+                proptest::prop_assert!(line.starts_with("alert ") && line.ends_with(";)"), "{}", line);
+                let options = options(line);
+                let count = |name: &str| options.iter().filter(|(k, _)| k == name).count();
+                proptest::prop_assert_eq!(count("msg"), 1, "{}", line);
+                proptest::prop_assert_eq!(count("sid"), 1, "{}", line);
+                proptest::prop_assert_eq!(count("rev"), 1, "{}", line);
+                proptest::prop_assert_eq!(count("reference"), 1, "{}", line);
+                for (keyword, _) in &options {
+                    proptest::prop_assert!(
+                        keyword.chars().all(|ch| ch.is_ascii_lowercase() || "._-".contains(ch)),
+                        "keyword {} in {}", keyword, line
+                    );
+                }
+            }
+            if ty == "email-subject" && !value.is_empty() && value.len() <= RULE_VALUE_BYTES_MAX {
+                let line = out.lines().find(|line| line.starts_with("alert ")).expect("a rule");
+                let contents: Vec<String> = options(line)
+                    .into_iter()
+                    .filter(|(keyword, _)| keyword == "content")
+                    .flat_map(|(_, quoted)| quoted)
+                    .collect();
+                proptest::prop_assert_eq!(decode(&contents[1]), value.as_bytes().to_vec());
+            }
+        }
+    }
 }
