@@ -536,7 +536,14 @@ fn feed(dir: &Path, command: FeedCommand) -> Result<()> {
         }
         FeedCommand::Fetch { name } => {
             let bar = if std::io::stdout().is_terminal() {
-                indicatif::ProgressBar::new(0)
+                let bar = indicatif::ProgressBar::new(0).with_message(format!("feed {name}"));
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{msg}: {bar:40} {pos}/{len} events ({eta})",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar
             } else {
                 indicatif::ProgressBar::hidden()
             };

@@ -66,12 +66,25 @@ const REFERENCE_FIELDS: [&str; 6] = [
 /// The manifest fields of an event besides `Orgc` and `Tag`.
 const MANIFEST_FIELDS: [&str; 5] = ["info", "date", "analysis", "threat_level_id", "timestamp"];
 
+/// Distribution level written for items shared with a sharing group: a feed carries no
+/// sharing groups, so such items become "your organisation only" rather than wider.
+const SHARING_GROUP_DISTRIBUTION_IN_FEED: &str = "0";
+
 fn pick(item: &Value, fields: &[&str]) -> Map<String, Value> {
     let mut out = Map::new();
     for field in fields {
         if let Some(value) = item.get(*field).filter(|value| !value.is_null()) {
             out.insert((*field).to_string(), value.clone());
         }
+    }
+    if out
+        .get("distribution")
+        .is_some_and(|value| text(item, "distribution") == "4" && !value.is_null())
+    {
+        out.insert(
+            "distribution".into(),
+            json!(SHARING_GROUP_DISTRIBUTION_IN_FEED),
+        );
     }
     out
 }
@@ -339,7 +352,9 @@ mod tests {
         "Attribute": [
             {"id": "1", "type": "domain|ip", "value": "abc|x", "uuid": "57c4448b-454c-4d17-90d1-4d2f950d210f"},
             {"id": "2", "type": "md5", "value": "gone", "deleted": true}
-        ]}});
+        ],
+        "Object": [{"uuid": "0b4c1b1e-0000-4000-8000-000000000001", "name": "file",
+                    "distribution": "4", "sharing_group_id": "3", "Attribute": []}]}});
         let files = feed_files(&[event]);
         let manifest: Value = serde_json::from_str(&files["manifest.json"]).unwrap();
         assert_eq!(
@@ -358,6 +373,9 @@ mod tests {
             serde_json::from_str(&files["5b646415-7b48-40d5-86b4-c0070acd0835.json"]).unwrap();
         assert!(event["Event"].get("id").is_none() && event["Event"].get("Org").is_none());
         assert_eq!(event["Event"]["Attribute"].as_array().unwrap().len(), 1);
+        let object = &event["Event"]["Object"][0];
+        assert_eq!(object["distribution"], "0");
+        assert!(object.get("sharing_group_id").is_none());
         let items = parse_manifest(files["manifest.json"].as_bytes()).unwrap();
         assert_eq!(items[0].timestamp, 1_533_123_456);
     }
