@@ -470,6 +470,9 @@ fn export(dir: &Path, args: &ExportArgs) -> Result<()> {
         all_attributes: args.all_attributes,
     };
     if args.format.eq_ignore_ascii_case("feed") {
+        if args.out.as_os_str() == "-" {
+            bail!("a feed is a directory: give --out DIR");
+        }
         let events = export::select(&node, &export::query(export::Format::Json, &filters))?;
         let count = feed_fetch::write_feed(&args.out, &events)?;
         eprintln!("wrote a feed of {count} events to {}", args.out.display());

@@ -175,6 +175,8 @@ fn hostile_event() -> serde_json::Value {
         ),
         ("url", "https://secure.evil-example.test/login"),
         ("url", "evil-example.test/no/scheme"),
+        ("url", "http://[2001:db8::5]:8081/x"),
+        ("url", "https://203.0.113.4/login"),
         ("email-src", "attacker@evil-example.test"),
         ("email-dst", "victim@example.org"),
         ("email-attachment", HOSTILE),
@@ -333,11 +335,11 @@ fn hostile_value_rule_loads_and_matches_only_that_value() {
     );
     let rules = std::fs::read_to_string(&rules_path).unwrap();
     // Every attribute gives its rules and nothing else: no injected rule, no broken line.
-    // domain 2, hostname 2, domain|ip 4, three urls 3, nine others 1 each.
-    assert_eq!(rule_count(&rules), 20, "{rules}");
+    // domain 2, hostname 2, domain|ip 4, five urls 5, nine others 1 each.
+    assert_eq!(rule_count(&rules), 22, "{rules}");
     assert_eq!(
         rules.lines().filter(|line| !line.starts_with('#')).count(),
-        20,
+        22,
         "one rule per line: {rules}"
     );
     let sid_of = |what: &str| -> (String, String) {
@@ -384,7 +386,7 @@ fn hostile_value_rule_loads_and_matches_only_that_value() {
         ],
     );
     assert!(success, "suricata -T failed:\n{log}");
-    assert_eq!(loaded(&log), (20, 0), "{log}");
+    assert_eq!(loaded(&log), (22, 0), "{log}");
     let snort_path = temp.path().join("hostile.snort.rules");
     ok(
         &dir,
@@ -392,7 +394,7 @@ fn hostile_value_rule_loads_and_matches_only_that_value() {
     );
     let snort = std::fs::read_to_string(&snort_path).unwrap();
     // Snort has no JA3 rule; domain and hostname get three rules each, domain|ip five.
-    assert_eq!(rule_count(&snort), 22, "{snort}");
+    assert_eq!(rule_count(&snort), 24, "{snort}");
     let (success, log) = suricata(
         temp.path(),
         &[
@@ -404,7 +406,7 @@ fn hostile_value_rule_loads_and_matches_only_that_value() {
         ],
     );
     assert!(success, "suricata -T on the snort rules failed:\n{log}");
-    assert_eq!(loaded(&log), (22, 0), "{log}");
+    assert_eq!(loaded(&log), (24, 0), "{log}");
 
     // Traffic: the exact value once, and two near misses that must not alert.
     let mut pcap = Pcap::new();

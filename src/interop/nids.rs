@@ -359,10 +359,10 @@ impl Writer<'_> {
             None => (rest, ""),
         };
         let host_port = authority.rsplit('@').next().unwrap_or(authority);
+        // A port follows the last colon, unless that colon is inside a bare IPv6 address.
+        let bare_ipv6 = !host_port.starts_with('[') && host_port.matches(':').count() > 1;
         let (host, port) = match host_port.rsplit_once(':') {
-            Some((host, port)) if port.parse::<u16>().is_ok() && !host.ends_with(']') => {
-                (host, Some(port))
-            }
+            Some((host, port)) if port.parse::<u16>().is_ok() && !bare_ipv6 => (host, Some(port)),
             _ => (host_port, None),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -663,6 +663,10 @@ mod tests {
         let lines = rule_lines(Engine::Suricata, "url", "http://evil.test:8080/a?b=c");
         assert!(lines[0].starts_with("alert http $HOME_NET any -> $EXTERNAL_NET 8080 ("));
         assert!(lines[0].contains("content:\"/a?b=c\"; nocase; http_uri;"));
+        let lines = rule_lines(Engine::Suricata, "url", "http://[2001:db8::5]:8081/x");
+        assert!(lines[0].starts_with("alert http $HOME_NET any -> 2001:db8::5 8081 ("));
+        let lines = rule_lines(Engine::Suricata, "url", "https://203.0.113.4/login");
+        assert!(lines[0].starts_with("alert tcp $HOME_NET any -> 203.0.113.4 443 ("));
         let lines = rule_lines(
             Engine::Suricata,
             "ja3-fingerprint-md5",
