@@ -108,7 +108,7 @@ enum FeedCommand {
         name: String,
         /// http:// URL or directory of the feed.
         source: String,
-        /// Distribution level (0-4) given to imported events; default: as in the feed.
+        /// Distribution level (0-3) given to imported events; default: as in the feed.
         #[arg(long)]
         distribution: Option<u8>,
         /// Tags added to every imported event.

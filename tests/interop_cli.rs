@@ -148,3 +148,56 @@ fn stix_and_rules_to_files_and_errors() {
         "{error}"
     );
 }
+
+#[test]
+fn feed_settings_are_checked() {
+    let (temp, dir) = node_with_events();
+    let feed = temp.path().join("feed");
+    ok(&dir, &["export", "feed", "--out", feed.to_str().unwrap()]);
+    let names: Vec<String> = std::fs::read_dir(&feed)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    for name in [
+        "manifest.json",
+        "hashes.csv",
+        &format!("{PUBLISHED}.json"),
+        &format!("{DRAFT}.json"),
+    ] {
+        assert!(names.contains(&name.to_string()), "{name} in {names:?}");
+    }
+    let feed = feed.to_str().unwrap();
+    let error = fails(&dir, &["feed", "add", "a/b", feed]);
+    assert!(
+        error.contains("feed name 'a/b' must be 1-64 letters"),
+        "{error}"
+    );
+    let error = fails(
+        &dir,
+        &["feed", "add", "secure", "https://feeds.example/misp"],
+    );
+    assert!(
+        error.contains("neither an http:// URL nor an existing directory"),
+        "{error}"
+    );
+    let error = fails(&dir, &["feed", "add", "wide", feed, "--distribution", "4"]);
+    assert!(error.contains("--distribution must be 0-3"), "{error}");
+    let error = fails(&dir, &["feed", "fetch", "missing"]);
+    assert!(error.contains("no feed named 'missing'"), "{error}");
+    let error = fails(&dir, &["export", "feed", "--out", "-"]);
+    assert!(error.contains("a feed is a directory"), "{error}");
+    ok(&dir, &["feed", "add", "mine", feed, "--tags", "a", "b"]);
+    let listed = ok(&dir, &["feed", "list"]);
+    let line = listed.lines().nth(1).expect("one feed");
+    assert!(
+        line.starts_with("mine") && line.ends_with("a,b"),
+        "{listed}"
+    );
+    // The node's own events come back unchanged.
+    let out = ok(&dir, &["feed", "fetch", "mine"]);
+    assert_eq!(
+        out.trim(),
+        "feed mine: 0 added, 0 updated, 2 unchanged, 0 failed"
+    );
+}

@@ -46,7 +46,7 @@ pub enum FeedError {
     #[error("feed source '{0}' is neither an http:// URL nor an existing directory (https is not supported)")]
     Source(String),
     /// The distribution level is out of range.
-    #[error("--distribution must be 0-4, not {0}")]
+    #[error("--distribution must be 0-3 (a feed names no sharing group), not {0}")]
     Distribution(u8),
     /// The manifest could not be fetched.
     #[error("{url}: {message}")]
@@ -55,6 +55,14 @@ pub enum FeedError {
         url: String,
         /// What went wrong.
         message: String,
+    },
+    /// Writing an exported feed failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
     },
     /// The manifest is malformed.
     #[error(transparent)]
@@ -108,7 +116,7 @@ fn check_name(name: &str) -> Result<(), FeedError> {
 /// Adds (or replaces) a feed.
 pub fn add(node: &Node, settings: &FeedSettings) -> Result<(), FeedError> {
     check_name(&settings.name)?;
-    if let Some(level) = settings.distribution.filter(|level| *level > 4) {
+    if let Some(level) = settings.distribution.filter(|level| *level > 3) {
         return Err(FeedError::Distribution(level));
     }
     let source = settings.source.trim();
@@ -483,9 +491,9 @@ pub fn fetch_all(node: &Node) {
 /// Writes the MISP feed of `events` into `dir` (created if missing): `manifest.json`,
 /// `<uuid>.json` per event and `hashes.csv`. Returns the number of events written.
 pub fn write_feed(dir: &std::path::Path, events: &[Value]) -> Result<usize, FeedError> {
-    let fail = |path: &std::path::Path, error: std::io::Error| FeedError::Fetch {
-        url: path.display().to_string(),
-        message: error.to_string(),
+    let fail = |path: &std::path::Path, source: std::io::Error| FeedError::Write {
+        path: path.to_path_buf(),
+        source,
     };
     std::fs::create_dir_all(dir).map_err(|error| fail(dir, error))?;
     for (name, contents) in super::feed::feed_files(events) {
