@@ -806,8 +806,8 @@ fn answer(node: &Node, caller: &Caller, request: &Request) -> Result<Response, A
     }
 }
 
-/// The visible events of the hits for an export, each with only its matched attributes
-/// when the query matched attributes.
+/// The visible events of the hits for an export (a page of events when `limit` is given),
+/// each with only its matched attributes when the query matched attributes.
 fn export_events(
     node: &Node,
     caller: &Caller,
@@ -815,8 +815,13 @@ fn export_events(
     found: &[Found],
 ) -> Result<Vec<Value>, ApiError> {
     let include_deleted = request.query.deleted != Deleted::Live;
+    let skip = request.limit.map_or(0, |limit| limit * (request.page - 1));
     let mut events = Vec::new();
-    for Found { access, hit } in found {
+    for Found { access, hit } in found
+        .iter()
+        .skip(skip)
+        .take(request.limit.unwrap_or(usize::MAX))
+    {
         let options = EventOptions {
             include_deleted,
             correlation_max: node.config.views.correlation_max,

@@ -267,6 +267,9 @@ def test_rest_search_return_formats(misp, node):
                            json={"returnFormat": "stix2", "eventid": published.uuid}).json()
     kinds = sorted(obj["type"] for obj in bundle["objects"])
     assert kinds == ["identity", "indicator", "ipv4-addr", "observed-data", "report"]
+    paged = requests.post(f"{node.url}/events/restSearch", headers=headers,
+                          json={"returnFormat": "stix2", "limit": 1, "page": 2}).json()
+    assert [obj["type"] for obj in paged["objects"]].count("report") == 1
     bad = requests.post(f"{node.url}/events/restSearch", headers=headers,
                         json={"returnFormat": "xml"})
     assert bad.status_code == 400 and "Supported: json, csv, text, hashes" in bad.text
