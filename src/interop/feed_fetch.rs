@@ -343,12 +343,26 @@ fn stored_timestamp(node: &Node, uuid: &uuid::Uuid) -> Result<Option<i64>, FeedE
         }))
 }
 
-/// Imports one feed event document with the feed's tags and distribution, as this node's
-/// entries.
-fn import_event(node: &Node, settings: &FeedSettings, bytes: &[u8]) -> Result<(), String> {
+/// Imports the feed file of event `uuid` with the feed's tags and distribution, as this node's
+/// entries: parsed and drafted as [`Node::import_document`] does, all or nothing. The file
+/// must hold exactly that one event, so a feed cannot slip other events in under a manifest
+/// entry.
+fn import_event(
+    node: &Node,
+    settings: &FeedSettings,
+    uuid: &uuid::Uuid,
+    bytes: &[u8],
+) -> Result<(), String> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|error| format!("malformed JSON: {error}"))?;
     let events = model::parse_events_document(&value).map_err(|error| error.to_string())?;
+    let uuids: Vec<String> = events.iter().map(|event| event.uuid.to_string()).collect();
+    if uuids != [uuid.to_string()] {
+        return Err(format!(
+            "the file holds event(s) [{}], not the manifest's {uuid}",
+            uuids.join(", ")
+        ));
+    }
     let actor = node.system_actor();
     let mut drafts = Vec::new();
     let mut names: Vec<String> = vec![format!("{SOURCE_TAG_PREFIX}\"{}\"", settings.name)];
@@ -417,7 +431,7 @@ pub fn fetch_feed(
             let result = fetch(&settings.source, &file, None, bytes_max)
                 .map_err(|error| error.to_string())
                 .and_then(|fetched| match fetched {
-                    Fetched::Body(bytes, _) => import_event(node, &settings, &bytes),
+                    Fetched::Body(bytes, _) => import_event(node, &settings, &item.uuid, &bytes),
                     Fetched::NotModified => Err("unexpected 304".into()),
                 });
             match (result, stored) {

@@ -214,23 +214,28 @@ def test_corrupt_event_file_is_reported_and_the_rest_import(loaded, tmp_path):
     data, uuids = loaded
     feed = tmp_path / "feed"
     run(data, "export", "feed", "--out", str(feed))
-    broken = sorted(uuids)[3]
+    ordered = sorted(uuids)
+    broken, swapped, other = ordered[3], ordered[5], ordered[6]
     (feed / f"{broken}.json").write_text('{"Event": {"info": "cut off", "Attribute": [')
+    # A file holding another event than its manifest entry says is refused too.
+    (feed / f"{swapped}.json").write_text((feed / f"{other}.json").read_text())
     reader = tmp_path / "reader"
     run(reader, "init", "--org-name", "Careful Reader")
     run(reader, "feed", "add", "mixed", str(feed))
     result = run(reader, "feed", "fetch", "mixed", check=False)
     assert result.returncode != 0
-    assert "7 added, 0 updated, 0 unchanged, 1 failed" in result.stdout, result.stdout
+    assert "6 added, 0 updated, 0 unchanged, 2 failed" in result.stdout, result.stdout
     assert f"{broken}.json: malformed JSON" in result.stderr, result.stderr
+    assert f"{swapped}.json: the file holds event(s) [{other}], not the manifest's {swapped}" \
+        in result.stderr, result.stderr
     listed = run(reader, "event", "list").stdout
-    assert broken not in listed
-    assert sum(uuid in listed for uuid in uuids) == 7
-    # Once fixed upstream, the next fetch brings the missing event only.
+    assert broken not in listed and swapped not in listed
+    assert sum(uuid in listed for uuid in uuids) == 6
+    # Once fixed upstream, the next fetch brings the missing events only.
     shutil.rmtree(feed)
     run(data, "export", "feed", "--out", str(feed))
     out = run(reader, "feed", "fetch", "mixed").stdout
-    assert "1 added, 0 updated, 7 unchanged, 0 failed" in out, out
+    assert "2 added, 0 updated, 6 unchanged, 0 failed" in out, out
 
 
 def test_rest_search_return_formats(misp, node):
