@@ -103,6 +103,10 @@ def test_tlp_markings_are_the_standard_definitions(loaded, tmp_path):
     out = tmp_path / "all.stix.json"
     run(data, "export", "stix2", "--out", str(out))
     bundle = json.loads(out.read_text())
+    result = validate_instance(bundle, ValidationOptions(version="2.1"))
+    assert result.is_valid, [str(error) for error in result.errors]
+    reports = [obj for obj in bundle["objects"] if obj["type"] == "report"]
+    assert len(reports) == 8
     markings = {obj["id"]: obj for obj in bundle["objects"] if obj["type"] == "marking-definition"}
     white = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"
     assert markings[white]["definition"] == {"tlp": "white"}
