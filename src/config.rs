@@ -59,6 +59,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// View behaviour.
     pub views: ViewsConfig,
+    /// MISP feeds.
+    pub feeds: FeedsConfig,
 }
 
 /// `[node]`.
@@ -157,6 +159,25 @@ impl Default for ViewsConfig {
     fn default() -> Self {
         Self {
             correlation_max: 100,
+        }
+    }
+}
+
+/// `[feeds]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedsConfig {
+    /// Seconds between fetches of every configured feed while `serve` runs (0: never).
+    pub fetch_interval_s: u64,
+}
+
+/// Default of [`FeedsConfig::fetch_interval_s`]: hourly, as MISP's default feed fetch job.
+pub const FEED_FETCH_INTERVAL_S: u64 = 3600;
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        Self {
+            fetch_interval_s: FEED_FETCH_INTERVAL_S,
         }
     }
 }

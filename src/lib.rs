@@ -15,6 +15,7 @@
 //! - [`config`]: the `threatlog.toml` configuration.
 //! - [`bench`]: the `threatlog bench` throughput measurements.
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
+//! - [`interop`]: exports (CSV, text, hashes, Suricata, Snort, STIX 2.1) and MISP feeds.
 //! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).
 //! - [`policy`]: who may see what across nodes: release to a peer, hop checks (pure).
 //! - [`sync`]: replication with paired peers over gRPC and mutual TLS: release, checks, engine.
@@ -26,6 +27,7 @@ pub mod api;
 pub mod bench;
 pub mod change;
 pub mod config;
+pub mod interop;
 pub mod log;
 pub mod model;
 pub mod node;

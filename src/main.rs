@@ -65,12 +65,69 @@ enum Command {
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Export events: json, csv, text, hashes, suricata, snort, stix2, or a MISP feed.
+    Export(ExportArgs),
+    /// Manage and fetch MISP feeds.
+    #[command(subcommand)]
+    Feed(FeedCommand),
     /// Test support: append in a loop, printing each acknowledged entry.
     #[command(hide = true)]
     AppendLoop {
         /// Stop after this many appends (0 = until killed).
         #[arg(long, default_value_t = 0)]
         count: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// json, csv, text, hashes, suricata, snort, stix2, or feed (a MISP feed directory).
+    format: String,
+    /// Output file (a directory for `feed`); `-` writes to standard output.
+    #[arg(long)]
+    out: PathBuf,
+    /// Only events or attributes with one of these tags (`!TAG` excludes).
+    #[arg(long, num_args = 1..)]
+    tags: Vec<String>,
+    /// Only attributes of these types (`!TYPE` excludes).
+    #[arg(long = "type", num_args = 1..)]
+    types: Vec<String>,
+    /// Only these events.
+    #[arg(long = "event", num_args = 1..)]
+    events: Vec<Uuid>,
+    /// Only published events.
+    #[arg(long)]
+    published: bool,
+    /// IDS formats (suricata, snort, hashes): also attributes without to_ids and unpublished
+    /// events.
+    #[arg(long)]
+    all_attributes: bool,
+    /// First sid of suricata and snort rules (attribute N gets base + 10 N + 1…).
+    #[arg(long)]
+    sid_base: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum FeedCommand {
+    /// Add (or replace) a MISP feed: an http:// URL or a directory holding manifest.json.
+    Add {
+        /// Name of the feed on this node.
+        name: String,
+        /// http:// URL or directory of the feed.
+        source: String,
+        /// Distribution level (0-3) given to imported events; default: as in the feed.
+        #[arg(long)]
+        distribution: Option<u8>,
+        /// Tags added to every imported event.
+        #[arg(long, num_args = 1..)]
+        tags: Vec<String>,
+    },
+    /// List the feeds.
+    List,
+    /// Import what is new or newer in a feed.
+    Fetch {
+        /// The feed's name.
+        name: String,
     },
 }
 
@@ -323,6 +380,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Ingest(options)) => threatlog::bench::ingest(&options),
         Command::Bench(BenchCommand::Api(options)) => threatlog::bench::api::run(&options),
+        Command::Export(args) => export(dir, &args),
+        Command::Feed(command) => feed(dir, command),
         Command::AppendLoop { count } => threatlog::bench::append_loop(&open(dir)?, count),
     }
 }
@@ -665,6 +724,127 @@ fn list(dir: &Path) -> Result<()> {
             if event.published { "yes" } else { "no" },
             event.info
         );
+    }
+    Ok(())
+}
+
+fn export(dir: &Path, args: &ExportArgs) -> Result<()> {
+    use threatlog::interop::{export, feed_fetch};
+    let node = open(dir)?;
+    let filters = export::Filters {
+        tags: args.tags.clone(),
+        types: args.types.clone(),
+        events: args.events.clone(),
+        published: args.published,
+        all_attributes: args.all_attributes,
+    };
+    if args.format.eq_ignore_ascii_case("feed") {
+        if args.out.as_os_str() == "-" {
+            bail!("a feed is a directory: give --out DIR");
+        }
+        let events = export::select(&node, &export::query(export::Format::Json, &filters))?;
+        let count = feed_fetch::write_feed(&args.out, &events)?;
+        eprintln!("wrote a feed of {count} events to {}", args.out.display());
+        return Ok(());
+    }
+    let Some(format) = export::Format::parse(&args.format) else {
+        let names: Vec<&str> = export::Format::ALL.iter().map(|f| f.name()).collect();
+        bail!(
+            "unknown export format '{}': use one of {}, feed",
+            args.format,
+            names.join(", ")
+        );
+    };
+    let events = export::select(&node, &export::query(format, &filters))?;
+    let text = export::render(format, &events, &export::node_options(&node, args.sid_base));
+    if args.out.as_os_str() == "-" {
+        print!("{text}");
+    } else {
+        std::fs::write(&args.out, text)
+            .with_context(|| format!("cannot write {}", args.out.display()))?;
+        eprintln!(
+            "exported {} events as {} to {}",
+            events.len(),
+            format.name(),
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+fn feed(dir: &Path, command: FeedCommand) -> Result<()> {
+    use threatlog::interop::feed_fetch::{self, FeedSettings};
+    let node = open(dir)?;
+    match command {
+        FeedCommand::Add {
+            name,
+            source,
+            distribution,
+            tags,
+        } => {
+            let settings = FeedSettings {
+                name,
+                source,
+                distribution,
+                tags,
+            };
+            feed_fetch::add(&node, &settings)?;
+            println!("feed {} added: {}", settings.name, settings.source);
+        }
+        FeedCommand::List => {
+            println!("{:<20}  {:<4}  {:<40}  TAGS", "NAME", "DIST", "SOURCE");
+            for feed in feed_fetch::list(&node)? {
+                let distribution = feed
+                    .distribution
+                    .map_or_else(|| "feed".to_string(), |level| level.to_string());
+                println!(
+                    "{:<20}  {:<4}  {:<40}  {}",
+                    feed.name,
+                    distribution,
+                    feed.source,
+                    feed.tags.join(",")
+                );
+            }
+        }
+        FeedCommand::Fetch { name } => {
+            let bar = if std::io::stdout().is_terminal() {
+                let bar = indicatif::ProgressBar::new(0).with_message(format!("feed {name}"));
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{msg}: {bar:40} {pos}/{len} events ({eta})",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            let report = feed_fetch::fetch_feed(&node, &name, &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })?;
+            bar.finish_and_clear();
+            if report.not_modified {
+                println!("feed {name}: not modified since the last fetch");
+                return Ok(());
+            }
+            for (uuid, reason) in &report.failed {
+                eprintln!("{uuid}.json: {reason}; nothing of it was imported");
+            }
+            println!(
+                "feed {name}: {} added, {} updated, {} unchanged, {} failed",
+                report.added,
+                report.updated,
+                report.skipped,
+                report.failed.len()
+            );
+            if !report.failed.is_empty() {
+                bail!(
+                    "{} event files of feed {name} could not be imported",
+                    report.failed.len()
+                );
+            }
+        }
     }
     Ok(())
 }

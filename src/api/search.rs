@@ -66,6 +66,8 @@ enum Format {
     Json,
     Csv,
     Text,
+    /// An interchange export (hashes, suricata, snort, stix2), see [`crate::interop::export`].
+    Export(crate::interop::export::Format),
 }
 
 /// A parsed request: the query and the output options.
@@ -255,12 +257,18 @@ fn parse(node: &Node, scope: Scope, params: &Map<String, Value>) -> Result<Reque
         "json" => Format::Json,
         "csv" => Format::Csv,
         "text" => Format::Text,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid return format: {other}. Supported: json, csv, text."
-            )))
-        }
+        other => match crate::interop::export::Format::parse(other) {
+            Some(format) => Format::Export(format),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid return format: {other}. Supported: json, csv, text, hashes, \
+                     suricata, snort, stix2."
+                )))
+            }
+        },
     };
+    // IDS formats default to IDS attributes of published events, as MISP's do.
+    let ids = matches!(format, Format::Export(format) if format.is_ids());
     let (any, all, none) = terms(get("tags"));
     let (event_any, event_all, event_none) = terms(get("event_tags"));
     let tags = TagQuery {
@@ -329,8 +337,8 @@ fn parse(node: &Node, scope: Scope, params: &Map<String, Value>) -> Result<Reque
         orgs,
         events,
         uuids,
-        published: flag(get("published")),
-        to_ids: flag(get("to_ids")),
+        published: flag(get("published")).or(ids.then_some(true)),
+        to_ids: flag(get("to_ids")).or(ids.then_some(true)),
         deleted,
         date: (
             date_bound(get("from").or(get("date_from")), now),
@@ -780,6 +788,12 @@ fn answer(node: &Node, caller: &Caller, request: &Request) -> Result<Response, A
             let rows = attribute_rows(node, caller, request, &found)?;
             Ok(text_response("text/csv", csv(request, &rows)))
         }
+        (Format::Export(format), _) => {
+            let events = export_events(node, caller, request, &found)?;
+            let options = crate::interop::export::node_options(node, None);
+            let body = crate::interop::export::render(format, &events, &options);
+            Ok(text_response(format.content_type(), body))
+        }
         (Format::Text, _) => {
             let rows = attribute_rows(node, caller, request, &found)?;
             let mut body = String::new();
@@ -790,6 +804,34 @@ fn answer(node: &Node, caller: &Caller, request: &Request) -> Result<Response, A
             Ok(text_response("text/plain", body))
         }
     }
+}
+
+/// The visible events of the hits for an export (a page of events when `limit` is given),
+/// each with only its matched attributes when the query matched attributes.
+fn export_events(
+    node: &Node,
+    caller: &Caller,
+    request: &Request,
+    found: &[Found],
+) -> Result<Vec<Value>, ApiError> {
+    let include_deleted = request.query.deleted != Deleted::Live;
+    let skip = request.limit.map_or(0, |limit| limit * (request.page - 1));
+    let mut events = Vec::new();
+    for Found { access, hit } in found
+        .iter()
+        .skip(skip)
+        .take(request.limit.unwrap_or(usize::MAX))
+    {
+        let options = EventOptions {
+            include_deleted,
+            correlation_max: node.config.views.correlation_max,
+            correlations: false,
+            only_attributes: (!hit.attributes.is_empty())
+                .then(|| hit.attributes.iter().copied().collect()),
+        };
+        events.push(event_json_with(node, caller, access, options, false)?);
+    }
+    Ok(events)
 }
 
 async fn run(

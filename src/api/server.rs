@@ -152,6 +152,7 @@ pub async fn serve(
         until_stopped(stopped.clone()),
         |addr| println!("sync service listening on {addr}"),
     ));
+    crate::interop::feed_fetch::spawn_schedule(Arc::clone(&node));
     let app = router(ApiState::new(Arc::clone(&node)));
     let addr_file = write_addr_file(&dir, bound)?;
     let url = format!("{}://{bound}", if tls.is_some() { "https" } else { "http" });

@@ -1,0 +1,535 @@
+//! MISP feeds in: feed settings (node-local state under `feed/`), fetching a feed from a
+//! directory or a plain-HTTP URL with conditional requests, and importing its events as this
+//! node's signed entries: new events added, events whose manifest timestamp is newer than the
+//! stored one updated, the others skipped. A broken event file is reported and the rest go on.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::feed::{parse_manifest, ManifestError};
+use crate::change;
+use crate::model::{self, Tag};
+use crate::node::{Node, NodeError};
+use crate::proto::RecordKind;
+use crate::view::read;
+
+/// Local-state key prefix of feed settings.
+const SETTINGS_PREFIX: &str = "feed/";
+/// Local-state key prefix of a feed's HTTP validators (ETag, Last-Modified).
+const VALIDATORS_PREFIX: &str = "feedcache/";
+/// Connect timeout of feed requests, in seconds.
+const CONNECT_TIMEOUT_S: u64 = 10;
+/// Read and write timeout of feed requests, in seconds.
+const IO_TIMEOUT_S: u64 = 60;
+/// Longest HTTP response head, in bytes.
+const HEAD_BYTES_MAX: usize = 64 * 1024;
+/// Longest feed name, in bytes.
+pub const FEED_NAME_BYTES_MAX: usize = 64;
+/// Namespace of the tag marking events by the feed they came from: `threatlog:feed="NAME"`.
+pub const SOURCE_TAG_PREFIX: &str = "threatlog:feed=";
+
+/// Feed failures.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// No feed of that name.
+    #[error("no feed named '{0}'; add it with `threatlog feed add NAME URL|DIR`")]
+    Unknown(String),
+    /// The name is empty, too long or uses characters other than letters, digits, `-`, `_`, `.`.
+    #[error("feed name '{0}' must be 1-64 letters, digits, '-', '_' or '.'")]
+    Name(String),
+    /// The source is neither an `http://` URL nor a directory.
+    #[error("feed source '{0}' is neither an http:// URL nor an existing directory (https is not supported)")]
+    Source(String),
+    /// The distribution level is out of range.
+    #[error("--distribution must be 0-3 (a feed names no sharing group), not {0}")]
+    Distribution(u8),
+    /// The manifest could not be fetched.
+    #[error("{url}: {message}")]
+    Fetch {
+        /// What was fetched.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Writing an exported feed failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The manifest is malformed.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The node failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+/// A feed's settings (node-local, never replicated).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedSettings {
+    /// The feed's name on this node.
+    pub name: String,
+    /// `http://…` URL or directory path of the feed (the folder holding `manifest.json`).
+    pub source: String,
+    /// Distribution level given to imported events (`None`: as in the feed).
+    pub distribution: Option<u8>,
+    /// Tags added to every imported event, besides the feed-source tag.
+    pub tags: Vec<String>,
+}
+
+/// What one fetch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FetchReport {
+    /// Events not held before, added.
+    pub added: usize,
+    /// Events with a newer manifest timestamp, updated.
+    pub updated: usize,
+    /// Events already up to date.
+    pub skipped: usize,
+    /// Event files that could not be fetched or imported: (uuid, reason).
+    pub failed: Vec<(String, String)>,
+    /// Whether the HTTP server said the manifest is unchanged (304).
+    pub not_modified: bool,
+}
+
+fn check_name(name: &str) -> Result<(), FeedError> {
+    let ok = !name.is_empty()
+        && name.len() <= FEED_NAME_BYTES_MAX
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
+    if ok {
+        Ok(())
+    } else {
+        Err(FeedError::Name(name.to_string()))
+    }
+}
+
+/// Adds (or replaces) a feed.
+pub fn add(node: &Node, settings: &FeedSettings) -> Result<(), FeedError> {
+    check_name(&settings.name)?;
+    if let Some(level) = settings.distribution.filter(|level| *level > 3) {
+        return Err(FeedError::Distribution(level));
+    }
+    let source = settings.source.trim();
+    if !source.starts_with("http://") && !std::path::Path::new(source).is_dir() {
+        return Err(FeedError::Source(source.to_string()));
+    }
+    let mut settings = settings.clone();
+    if !source.starts_with("http://") {
+        // Stored absolute, so that fetches from any working directory find it.
+        settings.source = std::fs::canonicalize(source)
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|_| source.to_string());
+    }
+    let encoded = serde_json::to_vec(&settings).unwrap_or_default();
+    node.store
+        .put_local(&[
+            (
+                format!("{SETTINGS_PREFIX}{}", settings.name).into_bytes(),
+                encoded,
+            ),
+            (
+                format!("{VALIDATORS_PREFIX}{}", settings.name).into_bytes(),
+                Vec::new(),
+            ),
+        ])
+        .map_err(NodeError::from)?;
+    Ok(())
+}
+
+/// Every configured feed, by name.
+pub fn list(node: &Node) -> Result<Vec<FeedSettings>, FeedError> {
+    let pairs = node
+        .store
+        .scan_local(SETTINGS_PREFIX.as_bytes())
+        .map_err(NodeError::from)?;
+    Ok(pairs
+        .iter()
+        .filter_map(|(_, value)| serde_json::from_slice(value).ok())
+        .collect())
+}
+
+/// The HTTP validators remembered for a feed's manifest.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Validators {
+    etag: Option<String>,
+    last_modified: Option<String>,
+}
+
+/// A fetched body, or "not modified".
+enum Fetched {
+    Body(Vec<u8>, Validators),
+    NotModified,
+}
+
+/// Reads `name` of the feed (a file in the directory, or a GET of `<url>/<name>`).
+fn fetch(
+    source: &str,
+    name: &str,
+    validators: Option<&Validators>,
+    bytes_max: u64,
+) -> Result<Fetched, FeedError> {
+    if let Some(rest) = source.strip_prefix("http://") {
+        return http_get(rest, name, validators, bytes_max);
+    }
+    let path = PathBuf::from(source).join(name);
+    let fail = |message: String| FeedError::Fetch {
+        url: path.display().to_string(),
+        message,
+    };
+    let size = std::fs::metadata(&path)
+        .map_err(|error| fail(error.to_string()))?
+        .len();
+    if size > bytes_max {
+        return Err(fail(format!(
+            "{size} bytes is over the import limit of {bytes_max} bytes"
+        )));
+    }
+    let bytes = std::fs::read(&path).map_err(|error| fail(error.to_string()))?;
+    Ok(Fetched::Body(bytes, Validators::default()))
+}
+
+/// A plain HTTP/1.1 GET of `<host[:port]/base>/<name>`, conditional when validators are known.
+fn http_get(
+    rest: &str,
+    name: &str,
+    validators: Option<&Validators>,
+    bytes_max: u64,
+) -> Result<Fetched, FeedError> {
+    let url = format!("http://{}/{name}", rest.trim_end_matches('/'));
+    let fail = |message: String| FeedError::Fetch {
+        url: url.clone(),
+        message,
+    };
+    let (authority, base) = match rest.find('/') {
+        Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let address = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&address)
+        .map_err(|error| fail(error.to_string()))?
+        .collect();
+    let addr = addrs
+        .first()
+        .ok_or_else(|| fail("the host has no address".into()))?;
+    let mut stream = TcpStream::connect_timeout(addr, Duration::from_secs(CONNECT_TIMEOUT_S))
+        .map_err(|error| fail(error.to_string()))?;
+    let timeout = Some(Duration::from_secs(IO_TIMEOUT_S));
+    stream
+        .set_read_timeout(timeout)
+        .and_then(|()| stream.set_write_timeout(timeout))
+        .map_err(|error| fail(error.to_string()))?;
+    let mut head = format!(
+        "GET {base}/{name} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\
+         Accept: application/json\r\nUser-Agent: threatlog\r\n"
+    );
+    if let Some(validators) = validators {
+        if let Some(etag) = &validators.etag {
+            head.push_str(&format!("If-None-Match: {etag}\r\n"));
+        }
+        if let Some(modified) = &validators.last_modified {
+            head.push_str(&format!("If-Modified-Since: {modified}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|error| fail(error.to_string()))?;
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader
+        .read_line(&mut status_line)
+        .map_err(|error| fail(error.to_string()))?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| fail(format!("not an HTTP response: {}", status_line.trim())))?;
+    let mut found = Validators::default();
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut head_bytes = status_line.len();
+    loop {
+        let mut line = String::new();
+        let read = reader
+            .read_line(&mut line)
+            .map_err(|error| fail(error.to_string()))?;
+        head_bytes += read;
+        if head_bytes > HEAD_BYTES_MAX {
+            return Err(fail("response head too long".into()));
+        }
+        let line = line.trim_end();
+        if read == 0 || line.is_empty() {
+            break;
+        }
+        let Some((field, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim().to_string();
+        match field.trim().to_ascii_lowercase().as_str() {
+            "etag" => found.etag = Some(value),
+            "last-modified" => found.last_modified = Some(value),
+            "content-length" => length = value.parse().ok(),
+            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
+            _ => {}
+        }
+    }
+    if status == 304 {
+        return Ok(Fetched::NotModified);
+    }
+    if status != 200 {
+        return Err(fail(format!("HTTP status {status}")));
+    }
+    if length.is_some_and(|length| length > bytes_max) {
+        return Err(fail(format!(
+            "body over the import limit of {bytes_max} bytes"
+        )));
+    }
+    let mut body = Vec::new();
+    reader
+        .take(bytes_max + 1)
+        .read_to_end(&mut body)
+        .map_err(|error| fail(error.to_string()))?;
+    if body.len() as u64 > bytes_max {
+        return Err(fail(format!(
+            "body over the import limit of {bytes_max} bytes"
+        )));
+    }
+    if chunked {
+        body = dechunk(&body).ok_or_else(|| fail("malformed chunked body".into()))?;
+    }
+    Ok(Fetched::Body(body, found))
+}
+
+/// The payload of a chunked body.
+fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let end = body.windows(2).position(|pair| pair == b"\r\n")?;
+        let size_text = std::str::from_utf8(&body[..end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        body = &body[end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(body.get(..size)?);
+        body = body.get(size + 2..)?;
+    }
+}
+
+/// The stored timestamp of an event, if the node holds it live.
+fn stored_timestamp(node: &Node, uuid: &uuid::Uuid) -> Result<Option<i64>, FeedError> {
+    let record = read::record(&node.store.views(), RecordKind::Event, uuid.as_bytes())
+        .map_err(|error| NodeError::Store(error.into()))?;
+    Ok(record
+        .filter(|record| record.is_live())
+        .map(|record| match record.field("timestamp") {
+            Some(Value::String(text)) => text.parse().unwrap_or(0),
+            Some(Value::Number(number)) => number.as_i64().unwrap_or(0),
+            _ => 0,
+        }))
+}
+
+/// Imports the feed file of event `uuid` with the feed's tags and distribution, as this node's
+/// entries: parsed and drafted as [`Node::import_document`] does, all or nothing. The file
+/// must hold exactly that one event, so a feed cannot slip other events in under a manifest
+/// entry.
+fn import_event(
+    node: &Node,
+    settings: &FeedSettings,
+    uuid: &uuid::Uuid,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|error| format!("malformed JSON: {error}"))?;
+    let events = model::parse_events_document(&value).map_err(|error| error.to_string())?;
+    let uuids: Vec<String> = events.iter().map(|event| event.uuid.to_string()).collect();
+    if uuids != [uuid.to_string()] {
+        return Err(format!(
+            "the file holds event(s) [{}], not the manifest's {uuid}",
+            uuids.join(", ")
+        ));
+    }
+    let actor = node.system_actor();
+    let mut drafts = Vec::new();
+    let mut names: Vec<String> = vec![format!("{SOURCE_TAG_PREFIX}\"{}\"", settings.name)];
+    names.extend(settings.tags.iter().cloned());
+    for mut event in events {
+        if event.orgc.is_none() {
+            event.orgc = Some(node.org.clone());
+        }
+        if let Some(level) = settings.distribution {
+            event.distribution = level;
+        }
+        for name in &names {
+            if !event.tags.iter().any(|tag| &tag.name == name) {
+                event.tags.push(Tag {
+                    name: name.clone(),
+                    colour: None,
+                    exportable: true,
+                    local: false,
+                });
+            }
+        }
+        drafts.extend(change::event_drafts(&event, &actor));
+    }
+    node.append(drafts).map_err(|error| error.to_string())?;
+    Ok(())
+}
+
+/// Fetches feed `name` and imports what is new or newer; `progress(done, total)` is called
+/// after each event of the manifest.
+pub fn fetch_feed(
+    node: &Node,
+    name: &str,
+    progress: &dyn Fn(u64, u64),
+) -> Result<FetchReport, FeedError> {
+    let settings = list(node)?
+        .into_iter()
+        .find(|feed| feed.name == name)
+        .ok_or_else(|| FeedError::Unknown(name.to_string()))?;
+    let bytes_max = node.config.limits.import_file_bytes_max;
+    let key = format!("{VALIDATORS_PREFIX}{name}").into_bytes();
+    let validators: Option<Validators> = node
+        .store
+        .local(&key)
+        .map_err(NodeError::from)?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let mut report = FetchReport::default();
+    let (manifest, found) = match fetch(
+        &settings.source,
+        "manifest.json",
+        validators.as_ref(),
+        bytes_max,
+    )? {
+        Fetched::NotModified => {
+            report.not_modified = true;
+            return Ok(report);
+        }
+        Fetched::Body(bytes, found) => (parse_manifest(&bytes)?, found),
+    };
+    let total = manifest.len() as u64;
+    for (done, item) in manifest.iter().enumerate() {
+        let stored = stored_timestamp(node, &item.uuid)?;
+        if stored.is_some_and(|stored| stored >= item.timestamp) {
+            report.skipped += 1;
+        } else {
+            let file = format!("{}.json", item.uuid);
+            let result = fetch(&settings.source, &file, None, bytes_max)
+                .map_err(|error| error.to_string())
+                .and_then(|fetched| match fetched {
+                    Fetched::Body(bytes, _) => import_event(node, &settings, &item.uuid, &bytes),
+                    Fetched::NotModified => Err("unexpected 304".into()),
+                });
+            match (result, stored) {
+                (Ok(()), None) => report.added += 1,
+                (Ok(()), Some(_)) => report.updated += 1,
+                (Err(reason), _) => report.failed.push((item.uuid.to_string(), reason)),
+            }
+        }
+        progress(done as u64 + 1, total);
+    }
+    // Validators are kept only when every event made it in, so a retry fetches the rest.
+    if report.failed.is_empty() && (found.etag.is_some() || found.last_modified.is_some()) {
+        let encoded = serde_json::to_vec(&found).unwrap_or_default();
+        node.store
+            .put_local(&[(key, encoded)])
+            .map_err(NodeError::from)?;
+    }
+    Ok(report)
+}
+
+/// Fetches every feed every `interval_s` seconds while the node serves (0: never), logging
+/// what each fetch did.
+pub fn spawn_schedule(node: Arc<Node>) {
+    let interval_s = node.config.feeds.fetch_interval_s;
+    if interval_s == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(interval_s));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let node = Arc::clone(&node);
+            let done = tokio::task::spawn_blocking(move || fetch_all(&node)).await;
+            if let Err(error) = done {
+                tracing::warn!("scheduled feed fetch stopped: {error}");
+            }
+        }
+    });
+}
+
+/// Fetches every configured feed once, logging each outcome.
+pub fn fetch_all(node: &Node) {
+    let feeds = match list(node) {
+        Ok(feeds) => feeds,
+        Err(error) => {
+            tracing::warn!("cannot list feeds: {error}");
+            return;
+        }
+    };
+    for feed in feeds {
+        match fetch_feed(node, &feed.name, &|_, _| {}) {
+            Ok(report) => {
+                tracing::info!(
+                    feed = %feed.name,
+                    added = report.added,
+                    updated = report.updated,
+                    skipped = report.skipped,
+                    failed = report.failed.len(),
+                    "feed fetched"
+                );
+                for (uuid, reason) in report.failed {
+                    tracing::warn!(feed = %feed.name, %uuid, "event not imported: {reason}");
+                }
+            }
+            Err(error) => tracing::warn!(feed = %feed.name, "feed fetch failed: {error}"),
+        }
+    }
+}
+
+/// Writes the MISP feed of `events` into `dir` (created if missing): `manifest.json`,
+/// `<uuid>.json` per event and `hashes.csv`. Returns the number of events written.
+pub fn write_feed(dir: &std::path::Path, events: &[Value]) -> Result<usize, FeedError> {
+    let fail = |path: &std::path::Path, source: std::io::Error| FeedError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|error| fail(dir, error))?;
+    for (name, contents) in super::feed::feed_files(events) {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).map_err(|error| fail(&path, error))?;
+    }
+    Ok(events.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_chunks() {
+        assert!(check_name("circl-osint_1.0").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("a/b").is_err());
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").as_deref(),
+            Some(&b"abcde"[..])
+        );
+        assert_eq!(dechunk(b"5\r\nab"), None);
+    }
+}
