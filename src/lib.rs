@@ -14,6 +14,7 @@
 //! - [`store`]: RocksDB column families, atomic append with view updates, verify, rebuild (IO).
 //! - [`config`]: the `threatlog.toml` configuration.
 //! - [`bench`]: the `threatlog bench` throughput measurements.
+//! - [`interop`]: imports and exports in other formats (freetext, STIX 2.1, taxonomies, galaxies).
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
 //! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).
 //! - [`proto`]: the protobuf wire types compiled from `proto/`.
@@ -24,6 +25,7 @@ pub mod api;
 pub mod bench;
 pub mod change;
 pub mod config;
+pub mod interop;
 pub mod log;
 pub mod model;
 pub mod node;

@@ -1,0 +1,3 @@
+//! Interchange with other tools: freetext IOC extraction, STIX 2.1 import, taxonomies and galaxies.
+
+pub mod freetext;
