@@ -49,6 +49,9 @@ enum Command {
     /// Import, list and show MISP events.
     #[command(subcommand)]
     Event(EventCommand),
+    /// Import indicators from other formats: freetext, STIX 2.1 bundles.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Check the signed log.
     #[command(subcommand)]
     Log(LogCommand),
@@ -81,6 +84,31 @@ enum EventCommand {
     Show {
         /// The event uuid.
         uuid: Uuid,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Find indicators (IPs, domains, URLs, hashes, emails, CVEs, …) in a text file, refanging
+    /// defanged ones, and add them to an event as attributes.
+    Freetext {
+        /// The event to add to (uuid).
+        #[arg(long)]
+        event: Uuid,
+        /// Distribution of the new attributes, 0-5 (default 5: inherit the event's).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=5))]
+        distribution: Option<u8>,
+        /// Only list what would be added; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The text file ('-' for standard input).
+        file: PathBuf,
+    },
+    /// Import a STIX 2.1 bundle as one MISP event (indicators, observables, actors, malware,
+    /// tools as galaxy tags, the report as event info and report).
+    Stix {
+        /// The bundle (JSON).
+        file: PathBuf,
     },
 }
 
@@ -173,6 +201,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::User(command) => user(dir, command),
         Command::Event(EventCommand::Import { files }) => import(dir, &files),
         Command::Event(EventCommand::List) => list(dir),
+        Command::Import(command) => import_other(dir, command),
         Command::Event(EventCommand::Show { uuid }) => {
             let node = open(dir)?;
             let event = node
@@ -396,6 +425,75 @@ fn list(dir: &Path) -> Result<()> {
             if event.published { "yes" } else { "no" },
             event.info
         );
+    }
+    Ok(())
+}
+
+fn import_other(dir: &Path, command: ImportCommand) -> Result<()> {
+    use threatlog::interop::{freetext, intake};
+    let node = open(dir)?;
+    match command {
+        ImportCommand::Freetext {
+            event,
+            distribution,
+            dry_run,
+            file,
+        } => {
+            let bytes = if file.as_os_str() == "-" {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
+                bytes
+            } else {
+                intake::read_input(&node, &file)?
+            };
+            let text =
+                String::from_utf8(bytes).map_err(|_| intake::IntakeError::NotText(file.clone()))?;
+            let (finds, summary) = if dry_run {
+                let finds = freetext::extract(&text)?;
+                let summary = format!(
+                    "found {} indicators; nothing changed (--dry-run)",
+                    finds.len()
+                );
+                (finds, summary)
+            } else {
+                let report = intake::import_freetext(&node, &event, &text, distribution)?;
+                let summary = format!(
+                    "found {} indicators: added {} attributes to event {event}, {} already there",
+                    report.finds.len(),
+                    report.added,
+                    report.duplicates
+                );
+                (report.finds, summary)
+            };
+            for find in &finds {
+                let note = find
+                    .comment
+                    .as_deref()
+                    .map(|c| format!("  ({c})"))
+                    .unwrap_or_default();
+                println!(
+                    "{:>5}:{:<4} {:<14} {}{note}",
+                    find.line, find.column, find.type_name, find.value
+                );
+            }
+            println!("{summary}");
+        }
+        ImportCommand::Stix { file } => {
+            let bytes = intake::read_input(&node, &file)?;
+            let converted = threatlog::interop::stix_import::convert(&bytes)
+                .with_context(|| format!("cannot import {}", file.display()))?;
+            for skipped in &converted.skipped {
+                eprintln!("skipped {skipped}");
+            }
+            let (uuid, counts) = intake::import_stix(&node, &bytes)?;
+            println!(
+                "imported event {uuid} ({} attributes, {} objects) as {} log entries; {} STIX objects skipped",
+                counts.attributes,
+                counts.objects,
+                counts.entries,
+                converted.skipped.len()
+            );
+        }
     }
     Ok(())
 }

@@ -8,6 +8,8 @@
 //! definitions), [`sharing_groups`], [`admin`] (organisation and user administration); [`error`] holds MISP's
 //! error bodies, [`request`] body and path parsing, [`visibility`] who sees and changes what,
 //! [`server`] the listener and shutdown.
+//!
+//! Interchange: [`freetext`] (freetext import).
 
 pub mod accounts;
 pub mod admin;
@@ -16,6 +18,7 @@ pub mod auth;
 pub mod error;
 pub mod event_index;
 pub mod events;
+pub mod freetext;
 pub mod objects;
 pub mod request;
 pub mod search;
@@ -117,6 +120,7 @@ pub fn router(state: ApiState) -> Router {
             "/events/delete/{id}",
             post(events::delete).delete(events::delete),
         )
+        .route("/events/freeTextImport/{event}", post(freetext::import))
         .route("/events/publish/{id}", post(events::publish))
         .route("/events/unpublish/{id}", post(events::unpublish))
         .route(

@@ -25,11 +25,12 @@
 //! registry refuses it; its category and `to_ids` are the type's defaults. Finds are
 //! deduplicated by type and value; each remembers where it was first seen and how often.
 
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::model::{self, registry};
+use crate::model::{self, registry, Attribute, ModelError};
 
 /// Largest text accepted, in bytes: a pasted report, not a data dump.
 pub const FREETEXT_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -462,6 +463,87 @@ pub struct Find {
     pub offset: usize,
     /// How many times the value occurs in the text.
     pub occurrences: usize,
+}
+
+impl Find {
+    /// The MISP JSON of the attribute this find becomes, with `distribution` (0–5; 5, inherit
+    /// the event's, when `None`). The comment says where the value was found.
+    pub fn attribute_json(&self, distribution: Option<u8>) -> Value {
+        let place = format!("freetext import, line {} column {}", self.line, self.column);
+        let comment = match &self.comment {
+            Some(note) => format!("{note}; {place}"),
+            None => place,
+        };
+        json!({
+            "type": self.type_name,
+            "category": self.category,
+            "value": self.value,
+            "to_ids": self.to_ids,
+            "comment": comment,
+            "distribution": distribution.unwrap_or(5).to_string(),
+        })
+    }
+
+    /// The find as MISP's freetext "meta attribute" (`returnMetaAttributes`), with where it was
+    /// found.
+    pub fn meta_json(&self) -> Value {
+        json!({
+            "value": self.value,
+            "types": [self.type_name],
+            "default_type": self.type_name,
+            "category": self.category,
+            "to_ids": self.to_ids,
+            "comment": self.comment.clone().unwrap_or_default(),
+            "raw": self.raw,
+            "line": self.line,
+            "column": self.column,
+            "offset": self.offset,
+            "occurrences": self.occurrences,
+        })
+    }
+}
+
+/// The attributes `finds` add to an event whose MISP JSON is `event`: finds whose type,
+/// category and value repeat a live attribute of the event are left out (MISP refuses such
+/// duplicates). Returns the new attributes, stamped `timestamp`, and the number left out.
+pub fn new_attributes(
+    finds: &[Find],
+    event: &Value,
+    distribution: Option<u8>,
+    timestamp: i64,
+) -> Result<(Vec<Attribute>, usize), ModelError> {
+    let existing: Vec<(String, String, String)> = event
+        .pointer("/Event/Attribute")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|a| a.get("deleted") != Some(&json!(true)))
+        .map(|a| {
+            let field = |name| a.get(name).and_then(Value::as_str).unwrap_or_default();
+            (
+                field("type").to_string(),
+                field("category").to_string(),
+                field("value").to_string(),
+            )
+        })
+        .collect();
+    let mut attributes = Vec::new();
+    let mut duplicates = 0;
+    for find in finds {
+        let key = (
+            find.type_name.to_string(),
+            find.category.to_string(),
+            find.value.clone(),
+        );
+        if existing.contains(&key) {
+            duplicates += 1;
+            continue;
+        }
+        let mut attribute = Attribute::from_json(&find.attribute_json(distribution))?;
+        attribute.timestamp = Some(timestamp);
+        attributes.push(attribute);
+    }
+    Ok((attributes, duplicates))
 }
 
 /// What a token is, before normalisation: type, value, comment.

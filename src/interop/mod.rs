@@ -1,3 +1,5 @@
 //! Interchange with other tools: freetext IOC extraction, STIX 2.1 import, taxonomies and galaxies.
 
 pub mod freetext;
+pub mod intake;
+pub mod stix_import;
