@@ -52,6 +52,12 @@ enum Command {
     /// Import indicators from other formats: freetext, STIX 2.1 bundles.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Load and list taxonomies (misp-taxonomies layout); node-local, never replicated.
+    #[command(subcommand)]
+    Taxonomy(TaxonomyCommand),
+    /// Load and list galaxies and their clusters (misp-galaxy layout); node-local.
+    #[command(subcommand)]
+    Galaxy(GalaxyCommand),
     /// Check the signed log.
     #[command(subcommand)]
     Log(LogCommand),
@@ -110,6 +116,29 @@ enum ImportCommand {
         /// The bundle (JSON).
         file: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum TaxonomyCommand {
+    /// Load every <namespace>/machinetag.json under DIR (a misp-taxonomies checkout); loading
+    /// again updates them and keeps their ids and enabled flags.
+    Load {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// List loaded taxonomies: id, enabled, exclusive, tags, namespace.
+    List,
+}
+
+#[derive(Subcommand)]
+enum GalaxyCommand {
+    /// Load galaxies/*.json and clusters/*.json under DIR (a misp-galaxy checkout).
+    Load {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// List loaded galaxies: id, type, clusters, name.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -202,6 +231,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Event(EventCommand::Import { files }) => import(dir, &files),
         Command::Event(EventCommand::List) => list(dir),
         Command::Import(command) => import_other(dir, command),
+        Command::Taxonomy(command) => taxonomy(dir, command),
+        Command::Galaxy(command) => galaxy(dir, command),
         Command::Event(EventCommand::Show { uuid }) => {
             let node = open(dir)?;
             let event = node
@@ -493,6 +524,67 @@ fn import_other(dir: &Path, command: ImportCommand) -> Result<()> {
                 counts.entries,
                 converted.skipped.len()
             );
+        }
+    }
+    Ok(())
+}
+
+fn taxonomy(dir: &Path, command: TaxonomyCommand) -> Result<()> {
+    use threatlog::interop::catalog;
+    let node = open(dir)?;
+    match command {
+        TaxonomyCommand::Load { dir: source } => {
+            let (taxonomies, tags) = catalog::load_taxonomies(&node.store, &source)?;
+            println!(
+                "loaded {taxonomies} taxonomies ({tags} tags) from {}",
+                source.display()
+            );
+        }
+        TaxonomyCommand::List => {
+            println!(
+                "{:>4}  {:<7}  {:<9}  {:>6}  NAMESPACE",
+                "ID", "ENABLED", "EXCLUSIVE", "TAGS"
+            );
+            for stored in catalog::taxonomies(&node.store)? {
+                let taxonomy = &stored.taxonomy;
+                println!(
+                    "{:>4}  {:<7}  {:<9}  {:>6}  {}",
+                    stored.id,
+                    if stored.enabled { "yes" } else { "no" },
+                    if taxonomy.exclusive { "yes" } else { "no" },
+                    taxonomy.tags().len(),
+                    taxonomy.namespace
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn galaxy(dir: &Path, command: GalaxyCommand) -> Result<()> {
+    use threatlog::interop::catalog;
+    let node = open(dir)?;
+    match command {
+        GalaxyCommand::Load { dir: source } => {
+            let (galaxies, clusters) = with_progress("storing clusters", |bar| {
+                catalog::load_galaxies(&node.store, &source, bar)
+            })?;
+            println!(
+                "loaded {galaxies} galaxies ({clusters} clusters) from {}",
+                source.display()
+            );
+        }
+        GalaxyCommand::List => {
+            println!("{:>4}  {:<24}  {:>8}  NAME", "ID", "TYPE", "CLUSTERS");
+            for stored in catalog::galaxies(&node.store)? {
+                println!(
+                    "{:>4}  {:<24}  {:>8}  {}",
+                    stored.id,
+                    stored.galaxy.galaxy_type,
+                    stored.cluster_ids.len(),
+                    stored.galaxy.name
+                );
+            }
         }
     }
     Ok(())
