@@ -59,6 +59,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// View behaviour.
     pub views: ViewsConfig,
+    /// Taxonomy and galaxy directories loaded when the node starts.
+    pub catalog: CatalogConfig,
 }
 
 /// `[node]`.
@@ -159,6 +161,18 @@ impl Default for ViewsConfig {
             correlation_max: 100,
         }
     }
+}
+
+/// `[catalog]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// A misp-taxonomies directory (`<namespace>/machinetag.json`) that `serve` loads on
+    /// start; relative to the data directory. None: only `threatlog taxonomy load`.
+    pub taxonomies_dir: Option<PathBuf>,
+    /// A misp-galaxy directory (`galaxies/`, `clusters/`) that `serve` loads on start;
+    /// relative to the data directory.
+    pub galaxies_dir: Option<PathBuf>,
 }
 
 impl Config {

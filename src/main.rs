@@ -299,6 +299,9 @@ fn serve(dir: &Path, api_listen: Option<String>) -> Result<()> {
         );
     }
     let node = open(dir)?;
+    for line in threatlog::interop::catalog::load_configured(&node)? {
+        println!("{line}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

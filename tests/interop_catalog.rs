@@ -324,3 +324,28 @@ fn loaded_exclusive_taxonomies_are_enforced() {
     assert_eq!(attach(&server, &key, &attribute_uuid, "PAP:RED").0, 403);
     server.stop();
 }
+
+#[test]
+fn serve_loads_the_directories_named_in_the_configuration() {
+    let (_temp, dir) = common::node();
+    let data = common::shared_data();
+    let config_path = dir.join("threatlog.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    let config = config
+        .replace(
+            "# taxonomies_dir = \"/usr/share/misp-taxonomies\"",
+            &format!("taxonomies_dir = {:?}", data.join("taxonomies")),
+        )
+        .replace(
+            "# galaxies_dir = \"/usr/share/misp-galaxy\"",
+            &format!("galaxies_dir = {:?}", data.join("galaxies")),
+        );
+    std::fs::write(&config_path, config).unwrap();
+    let key = admin_key(&dir);
+    let server = Server::start(&dir);
+    let (_, taxonomies) = server.request("GET", "/taxonomies/index", Some(&key), None);
+    assert_eq!(taxonomies.as_array().unwrap().len(), 181);
+    let (_, galaxies) = server.request("GET", "/galaxies/index", Some(&key), None);
+    assert_eq!(galaxies.as_array().unwrap().len(), 6);
+    server.stop();
+}

@@ -330,3 +330,27 @@ pub fn load_galaxies(
     }
     Ok((loaded.len(), cluster_total))
 }
+
+/// Loads the directories named in the configuration's `[catalog]` section (relative to the
+/// data directory); returns one line per directory loaded, for the operator.
+pub fn load_configured(node: &crate::node::Node) -> Result<Vec<String>, CatalogError> {
+    let base = node.store.dir().to_path_buf();
+    let mut loaded = Vec::new();
+    if let Some(dir) = &node.config.catalog.taxonomies_dir {
+        let dir = base.join(dir);
+        let (taxonomies, tags) = load_taxonomies(&node.store, &dir)?;
+        loaded.push(format!(
+            "loaded {taxonomies} taxonomies ({tags} tags) from {}",
+            dir.display()
+        ));
+    }
+    if let Some(dir) = &node.config.catalog.galaxies_dir {
+        let dir = base.join(dir);
+        let (galaxies, clusters) = load_galaxies(&node.store, &dir, &|_| {})?;
+        loaded.push(format!(
+            "loaded {galaxies} galaxies ({clusters} clusters) from {}",
+            dir.display()
+        ));
+    }
+    Ok(loaded)
+}
