@@ -569,9 +569,19 @@ fn galaxy(dir: &Path, command: GalaxyCommand) -> Result<()> {
     let node = open(dir)?;
     match command {
         GalaxyCommand::Load { dir: source } => {
-            let (galaxies, clusters) = with_progress("storing clusters", |bar| {
-                catalog::load_galaxies(&node.store, &source, bar)
-            })?;
+            let bar = if std::io::stdout().is_terminal() {
+                indicatif::ProgressBar::new_spinner()
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} storing clusters: {pos}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let result =
+                catalog::load_galaxies(&node.store, &source, &|done| bar.set_position(done));
+            bar.finish_and_clear();
+            let (galaxies, clusters) = result?;
             println!(
                 "loaded {galaxies} galaxies ({clusters} clusters) from {}",
                 source.display()

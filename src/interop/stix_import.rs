@@ -589,6 +589,86 @@ mod tests {
     }
 
     #[test]
+    fn observables_markings_and_relationships_convert() {
+        let bundle = json!({
+            "type": "bundle",
+            "id": "bundle--5b646415-7b48-40d5-86b4-c0070acd0835",
+            "objects": [
+                {"type": "report", "id": "report--11111111-2222-4333-8444-555555555555",
+                 "name": "Small report", "created": "2024-03-05T10:00:00Z",
+                 "object_marking_refs": ["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"],
+                 "object_refs": []},
+                {"type": "observed-data", "id": "observed-data--aaaaaaaa-2222-4333-8444-555555555555",
+                 "object_refs": ["ipv4-addr--bbbbbbbb-2222-4333-8444-555555555555",
+                                 "file--cccccccc-2222-4333-8444-555555555555"]},
+                {"type": "ipv4-addr", "id": "ipv4-addr--bbbbbbbb-2222-4333-8444-555555555555",
+                 "value": "198.51.100.9"},
+                {"type": "file", "id": "file--cccccccc-2222-4333-8444-555555555555",
+                 "name": "dropper.exe",
+                 "hashes": {"MD5": "D41D8CD98F00B204E9800998ECF8427E"}},
+                {"type": "domain-name", "id": "domain-name--dddddddd-2222-4333-8444-555555555555",
+                 "value": "loose.example.org"},
+                {"type": "indicator", "id": "indicator--eeeeeeee-2222-4333-8444-555555555555",
+                 "pattern_type": "stix", "name": "either",
+                 "pattern": "[domain-name:value = 'a.example'] OR [domain-name:value = 'b.example']"},
+                {"type": "tool", "id": "tool--ffffffff-2222-4333-8444-555555555555", "name": "nmap"},
+                {"type": "relationship", "id": "relationship--12345678-2222-4333-8444-555555555555",
+                 "relationship_type": "related-to",
+                 "source_ref": "indicator--eeeeeeee-2222-4333-8444-555555555555",
+                 "target_ref": "ipv4-addr--bbbbbbbb-2222-4333-8444-555555555555"},
+                {"type": "grouping", "id": "grouping--12345678-2222-4333-8444-555555555555"}
+            ]
+        });
+        let converted = convert(bundle.to_string().as_bytes()).unwrap();
+        let event = crate::model::Event::from_json(&converted.event).expect("a valid MISP event");
+        assert_eq!(event.info, "Small report");
+        assert_eq!(
+            event.uuid.to_string(),
+            "11111111-2222-4333-8444-555555555555"
+        );
+        let tags: Vec<&str> = event.tags.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(tags, ["misp-galaxy:tool=\"nmap\"", "tlp:green"]);
+        let attributes: Vec<(&str, &str, bool)> = event
+            .attributes
+            .iter()
+            .map(|a| (a.attribute_type_name(), a.value.as_str(), a.to_ids))
+            .collect();
+        assert_eq!(
+            attributes,
+            [
+                ("ip-dst", "198.51.100.9", false),
+                ("domain", "loose.example.org", false),
+                (
+                    "stix2-pattern",
+                    "[domain-name:value = 'a.example'] OR [domain-name:value = 'b.example']",
+                    true
+                ),
+            ]
+        );
+        assert_eq!(event.objects.len(), 1);
+        let file: Vec<(&str, &str)> = event.objects[0]
+            .attributes
+            .iter()
+            .map(|a| (a.attribute_type_name(), a.value.as_str()))
+            .collect();
+        assert_eq!(
+            file,
+            [
+                ("filename", "dropper.exe"),
+                ("md5", "d41d8cd98f00b204e9800998ecf8427e")
+            ]
+        );
+        assert_eq!(event.reports.len(), 1);
+        assert!(event.reports[0]
+            .content
+            .contains("- either (indicator) related-to 198.51.100.9 (ipv4-addr)"));
+        assert_eq!(
+            converted.skipped,
+            ["grouping--12345678-2222-4333-8444-555555555555: STIX type grouping is not imported"]
+        );
+    }
+
+    #[test]
     fn not_a_bundle_is_refused() {
         assert!(matches!(
             convert(b"{\"type\": \"report\"}"),
