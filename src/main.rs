@@ -519,7 +519,7 @@ fn import_other(dir: &Path, command: ImportCommand) -> Result<()> {
             for skipped in &converted.skipped {
                 eprintln!("skipped {skipped}");
             }
-            let (uuid, counts) = intake::import_stix(&node, &bytes)?;
+            let (uuid, counts) = intake::import_stix(&node, &converted)?;
             println!(
                 "imported event {uuid} ({} attributes, {} objects) as {} log entries; {} STIX objects skipped",
                 counts.attributes,

@@ -675,7 +675,9 @@ fn trim_token(raw: &str) -> (usize, &str) {
                 skipped += first.len_utf8();
             }
         }
-        if let Some(last) = token.chars().last() {
+        // `2001:db8::` ends in a colon that belongs to it.
+        let is_ipv6 = token.parse::<Ipv6Addr>().is_ok();
+        if let Some(last) = token.chars().last().filter(|_| !is_ipv6) {
             let opener = match last {
                 ')' => Some('('),
                 ']' => Some('['),

@@ -153,17 +153,20 @@ pub fn import_freetext(
     })
 }
 
-/// Converts the STIX 2.1 bundle `bytes` into one MISP event and imports it as this node's
-/// entries; returns the event's uuid and what was stored.
-pub fn import_stix(node: &Node, bytes: &[u8]) -> Result<(Uuid, ImportCounts), IntakeError> {
-    let event = super::stix_import::bundle_to_event(bytes)?;
-    let uuid = event
+/// Imports a converted STIX 2.1 bundle ([`super::stix_import::convert`]) as one event of
+/// this node; returns the event's uuid and what was stored.
+pub fn import_stix(
+    node: &Node,
+    converted: &super::stix_import::StixEvent,
+) -> Result<(Uuid, ImportCounts), IntakeError> {
+    let uuid = converted
+        .event
         .pointer("/Event/uuid")
         .and_then(|value| value.as_str())
         .and_then(|text| Uuid::parse_str(text).ok())
         .unwrap_or_default();
     // A JSON value always serialises.
-    let document = serde_json::to_vec(&event).expect("JSON serialises");
+    let document = serde_json::to_vec(&converted.event).expect("JSON serialises");
     let counts = node.import_document(&document)?;
     Ok((uuid, counts))
 }

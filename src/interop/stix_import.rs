@@ -109,11 +109,15 @@ pub fn pattern_type(path: &str) -> Option<&'static str> {
         ("email-message", "subject") => "email-subject",
         ("email-message", "from_ref.value") => "email-src",
         ("email-message", "to_refs[*].value") => "email-dst",
-        ("x509-certificate", "serial_number") => "x509-fingerprint-sha1",
         ("file" | "artifact", property) => hash(property.strip_prefix("hashes.")?)?,
+        ("x509-certificate", property) => match hash(property.strip_prefix("hashes.")?)? {
+            "md5" => "x509-fingerprint-md5",
+            "sha1" => "x509-fingerprint-sha1",
+            "sha256" => "x509-fingerprint-sha256",
+            _ => return None,
+        },
         _ => return None,
     })
-    .filter(|ty| *ty != "x509-fingerprint-sha1" || property.starts_with("hashes."))
 }
 
 /// The (path, value) of a pattern with exactly one `=` comparison and no qualifiers, e.g.
@@ -580,6 +584,11 @@ mod tests {
             ("[a:b = 'x' AND c:d = 'y']", None),
             ("[ipv4-addr:value = '1.2.3.4'] WITHIN 5 SECONDS", None),
             ("[process:name = 'x']", None),
+            (
+                "[x509-certificate:hashes.'SHA-1' = 'ab']",
+                Some(("x509-fingerprint-sha1", "ab")),
+            ),
+            ("[x509-certificate:serial_number = '01:02']", None),
         ] {
             let got = simple_comparison(pattern)
                 .and_then(|(path, value)| Some((pattern_type(&path)?, value)));

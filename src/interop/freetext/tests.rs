@@ -81,6 +81,11 @@ fn table() -> Vec<(String, Vec<(&'static str, String)>)> {
             one("ip-dst|port", "2001:db8::1|443"),
         ),
         (s("2001:DB8:0:0:0:0:0:1"), one("ip-dst", "2001:db8::1")),
+        (
+            s("prefix 2001:db8:: is routed"),
+            one("ip-dst", "2001:db8::"),
+        ),
+        (s("1.2.3[.]4[:]8080"), one("ip-dst|port", "1.2.3.4|8080")),
         (s("range 203.0.113.0/24"), one("ip-dst", "203.0.113.0/24")),
         // Hashes by length, mixed, composite, fuzzy.
         (s(&MD5.to_uppercase()), one("md5", MD5)),
