@@ -859,9 +859,15 @@ fn classify(raw: &str) -> Option<Classified> {
 }
 
 fn is_asn(token: &str) -> bool {
-    token.len() > 2
-        && token[..2].eq_ignore_ascii_case("as")
-        && token[2..].bytes().all(|b| b.is_ascii_digit())
+    // `get` rather than slicing: the token may start with a multi-byte character.
+    match (token.get(..2), token.get(2..)) {
+        (Some(prefix), Some(digits)) => {
+            prefix.eq_ignore_ascii_case("as")
+                && !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => false,
+    }
 }
 
 fn is_cve(token: &str) -> bool {
@@ -1034,7 +1040,10 @@ const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 /// Whether `token` is a Bitcoin address with a valid checksum: legacy base58check (`1…`,
 /// `3…`) or segwit bech32/bech32m (`bc1…`).
 fn is_btc(token: &str) -> bool {
-    if token.len() >= 14 && token[..3].eq_ignore_ascii_case("bc1") {
+    let segwit = token
+        .get(..3)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("bc1"));
+    if token.len() >= 14 && segwit {
         return is_bech32(token);
     }
     (26..=35).contains(&token.len())

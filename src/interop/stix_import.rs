@@ -39,6 +39,10 @@ pub enum StixError {
     /// The JSON is not a STIX bundle.
     #[error("not a STIX 2.1 bundle: {0}")]
     NotABundle(&'static str),
+    /// The event built from the bundle is not valid MISP (e.g. an empty label or report
+    /// name).
+    #[error("the bundle does not make a valid MISP event: {0}")]
+    Model(String),
     /// The bundle has more objects than [`STIX_OBJECTS_MAX`].
     #[error("the bundle has {count} objects, over the limit of {max}")]
     TooManyObjects {
@@ -272,7 +276,7 @@ struct Builder {
 
 impl Builder {
     fn tag_event(&mut self, tag: String) {
-        if !self.event_tags.contains(&tag) {
+        if !tag.ends_with(':') && !self.event_tags.contains(&tag) {
             self.event_tags.push(tag);
         }
     }
@@ -333,6 +337,7 @@ impl Builder {
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
+            .filter(|label| !label.trim().is_empty())
         {
             tags.push(label.to_string());
         }
@@ -507,6 +512,7 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
         .unwrap_or_else(Uuid::new_v4);
     let info = report
         .and_then(|r| text(r, "name"))
+        .filter(|name| !name.trim().is_empty())
         .map(str::to_string)
         .unwrap_or_else(|| format!("STIX 2.1 bundle {bundle_id}"));
     let date = report
@@ -553,8 +559,10 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
         }
         event.insert("EventReport".into(), json!([report_json]));
     }
+    let event = json!({ "Event": Value::Object(event) });
+    crate::model::Event::from_json(&event).map_err(|error| StixError::Model(error.to_string()))?;
     Ok(StixEvent {
-        event: json!({ "Event": Value::Object(event) }),
+        event,
         skipped: builder.skipped,
     })
 }
@@ -675,6 +683,27 @@ mod tests {
             converted.skipped,
             ["grouping--12345678-2222-4333-8444-555555555555: STIX type grouping is not imported"]
         );
+    }
+
+    proptest::proptest! {
+        /// Any indicator pattern, name and label converts to a valid MISP event or a
+        /// [`StixError`], never a panic.
+        #[test]
+        fn any_indicator_converts_or_is_refused(
+            pattern in "(\\PC|\\[|\\]|'|=| AND | OR |ipv4-addr:value|file:hashes\\.'SHA-256'){0,40}",
+            name in "\\PC{0,20}",
+            label in "\\PC{0,10}",
+            kind in proptest::sample::select(vec!["indicator", "malware", "report", "ipv4-addr", "file"]),
+        ) {
+            let bundle = json!({"type": "bundle", "id": "bundle--x", "objects": [
+                {"type": kind, "id": format!("{kind}--11111111-2222-4333-8444-555555555555"),
+                 "pattern": pattern, "name": name, "value": name, "labels": [label],
+                 "hashes": {"SHA-256": pattern}}
+            ]});
+            if let Ok(converted) = convert(bundle.to_string().as_bytes()) {
+                proptest::prop_assert!(crate::model::Event::from_json(&converted.event).is_ok());
+            }
+        }
     }
 
     #[test]

@@ -249,3 +249,34 @@ fn limits_are_enforced() {
         Err(FreetextError::TooManyFinds { max: FINDS_MAX })
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text, including multi-byte characters and defang brackets, is searched without
+        /// panicking, and every find points at its raw token in the text.
+        #[test]
+        fn any_text_is_searched_safely(text in "(\\PC|[\\[\\]().:/@|,; \n]|hxxp|as|bc1){0,200}") {
+            let finds = extract(&text).unwrap();
+            for find in finds {
+                prop_assert!(text[find.offset..].starts_with(&find.raw));
+            }
+        }
+
+        /// An IPv4 address surrounded by words is found, defanged or not.
+        #[test]
+        fn ipv4_in_prose_is_found(
+            octets in proptest::array::uniform4(0u8..=255),
+            defang in any::<bool>(),
+        ) {
+            let address = std::net::Ipv4Addr::from(octets).to_string();
+            let written = if defang { address.replace('.', "[.]") } else { address.clone() };
+            let finds = extract(&format!("seen at {written}, twice")).unwrap();
+            prop_assert_eq!(finds.len(), 1);
+            prop_assert_eq!(finds[0].type_name, "ip-dst");
+            prop_assert_eq!(&finds[0].value, &address);
+        }
+    }
+}
