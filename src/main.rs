@@ -474,8 +474,13 @@ fn import_other(dir: &Path, command: ImportCommand) -> Result<()> {
             file,
         } => {
             let bytes = if file.as_os_str() == "-" {
+                let max_bytes = node.config.limits.import_file_bytes_max;
                 let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
+                let mut limited = std::io::Read::take(std::io::stdin(), max_bytes + 1);
+                std::io::Read::read_to_end(&mut limited, &mut bytes)?;
+                if bytes.len() as u64 > max_bytes {
+                    bail!("standard input is over the import limit of {max_bytes} bytes (limits.import_file_bytes_max)");
+                }
                 bytes
             } else {
                 intake::read_input(&node, &file)?

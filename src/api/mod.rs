@@ -241,6 +241,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/galaxies/index", get(taxonomies::galaxies_index))
         .route("/galaxies/view/{id}", get(taxonomies::galaxy_view))
         .route(
+            "/galaxy_clusters/index/{galaxy}",
+            get(taxonomies::clusters_index).post(taxonomies::clusters_index),
+        )
+        .route("/galaxy_clusters/view/{id}", get(taxonomies::cluster_view))
+        .route(
             "/galaxies/attachCluster/{target_id}/{target_type}",
             post(taxonomies::attach_cluster),
         )

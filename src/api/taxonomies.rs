@@ -408,3 +408,58 @@ pub async fn attach_cluster_with_options(
     let local = local_option(&options);
     attach(state, caller, target_id, target_type, local, body).await
 }
+
+/// `POST /galaxy_clusters/index/{galaxy}` with `{"context", "searchall"}` (PyMISP
+/// `search_galaxy_clusters`): the galaxy's clusters whose value, description or meta data
+/// contain `searchall` (case-insensitive), as `{"GalaxyCluster": …}` items.
+pub async fn clusters_index(
+    State(state): State<ApiState>,
+    Path(galaxy): Path<String>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let search = text_field(&body.object("GalaxyCluster"), "searchall")
+        .map(|text| text.trim().to_lowercase())
+        .filter(|text| !text.is_empty());
+    let list = state
+        .blocking(move |node| {
+            let stored = catalog::galaxy(&node.store, &galaxy)?
+                .ok_or_else(|| ApiError::not_found(INVALID_GALAXY))?;
+            let matches = |cluster: &StoredCluster| match &search {
+                None => true,
+                Some(search) => [
+                    cluster.cluster.value.to_lowercase(),
+                    cluster.cluster.description.to_lowercase(),
+                    cluster.cluster.meta.to_string().to_lowercase(),
+                ]
+                .iter()
+                .any(|text| text.contains(search.as_str())),
+            };
+            let list: Vec<Value> = catalog::clusters_of(&node.store, &stored)?
+                .iter()
+                .filter(|cluster| matches(cluster))
+                .map(|cluster| json!({ "GalaxyCluster": cluster_json(cluster, &stored) }))
+                .collect();
+            Ok(list)
+        })
+        .await?;
+    Ok(Json(Value::Array(list)))
+}
+
+/// `GET /galaxy_clusters/view/{id}` (id or uuid): one cluster with its galaxy.
+pub async fn cluster_view(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let json = state
+        .blocking(move |node| {
+            let cluster = catalog::cluster(&node.store, &id)?
+                .ok_or_else(|| ApiError::not_found(INVALID_CLUSTER))?;
+            let galaxy = catalog::galaxy(&node.store, &cluster.galaxy_id.to_string())?
+                .ok_or_else(|| ApiError::not_found(INVALID_CLUSTER))?;
+            let mut json = cluster_json(&cluster, &galaxy);
+            json["Galaxy"] = galaxy_json(&galaxy);
+            Ok(json!({ "GalaxyCluster": json }))
+        })
+        .await?;
+    Ok(Json(json))
+}

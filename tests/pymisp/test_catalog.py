@@ -59,6 +59,9 @@ def test_galaxies_and_attaching_a_cluster(catalog):
     assert isinstance(galaxy, MISPGalaxy) and len(galaxy.clusters) == 864
     apt1 = next(c for c in galaxy.clusters if c.value == "APT1")
     assert apt1.tag_name == 'misp-galaxy:threat-actor="APT1"'
+    found = catalog.search_galaxy_clusters(actors, searchall="comment crew", pythonify=True)
+    assert [c.value for c in found] == ["APT1"]
+    assert catalog.get_galaxy_cluster(apt1.uuid, pythonify=True).value == "APT1"
 
     event = _event(catalog)
     answer = catalog.attach_galaxy_cluster(event, apt1)
