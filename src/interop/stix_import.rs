@@ -271,6 +271,7 @@ struct Builder {
     objects: Vec<Value>,
     event_tags: Vec<String>,
     relationships: Vec<String>,
+    observed: std::collections::HashSet<String>,
     skipped: Vec<String>,
 }
 
@@ -283,6 +284,10 @@ impl Builder {
 
     fn observable(&mut self, sco: &Value, comment: &str) {
         let id = text(sco, "id").unwrap_or("observable");
+        // An observable referenced by several observed-data objects is imported once.
+        if !self.observed.insert(id.to_string()) && id != "observable" {
+            return;
+        }
         let values = observable_values(sco);
         if values.is_empty() {
             self.skipped
@@ -391,6 +396,9 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
     let mut indicator_tags: std::collections::HashMap<&str, Vec<String>> = Default::default();
     let mut builder = Builder::default();
     let mut referenced_scos: std::collections::HashSet<&str> = Default::default();
+    // Relationships that are not indicator → galaxy: object references where the source is
+    // an object of the event, else lines of the event report.
+    let mut pending: Vec<(&str, &str, &str, String)> = Vec::new();
     for object in objects {
         match text(object, "type").unwrap_or_default() {
             "relationship" => {
@@ -414,7 +422,7 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
                     name_of(target),
                     target.split("--").next().unwrap_or_default()
                 );
-                builder.relationships.push(line);
+                pending.push((source, kind, target, line));
             }
             "observed-data" => {
                 for reference in object
@@ -485,6 +493,36 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
                 "{}: STIX type {other} is not imported",
                 text(object, "id").unwrap_or_default()
             )),
+        }
+    }
+    let present: std::collections::HashSet<String> = builder
+        .attributes
+        .iter()
+        .chain(builder.objects.iter())
+        .filter_map(|item| item.get("uuid").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    for (source, kind, target, line) in pending {
+        let target_uuid = id_uuid(target)
+            .map(|uuid| uuid.to_string())
+            .filter(|uuid| present.contains(uuid));
+        let source_uuid = id_uuid(source).map(|uuid| uuid.to_string());
+        let object = builder
+            .objects
+            .iter_mut()
+            .find(|object| object.get("uuid").and_then(Value::as_str) == source_uuid.as_deref());
+        match (object, target_uuid) {
+            (Some(object), Some(target_uuid)) => {
+                let reference = json!({"referenced_uuid": target_uuid, "relationship_type": kind});
+                match object
+                    .get_mut("ObjectReference")
+                    .and_then(Value::as_array_mut)
+                {
+                    Some(references) => references.push(reference),
+                    None => object["ObjectReference"] = json!([reference]),
+                }
+            }
+            _ => builder.relationships.push(line),
         }
     }
     let markings = report
@@ -633,6 +671,12 @@ mod tests {
                  "relationship_type": "related-to",
                  "source_ref": "indicator--eeeeeeee-2222-4333-8444-555555555555",
                  "target_ref": "ipv4-addr--bbbbbbbb-2222-4333-8444-555555555555"},
+                {"type": "relationship", "id": "relationship--22345678-2222-4333-8444-555555555555",
+                 "relationship_type": "communicates-with",
+                 "source_ref": "file--cccccccc-2222-4333-8444-555555555555",
+                 "target_ref": "ipv4-addr--bbbbbbbb-2222-4333-8444-555555555555"},
+                {"type": "observed-data", "id": "observed-data--abababab-2222-4333-8444-555555555555",
+                 "object_refs": ["ipv4-addr--bbbbbbbb-2222-4333-8444-555555555555"]},
                 {"type": "grouping", "id": "grouping--12345678-2222-4333-8444-555555555555"}
             ]
         });
@@ -674,6 +718,18 @@ mod tests {
                 ("filename", "dropper.exe"),
                 ("md5", "d41d8cd98f00b204e9800998ecf8427e")
             ]
+        );
+        let references: Vec<(String, &str)> = event.objects[0]
+            .references
+            .iter()
+            .map(|r| (r.referenced_uuid.to_string(), r.relationship_type.as_str()))
+            .collect();
+        assert_eq!(
+            references,
+            [(
+                "bbbbbbbb-2222-4333-8444-555555555555".to_string(),
+                "communicates-with"
+            )]
         );
         assert_eq!(event.reports.len(), 1);
         assert!(event.reports[0]
