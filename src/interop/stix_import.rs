@@ -14,7 +14,9 @@
 //! - **threat-actor**, **intrusion-set**, **malware**, **tool**, **attack-pattern**,
 //!   **campaign**: galaxy tags on the event (`misp-galaxy:threat-actor="APT1"`, …).
 //! - **relationship**: an indicator that `indicates` a galaxy-tagged object gets that galaxy
-//!   tag too; every other relationship is listed in the event report ("Relationships").
+//!   tag too; a relationship from an imported object (a file) to another imported item becomes
+//!   an object reference; every other relationship is listed in the event report
+//!   ("Relationships").
 //! - **marking-definition** (TLP): `tlp:…` tags on the event.
 //!
 //! What cannot be represented (an observable value the type registry refuses, an unknown
