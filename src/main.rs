@@ -128,6 +128,16 @@ enum TaxonomyCommand {
     },
     /// List loaded taxonomies: id, enabled, exclusive, tags, namespace.
     List,
+    /// Enable a loaded taxonomy (by namespace or id).
+    Enable {
+        /// Namespace (e.g. tlp) or id.
+        taxonomy: String,
+    },
+    /// Disable a loaded taxonomy (by namespace or id); its exclusivity still holds.
+    Disable {
+        /// Namespace or id.
+        taxonomy: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -546,6 +556,17 @@ fn taxonomy(dir: &Path, command: TaxonomyCommand) -> Result<()> {
             println!(
                 "loaded {taxonomies} taxonomies ({tags} tags) from {}",
                 source.display()
+            );
+        }
+        TaxonomyCommand::Enable { ref taxonomy } | TaxonomyCommand::Disable { ref taxonomy } => {
+            let enable = matches!(command, TaxonomyCommand::Enable { .. });
+            let Some(stored) = catalog::set_taxonomy_enabled(&node.store, taxonomy, enable)? else {
+                bail!("no taxonomy '{taxonomy}'; list them with `threatlog taxonomy list`");
+            };
+            let state = if enable { "enabled" } else { "disabled" };
+            println!(
+                "taxonomy {} ({}) {state}",
+                stored.taxonomy.namespace, stored.id
             );
         }
         TaxonomyCommand::List => {

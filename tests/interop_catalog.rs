@@ -65,8 +65,16 @@ fn attach(server: &Server, key: &str, uuid: &str, tag: &str) -> (u16, Value) {
 fn taxonomies_and_galaxies_load_and_are_served_in_misp_shapes() {
     let (_temp, dir) = common::node();
     load_catalog(&dir);
-    // Loading again keeps ids: same counts, same tlp id.
+    // Loading again keeps ids and enabled flags.
+    let out = common::ok(&dir, &["taxonomy", "enable", "PAP"]);
+    assert!(out.starts_with("taxonomy PAP ("), "{out}");
+    let error = common::fails(&dir, &["taxonomy", "enable", "nope"]);
+    assert!(error.contains("no taxonomy 'nope'"), "{error}");
     let before = common::ok(&dir, &["taxonomy", "list"]);
+    assert!(
+        before.contains("   5  yes      yes             5  PAP"),
+        "{before}"
+    );
     load_catalog(&dir);
     assert_eq!(common::ok(&dir, &["taxonomy", "list"]), before);
     let galaxies = common::ok(&dir, &["galaxy", "list"]);

@@ -149,12 +149,21 @@ pub async fn view(
                 .tags()
                 .into_iter()
                 .map(|tag| {
+                    // MISP names whether the tag is defined on this node (used at least once).
+                    let existing = crate::view::read::record(
+                        &node.store.views(),
+                        RecordKind::Tag,
+                        tag.tag.as_bytes(),
+                    )
+                    .ok()
+                    .flatten()
+                    .is_some_and(|record| record.is_live());
                     let mut entry = json!({
                         "tag": tag.tag,
                         "expanded": tag.expanded,
                         "description": tag.description,
                         "exclusive_predicate": tag.exclusive_predicate,
-                        "existing_tag": false,
+                        "existing_tag": existing,
                     });
                     if let Some(colour) = tag.colour {
                         entry["colour"] = json!(colour);

@@ -2,7 +2,8 @@
 //! [`crate::node::Node::import_document`]. Pure.
 //!
 //! - **report**: the event's uuid, `info` (name) and `date` (published, else created); its
-//!   description becomes an event report. Without a report, the bundle's id and first object
+//!   description becomes an event report and its author (an organisation identity) the
+//!   event's creator organisation. Without a report, the bundle's id and first object
 //!   name the event.
 //! - **indicator**: a simple pattern (`[ipv4-addr:value = '…']`, `domain-name`, `url`,
 //!   `email-addr`, `file:hashes.'SHA-256'`, `file:name`, …, see [`pattern_type`]) becomes an
@@ -561,6 +562,20 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
     let mut event = Map::new();
     event.insert("uuid".into(), json!(event_uuid.to_string()));
     event.insert("info".into(), json!(info));
+    // The report's author, an organisation identity, is the event's creator (Orgc).
+    let creator = report
+        .and_then(|r| text(r, "created_by_ref"))
+        .and_then(|id| by_id.get(id))
+        .filter(|identity| {
+            text(identity, "identity_class").unwrap_or("organization") == "organization"
+        })
+        .and_then(|identity| {
+            let name = text(identity, "name").filter(|name| !name.trim().is_empty())?;
+            Some(json!({"uuid": id_uuid(text(identity, "id")?)?.to_string(), "name": name}))
+        });
+    if let Some(creator) = creator {
+        event.insert("Orgc".into(), creator);
+    }
     if let Some(date) = date {
         event.insert("date".into(), json!(date));
     }
@@ -651,8 +666,11 @@ mod tests {
             "type": "bundle",
             "id": "bundle--5b646415-7b48-40d5-86b4-c0070acd0835",
             "objects": [
+                {"type": "identity", "id": "identity--99999999-2222-4333-8444-555555555555",
+                 "name": "Example CERT", "identity_class": "organization"},
                 {"type": "report", "id": "report--11111111-2222-4333-8444-555555555555",
                  "name": "Small report", "created": "2024-03-05T10:00:00Z",
+                 "created_by_ref": "identity--99999999-2222-4333-8444-555555555555",
                  "object_marking_refs": ["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"],
                  "object_refs": []},
                 {"type": "observed-data", "id": "observed-data--aaaaaaaa-2222-4333-8444-555555555555",
@@ -685,6 +703,10 @@ mod tests {
         let converted = convert(bundle.to_string().as_bytes()).unwrap();
         let event = crate::model::Event::from_json(&converted.event).expect("a valid MISP event");
         assert_eq!(event.info, "Small report");
+        assert_eq!(
+            event.orgc.as_ref().map(|org| org.name.as_str()),
+            Some("Example CERT")
+        );
         assert_eq!(
             event.uuid.to_string(),
             "11111111-2222-4333-8444-555555555555"
