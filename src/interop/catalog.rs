@@ -268,11 +268,16 @@ pub fn load_galaxies(
 ) -> Result<(usize, usize), CatalogError> {
     let loaded = galaxy::load_dir(dir)?;
     let mut next_galaxy = galaxies(store)?.iter().map(|g| g.id).max().unwrap_or(0) + 1;
+    // Cluster keys are zero-padded ids, so the last key holds the largest id in use.
     let mut next_cluster = store
-        .scan_local(CLUSTER_UUID_PREFIX.as_bytes())?
-        .iter()
-        .filter_map(|(_, bytes)| serde_json::from_slice::<u64>(bytes).ok())
-        .max()
+        .scan_local(CLUSTER_PREFIX.as_bytes())?
+        .last()
+        .and_then(|(key, _)| {
+            std::str::from_utf8(&key[CLUSTER_PREFIX.len()..])
+                .ok()?
+                .parse::<u64>()
+                .ok()
+        })
         .unwrap_or(0)
         + 1;
     let mut cluster_total = 0;
