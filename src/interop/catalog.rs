@@ -53,7 +53,7 @@ pub enum CatalogError {
 /// A loaded taxonomy with its local id and whether it is enabled.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StoredTaxonomy {
-    /// Format version ([`FORMAT`]).
+    /// Format version of the stored value (1).
     pub format: u32,
     /// Local id.
     pub id: u64,

@@ -6,7 +6,7 @@
 //!   event's creator organisation. Without a report, the bundle's id and first object
 //!   name the event.
 //! - **indicator**: a simple pattern (`[ipv4-addr:value = '…']`, `domain-name`, `url`,
-//!   `email-addr`, `file:hashes.'SHA-256'`, `file:name`, …, see [`pattern_type`]) becomes an
+//!   `email-addr`, `file:hashes.'SHA-256'`, `file:name`, …, see [`pattern_type()`]) becomes an
 //!   attribute of the matching MISP type with `to_ids` set; any other pattern (several
 //!   comparisons, qualifiers, unknown paths) is kept whole as a `stix2-pattern` attribute. The
 //!   indicator's uuid, name (as comment) and labels (as tags) are kept.
