@@ -312,3 +312,39 @@ fn freetext_cli_import_lists_finds_and_adds_them() {
     );
     common::ok(&dir, &["log", "verify"]);
 }
+
+#[test]
+fn freetext_import_needs_the_right_to_edit_the_event() {
+    let (_temp, dir) = common::node();
+    common::ok(&dir, &["org", "add", "--name", "Other CERT"]);
+    let user = |org: &str, role: &str, email: &str| {
+        let out = common::ok(
+            &dir,
+            &[
+                "user", "add", "--org", org, "--role", role, "--email", email,
+            ],
+        );
+        out.rsplit(' ').next().unwrap().trim().to_string()
+    };
+    let other = user("Other CERT", "user", "other@other.test");
+    let reader = user("Test Org", "read-only", "reader@test.test");
+    let key = admin_key(&dir);
+    let server = Server::start(&dir);
+    let uuid = new_event(&server, &key);
+    let path = format!("/events/freeTextImport/{uuid}");
+    let body = json!({"value": TEXT}).to_string();
+
+    // Another organisation sees the event (distribution 1) but may not change it.
+    let (status, _) = server.request("POST", &path, Some(&other), Some(&body));
+    assert_eq!(status, 403);
+    let meta = json!({"value": TEXT, "returnMetaAttributes": true}).to_string();
+    let (status, finds) = server.request("POST", &path, Some(&other), Some(&meta));
+    assert_eq!(status, 200);
+    assert_eq!(finds.as_array().unwrap().len(), 6);
+    // A read-only user of the owner organisation may not write.
+    let (status, _) = server.request("POST", &path, Some(&reader), Some(&body));
+    assert_eq!(status, 403);
+    let (_, view) = server.request("GET", &format!("/events/view/{uuid}"), Some(&key), None);
+    assert!(attributes(&view).is_empty());
+    server.stop();
+}
