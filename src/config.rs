@@ -61,6 +61,8 @@ pub struct Config {
     pub views: ViewsConfig,
     /// MISP feeds.
     pub feeds: FeedsConfig,
+    /// Taxonomy and galaxy directories loaded when the node starts.
+    pub catalog: CatalogConfig,
 }
 
 /// `[node]`.
@@ -180,6 +182,18 @@ impl Default for FeedsConfig {
             fetch_interval_s: FEED_FETCH_INTERVAL_S,
         }
     }
+}
+
+/// `[catalog]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// A misp-taxonomies directory (`<namespace>/machinetag.json`) that `serve` loads on
+    /// start; relative to the data directory. None: only `threatlog taxonomy load`.
+    pub taxonomies_dir: Option<PathBuf>,
+    /// A misp-galaxy directory (`galaxies/`, `clusters/`) that `serve` loads on start;
+    /// relative to the data directory.
+    pub galaxies_dir: Option<PathBuf>,
 }
 
 impl Config {

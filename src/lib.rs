@@ -14,6 +14,7 @@
 //! - [`store`]: RocksDB column families, atomic append with view updates, verify, rebuild (IO).
 //! - [`config`]: the `threatlog.toml` configuration.
 //! - [`bench`]: the `threatlog bench` throughput measurements.
+//! - [`interop`]: imports and exports in other formats (freetext, STIX 2.1, taxonomies, galaxies).
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
 //! - [`interop`]: exports (CSV, text, hashes, Suricata, Snort, STIX 2.1) and MISP feeds.
 //! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).

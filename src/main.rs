@@ -56,6 +56,15 @@ enum Command {
     /// Import, list and show MISP events.
     #[command(subcommand)]
     Event(EventCommand),
+    /// Import indicators from other formats: freetext, STIX 2.1 bundles.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Load and list taxonomies (misp-taxonomies layout); node-local, never replicated.
+    #[command(subcommand)]
+    Taxonomy(TaxonomyCommand),
+    /// Load and list galaxies and their clusters (misp-galaxy layout); node-local.
+    #[command(subcommand)]
+    Galaxy(GalaxyCommand),
     /// Check the signed log.
     #[command(subcommand)]
     Log(LogCommand),
@@ -259,6 +268,64 @@ enum EventCommand {
 }
 
 #[derive(Subcommand)]
+enum ImportCommand {
+    /// Find indicators (IPs, domains, URLs, hashes, emails, CVEs, …) in a text file, refanging
+    /// defanged ones, and add them to an event as attributes.
+    Freetext {
+        /// The event to add to (uuid).
+        #[arg(long)]
+        event: Uuid,
+        /// Distribution of the new attributes, 0-5 (default 5: inherit the event's).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=5))]
+        distribution: Option<u8>,
+        /// Only list what would be added; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The text file ('-' for standard input).
+        file: PathBuf,
+    },
+    /// Import a STIX 2.1 bundle as one MISP event (indicators, observables, actors, malware,
+    /// tools as galaxy tags, the report as event info and report).
+    Stix {
+        /// The bundle (JSON).
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TaxonomyCommand {
+    /// Load every <namespace>/machinetag.json under DIR (a misp-taxonomies checkout); loading
+    /// again updates them and keeps their ids and enabled flags.
+    Load {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// List loaded taxonomies: id, enabled, exclusive, tags, namespace.
+    List,
+    /// Enable a loaded taxonomy (by namespace or id).
+    Enable {
+        /// Namespace (e.g. tlp) or id.
+        taxonomy: String,
+    },
+    /// Disable a loaded taxonomy (by namespace or id); its exclusivity still holds.
+    Disable {
+        /// Namespace or id.
+        taxonomy: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GalaxyCommand {
+    /// Load galaxies/*.json and clusters/*.json under DIR (a misp-galaxy checkout).
+    Load {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// List loaded galaxies: id, type, clusters, name.
+    List,
+}
+
+#[derive(Subcommand)]
 enum OrgCommand {
     /// Record an organisation in the directory (a log entry).
     Add {
@@ -351,6 +418,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::User(command) => user(dir, command),
         Command::Event(EventCommand::Import { files }) => import(dir, &files),
         Command::Event(EventCommand::List) => list(dir),
+        Command::Import(command) => import_other(dir, command),
+        Command::Taxonomy(command) => taxonomy(dir, command),
+        Command::Galaxy(command) => galaxy(dir, command),
         Command::Event(EventCommand::Show { uuid }) => {
             let node = open(dir)?;
             let event = node
@@ -419,6 +489,9 @@ fn serve(dir: &Path, api_listen: Option<String>, sync_listen: Option<String>) ->
         );
     }
     let node = open(dir)?;
+    for line in threatlog::interop::catalog::load_configured(&node)? {
+        println!("{line}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -772,6 +845,80 @@ fn export(dir: &Path, args: &ExportArgs) -> Result<()> {
     Ok(())
 }
 
+fn import_other(dir: &Path, command: ImportCommand) -> Result<()> {
+    use threatlog::interop::{freetext, intake};
+    let node = open(dir)?;
+    match command {
+        ImportCommand::Freetext {
+            event,
+            distribution,
+            dry_run,
+            file,
+        } => {
+            let bytes = if file.as_os_str() == "-" {
+                let max_bytes = node.config.limits.import_file_bytes_max;
+                let mut bytes = Vec::new();
+                let mut limited = std::io::Read::take(std::io::stdin(), max_bytes + 1);
+                std::io::Read::read_to_end(&mut limited, &mut bytes)?;
+                if bytes.len() as u64 > max_bytes {
+                    bail!("standard input is over the import limit of {max_bytes} bytes (limits.import_file_bytes_max)");
+                }
+                bytes
+            } else {
+                intake::read_input(&node, &file)?
+            };
+            let text =
+                String::from_utf8(bytes).map_err(|_| intake::IntakeError::NotText(file.clone()))?;
+            let (finds, summary) = if dry_run {
+                let finds = freetext::extract(&text)?;
+                let summary = format!(
+                    "found {} indicators; nothing changed (--dry-run)",
+                    finds.len()
+                );
+                (finds, summary)
+            } else {
+                let report = intake::import_freetext(&node, &event, &text, distribution)?;
+                let summary = format!(
+                    "found {} indicators: added {} attributes to event {event}, {} already there",
+                    report.finds.len(),
+                    report.added,
+                    report.duplicates
+                );
+                (report.finds, summary)
+            };
+            for find in &finds {
+                let note = find
+                    .comment
+                    .as_deref()
+                    .map(|c| format!("  ({c})"))
+                    .unwrap_or_default();
+                println!(
+                    "{:>5}:{:<4} {:<14} {}{note}",
+                    find.line, find.column, find.type_name, find.value
+                );
+            }
+            println!("{summary}");
+        }
+        ImportCommand::Stix { file } => {
+            let bytes = intake::read_input(&node, &file)?;
+            let converted = threatlog::interop::stix_import::convert(&bytes)
+                .with_context(|| format!("cannot import {}", file.display()))?;
+            for skipped in &converted.skipped {
+                eprintln!("skipped {skipped}");
+            }
+            let (uuid, counts) = intake::import_stix(&node, &converted)?;
+            println!(
+                "imported event {uuid} ({} attributes, {} objects) as {} log entries; {} STIX objects skipped",
+                counts.attributes,
+                counts.objects,
+                counts.entries,
+                converted.skipped.len()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn feed(dir: &Path, command: FeedCommand) -> Result<()> {
     use threatlog::interop::feed_fetch::{self, FeedSettings};
     let node = open(dir)?;
@@ -842,6 +989,88 @@ fn feed(dir: &Path, command: FeedCommand) -> Result<()> {
                 bail!(
                     "{} event files of feed {name} could not be imported",
                     report.failed.len()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn taxonomy(dir: &Path, command: TaxonomyCommand) -> Result<()> {
+    use threatlog::interop::catalog;
+    let node = open(dir)?;
+    match command {
+        TaxonomyCommand::Load { dir: source } => {
+            let (taxonomies, tags) = catalog::load_taxonomies(&node.store, &source)?;
+            println!(
+                "loaded {taxonomies} taxonomies ({tags} tags) from {}",
+                source.display()
+            );
+        }
+        TaxonomyCommand::Enable { ref taxonomy } | TaxonomyCommand::Disable { ref taxonomy } => {
+            let enable = matches!(command, TaxonomyCommand::Enable { .. });
+            let Some(stored) = catalog::set_taxonomy_enabled(&node.store, taxonomy, enable)? else {
+                bail!("no taxonomy '{taxonomy}'; list them with `threatlog taxonomy list`");
+            };
+            let state = if enable { "enabled" } else { "disabled" };
+            println!(
+                "taxonomy {} ({}) {state}",
+                stored.taxonomy.namespace, stored.id
+            );
+        }
+        TaxonomyCommand::List => {
+            println!(
+                "{:>4}  {:<7}  {:<9}  {:>6}  NAMESPACE",
+                "ID", "ENABLED", "EXCLUSIVE", "TAGS"
+            );
+            for stored in catalog::taxonomies(&node.store)? {
+                let taxonomy = &stored.taxonomy;
+                println!(
+                    "{:>4}  {:<7}  {:<9}  {:>6}  {}",
+                    stored.id,
+                    if stored.enabled { "yes" } else { "no" },
+                    if taxonomy.exclusive { "yes" } else { "no" },
+                    taxonomy.tags().len(),
+                    taxonomy.namespace
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn galaxy(dir: &Path, command: GalaxyCommand) -> Result<()> {
+    use threatlog::interop::catalog;
+    let node = open(dir)?;
+    match command {
+        GalaxyCommand::Load { dir: source } => {
+            let bar = if std::io::stdout().is_terminal() {
+                indicatif::ProgressBar::new_spinner()
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} storing clusters: {pos}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let result =
+                catalog::load_galaxies(&node.store, &source, &|done| bar.set_position(done));
+            bar.finish_and_clear();
+            let (galaxies, clusters) = result?;
+            println!(
+                "loaded {galaxies} galaxies ({clusters} clusters) from {}",
+                source.display()
+            );
+        }
+        GalaxyCommand::List => {
+            println!("{:>4}  {:<24}  {:>8}  NAME", "ID", "TYPE", "CLUSTERS");
+            for stored in catalog::galaxies(&node.store)? {
+                println!(
+                    "{:>4}  {:<24}  {:>8}  {}",
+                    stored.id,
+                    stored.galaxy.galaxy_type,
+                    stored.cluster_ids.len(),
+                    stored.galaxy.name
                 );
             }
         }

@@ -211,6 +211,7 @@ pub async fn add(
             }
             let existing = event_json(node, &caller, &event, false, false)?;
             check_new(node, &existing, &attributes)?;
+            super::taxonomies::check_attributes(node, &attributes, NOT_ADDED)?;
             let extra = vec![touch_event(&event.uuid)];
             let drafts = change::attribute_drafts(
                 event.uuid,
@@ -268,6 +269,11 @@ pub async fn edit(
             }
             let attribute = Attribute::from_json(&Value::Object(merged))
                 .map_err(|error| ApiError::model(NOT_EDITED, &error))?;
+            super::taxonomies::check_attributes(
+                node,
+                std::slice::from_ref(&attribute),
+                NOT_EDITED,
+            )?;
             let drafts = change::attribute_drafts(
                 event.uuid,
                 event.visibility,

@@ -192,6 +192,7 @@ async fn add_event(
                 }
                 return Err(ApiError::new(StatusCode::FORBIDDEN, EVENT_EXISTS));
             }
+            super::taxonomies::check_event(node, &event, EVENT_NOT_SAVED)?;
             node.append(change::event_drafts(&event, &caller.actor()))?;
             let access = event_access(node, &caller, &event.uuid)?
                 .ok_or_else(|| ApiError::not_found(INVALID_EVENT))?;
@@ -294,6 +295,7 @@ async fn edit_event(
                     event.orgc = crate::model::Organisation::from_json(&orgc).ok();
                 }
             }
+            super::taxonomies::check_event(node, &event, EVENT_NOT_SAVED)?;
             node.append(change::event_drafts(&event, &caller.actor()))?;
             event_json(node, &caller, &access, false, metadata)
         })

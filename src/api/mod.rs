@@ -8,6 +8,9 @@
 //! definitions), [`sharing_groups`], [`admin`] (organisation and user administration); [`error`] holds MISP's
 //! error bodies, [`request`] body and path parsing, [`visibility`] who sees and changes what,
 //! [`server`] the listener and shutdown.
+//!
+//! Interchange: [`freetext`] (freetext import), [`taxonomies`] (taxonomies, galaxies, exclusive
+//! tags).
 
 pub mod accounts;
 pub mod admin;
@@ -16,6 +19,7 @@ pub mod auth;
 pub mod error;
 pub mod event_index;
 pub mod events;
+pub mod freetext;
 pub mod objects;
 pub mod request;
 pub mod search;
@@ -26,6 +30,7 @@ pub mod sighting_admin;
 pub mod sightings;
 pub mod tag_admin;
 pub mod tags;
+pub mod taxonomies;
 pub mod tls;
 pub mod visibility;
 
@@ -118,6 +123,7 @@ pub fn router(state: ApiState) -> Router {
             "/events/delete/{id}",
             post(events::delete).delete(events::delete),
         )
+        .route("/events/freeTextImport/{event}", post(freetext::import))
         .route("/events/publish/{id}", post(events::publish))
         .route("/events/unpublish/{id}", post(events::unpublish))
         .route(
@@ -240,6 +246,27 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/users/view/{id}", get(admin::view_user))
         .route("/admin/users/edit/{id}", post(admin::edit_user))
         .route("/admin/users/delete/{id}", post(admin::delete_user))
+        .route("/taxonomies/index", get(taxonomies::index))
+        .route("/taxonomies/view/{id}", get(taxonomies::view))
+        .route("/taxonomies/enable/{id}", post(taxonomies::enable))
+        .route("/taxonomies/disable/{id}", post(taxonomies::disable))
+        .route("/taxonomies/addTag/{id}", post(taxonomies::tags_noop))
+        .route("/taxonomies/disableTag/{id}", post(taxonomies::tags_noop))
+        .route("/galaxies/index", get(taxonomies::galaxies_index))
+        .route("/galaxies/view/{id}", get(taxonomies::galaxy_view))
+        .route(
+            "/galaxy_clusters/index/{galaxy}",
+            get(taxonomies::clusters_index).post(taxonomies::clusters_index),
+        )
+        .route("/galaxy_clusters/view/{id}", get(taxonomies::cluster_view))
+        .route(
+            "/galaxies/attachCluster/{target_id}/{target_type}",
+            post(taxonomies::attach_cluster),
+        )
+        .route(
+            "/galaxies/attachCluster/{target_id}/{target_type}/{*options}",
+            post(taxonomies::attach_cluster_with_options),
+        )
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -118,6 +118,39 @@ fn append(
     Ok(())
 }
 
+/// Attaches tag `name` to the event, attribute or object `uuid` for `caller` (defining the tag
+/// on first use), unless an exclusive taxonomy already has a tag on it.
+pub fn attach_tag(
+    node: &Node,
+    caller: &Caller,
+    uuid: &Uuid,
+    name: &str,
+    local: bool,
+) -> Result<(), ApiError> {
+    let target = target(node, caller, uuid)?;
+    check_permission(caller, &target, local)?;
+    super::taxonomies::check_exclusive(
+        node,
+        uuid,
+        &[name.to_string()],
+        super::taxonomies::TAG_NOT_ATTACHED,
+    )?;
+    let defined = read::record(&node.store.views(), RecordKind::Tag, name.as_bytes())?
+        .is_some_and(|record| record.is_live());
+    let ops = if defined {
+        vec![change::tag_link_op(uuid, name, true, local)]
+    } else {
+        let tag = Tag {
+            name: name.to_string(),
+            colour: None,
+            exportable: true,
+            local,
+        };
+        change::tag_attach_ops(&tag, uuid).to_vec()
+    };
+    append(node, caller, &target, ops, local)
+}
+
 /// `POST /tags/attachTagToObject` with `{"uuid", "tag", "local"}`.
 pub async fn attach(
     State(state): State<ApiState>,
@@ -129,22 +162,7 @@ pub async fn attach(
     state
         .blocking(move |node| {
             let (uuid, name) = parse_request(node, &body)?;
-            let target = target(node, &caller, &uuid)?;
-            check_permission(&caller, &target, local)?;
-            let defined = read::record(&node.store.views(), RecordKind::Tag, name.as_bytes())?
-                .is_some_and(|record| record.is_live());
-            let ops = if defined {
-                vec![change::tag_link_op(&uuid, &name, true, local)]
-            } else {
-                let tag = Tag {
-                    name: name.clone(),
-                    colour: None,
-                    exportable: true,
-                    local,
-                };
-                change::tag_attach_ops(&tag, &uuid).to_vec()
-            };
-            append(node, &caller, &target, ops, local)
+            attach_tag(node, &caller, &uuid, &name, local)
         })
         .await?;
     Ok(Json(json!({

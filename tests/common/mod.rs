@@ -5,9 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The shared reference data (`../shared/data`).
+/// The shared reference data: the first `shared/data` directory found walking up from the
+/// crate (`../shared/data` in CI; further up from a worktree).
 pub fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("shared/data"))
+        .find(|dir| dir.is_dir())
+        .expect("a shared/data directory above the crate")
 }
 
 /// Runs `threatlog --data DIR ARGS…`.
