@@ -8,7 +8,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 # The PyMISP suite's virtualenv, rebuilt when tests/pymisp/requirements.txt changes.
 PYMISP_VENV := $(TARGET_DIR)/pymisp-venv
 
-.PHONY: all prereqs build test test-rust test-pymisp lint bench run clean
+.PHONY: all prereqs test-prereqs build test test-rust test-pymisp lint bench run clean
 
 all: build
 
@@ -16,6 +16,10 @@ all: build
 prereqs:
 	@./deploy/prereqs.sh
 	@./deploy/build-rocksdb.sh
+
+# The tests also need the tools they check exports with (Suricata).
+test-prereqs: prereqs
+	@./deploy/prereqs.sh --test
 
 build: prereqs
 	$(CARGO) build --release
@@ -26,7 +30,7 @@ lint: prereqs
 
 test: lint test-rust test-pymisp
 
-test-rust: prereqs
+test-rust: test-prereqs
 	$(CARGO) test --all-targets
 
 $(PYMISP_VENV)/installed: tests/pymisp/requirements.txt
@@ -36,7 +40,7 @@ $(PYMISP_VENV)/installed: tests/pymisp/requirements.txt
 
 # Builds the binary exactly as test-rust does (same features, so no extra dependency builds);
 # pytest's own exit code decides: 5 (no tests collected) fails like any other error.
-test-pymisp: prereqs $(PYMISP_VENV)/installed
+test-pymisp: test-prereqs $(PYMISP_VENV)/installed
 	$(CARGO) test --all-targets --no-run
 	THREATLOG_BIN=$(abspath $(TARGET_DIR))/debug/threatlog $(PYMISP_VENV)/bin/python -m pytest tests/pymisp -q
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what building and testing threatlog needs and is missing: a C++ compiler and libclang
+# Installs what building (and, with --test, testing) threatlog needs and is missing: a C++ compiler and libclang
 # (the RocksDB bindings are generated with bindgen and RocksDB itself is C++), and python3 with
 # venv for the PyMISP suite. On Debian/Ubuntu it installs the packages itself (as root, or
 # through sudo); elsewhere it says what to install.
@@ -18,9 +18,11 @@ fi
 # The PyMISP test suite runs in a virtualenv (Debian splits venv/ensurepip into python3-venv).
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-# The interchange tests load exported rules in the real Suricata engine.
+# With --test: the interchange tests load exported rules in the real Suricata engine.
 need_suricata=0
-command -v suricata >/dev/null 2>&1 || need_suricata=1
+if [ "${1:-}" = "--test" ]; then
+  command -v suricata >/dev/null 2>&1 || need_suricata=1
+fi
 [ ${#missing[@]} -eq 0 ] && [ $need_suricata -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1; then

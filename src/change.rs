@@ -421,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn ops_are_grouped_by_visibility() {
+    fn ops_are_grouped_by_visibility_with_the_event_last() {
         let group = "11111111-2222-4333-8444-555555555555";
         let event = Event::from_json(&json!({"Event": {
             "info": "grouping",
@@ -450,17 +450,20 @@ mod tests {
             })
             .collect();
         let group = Uuid::parse_str(group).unwrap().as_bytes().to_vec();
-        assert_eq!(visibilities, vec![(1, vec![]), (0, vec![]), (4, group)]);
+        // Items with their own level keep it; the event and what inherits its level carry 5
+        // (the event's level when released), last, with the event's own fields at the very
+        // end so that a publish covers the whole change.
+        assert_eq!(visibilities, vec![(0, vec![]), (4, group), (5, vec![])]);
         let event_kind = RecordKind::Event as i32;
         let attribute = RecordKind::Attribute as i32;
+        assert_eq!(kinds(&drafts[0]), vec![attribute]);
         assert_eq!(
-            kinds(&drafts[0]),
-            vec![event_kind, RecordKind::Tag as i32, attribute]
+            kinds(&drafts[1]),
+            vec![RecordKind::Object as i32, attribute]
         );
-        assert_eq!(kinds(&drafts[1]), vec![attribute]);
         assert_eq!(
             kinds(&drafts[2]),
-            vec![RecordKind::Object as i32, attribute]
+            vec![RecordKind::Tag as i32, attribute, event_kind]
         );
         assert!(drafts.iter().all(|d| d.event == Some(event.uuid)));
     }
