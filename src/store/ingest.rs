@@ -17,6 +17,9 @@ use crate::view::{self, ViewRead};
 const META_FORK: &[u8] = b"fork/";
 
 /// An item received from a peer.
+// Entries dominate and are moved, not copied; boxing each would cost an allocation per
+// entry on the sync path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Incoming {
     /// A full entry, verified.
@@ -105,6 +108,9 @@ pub struct ForkProof {
 pub type IngestCheck<'a> = dyn FnMut(&VerifiedEntry, &dyn ViewRead) -> Result<(), String> + 'a;
 
 /// What the log holds at one position.
+// Entries dominate and are moved, not copied; boxing each would cost an allocation per
+// entry on the sync path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Held {
     /// The full entry.
