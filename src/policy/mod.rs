@@ -176,8 +176,8 @@ pub fn release(
         _ => {}
     }
     let relayed = is_relay(sender, facts.origin);
-    let reached = reaches(&facts.event, relayed, sender, peer)
-        && reaches(&facts.item, relayed, sender, peer);
+    let reached =
+        reaches(&facts.event, relayed, sender, peer) && reaches(&facts.item, relayed, sender, peer);
     if !internal && !reached {
         return Err(Withheld::Distribution);
     }
