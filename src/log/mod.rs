@@ -1,8 +1,10 @@
 //! The signed append-only log (SPEC §4): entry encoding, signing, strict verification and chain
-//! links. Pure: no IO. The store persists what this module seals and verifies.
+//! links, the per-origin Merkle tree ([`merkle`]). Pure: no IO. The store persists what this
+//! module seals and verifies.
 
 mod entry;
 mod key;
+pub mod merkle;
 mod stub;
 
 pub use entry::{
