@@ -59,6 +59,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// View behaviour.
     pub views: ViewsConfig,
+    /// Checkpoints for auditors.
+    pub audit: AuditConfig,
 }
 
 /// `[node]`.
@@ -161,6 +163,32 @@ impl Default for ViewsConfig {
     }
 }
 
+/// `[audit]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Sign a checkpoint of the node's own log after this many new entries.
+    pub checkpoint_entries: u64,
+    /// Sign a checkpoint at least this often while the log grows, in seconds (`serve` only).
+    pub checkpoint_interval_s: u64,
+}
+
+/// Default of [`AuditConfig::checkpoint_entries`]: one signature per thousand entries costs
+/// nothing next to the appends, and bounds what an unsigned tail can hold.
+pub const CHECKPOINT_ENTRIES: u64 = 1000;
+/// Default of [`AuditConfig::checkpoint_interval_s`]: a quiet node still states its size
+/// every minute.
+pub const CHECKPOINT_INTERVAL_S: u64 = 60;
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_entries: CHECKPOINT_ENTRIES,
+            checkpoint_interval_s: CHECKPOINT_INTERVAL_S,
+        }
+    }
+}
+
 impl Config {
     /// Reads `DIR/threatlog.toml`, or the defaults when the file does not exist.
     pub fn load(dir: &Path) -> Result<Config, ConfigError> {
@@ -218,6 +246,18 @@ impl Config {
         }
         if self.api.body_bytes_max == 0 {
             return Err(invalid("api.body_bytes_max", "must be above 0".into()));
+        }
+        if self.audit.checkpoint_entries == 0 {
+            return Err(invalid(
+                "audit.checkpoint_entries",
+                "must be above 0".into(),
+            ));
+        }
+        if self.audit.checkpoint_interval_s == 0 {
+            return Err(invalid(
+                "audit.checkpoint_interval_s",
+                "must be above 0".into(),
+            ));
         }
         if self.limits.import_file_bytes_max == 0 {
             return Err(invalid(

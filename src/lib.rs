@@ -15,12 +15,14 @@
 //! - [`config`]: the `threatlog.toml` configuration.
 //! - [`bench`]: the `threatlog bench` throughput measurements.
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
+//! - [`audit`]: bundle export, offline verify, replay, history and proofs for auditors.
 //! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).
 //! - [`proto`]: the protobuf wire types compiled from `proto/`.
 
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod bench;
 pub mod change;
 pub mod config;

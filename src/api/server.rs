@@ -134,6 +134,7 @@ pub async fn serve(
         .local_addr()
         .map_err(io("cannot read the bound address"))?;
     let node = Arc::new(node);
+    tokio::spawn(crate::audit::checkpoint_timer(Arc::clone(&node)));
     let app = router(ApiState::new(Arc::clone(&node)));
     let addr_file = write_addr_file(&dir, bound)?;
     let url = format!("{}://{bound}", if tls.is_some() { "https" } else { "http" });

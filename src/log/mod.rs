@@ -2,6 +2,7 @@
 //! links, the per-origin Merkle tree ([`merkle`]). Pure: no IO. The store persists what this
 //! module seals and verifies.
 
+pub mod checkpoint;
 mod entry;
 mod key;
 pub mod merkle;

@@ -25,6 +25,8 @@ pub(crate) struct Writer {
     next_arrival: u64,
     /// The next local id per record kind.
     next_ids: HashMap<u8, u64>,
+    /// Every origin's Merkle tree frontier.
+    pub trees: super::merkle::Trees,
 }
 
 impl Writer {
@@ -147,6 +149,7 @@ impl Store {
         let mut next_ids = writer.next_ids.clone();
         let mut heads = HashMap::new();
         let mut new_ids: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut trees = super::merkle::TreeBatch::default();
         for entry in entries {
             let key = log_key(&entry.origin(), entry.sequence());
             let arrival = next_arrival.to_be_bytes();
@@ -159,6 +162,14 @@ impl Store {
                 batch.put_cf(self.cf(CF_EVENT_LOG), event_key, &key);
             }
             heads.insert(entry.origin(), Head::after(entry));
+            self.merkle_append(
+                &mut batch,
+                &mut trees,
+                &writer.trees,
+                entry.origin(),
+                entry.sequence(),
+                entry.hash(),
+            )?;
             let touched = view::apply(&mut views, entry)?;
             for (kind, record) in touched.records {
                 self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record);
@@ -180,6 +191,7 @@ impl Store {
         writer.next_arrival = next_arrival;
         writer.next_ids = next_ids;
         writer.heads.extend(heads);
+        writer.trees.apply(trees);
         Ok(())
     }
 

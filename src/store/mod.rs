@@ -4,7 +4,11 @@
 //! disagree with the log.
 
 mod append;
+mod audit;
+pub use audit::StoredVisitor;
+mod checkpoints;
 mod lock;
+mod merkle;
 mod verify;
 mod views;
 
@@ -13,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use append::Appended;
+pub use checkpoints::{AcceptError, SplitView};
 pub use lock::lock_path;
 pub use verify::{VerifyFailure, VerifySummary};
 pub use views::DbViews;
@@ -39,6 +44,11 @@ pub const CF_IDS: &str = "ids";
 pub const CF_META: &str = "meta";
 /// Column family of node-local state that is never replicated: users, key hashes, settings.
 pub const CF_LOCAL: &str = "local";
+/// Column family of every origin's Merkle tree: `origin ‖ level (1) ‖ index (8, big-endian)`
+/// → hash of that complete subtree (see `merkle.rs`).
+pub const CF_MERKLE: &str = "merkle";
+/// Column family of checkpoints, cosignatures and split-view proofs (see `checkpoints.rs`).
+pub const CF_CHECKPOINTS: &str = "checkpoints";
 
 /// Every column family this build uses.
 fn column_families() -> Vec<&'static str> {
@@ -50,6 +60,8 @@ fn column_families() -> Vec<&'static str> {
         CF_IDS,
         CF_META,
         CF_LOCAL,
+        CF_MERKLE,
+        CF_CHECKPOINTS,
     ];
     names.extend(Table::ALL.iter().map(|table| table.name()));
     names
@@ -120,6 +132,15 @@ pub enum StoreError {
     /// An entry could not be sealed (for example, over a size limit).
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A Merkle proof was asked for sizes the tree does not have, or the tree is unreadable.
+    #[error(transparent)]
+    Proof(#[from] crate::log::merkle::ProofError),
+    /// A checkpoint could not be issued, parsed or verified.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::log::checkpoint::CheckpointError),
+    /// The store was opened read-only.
+    #[error("data directory {0} is open read-only")]
+    ReadOnly(PathBuf),
     /// A stored value does not decode.
     #[error("corrupt {what}: {reason}")]
     Corrupt {
@@ -148,8 +169,10 @@ pub struct Store {
     /// The writer's in-memory state; the mutex serialises appends so sequence numbers and
     /// chain links are assigned without races.
     writer: Mutex<append::Writer>,
-    /// Keeps other processes out while this store is open.
-    _lock: DirLock,
+    /// Keeps other processes out while this store is open; `None` when read-only.
+    _lock: Option<DirLock>,
+    /// Opened with [`Store::open_read_only`]: nothing is written.
+    read_only: bool,
 }
 
 impl Store {
@@ -169,16 +192,64 @@ impl Store {
             writer: Mutex::new(append::Writer::default()),
             db,
             dir: dir.to_path_buf(),
-            _lock: lock,
+            _lock: Some(lock),
+            read_only: false,
         };
         store.check_format()?;
-        let writer = append::Writer::load(&store)?;
+        let mut writer = append::Writer::load(&store)?;
+        writer.trees = store.load_trees(&writer.heads)?;
         *store.writer_lock() = writer;
         if store.meta(verify::META_REBUILDING)?.is_some() {
             tracing::warn!("a view rebuild was interrupted; rebuilding the views from the log");
             store.rebuild_views(&|_| {})?;
         }
         Ok(store)
+    }
+
+    /// Opens the database under `dir/db` for reading only, without the directory lock, so
+    /// that auditors can read a running node's directory: RocksDB's read-only mode sees the
+    /// state as of this call (flushed tables and the write-ahead log) and writes nothing.
+    pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join("db");
+        if !path.is_dir() {
+            return Err(StoreError::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no database here"),
+            ));
+        }
+        let options = Options::default();
+        let families = column_families()
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, family_options()));
+        let db = DB::open_cf_descriptors_read_only(&options, &path, families, false)?;
+        let store = Store {
+            writer: Mutex::new(append::Writer::default()),
+            db,
+            dir: dir.to_path_buf(),
+            _lock: None,
+            read_only: true,
+        };
+        match store.meta(META_FORMAT)? {
+            Some(found) if found == FORMAT_VERSION.to_string().as_bytes() => {}
+            found => {
+                return Err(StoreError::Format {
+                    dir: dir.to_path_buf(),
+                    found: found.map_or_else(
+                        || "none".into(),
+                        |bytes| String::from_utf8_lossy(&bytes).into_owned(),
+                    ),
+                })
+            }
+        }
+        let mut writer = append::Writer::load(&store)?;
+        writer.trees = store.load_trees(&writer.heads)?;
+        *store.writer_lock() = writer;
+        Ok(store)
+    }
+
+    /// Whether the store was opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The data directory.
