@@ -58,6 +58,9 @@ enum Command {
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Audit the log: export a bundle, verify, replay, history, inclusion proofs.
+    #[command(subcommand)]
+    Audit(threatlog::audit::cli::AuditCommand),
     /// Test support: append in a loop, printing each acknowledged entry.
     #[command(hide = true)]
     AppendLoop {
@@ -202,6 +205,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Ingest(options)) => threatlog::bench::ingest(&options),
         Command::Bench(BenchCommand::Api(options)) => threatlog::bench::api::run(&options),
+        Command::Audit(command) => Ok(threatlog::audit::cli::run(dir, command)?),
         Command::AppendLoop { count } => threatlog::bench::append_loop(&open(dir)?, count),
     }
 }

@@ -209,6 +209,11 @@ fn read_key(dir: &Path) -> Result<NodeKey, NodeError> {
     Ok(NodeKey::from_seed(&seed))
 }
 
+/// The origin key of the node in `dir`, from its key file.
+pub fn origin_of(dir: &Path) -> Result<OriginKey, NodeError> {
+    Ok(read_key(dir)?.origin())
+}
+
 impl Node {
     /// Creates a node in `dir`: signing key, configuration, host organisation (in the log) and
     /// an admin user whose API key is returned and written to `DIR/admin.key`.

@@ -173,33 +173,11 @@ impl VerifiedEntry {
     /// Decodes and verifies stored entry bytes: canonical envelope, size and op limits, format
     /// version, field shapes, and the strict ed25519 signature over the exact entry bytes.
     pub fn verify(stored: Bytes) -> Result<Self, LogError> {
-        if stored.len() > ENTRY_BYTES_MAX {
-            return Err(LogError::TooLarge {
-                bytes: stored.len(),
-                max_bytes: ENTRY_BYTES_MAX,
-            });
-        }
-        let signed = proto::SignedEntry::decode(stored.clone())
-            .map_err(|error| LogError::Decode(error.to_string()))?;
-        // The framing is re-derived only to compare it: the signed bytes are never re-encoded.
-        if signed.encoded_len() != stored.len() || signed.encode_to_vec() != stored.as_ref() {
-            return Err(LogError::Envelope);
-        }
-        let entry = proto::Entry::decode(signed.entry.clone())
-            .map_err(|error| LogError::Decode(error.to_string()))?;
-        if entry.format_version != ENTRY_FORMAT_VERSION {
-            return Err(LogError::Version(entry.format_version));
-        }
-        let origin = OriginKey::from_slice(&entry.origin_key)?;
-        origin.verify_strict(&signed.entry, &signed.signature)?;
-        check_fields(&entry)?;
-        Ok(Self {
-            hash: entry_hash(&stored),
-            origin,
-            stored,
-            signed: signed.entry,
-            entry,
-        })
+        let unverified = UnverifiedEntry::decode(stored)?;
+        unverified
+            .origin
+            .verify_strict(&unverified.signed, &unverified.signature)?;
+        unverified.checked()
     }
 
     /// The exact stored bytes.
@@ -255,6 +233,125 @@ impl VerifiedEntry {
     pub fn origin_org(&self) -> Uuid {
         Uuid::from_slice(&self.entry.origin_org).unwrap_or_default()
     }
+}
+
+/// An entry decoded and checked in everything but its signature: the step before
+/// [`verify_batch`] checks many signatures at once.
+#[derive(Clone, Debug)]
+pub struct UnverifiedEntry {
+    /// The exact stored bytes.
+    stored: Bytes,
+    /// The encoded `Entry` the signature covers.
+    signed: Bytes,
+    /// The signature bytes as stored.
+    signature: Bytes,
+    /// The decoded entry.
+    entry: proto::Entry,
+    /// The authoring node.
+    origin: OriginKey,
+}
+
+impl UnverifiedEntry {
+    /// Decodes stored entry bytes: size limit, canonical envelope, format version, origin key.
+    pub fn decode(stored: Bytes) -> Result<Self, LogError> {
+        if stored.len() > ENTRY_BYTES_MAX {
+            return Err(LogError::TooLarge {
+                bytes: stored.len(),
+                max_bytes: ENTRY_BYTES_MAX,
+            });
+        }
+        let signed = proto::SignedEntry::decode(stored.clone())
+            .map_err(|error| LogError::Decode(error.to_string()))?;
+        // The framing is re-derived only to compare it: the signed bytes are never re-encoded.
+        if signed.encoded_len() != stored.len() || signed.encode_to_vec() != stored.as_ref() {
+            return Err(LogError::Envelope);
+        }
+        let entry = proto::Entry::decode(signed.entry.clone())
+            .map_err(|error| LogError::Decode(error.to_string()))?;
+        if entry.format_version != ENTRY_FORMAT_VERSION {
+            return Err(LogError::Version(entry.format_version));
+        }
+        let origin = OriginKey::from_slice(&entry.origin_key)?;
+        Ok(Self {
+            stored,
+            signed: signed.entry,
+            signature: signed.signature,
+            entry,
+            origin,
+        })
+    }
+
+    /// The decoded entry (not yet authenticated).
+    pub fn entry(&self) -> &proto::Entry {
+        &self.entry
+    }
+
+    /// The origin the entry claims.
+    pub fn origin(&self) -> OriginKey {
+        self.origin
+    }
+
+    /// The exact stored bytes.
+    pub fn stored(&self) -> &Bytes {
+        &self.stored
+    }
+
+    /// Field checks, once the signature is known good.
+    fn checked(self) -> Result<VerifiedEntry, LogError> {
+        check_fields(&self.entry)?;
+        Ok(VerifiedEntry {
+            hash: entry_hash(&self.stored),
+            origin: self.origin,
+            stored: self.stored,
+            signed: self.signed,
+            entry: self.entry,
+        })
+    }
+}
+
+/// Verifies many entries' signatures with one ed25519 batch equation, then their fields.
+/// Weak origin keys are refused as in strict verification; when the batch fails, each
+/// signature is checked strictly to name the first bad entry, returned with its index.
+/// (A batch accepts what strict verification accepts except signatures whose R is a
+/// small-order point, which only the signing key's holder can produce.)
+pub fn verify_batch(
+    entries: Vec<UnverifiedEntry>,
+) -> Result<Vec<VerifiedEntry>, (usize, LogError)> {
+    let mut keys = Vec::with_capacity(entries.len());
+    let mut signatures = Vec::with_capacity(entries.len());
+    let mut cache: Option<(OriginKey, ed25519_dalek::VerifyingKey)> = None;
+    for (index, entry) in entries.iter().enumerate() {
+        let key = match cache {
+            Some((origin, key)) if origin == entry.origin => key,
+            _ => {
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&entry.origin.0)
+                    .map_err(|_| (index, LogError::BadKey))?;
+                if key.is_weak() {
+                    return Err((index, LogError::BadKey));
+                }
+                cache = Some((entry.origin, key));
+                key
+            }
+        };
+        let signature = ed25519_dalek::Signature::from_slice(&entry.signature)
+            .map_err(|_| (index, LogError::BadSignature))?;
+        keys.push(key);
+        signatures.push(signature);
+    }
+    let messages: Vec<&[u8]> = entries.iter().map(|entry| entry.signed.as_ref()).collect();
+    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
+        for (index, entry) in entries.iter().enumerate() {
+            entry
+                .origin
+                .verify_strict(&entry.signed, &entry.signature)
+                .map_err(|error| (index, error))?;
+        }
+    }
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, entry)| entry.checked().map_err(|error| (index, error)))
+        .collect()
 }
 
 /// Checks the lengths of fixed-size fields, the sequence and the op count.
@@ -355,6 +452,34 @@ mod tests {
                 "flipping byte {index} was not detected"
             );
         }
+    }
+
+    #[test]
+    fn batches_verify_and_name_the_bad_entry() {
+        let key = NodeKey::generate();
+        let mut head = Head::EMPTY;
+        let mut stored = Vec::new();
+        for index in 0..5u8 {
+            let entry = seal(&key, Uuid::from_u128(7), &head, draft(), 1000, [index; 16]).unwrap();
+            head = Head::after(&entry);
+            stored.push(entry.stored().clone());
+        }
+        let decode = |stored: &[Bytes]| -> Vec<UnverifiedEntry> {
+            stored
+                .iter()
+                .map(|b| UnverifiedEntry::decode(b.clone()).unwrap())
+                .collect()
+        };
+        let verified = verify_batch(decode(&stored)).unwrap();
+        assert_eq!(verified.len(), 5);
+        assert_eq!(verified[4].sequence(), 5);
+        // A signature from another key on entry 3.
+        let mut bad = stored.clone();
+        let mut signed = proto::SignedEntry::decode(bad[3].clone()).unwrap();
+        signed.signature = Bytes::copy_from_slice(&NodeKey::generate().sign(&signed.entry));
+        bad[3] = Bytes::from(signed.encode_to_vec());
+        let error = verify_batch(decode(&bad)).unwrap_err();
+        assert_eq!(error, (3, LogError::BadSignature));
     }
 
     #[test]

@@ -9,8 +9,8 @@ pub mod merkle;
 mod stub;
 
 pub use entry::{
-    entry_hash, seal, Draft, EntryHash, EntryId, Head, VerifiedEntry, ENTRY_BYTES_MAX,
-    ENTRY_FORMAT_VERSION, OPS_PER_ENTRY_MAX, SALT_BYTES,
+    entry_hash, seal, verify_batch, Draft, EntryHash, EntryId, Head, UnverifiedEntry,
+    VerifiedEntry, ENTRY_BYTES_MAX, ENTRY_FORMAT_VERSION, OPS_PER_ENTRY_MAX, SALT_BYTES,
 };
 pub use key::{NodeKey, OriginKey};
 pub use stub::{Stub, STUB_VALUE_BYTES};
