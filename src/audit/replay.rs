@@ -2,7 +2,7 @@
 //! history` (every entry that touched an event or attribute).
 
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use super::{format_time_ms, AuditError, Source};
@@ -104,8 +104,9 @@ fn fields(json: &[u8]) -> String {
     }
 }
 
-/// What each op of `entry` did to `subject` (all ops when the subject is the entry's event).
-fn describe(entry: &VerifiedEntry, subject: &Uuid) -> Vec<String> {
+/// What each op of `entry` did to `subject` (all ops when the subject is the entry's event;
+/// the deletion of an event that `subject` belongs to, per `events`, which this extends).
+fn describe(entry: &VerifiedEntry, subject: &Uuid, events: &mut HashSet<Uuid>) -> Vec<String> {
     let whole_event = entry.event() == Some(*subject);
     let mut out = Vec::new();
     for op in entry.entry().ops.iter().filter_map(|op| op.op.as_ref()) {
@@ -163,12 +164,15 @@ fn describe(entry: &VerifiedEntry, subject: &Uuid) -> Vec<String> {
                 ),
             ),
             Op::Tombstone(tombstone) => (
-                false,
+                entry.event().is_some_and(|event| events.contains(&event)),
                 format!("deleted the event (reason: {:?})", tombstone.reason),
             ),
         };
         if whole_event || concerns {
             out.push(text);
+            if let Some(event) = entry.event() {
+                events.insert(event);
+            }
         }
     }
     out
@@ -178,6 +182,7 @@ fn describe(entry: &VerifiedEntry, subject: &Uuid) -> Vec<String> {
 /// sequence).
 pub fn history(source: &Source, subject: &Uuid) -> Result<Vec<Change>, AuditError> {
     let mut org_names: HashMap<Uuid, String> = HashMap::new();
+    let mut events = HashSet::new();
     let mut out = Vec::new();
     source.for_each_entry(&mut |entry| {
         for op in entry.entry().ops.iter().filter_map(|op| op.op.as_ref()) {
@@ -192,7 +197,7 @@ pub fn history(source: &Source, subject: &Uuid) -> Result<Vec<Change>, AuditErro
                 }
             }
         }
-        let changes = describe(&entry, subject);
+        let changes = describe(&entry, subject, &mut events);
         if !changes.is_empty() {
             out.push(Change {
                 time_ms: entry.entry().time_ms,
