@@ -244,3 +244,148 @@ fn replay_at_five_instants_equals_the_rest_state_and_history_lists_every_change(
     assert_eq!(from_bundle, history);
     server.stop();
 }
+
+fn base64_hash(value: &Value) -> [u8; 32] {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(value.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+#[test]
+fn auditors_get_checkpoints_and_proofs_over_rest_and_the_cli() {
+    use threatlog::log::{checkpoint, merkle, OriginKey};
+    let (_temp, dir) = common::node();
+    let config = dir.join("threatlog.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("checkpoint_entries = 1000", "checkpoint_entries = 1"),
+    )
+    .unwrap();
+    let key_of = |output: String| {
+        output
+            .lines()
+            .last()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let auditor = key_of(common::ok(
+        &dir,
+        &[
+            "user",
+            "add",
+            "--org",
+            "Test Org",
+            "--role",
+            "read-only",
+            "--email",
+            "auditor@test.test",
+        ],
+    ));
+    let user = key_of(common::ok(
+        &dir,
+        &[
+            "user",
+            "add",
+            "--org",
+            "Test Org",
+            "--role",
+            "user",
+            "--email",
+            "user@test.test",
+        ],
+    ));
+    let server = Server::start(&dir);
+    let (status, created) = server.request(
+        "POST",
+        "/events/add",
+        Some(&user),
+        Some(r#"{"Event": {"info": "Prove me", "Attribute": [{"type": "ip-dst", "value": "203.0.113.9"}]}}"#),
+    );
+    assert_eq!(status, 200, "{created}");
+    let event = created["Event"]["uuid"].as_str().unwrap().to_string();
+
+    let (status, _) = server.request("GET", "/audit/checkpoint", Some(&user), None);
+    assert_eq!(status, 403, "a plain user is not an auditor");
+    let (status, body) = server.request("GET", "/audit/checkpoint", Some(&auditor), None);
+    assert_eq!(status, 200, "{body}");
+    let origin = OriginKey::from_hex(body["origin"].as_str().unwrap()).unwrap();
+    let size = body["size"].as_u64().unwrap();
+    assert!(size >= 2, "init entries and the event: {body}");
+    let signed = checkpoint::verify_origin_note(body["note"].as_str().unwrap(), &origin).unwrap();
+    assert_eq!(signed.size, size);
+    assert_eq!(signed.root, base64_hash(&body["root"]));
+
+    for sequence in 1..=size {
+        let (status, proof) = server.request(
+            "GET",
+            &format!("/audit/proof/inclusion/{origin}/{sequence}"),
+            Some(&auditor),
+            None,
+        );
+        assert_eq!(status, 200, "{proof}");
+        let hashes: Vec<[u8; 32]> = proof["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(base64_hash)
+            .collect();
+        merkle::verify_inclusion(
+            sequence - 1,
+            size,
+            &base64_hash(&proof["leaf_hash"]),
+            &hashes,
+            &signed.root,
+        )
+        .unwrap();
+    }
+    let (status, missing) = server.request(
+        "GET",
+        &format!("/audit/proof/inclusion/{origin}/{}", size + 1),
+        Some(&auditor),
+        None,
+    );
+    assert_eq!(status, 404, "{missing}");
+    let (status, consistency) = server.request(
+        "GET",
+        &format!("/audit/proof/consistency/{origin}/1/{size}"),
+        Some(&auditor),
+        None,
+    );
+    assert_eq!(status, 200, "{consistency}");
+    let hashes: Vec<[u8; 32]> = consistency["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(base64_hash)
+        .collect();
+    merkle::verify_consistency(
+        1,
+        size,
+        &base64_hash(&consistency["old_root"]),
+        &signed.root,
+        &hashes,
+    )
+    .unwrap();
+
+    // The CLI proves the event's entries from the running node's directory.
+    let proof = common::ok(&dir, &["audit", "prove", &event]);
+    let proof: Value = serde_json::from_str(&proof).unwrap();
+    let proof = if proof.is_array() {
+        proof[0].clone()
+    } else {
+        proof
+    };
+    assert_eq!(proof["origin"], origin.to_string());
+    assert_eq!(proof["tree_size"], size);
+    let by_position = common::ok(&dir, &["audit", "prove", &format!("{origin}:1")]);
+    let by_position: Value = serde_json::from_str(&by_position).unwrap();
+    assert_eq!(by_position["sequence"], 1);
+    server.stop();
+}

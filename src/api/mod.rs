@@ -5,13 +5,14 @@
 //!
 //! Files by resource: [`events`], [`event_index`], [`attributes`], [`tags`], [`sightings`] (adding),
 //! [`sighting_admin`] (searching, listing, deleting), [`objects`] (objects and references), [`accounts`] (users, organisations, version and type endpoints), [`tag_admin`] (tag
-//! definitions), [`sharing_groups`], [`admin`] (organisation and user administration); [`error`] holds MISP's
+//! definitions), [`sharing_groups`], [`admin`] (organisation and user administration), [`audit`] (checkpoints and proofs); [`error`] holds MISP's
 //! error bodies, [`request`] body and path parsing, [`visibility`] who sees and changes what,
 //! [`server`] the listener and shutdown.
 
 pub mod accounts;
 pub mod admin;
 pub mod attributes;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod event_index;
@@ -226,6 +227,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/users/view/{id}", get(admin::view_user))
         .route("/admin/users/edit/{id}", post(admin::edit_user))
         .route("/admin/users/delete/{id}", post(admin::delete_user))
+        .route("/audit/checkpoint", get(audit::checkpoint))
+        .route("/audit/checkpoint/{origin}", get(audit::checkpoint_of))
+        .route(
+            "/audit/proof/inclusion/{origin}/{seq}",
+            get(audit::inclusion),
+        )
+        .route(
+            "/audit/proof/consistency/{origin}/{m}/{n}",
+            get(audit::consistency),
+        )
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
