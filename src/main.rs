@@ -145,6 +145,9 @@ enum BenchCommand {
     /// Add events over HTTP with concurrent keep-alive clients, then time value searches
     /// against a node holding many attributes.
     Api(threatlog::bench::api::ApiOptions),
+    /// Build a large log, export it, and time `audit verify` of the bundle against raw
+    /// ed25519 batch verification of the same signatures; report peak memory.
+    Audit(threatlog::bench::audit::AuditOptions),
 }
 
 fn main() {
@@ -205,6 +208,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Ingest(options)) => threatlog::bench::ingest(&options),
         Command::Bench(BenchCommand::Api(options)) => threatlog::bench::api::run(&options),
+        Command::Bench(BenchCommand::Audit(options)) => threatlog::bench::audit::run(&options),
         Command::Audit(command) => Ok(threatlog::audit::cli::run(dir, command)?),
         Command::AppendLoop { count } => threatlog::bench::append_loop(&open(dir)?, count),
     }
