@@ -246,9 +246,9 @@ impl Verifier {
         stored: Bytes,
     ) -> Result<(), AuditError> {
         let id = EntryId { origin, sequence };
-        let hash = crate::log::entry_hash(&stored);
         let entry = UnverifiedEntry::decode(stored)
             .map_err(|error| failure(format!("entry {id}: {error}")))?;
+        let hash = entry.hash();
         if entry.origin() != origin || entry.entry().sequence != sequence {
             return Err(failure(format!(
                 "entry {id}: the bytes are entry {}:{}",
@@ -521,4 +521,158 @@ fn verify_origin(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::bundle::{Header, Writer};
+    use crate::log::checkpoint::origin_name;
+    use crate::log::merkle::MemoryTree;
+    use crate::log::{seal, Draft, NodeKey, VerifiedEntry};
+
+    fn entries(key: &NodeKey, count: u32) -> Vec<VerifiedEntry> {
+        let mut head = Head::EMPTY;
+        (0..count)
+            .map(|index| {
+                let draft = Draft {
+                    acting_user: "auditor-test".into(),
+                    ..Draft::default()
+                };
+                let entry = seal(
+                    key,
+                    uuid::Uuid::nil(),
+                    &head,
+                    draft,
+                    1000,
+                    [index as u8; 16],
+                )
+                .unwrap();
+                head = Head::after(&entry);
+                entry
+            })
+            .collect()
+    }
+
+    /// A bundle of `key`'s entries where `withheld` are stubs, with a checkpoint at the end
+    /// signed by `key` over `root` (the true root when `None`).
+    fn bundle(
+        key: &NodeKey,
+        entries: &[VerifiedEntry],
+        withheld: &[u64],
+        stub_hash: Option<[u8; 32]>,
+    ) -> Vec<u8> {
+        let origin = key.origin();
+        let header = Header {
+            format: bundle::FORMAT.into(),
+            version: bundle::VERSION,
+            exported_by: origin.to_string(),
+            created_ms: 0,
+            until_ms: None,
+        };
+        let mut writer = Writer::new(Vec::new(), &header).unwrap();
+        writer
+            .record(&Record::Key {
+                origin: origin.to_string(),
+                name: origin_name(&origin),
+            })
+            .unwrap();
+        let mut tree = MemoryTree::new();
+        for entry in entries {
+            tree.push(merkle::leaf_hash(&entry.hash()));
+            let record = if withheld.contains(&entry.sequence()) {
+                let stub = Stub::of(entry);
+                Record::Stub {
+                    origin: origin.to_string(),
+                    seq: entry.sequence(),
+                    prev: hex::encode(stub.prev_hash),
+                    hash: hex::encode(stub_hash.unwrap_or(stub.hash)),
+                }
+            } else {
+                Record::Entry {
+                    origin: origin.to_string(),
+                    seq: entry.sequence(),
+                    data: bundle::encode_data(entry.stored()),
+                }
+            };
+            writer.record(&record).unwrap();
+        }
+        let name = origin_name(&origin);
+        let note = Checkpoint {
+            origin: name.clone(),
+            size: tree.size(),
+            root: tree.root(),
+        }
+        .sign(&name, key);
+        writer
+            .record(&Record::Checkpoint {
+                origin: origin.to_string(),
+                size: tree.size(),
+                note,
+            })
+            .unwrap();
+        writer.finish().unwrap()
+    }
+
+    #[test]
+    fn entries_held_beside_stubs_verify_against_the_origins_checkpoint() {
+        let key = NodeKey::generate();
+        let log = entries(&key, 600);
+        let bytes = bundle(&key, &log, &[2, 300, 599], None);
+        let report = verify_bundle(bytes.as_slice(), 2, &|_| {}).unwrap();
+        assert_eq!(report.entries, 597);
+        assert_eq!(report.origins[0].stubs, 3);
+        assert_eq!(report.origins[0].checkpoints, 1);
+        assert_eq!(report.origins[0].tree_size, 600);
+        // A stub that lies about the withheld entry's hash breaks the next link.
+        let bytes = bundle(&key, &log, &[300], Some([1; 32]));
+        let error = verify_bundle(bytes.as_slice(), 2, &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(":301: chain link broken"), "{error}");
+        // A stub for the last entry that lies is caught by the checkpoint root.
+        let bytes = bundle(&key, &log, &[600], Some([1; 32]));
+        let error = verify_bundle(bytes.as_slice(), 2, &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("checkpoint of size 600") && error.contains("root"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_first_bad_signature_in_log_order_is_reported() {
+        let key = NodeKey::generate();
+        let other = NodeKey::generate();
+        let mut log = entries(&key, 700);
+        // Entry 100 carries another key's signature over the same bytes.
+        let forged_at = 100;
+        let entry = &log[forged_at - 1];
+        let forged = crate::proto::SignedEntry {
+            entry: entry.signed_bytes().clone(),
+            signature: Bytes::copy_from_slice(&other.sign(entry.signed_bytes())),
+        };
+        let bytes = Bytes::from(prost::Message::encode_to_vec(&forged));
+        let mut verifier = Verifier::new(2);
+        verifier.declare(key.origin());
+        for entry in log.drain(..) {
+            let stored = if entry.sequence() == forged_at as u64 {
+                bytes.clone()
+            } else {
+                entry.stored().clone()
+            };
+            // The chain after the forged entry breaks (its hash changed): the signature
+            // failure comes first in log order and is the one reported.
+            if let Err(error) = verifier.entry(key.origin(), entry.sequence(), stored) {
+                let report = verifier.finish(Some(error)).unwrap_err().to_string();
+                assert!(
+                    report.contains(":100: signature does not verify"),
+                    "{report}"
+                );
+                return;
+            }
+        }
+        panic!("the broken chain after entry 100 was not noticed");
+    }
 }

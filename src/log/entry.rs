@@ -249,6 +249,8 @@ pub struct UnverifiedEntry {
     entry: proto::Entry,
     /// The authoring node.
     origin: OriginKey,
+    /// SHA-256 of `stored`.
+    hash: EntryHash,
 }
 
 impl UnverifiedEntry {
@@ -273,12 +275,18 @@ impl UnverifiedEntry {
         }
         let origin = OriginKey::from_slice(&entry.origin_key)?;
         Ok(Self {
+            hash: entry_hash(&stored),
             stored,
             signed: signed.entry,
             signature: signed.signature,
             entry,
             origin,
         })
+    }
+
+    /// SHA-256 of the stored bytes.
+    pub fn hash(&self) -> EntryHash {
+        self.hash
     }
 
     /// The decoded entry (not yet authenticated).
@@ -300,7 +308,7 @@ impl UnverifiedEntry {
     fn checked(self) -> Result<VerifiedEntry, LogError> {
         check_fields(&self.entry)?;
         Ok(VerifiedEntry {
-            hash: entry_hash(&self.stored),
+            hash: self.hash,
             origin: self.origin,
             stored: self.stored,
             signed: self.signed,

@@ -221,7 +221,20 @@ impl Store {
         let families = column_families()
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, family_options()));
-        let db = DB::open_cf_descriptors_read_only(&options, &path, families, false)?;
+        let db = DB::open_cf_descriptors_read_only(&options, &path, families, false).map_err(
+            |error| match error.to_string().contains("Column family not found") {
+                // A directory last written by an older build: its new families appear the
+                // next time a read-write command opens it.
+                true => StoreError::io(
+                    &path,
+                    std::io::Error::other(format!(
+                        "written by an older build ({error}); run `threatlog log verify` on it \
+                         once, with no node running, to add this build's column families"
+                    )),
+                ),
+                false => StoreError::Db(error),
+            },
+        )?;
         let store = Store {
             writer: Mutex::new(append::Writer::default()),
             db,
