@@ -234,3 +234,27 @@ fn tampered_bundles_fail_and_name_what() {
     );
     assert!(error.contains("no entries of origin"), "{error}");
 }
+
+#[test]
+fn bench_audit_prints_every_figure_as_json() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = common::ok(
+        temp.path(),
+        &["bench", "audit", "--entries", "1500", "--json"],
+    );
+    let figures: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(figures["entries"], 1500);
+    assert_eq!(figures["checkpoints"], 1, "one checkpoint per 1000 entries");
+    for name in [
+        "verify_entries_per_s",
+        "raw_batch_verify_per_s",
+        "raw_batch_verify_one_thread_per_s",
+        "verify_vs_raw_batch",
+        "verify_peak_rss_kib",
+    ] {
+        assert!(
+            figures[name].as_f64().is_some_and(|v| v > 0.0),
+            "{name} in {figures}"
+        );
+    }
+}
