@@ -108,12 +108,13 @@ pub fn run(dir: &Path, command: AuditCommand) -> Result<(), AuditError> {
                 None => verify_store(&open(dir)?, workers, &progress),
             };
             bar.finish_and_clear();
-            let report = result.map_err(|error| match error {
+            let mut report = result.map_err(|error| match error {
                 AuditError::Failed(what) => {
                     AuditError::Failed(format!("verification failed: {what}"))
                 }
                 other => AuditError::Failed(format!("verification failed: {other}")),
             })?;
+            report.peak_rss_kib = super::verify::peak_rss_kib();
             print_report(&report, json);
             Ok(())
         }

@@ -55,6 +55,15 @@ pub struct Report {
     pub entries: u64,
     /// For a data directory: the digest of the stored views, equal to a fresh replay's.
     pub views_digest: Option<String>,
+    /// Peak resident memory of the verifying process, in KiB, when the caller measured it.
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// Peak resident memory of this process so far, in KiB (`VmHWM` of `/proc/self/status`).
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// One origin's chain so far.

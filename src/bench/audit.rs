@@ -12,12 +12,15 @@ use std::time::Instant;
 use super::{rate, synthetic_event, tag_draft, Scratch};
 use crate::audit::bundle::{self, Record};
 use crate::audit::export::{export, ExportOptions};
-use crate::audit::verify::{verify_bundle, BATCH_ENTRIES};
+use crate::audit::verify::{peak_rss_kib, verify_bundle, BATCH_ENTRIES};
 use crate::change;
 use crate::node::Node;
 
 /// The figure `audit verify` is held to: this share of the raw batch-verification rate.
 const VERIFY_VS_RAW_TARGET: f64 = 0.70;
+/// Alternating rounds of raw and audit verification; the best of each is kept, so that other
+/// load on the machine during one round does not decide the ratio.
+const ROUNDS: usize = 3;
 /// Entries appended per durable write while building the log.
 const BUILD_ENTRIES_PER_WRITE: usize = 1000;
 
@@ -33,29 +36,6 @@ pub struct AuditOptions {
     /// Print one JSON object with every figure instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Peak resident memory of this process so far, in KiB (`VmHWM`).
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
-
-/// Peak resident memory of the largest waited-for child, in KiB.
-fn children_peak_rss_kib() -> u64 {
-    // SAFETY: getrusage fills the struct we pass; it lives on our stack for the call.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let status = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    if status == 0 {
-        u64::try_from(usage.ru_maxrss).unwrap_or(0)
-    } else {
-        0
-    }
 }
 
 /// The (message, signature, key) triples of every entry of a bundle.
@@ -146,35 +126,44 @@ pub fn run(options: &AuditOptions) -> Result<()> {
     drop(node);
     let bundle_bytes = std::fs::metadata(&path)?.len();
 
-    let start = Instant::now();
-    let report = verify_bundle(
-        BufReader::new(std::fs::File::open(&path)?),
-        workers,
-        &|_| {},
-    )?;
-    let verify_seconds = start.elapsed().as_secs_f64();
-    let verify_per_s = rate(report.entries as usize, verify_seconds);
-    let peak_after_verify_kib = peak_rss_kib();
-
-    // The same verification in a child process, for the verifier's own peak memory.
+    // The verifier's own peak memory: a separate `audit verify` process reports its VmHWM.
     let exe = std::env::current_exe()?;
     let child = std::process::Command::new(exe)
-        .args(["--data"])
+        .arg("--data")
         .arg(&dir)
-        .args(["audit", "verify"])
+        .args(["audit", "verify", "--json"])
         .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    if !child.success() {
-        bail!("audit verify of the bench bundle failed in a child process");
+        .output()?;
+    if !child.status.success() {
+        bail!(
+            "audit verify of the bench bundle failed: {}",
+            String::from_utf8_lossy(&child.stderr)
+        );
     }
-    let verify_peak_rss_kib = children_peak_rss_kib();
+    let child_report: serde_json::Value = serde_json::from_slice(&child.stdout)?;
+    let verify_peak_rss_kib = child_report["peak_rss_kib"].as_u64().unwrap_or(0);
 
     let triples = signatures_of(&path)?;
-    let raw_per_s = raw_batch_rate(&triples, workers)?;
+    let (mut verify_per_s, mut raw_per_s, mut verify_seconds) = (0f64, 0f64, f64::MAX);
+    let mut entries = 0;
+    for _ in 0..ROUNDS {
+        raw_per_s = raw_per_s.max(raw_batch_rate(&triples, workers)?);
+        let start = Instant::now();
+        let report = verify_bundle(
+            BufReader::new(std::fs::File::open(&path)?),
+            workers,
+            &|_| {},
+        )?;
+        let seconds = start.elapsed().as_secs_f64();
+        verify_seconds = verify_seconds.min(seconds);
+        entries = report.entries;
+        verify_per_s = verify_per_s.max(rate(report.entries as usize, seconds));
+    }
     let raw_one_thread_per_s = raw_batch_rate(&triples, 1)?;
+    let peak_after_verify_kib = peak_rss_kib().unwrap_or(0);
     let figures = json!({
-        "entries": report.entries,
+        "entries": entries,
+        "rounds": ROUNDS,
         "checkpoints": exported.checkpoints,
         "bundle_bytes": bundle_bytes,
         "workers": workers,
@@ -186,7 +175,7 @@ pub fn run(options: &AuditOptions) -> Result<()> {
         "verify_vs_raw_batch": verify_per_s / raw_per_s,
         "verify_vs_raw_batch_target": VERIFY_VS_RAW_TARGET,
         "verify_peak_rss_kib": verify_peak_rss_kib,
-        "bench_peak_rss_kib_after_verify": peak_after_verify_kib,
+        "bench_peak_rss_kib": peak_after_verify_kib,
     });
     if options.json {
         println!("{figures}");
@@ -195,7 +184,7 @@ pub fn run(options: &AuditOptions) -> Result<()> {
     let f = |name: &str| figures[name].as_f64().unwrap_or(0.0);
     println!(
         "log: {} entries, {} checkpoints, bundle {:.1} MiB; {workers} signature threads",
-        report.entries,
+        entries,
         exported.checkpoints,
         bundle_bytes as f64 / 1_048_576.0
     );
