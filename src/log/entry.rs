@@ -317,11 +317,58 @@ impl UnverifiedEntry {
     }
 }
 
+/// Encodings (ignoring the sign bit) of the points of small order and of the non-canonical
+/// encodings of order 1 and 4 points (libsodium's blocklist): an R among them is refused as
+/// strict verification refuses it.
+const SMALL_ORDER_ENCODINGS: [[u8; 32]; 7] = {
+    let mut list = [[0u8; 32]; 7];
+    // order 4: y = 0 (all zeros)
+    list[1][0] = 1; // order 1: y = 1
+    list[2] = [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ];
+    list[3] = [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ];
+    // p - 1 (order 2), p (= 0, order 4), p + 1 (= 1, order 1)
+    let mut index = 4;
+    while index < 7 {
+        let mut byte = 1;
+        while byte < 31 {
+            list[index][byte] = 0xff;
+            byte += 1;
+        }
+        list[index][31] = 0x7f;
+        index += 1;
+    }
+    list[4][0] = 0xec;
+    list[5][0] = 0xed;
+    list[6][0] = 0xee;
+    list
+};
+
+/// Whether `r` (a signature's R) is a small-order point or a non-canonical encoding, which
+/// strict verification refuses and a batch equation would not notice.
+fn is_refused_r(r: &[u8]) -> bool {
+    let Ok(r) = <[u8; 32]>::try_from(r) else {
+        return true;
+    };
+    let mut unsigned = r;
+    unsigned[31] &= 0x7f;
+    // y ≥ p = 2^255 - 19 is not a canonical field element.
+    let non_canonical =
+        unsigned[31] == 0x7f && unsigned[1..31].iter().all(|&b| b == 0xff) && unsigned[0] >= 0xed;
+    non_canonical || SMALL_ORDER_ENCODINGS.contains(&unsigned)
+}
+
 /// Verifies many entries' signatures with one ed25519 batch equation, then their fields.
-/// Weak origin keys are refused as in strict verification; when the batch fails, each
+/// What strict verification refuses beyond the equation is refused here too: weak origin keys,
+/// small-order or non-canonically encoded R, non-canonical s. When the batch fails, each
 /// signature is checked strictly to name the first bad entry, returned with its index.
-/// (A batch accepts what strict verification accepts except signatures whose R is a
-/// small-order point, which only the signing key's holder can produce.)
 pub fn verify_batch(
     entries: Vec<UnverifiedEntry>,
 ) -> Result<Vec<VerifiedEntry>, (usize, LogError)> {
@@ -343,6 +390,9 @@ pub fn verify_batch(
         };
         let signature = ed25519_dalek::Signature::from_slice(&entry.signature)
             .map_err(|_| (index, LogError::BadSignature))?;
+        if is_refused_r(&entry.signature[..32]) {
+            return Err((index, LogError::BadSignature));
+        }
         keys.push(key);
         signatures.push(signature);
     }
@@ -488,6 +538,23 @@ mod tests {
         bad[3] = Bytes::from(signed.encode_to_vec());
         let error = verify_batch(decode(&bad)).unwrap_err();
         assert_eq!(error, (3, LogError::BadSignature));
+    }
+
+    #[test]
+    fn the_small_order_blocklist_names_weak_points() {
+        // Every canonical entry decodes to a point of small order ("weak" as a key).
+        for (index, encoding) in SMALL_ORDER_ENCODINGS.iter().enumerate() {
+            let canonical = !(encoding[31] == 0x7f && encoding[0] >= 0xed);
+            if canonical {
+                let point = ed25519_dalek::VerifyingKey::from_bytes(encoding)
+                    .unwrap_or_else(|_| panic!("entry {index} decodes"));
+                assert!(point.is_weak(), "entry {index} is of small order");
+            }
+            assert!(is_refused_r(encoding));
+        }
+        // A real signature's R passes.
+        let key = NodeKey::generate();
+        assert!(!is_refused_r(&key.sign(b"message")[..32]));
     }
 
     #[test]
