@@ -226,3 +226,38 @@ fn cosignatures_and_split_views() {
     assert!(b.cosign(&fake).is_err());
     let _ = OriginKey::from_hex(&hex::encode(a.origin().0)).unwrap();
 }
+
+#[test]
+fn a_directory_without_stored_trees_gets_them_built_at_open() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("old");
+    let node = node_with_checkpoints_every(&dir, 1000);
+    for index in 0..5 {
+        import(&node, index);
+    }
+    let origin = node.origin();
+    let size = node.store.tree_size(&origin);
+    let root = node.store.tree_root(&origin, size).unwrap();
+    drop(node);
+    // Empty the `merkle` family, as in a directory written before trees were stored.
+    {
+        let path = dir.join("db");
+        let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), &path).unwrap();
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &path, &names).unwrap();
+        let cf = db.cf_handle("merkle").unwrap();
+        let keys: Vec<Box<[u8]>> = db
+            .iterator_cf(cf, rocksdb::IteratorMode::Start)
+            .map(|item| item.unwrap().0)
+            .collect();
+        assert!(!keys.is_empty());
+        for key in keys {
+            db.delete_cf(cf, key).unwrap();
+        }
+    }
+    // A read-only open cannot build it and says so; a read-write open builds it.
+    let error = Store::open_read_only(&dir).err().unwrap().to_string();
+    assert!(error.contains("not built yet"), "{error}");
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(store.tree_size(&origin), size);
+    assert_eq!(store.tree_root(&origin, size).unwrap(), root);
+}

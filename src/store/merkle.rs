@@ -123,7 +123,15 @@ impl Store {
             let frontier = match Frontier::load(&source, head.sequence) {
                 Ok(frontier) => frontier,
                 Err(_) if !self.read_only => self.build_tree(origin)?,
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    return Err(StoreError::Corrupt {
+                        what: "merkle tree",
+                        reason: format!(
+                            "origin {origin}: not built yet ({error}); run `threatlog log \
+                             verify` once, with no node running, to build it"
+                        ),
+                    })
+                }
             };
             trees.frontiers.insert(*origin, frontier);
         }
