@@ -138,9 +138,6 @@ pub enum StoreError {
     /// A checkpoint could not be issued, parsed or verified.
     #[error(transparent)]
     Checkpoint(#[from] crate::log::checkpoint::CheckpointError),
-    /// The store was opened read-only.
-    #[error("data directory {0} is open read-only")]
-    ReadOnly(PathBuf),
     /// A stored value does not decode.
     #[error("corrupt {what}: {reason}")]
     Corrupt {
