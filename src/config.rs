@@ -63,6 +63,8 @@ pub struct Config {
     pub feeds: FeedsConfig,
     /// Taxonomy and galaxy directories loaded when the node starts.
     pub catalog: CatalogConfig,
+    /// Checkpoints for auditors.
+    pub audit: AuditConfig,
 }
 
 /// `[node]`.
@@ -184,6 +186,32 @@ impl Default for FeedsConfig {
     }
 }
 
+/// `[audit]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Sign a checkpoint of the node's own log after this many new entries.
+    pub checkpoint_entries: u64,
+    /// Sign a checkpoint at least this often while the log grows, in seconds (`serve` only).
+    pub checkpoint_interval_s: u64,
+}
+
+/// Default of [`AuditConfig::checkpoint_entries`]: one signature per thousand entries costs
+/// nothing next to the appends, and bounds what an unsigned tail can hold.
+pub const CHECKPOINT_ENTRIES: u64 = 1000;
+/// Default of [`AuditConfig::checkpoint_interval_s`]: a quiet node still states its size
+/// every minute.
+pub const CHECKPOINT_INTERVAL_S: u64 = 60;
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_entries: CHECKPOINT_ENTRIES,
+            checkpoint_interval_s: CHECKPOINT_INTERVAL_S,
+        }
+    }
+}
+
 /// `[catalog]`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -253,6 +281,18 @@ impl Config {
         }
         if self.api.body_bytes_max == 0 {
             return Err(invalid("api.body_bytes_max", "must be above 0".into()));
+        }
+        if self.audit.checkpoint_entries == 0 {
+            return Err(invalid(
+                "audit.checkpoint_entries",
+                "must be above 0".into(),
+            ));
+        }
+        if self.audit.checkpoint_interval_s == 0 {
+            return Err(invalid(
+                "audit.checkpoint_interval_s",
+                "must be above 0".into(),
+            ));
         }
         if self.limits.import_file_bytes_max == 0 {
             return Err(invalid(

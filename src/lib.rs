@@ -16,6 +16,7 @@
 //! - [`bench`]: the `threatlog bench` throughput measurements.
 //! - [`interop`]: imports and exports in other formats (freetext, STIX 2.1, taxonomies, galaxies).
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
+//! - [`audit`]: bundle export, offline verify, replay, history and proofs for auditors.
 //! - [`interop`]: exports (CSV, text, hashes, Suricata, Snort, STIX 2.1) and MISP feeds.
 //! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).
 //! - [`policy`]: who may see what across nodes: release to a peer, hop checks (pure).
@@ -25,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod bench;
 pub mod change;
 pub mod config;

@@ -79,6 +79,9 @@ enum Command {
     /// Manage and fetch MISP feeds.
     #[command(subcommand)]
     Feed(FeedCommand),
+    /// Audit the log: export a bundle, verify, replay, history, inclusion proofs.
+    #[command(subcommand)]
+    Audit(threatlog::audit::cli::AuditCommand),
     /// Test support: append in a loop, printing each acknowledged entry.
     #[command(hide = true)]
     AppendLoop {
@@ -383,6 +386,9 @@ enum BenchCommand {
     /// Add events over HTTP with concurrent keep-alive clients, then time value searches
     /// against a node holding many attributes.
     Api(threatlog::bench::api::ApiOptions),
+    /// Build a large log, export it, and time `audit verify` of the bundle against raw
+    /// ed25519 batch verification of the same signatures; report peak memory.
+    Audit(threatlog::bench::audit::AuditOptions),
 }
 
 fn main() {
@@ -452,6 +458,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Api(options)) => threatlog::bench::api::run(&options),
         Command::Export(args) => export(dir, &args),
         Command::Feed(command) => feed(dir, command),
+        Command::Bench(BenchCommand::Audit(options)) => threatlog::bench::audit::run(&options),
+        Command::Audit(command) => Ok(threatlog::audit::cli::run(dir, command)?),
         Command::AppendLoop { count } => threatlog::bench::append_loop(&open(dir)?, count),
     }
 }

@@ -211,6 +211,11 @@ fn read_key(dir: &Path) -> Result<NodeKey, NodeError> {
     Ok(NodeKey::from_seed(&seed))
 }
 
+/// The origin key of the node in `dir`, from its key file.
+pub fn origin_of(dir: &Path) -> Result<OriginKey, NodeError> {
+    Ok(read_key(dir)?.origin())
+}
+
 impl Node {
     /// Creates a node in `dir`: signing key, configuration, host organisation (in the log) and
     /// an admin user whose API key is returned and written to `DIR/admin.key`.
@@ -315,11 +320,35 @@ impl Node {
         }
     }
 
-    /// Appends drafts as this node's entries, atomically.
+    /// Appends drafts as this node's entries, atomically; signs a checkpoint when
+    /// `audit.checkpoint_entries` entries have accumulated since the last one.
     pub fn append(&self, drafts: Vec<crate::log::Draft>) -> Result<Appended, NodeError> {
-        Ok(self
+        let appended = self
             .store
-            .append(&self.key, self.org.uuid, drafts, now_ms())?)
+            .append(&self.key, self.org.uuid, drafts, now_ms())?;
+        self.checkpoint(false)?;
+        Ok(appended)
+    }
+
+    /// Signs a checkpoint of the node's own log when one is due (`force`: whenever the log
+    /// has grown since the last). Returns the new (size, note), if any.
+    pub fn checkpoint(&self, force: bool) -> Result<Option<(u64, String)>, NodeError> {
+        let every = if force {
+            1
+        } else {
+            self.config.audit.checkpoint_entries
+        };
+        if !self.store.checkpoint_due(&self.origin(), every)? {
+            return Ok(None);
+        }
+        Ok(self.store.issue_checkpoint(&self.key)?)
+    }
+
+    /// Cosigns a peer's checkpoint note after checking it against what the node holds (see
+    /// [`Store::cosign_checkpoint`]); returns the cosignature line.
+    pub fn cosign(&self, note: &str) -> Result<String, crate::store::AcceptError> {
+        let timestamp = u64::try_from(now_ms() / 1000).unwrap_or(0);
+        self.store.cosign_checkpoint(&self.key, note, timestamp)
     }
 
     /// Sets `fields` of the directory record `key` of `kind` (an organisation, sharing group

@@ -5,7 +5,7 @@
 //!
 //! Files by resource: [`events`], [`event_index`], [`attributes`], [`tags`], [`sightings`] (adding),
 //! [`sighting_admin`] (searching, listing, deleting), [`objects`] (objects and references), [`accounts`] (users, organisations, version and type endpoints), [`tag_admin`] (tag
-//! definitions), [`sharing_groups`], [`admin`] (organisation and user administration); [`error`] holds MISP's
+//! definitions), [`sharing_groups`], [`admin`] (organisation and user administration), [`audit`] (checkpoints and proofs); [`error`] holds MISP's
 //! error bodies, [`request`] body and path parsing, [`visibility`] who sees and changes what,
 //! [`server`] the listener and shutdown.
 //!
@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod attributes;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod event_index;
@@ -266,6 +267,16 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/galaxies/attachCluster/{target_id}/{target_type}/{*options}",
             post(taxonomies::attach_cluster_with_options),
+        )
+        .route("/audit/checkpoint", get(audit::checkpoint))
+        .route("/audit/checkpoint/{origin}", get(audit::checkpoint_of))
+        .route(
+            "/audit/proof/inclusion/{origin}/{seq}",
+            get(audit::inclusion),
+        )
+        .route(
+            "/audit/proof/consistency/{origin}/{m}/{n}",
+            get(audit::consistency),
         )
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(

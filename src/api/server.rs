@@ -153,6 +153,7 @@ pub async fn serve(
         |addr| println!("sync service listening on {addr}"),
     ));
     crate::interop::feed_fetch::spawn_schedule(Arc::clone(&node));
+    tokio::spawn(crate::audit::checkpoint_timer(Arc::clone(&node)));
     let app = router(ApiState::new(Arc::clone(&node)));
     let addr_file = write_addr_file(&dir, bound)?;
     let url = format!("{}://{bound}", if tls.is_some() { "https" } else { "http" });

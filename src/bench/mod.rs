@@ -3,6 +3,7 @@
 //! the same bytes in the same run. Also the append loop the crash-safety test drives.
 
 pub mod api;
+pub mod audit;
 pub mod http;
 
 use anyhow::{Context, Result};

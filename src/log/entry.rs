@@ -173,33 +173,11 @@ impl VerifiedEntry {
     /// Decodes and verifies stored entry bytes: canonical envelope, size and op limits, format
     /// version, field shapes, and the strict ed25519 signature over the exact entry bytes.
     pub fn verify(stored: Bytes) -> Result<Self, LogError> {
-        if stored.len() > ENTRY_BYTES_MAX {
-            return Err(LogError::TooLarge {
-                bytes: stored.len(),
-                max_bytes: ENTRY_BYTES_MAX,
-            });
-        }
-        let signed = proto::SignedEntry::decode(stored.clone())
-            .map_err(|error| LogError::Decode(error.to_string()))?;
-        // The framing is re-derived only to compare it: the signed bytes are never re-encoded.
-        if signed.encoded_len() != stored.len() || signed.encode_to_vec() != stored.as_ref() {
-            return Err(LogError::Envelope);
-        }
-        let entry = proto::Entry::decode(signed.entry.clone())
-            .map_err(|error| LogError::Decode(error.to_string()))?;
-        if entry.format_version != ENTRY_FORMAT_VERSION {
-            return Err(LogError::Version(entry.format_version));
-        }
-        let origin = OriginKey::from_slice(&entry.origin_key)?;
-        origin.verify_strict(&signed.entry, &signed.signature)?;
-        check_fields(&entry)?;
-        Ok(Self {
-            hash: entry_hash(&stored),
-            origin,
-            stored,
-            signed: signed.entry,
-            entry,
-        })
+        let unverified = UnverifiedEntry::decode(stored)?;
+        unverified
+            .origin
+            .verify_strict(&unverified.signed, &unverified.signature)?;
+        unverified.checked()
     }
 
     /// The exact stored bytes.
@@ -255,6 +233,183 @@ impl VerifiedEntry {
     pub fn origin_org(&self) -> Uuid {
         Uuid::from_slice(&self.entry.origin_org).unwrap_or_default()
     }
+}
+
+/// An entry decoded and checked in everything but its signature: the step before
+/// [`verify_batch`] checks many signatures at once.
+#[derive(Clone, Debug)]
+pub struct UnverifiedEntry {
+    /// The exact stored bytes.
+    stored: Bytes,
+    /// The encoded `Entry` the signature covers.
+    signed: Bytes,
+    /// The signature bytes as stored.
+    signature: Bytes,
+    /// The decoded entry.
+    entry: proto::Entry,
+    /// The authoring node.
+    origin: OriginKey,
+    /// SHA-256 of `stored`.
+    hash: EntryHash,
+}
+
+impl UnverifiedEntry {
+    /// Decodes stored entry bytes: size limit, canonical envelope, format version, origin key.
+    pub fn decode(stored: Bytes) -> Result<Self, LogError> {
+        if stored.len() > ENTRY_BYTES_MAX {
+            return Err(LogError::TooLarge {
+                bytes: stored.len(),
+                max_bytes: ENTRY_BYTES_MAX,
+            });
+        }
+        let signed = proto::SignedEntry::decode(stored.clone())
+            .map_err(|error| LogError::Decode(error.to_string()))?;
+        // The framing is re-derived only to compare it: the signed bytes are never re-encoded.
+        if signed.encoded_len() != stored.len() || signed.encode_to_vec() != stored.as_ref() {
+            return Err(LogError::Envelope);
+        }
+        let entry = proto::Entry::decode(signed.entry.clone())
+            .map_err(|error| LogError::Decode(error.to_string()))?;
+        if entry.format_version != ENTRY_FORMAT_VERSION {
+            return Err(LogError::Version(entry.format_version));
+        }
+        let origin = OriginKey::from_slice(&entry.origin_key)?;
+        Ok(Self {
+            hash: entry_hash(&stored),
+            stored,
+            signed: signed.entry,
+            signature: signed.signature,
+            entry,
+            origin,
+        })
+    }
+
+    /// SHA-256 of the stored bytes.
+    pub fn hash(&self) -> EntryHash {
+        self.hash
+    }
+
+    /// The decoded entry (not yet authenticated).
+    pub fn entry(&self) -> &proto::Entry {
+        &self.entry
+    }
+
+    /// The origin the entry claims.
+    pub fn origin(&self) -> OriginKey {
+        self.origin
+    }
+
+    /// The exact stored bytes.
+    pub fn stored(&self) -> &Bytes {
+        &self.stored
+    }
+
+    /// Field checks, once the signature is known good.
+    fn checked(self) -> Result<VerifiedEntry, LogError> {
+        check_fields(&self.entry)?;
+        Ok(VerifiedEntry {
+            hash: self.hash,
+            origin: self.origin,
+            stored: self.stored,
+            signed: self.signed,
+            entry: self.entry,
+        })
+    }
+}
+
+/// Encodings (ignoring the sign bit) of the points of small order and of the non-canonical
+/// encodings of order 1 and 4 points (libsodium's blocklist): an R among them is refused as
+/// strict verification refuses it.
+const SMALL_ORDER_ENCODINGS: [[u8; 32]; 7] = {
+    let mut list = [[0u8; 32]; 7];
+    // order 4: y = 0 (all zeros)
+    list[1][0] = 1; // order 1: y = 1
+    list[2] = [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ];
+    list[3] = [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ];
+    // p - 1 (order 2), p (= 0, order 4), p + 1 (= 1, order 1)
+    let mut index = 4;
+    while index < 7 {
+        let mut byte = 1;
+        while byte < 31 {
+            list[index][byte] = 0xff;
+            byte += 1;
+        }
+        list[index][31] = 0x7f;
+        index += 1;
+    }
+    list[4][0] = 0xec;
+    list[5][0] = 0xed;
+    list[6][0] = 0xee;
+    list
+};
+
+/// Whether `r` (a signature's R) is a small-order point or a non-canonical encoding, which
+/// strict verification refuses and a batch equation would not notice.
+fn is_refused_r(r: &[u8]) -> bool {
+    let Ok(r) = <[u8; 32]>::try_from(r) else {
+        return true;
+    };
+    let mut unsigned = r;
+    unsigned[31] &= 0x7f;
+    // y ≥ p = 2^255 - 19 is not a canonical field element.
+    let non_canonical =
+        unsigned[31] == 0x7f && unsigned[1..31].iter().all(|&b| b == 0xff) && unsigned[0] >= 0xed;
+    non_canonical || SMALL_ORDER_ENCODINGS.contains(&unsigned)
+}
+
+/// Verifies many entries' signatures with one ed25519 batch equation, then their fields.
+/// What strict verification refuses beyond the equation is refused here too: weak origin keys,
+/// small-order or non-canonically encoded R, non-canonical s. When the batch fails, each
+/// signature is checked strictly to name the first bad entry, returned with its index.
+pub fn verify_batch(
+    entries: Vec<UnverifiedEntry>,
+) -> Result<Vec<VerifiedEntry>, (usize, LogError)> {
+    let mut keys = Vec::with_capacity(entries.len());
+    let mut signatures = Vec::with_capacity(entries.len());
+    let mut cache: Option<(OriginKey, ed25519_dalek::VerifyingKey)> = None;
+    for (index, entry) in entries.iter().enumerate() {
+        let key = match cache {
+            Some((origin, key)) if origin == entry.origin => key,
+            _ => {
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&entry.origin.0)
+                    .map_err(|_| (index, LogError::BadKey))?;
+                if key.is_weak() {
+                    return Err((index, LogError::BadKey));
+                }
+                cache = Some((entry.origin, key));
+                key
+            }
+        };
+        let signature = ed25519_dalek::Signature::from_slice(&entry.signature)
+            .map_err(|_| (index, LogError::BadSignature))?;
+        if is_refused_r(&entry.signature[..32]) {
+            return Err((index, LogError::BadSignature));
+        }
+        keys.push(key);
+        signatures.push(signature);
+    }
+    let messages: Vec<&[u8]> = entries.iter().map(|entry| entry.signed.as_ref()).collect();
+    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
+        for (index, entry) in entries.iter().enumerate() {
+            entry
+                .origin
+                .verify_strict(&entry.signed, &entry.signature)
+                .map_err(|error| (index, error))?;
+        }
+    }
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, entry)| entry.checked().map_err(|error| (index, error)))
+        .collect()
 }
 
 /// Checks the lengths of fixed-size fields, the sequence and the op count.
@@ -355,6 +510,51 @@ mod tests {
                 "flipping byte {index} was not detected"
             );
         }
+    }
+
+    #[test]
+    fn batches_verify_and_name_the_bad_entry() {
+        let key = NodeKey::generate();
+        let mut head = Head::EMPTY;
+        let mut stored = Vec::new();
+        for index in 0..5u8 {
+            let entry = seal(&key, Uuid::from_u128(7), &head, draft(), 1000, [index; 16]).unwrap();
+            head = Head::after(&entry);
+            stored.push(entry.stored().clone());
+        }
+        let decode = |stored: &[Bytes]| -> Vec<UnverifiedEntry> {
+            stored
+                .iter()
+                .map(|b| UnverifiedEntry::decode(b.clone()).unwrap())
+                .collect()
+        };
+        let verified = verify_batch(decode(&stored)).unwrap();
+        assert_eq!(verified.len(), 5);
+        assert_eq!(verified[4].sequence(), 5);
+        // A signature from another key on entry 3.
+        let mut bad = stored.clone();
+        let mut signed = proto::SignedEntry::decode(bad[3].clone()).unwrap();
+        signed.signature = Bytes::copy_from_slice(&NodeKey::generate().sign(&signed.entry));
+        bad[3] = Bytes::from(signed.encode_to_vec());
+        let error = verify_batch(decode(&bad)).unwrap_err();
+        assert_eq!(error, (3, LogError::BadSignature));
+    }
+
+    #[test]
+    fn the_small_order_blocklist_names_weak_points() {
+        // Every canonical entry decodes to a point of small order ("weak" as a key).
+        for (index, encoding) in SMALL_ORDER_ENCODINGS.iter().enumerate() {
+            let canonical = !(encoding[31] == 0x7f && encoding[0] >= 0xed);
+            if canonical {
+                let point = ed25519_dalek::VerifyingKey::from_bytes(encoding)
+                    .unwrap_or_else(|_| panic!("entry {index} decodes"));
+                assert!(point.is_weak(), "entry {index} is of small order");
+            }
+            assert!(is_refused_r(encoding));
+        }
+        // A real signature's R passes.
+        let key = NodeKey::generate();
+        assert!(!is_refused_r(&key.sign(b"message")[..32]));
     }
 
     #[test]

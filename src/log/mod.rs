@@ -1,13 +1,16 @@
 //! The signed append-only log (SPEC §4): entry encoding, signing, strict verification and chain
-//! links. Pure: no IO. The store persists what this module seals and verifies.
+//! links, the per-origin Merkle tree ([`merkle`]). Pure: no IO. The store persists what this
+//! module seals and verifies.
 
+pub mod checkpoint;
 mod entry;
 mod key;
+pub mod merkle;
 mod stub;
 
 pub use entry::{
-    entry_hash, seal, Draft, EntryHash, EntryId, Head, VerifiedEntry, ENTRY_BYTES_MAX,
-    ENTRY_FORMAT_VERSION, OPS_PER_ENTRY_MAX, SALT_BYTES,
+    entry_hash, seal, verify_batch, Draft, EntryHash, EntryId, Head, UnverifiedEntry,
+    VerifiedEntry, ENTRY_BYTES_MAX, ENTRY_FORMAT_VERSION, OPS_PER_ENTRY_MAX, SALT_BYTES,
 };
 pub use key::{NodeKey, OriginKey};
 pub use stub::{Stub, STUB_VALUE_BYTES};

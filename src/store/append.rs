@@ -26,6 +26,8 @@ pub(crate) struct Writer {
     next_arrival: u64,
     /// The next local id per record kind.
     next_ids: HashMap<u8, u64>,
+    /// Every origin's Merkle tree frontier.
+    pub trees: super::merkle::Trees,
 }
 
 impl Writer {
@@ -176,6 +178,7 @@ impl Store {
         let mut heads = HashMap::new();
         let mut new_ids: HashMap<Vec<u8>, u64> = HashMap::new();
         let mut publishes = super::release::Publishes::default();
+        let mut trees = super::merkle::TreeBatch::default();
         for item in items {
             let (id, head) = match item {
                 Commit::Entry(entry) | Commit::Reveal(entry) => (entry.id(), Head::after(entry)),
@@ -185,8 +188,17 @@ impl Store {
             let arrival = next_arrival.to_be_bytes();
             next_arrival += 1;
             batch.put_cf(self.cf(CF_ARRIVAL), arrival, &key);
+            // A reveal fills a position the chain (and the Merkle tree) already has.
             if !matches!(item, Commit::Reveal(_)) {
                 heads.insert(id.origin, head);
+                self.merkle_append(
+                    &mut batch,
+                    &mut trees,
+                    &writer.trees,
+                    id.origin,
+                    id.sequence,
+                    head.hash,
+                )?;
             }
             let entry = match item {
                 Commit::Stub(stub) => {
@@ -231,6 +243,7 @@ impl Store {
         writer.next_arrival = next_arrival;
         writer.next_ids = next_ids;
         writer.heads.extend(heads);
+        writer.trees.apply(trees);
         // Wakes live-tail streams; no receiver is not an error.
         self.arrivals.send_replace(next_arrival - 1);
         Ok(())

@@ -5,11 +5,10 @@
 
 use rocksdb::{Direction, IteratorMode};
 use std::collections::HashMap;
-use uuid::Uuid;
 
 use super::append::Commit;
 use super::views::BatchViews;
-use super::{log_key, Store, StoreError, CF_ARRIVAL, CF_EVENT_LOG, CF_LOG, CF_META, CF_STUBS};
+use super::{log_key, Store, StoreError, CF_ARRIVAL, CF_LOG, CF_META, CF_STUBS};
 use crate::log::{EntryId, Head, LogError, OriginKey, Stub, VerifiedEntry};
 use crate::view::{self, ViewRead};
 
@@ -321,15 +320,18 @@ impl Store {
         self.arrivals.subscribe()
     }
 
-    /// The log positions of every entry of `event`, in arrival order, with arrival numbers.
-    pub fn event_entries(&self, event: &Uuid) -> Result<Vec<(u64, EntryId)>, StoreError> {
-        let mut out = Vec::new();
-        for (key, value) in
-            super::views::scan_cf(&self.db, self.cf(CF_EVENT_LOG), event.as_bytes())?
-        {
-            out.push((decode_arrival(&key[16..])?, decode_log_key(&value)?));
+    /// The stub held at `id`, if the entry there was withheld.
+    pub fn stub(&self, id: &EntryId) -> Result<Option<Stub>, StoreError> {
+        let key = log_key(&id.origin, id.sequence);
+        match self.db.get_cf(self.cf(CF_STUBS), key)? {
+            Some(bytes) => Ok(Some(Stub::decode_value(*id, &bytes).map_err(|error| {
+                StoreError::Corrupt {
+                    what: "stub",
+                    reason: error.to_string(),
+                }
+            })?)),
+            None => Ok(None),
         }
-        Ok(out)
     }
 
     /// Up to `limit` positions held only as stubs, in key order.

@@ -4,8 +4,12 @@
 //! disagree with the log.
 
 mod append;
+mod audit;
+pub use audit::StoredVisitor;
+mod checkpoints;
 mod ingest;
 mod lock;
+mod merkle;
 mod release;
 mod verify;
 mod views;
@@ -15,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use append::Appended;
+pub use checkpoints::{AcceptError, SplitView};
 pub use ingest::{
     decode_log_key, ForkProof, Held, Incoming, IngestCheck, Ingested, Rejected, Rejection,
 };
@@ -49,6 +54,11 @@ pub const CF_LOCAL: &str = "local";
 pub const CF_STUBS: &str = "stubs";
 /// Column family of derived release facts: `p ‖ event uuid` → the event's latest publish.
 pub const CF_RELEASE: &str = "release";
+/// Column family of every origin's Merkle tree: `origin ‖ level (1) ‖ index (8, big-endian)`
+/// → hash of that complete subtree (see `merkle.rs`).
+pub const CF_MERKLE: &str = "merkle";
+/// Column family of checkpoints, cosignatures and split-view proofs (see `checkpoints.rs`).
+pub const CF_CHECKPOINTS: &str = "checkpoints";
 
 /// Every column family this build uses.
 fn column_families() -> Vec<&'static str> {
@@ -62,6 +72,8 @@ fn column_families() -> Vec<&'static str> {
         CF_LOCAL,
         CF_STUBS,
         CF_RELEASE,
+        CF_MERKLE,
+        CF_CHECKPOINTS,
     ];
     names.extend(Table::ALL.iter().map(|table| table.name()));
     names
@@ -132,6 +144,12 @@ pub enum StoreError {
     /// An entry could not be sealed (for example, over a size limit).
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A Merkle proof was asked for sizes the tree does not have, or the tree is unreadable.
+    #[error(transparent)]
+    Proof(#[from] crate::log::merkle::ProofError),
+    /// A checkpoint could not be issued, parsed or verified.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::log::checkpoint::CheckpointError),
     /// A stored value does not decode.
     #[error("corrupt {what}: {reason}")]
     Corrupt {
@@ -165,8 +183,10 @@ pub struct Store {
     /// This node's own key, once the node has told it: entries claiming it are never
     /// ingested.
     own_origin: std::sync::OnceLock<OriginKey>,
-    /// Keeps other processes out while this store is open.
-    _lock: DirLock,
+    /// Keeps other processes out while this store is open; `None` when read-only.
+    _lock: Option<DirLock>,
+    /// Opened with [`Store::open_read_only`]: nothing is written.
+    read_only: bool,
 }
 
 impl Store {
@@ -188,10 +208,12 @@ impl Store {
             own_origin: std::sync::OnceLock::new(),
             db,
             dir: dir.to_path_buf(),
-            _lock: lock,
+            _lock: Some(lock),
+            read_only: false,
         };
         store.check_format()?;
-        let writer = append::Writer::load(&store)?;
+        let mut writer = append::Writer::load(&store)?;
+        writer.trees = store.load_trees(&writer.heads)?;
         store.arrivals.send_replace(writer.last_arrival());
         *store.writer_lock() = writer;
         if store.meta(verify::META_REBUILDING)?.is_some() {
@@ -205,6 +227,67 @@ impl Store {
     pub fn set_own_origin(&self, origin: OriginKey) {
         // Set once when the node opens; a second call with the same key changes nothing.
         let _ = self.own_origin.set(origin);
+    }
+
+    /// Opens the database under `dir/db` for reading only, without the directory lock, so
+    /// that auditors can read a running node's directory: RocksDB's read-only mode sees the
+    /// state as of this call (flushed tables and the write-ahead log) and writes nothing.
+    pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join("db");
+        if !path.is_dir() {
+            return Err(StoreError::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no database here"),
+            ));
+        }
+        let options = Options::default();
+        let families = column_families()
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, family_options()));
+        let db = DB::open_cf_descriptors_read_only(&options, &path, families, false).map_err(
+            |error| match error.to_string().contains("Column family not found") {
+                // A directory last written by an older build: its new families appear the
+                // next time a read-write command opens it.
+                true => StoreError::io(
+                    &path,
+                    std::io::Error::other(format!(
+                        "written by an older build ({error}); run `threatlog log verify` on it \
+                         once, with no node running, to add this build's column families"
+                    )),
+                ),
+                false => StoreError::Db(error),
+            },
+        )?;
+        let store = Store {
+            writer: Mutex::new(append::Writer::default()),
+            arrivals: tokio::sync::watch::Sender::new(0),
+            own_origin: std::sync::OnceLock::new(),
+            db,
+            dir: dir.to_path_buf(),
+            _lock: None,
+            read_only: true,
+        };
+        match store.meta(META_FORMAT)? {
+            Some(found) if found == FORMAT_VERSION.to_string().as_bytes() => {}
+            found => {
+                return Err(StoreError::Format {
+                    dir: dir.to_path_buf(),
+                    found: found.map_or_else(
+                        || "none".into(),
+                        |bytes| String::from_utf8_lossy(&bytes).into_owned(),
+                    ),
+                })
+            }
+        }
+        let mut writer = append::Writer::load(&store)?;
+        writer.trees = store.load_trees(&writer.heads)?;
+        *store.writer_lock() = writer;
+        Ok(store)
+    }
+
+    /// Whether the store was opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The data directory.

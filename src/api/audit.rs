@@ -1,0 +1,142 @@
+//! Audit endpoints for auditor-role (read-only, role 6) and site-admin users: checkpoints and
+//! Merkle proofs as JSON (SPEC §8). Hashes are base64, as in checkpoints.
+//!
+//! - `GET /audit/checkpoint`: this node's latest checkpoint;
+//! - `GET /audit/checkpoint/{origin}`: the latest checkpoint held of another origin, with its
+//!   cosignatures;
+//! - `GET /audit/proof/inclusion/{origin}/{seq}`: inclusion of an entry in the latest checkpoint;
+//! - `GET /audit/proof/consistency/{origin}/{m}/{n}`: consistency of the tree at `m` with `n`.
+
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::ApiState;
+use crate::audit::{self, bundle::encode_data, AuditError};
+use crate::log::{EntryId, OriginKey};
+use crate::node::Node;
+
+/// MISP's role id of read-only users, the auditor role.
+const ROLE_AUDITOR: u8 = 6;
+
+fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
+    if caller.role.site_admin || caller.role.id == ROLE_AUDITOR {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+fn origin(text: &str) -> Result<OriginKey, ApiError> {
+    OriginKey::from_hex(text).ok_or_else(|| {
+        ApiError::bad_request(format!("'{text}' is not an origin key (64 hex digits)"))
+    })
+}
+
+fn audit_error(error: AuditError) -> ApiError {
+    match error {
+        AuditError::Usage(message) => ApiError::not_found(message),
+        other => ApiError::internal(&other),
+    }
+}
+
+fn checkpoint_json(node: &Node, origin: &OriginKey) -> Result<Value, ApiError> {
+    let Some((size, note)) = node.store.latest_checkpoint(origin)? else {
+        return Err(ApiError::not_found(format!(
+            "no checkpoint of origin {origin} yet"
+        )));
+    };
+    let checkpoint = crate::log::checkpoint::verify_origin_note(&note, origin)
+        .map_err(|error| ApiError::internal(&error))?;
+    let cosignatures: Vec<Value> = node
+        .store
+        .cosignatures(origin)?
+        .into_iter()
+        .filter(|(at, _, _)| *at == size)
+        .map(|(_, cosigner, line)| json!({"cosigner": cosigner.to_string(), "line": line}))
+        .collect();
+    Ok(json!({
+        "origin": origin.to_string(),
+        "name": checkpoint.origin,
+        "size": size,
+        "root": encode_data(&checkpoint.root),
+        "note": note,
+        "cosignatures": cosignatures,
+    }))
+}
+
+/// `GET /audit/checkpoint`.
+pub async fn checkpoint(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    require_auditor(&caller)?;
+    state
+        .blocking(|node| checkpoint_json(node, &node.origin()))
+        .await
+        .map(Json)
+}
+
+/// `GET /audit/checkpoint/{origin}`.
+pub async fn checkpoint_of(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(text): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_auditor(&caller)?;
+    let origin = origin(&text)?;
+    state
+        .blocking(move |node| checkpoint_json(node, &origin))
+        .await
+        .map(Json)
+}
+
+/// `GET /audit/proof/inclusion/{origin}/{seq}`.
+pub async fn inclusion(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((text, sequence)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
+    require_auditor(&caller)?;
+    let origin = origin(&text)?;
+    state
+        .blocking(move |node| {
+            let proof =
+                audit::prove(&node.store, &EntryId { origin, sequence }).map_err(audit_error)?;
+            serde_json::to_value(proof).map_err(|error| ApiError::internal(&error))
+        })
+        .await
+        .map(Json)
+}
+
+/// `GET /audit/proof/consistency/{origin}/{m}/{n}`.
+pub async fn consistency(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((text, old, new)): Path<(String, u64, u64)>,
+) -> Result<Json<Value>, ApiError> {
+    require_auditor(&caller)?;
+    let origin = origin(&text)?;
+    state
+        .blocking(move |node| {
+            let held = node.store.tree_size(&origin);
+            if old == 0 || old > new || new > held {
+                return Err(ApiError::not_found(format!(
+                    "no consistency proof from {old} to {new}: sizes must satisfy 0 < m <= n <= {held}"
+                )));
+            }
+            let proof = node.store.consistency_proof(&origin, old, new)?;
+            Ok(json!({
+                "origin": origin.to_string(),
+                "old_size": old,
+                "new_size": new,
+                "old_root": encode_data(&node.store.tree_root(&origin, old)?),
+                "new_root": encode_data(&node.store.tree_root(&origin, new)?),
+                "proof": proof.iter().map(|hash| encode_data(hash)).collect::<Vec<_>>(),
+            }))
+        })
+        .await
+        .map(Json)
+}

@@ -1,0 +1,209 @@
+//! `threatlog bench audit`: `audit verify` of an exported bundle of a large log, in entries
+//! per second, against the raw rate of ed25519 batch verification of the same signatures on
+//! the same number of threads, measured in the same run; and the verifier's peak memory.
+
+use anyhow::{bail, Context, Result};
+use prost::bytes::Bytes;
+use prost::Message;
+use serde_json::json;
+use std::io::BufReader;
+use std::time::Instant;
+
+use super::{rate, synthetic_event, tag_draft, Scratch};
+use crate::audit::bundle::{self, Record};
+use crate::audit::export::{export, ExportOptions};
+use crate::audit::verify::{peak_rss_kib, verify_bundle, BATCH_ENTRIES};
+use crate::change;
+use crate::node::Node;
+
+/// The figure `audit verify` is held to: this share of the raw batch-verification rate.
+const VERIFY_VS_RAW_TARGET: f64 = 0.70;
+/// Alternating rounds of raw and audit verification; the best of each is kept, so that other
+/// load on the machine during one round does not decide the ratio.
+const ROUNDS: usize = 3;
+/// Entries appended per durable write while building the log.
+const BUILD_ENTRIES_PER_WRITE: usize = 1000;
+
+/// Options of `threatlog bench audit`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct AuditOptions {
+    /// Entries in the log verified.
+    #[arg(long, default_value_t = 200_000)]
+    pub entries: usize,
+    /// Signature threads (default: the machine's cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Print one JSON object with every figure instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The (message, signature, key) triples of every entry of a bundle.
+type Triples = Vec<(Bytes, ed25519_dalek::Signature, ed25519_dalek::VerifyingKey)>;
+
+fn signatures_of(path: &std::path::Path) -> Result<Triples> {
+    let mut reader = bundle::Reader::new(BufReader::new(std::fs::File::open(path)?))?;
+    let mut out = Vec::new();
+    while let Some(record) = reader.next_record()? {
+        if let Record::Entry { data, .. } = record {
+            let bytes = bundle::decode_data(&data).context("entry data")?;
+            let signed = crate::proto::SignedEntry::decode(Bytes::from(bytes))?;
+            let entry = crate::proto::Entry::decode(signed.entry.clone())?;
+            let key: [u8; 32] = entry.origin_key.as_ref().try_into()?;
+            out.push((
+                signed.entry,
+                ed25519_dalek::Signature::from_slice(&signed.signature)?,
+                ed25519_dalek::VerifyingKey::from_bytes(&key)?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Batch-verifies every triple in batches of [`BATCH_ENTRIES`] on `workers` threads; returns
+/// signatures per second.
+fn raw_batch_rate(triples: &Triples, workers: usize) -> Result<f64> {
+    let chunks: Vec<&[_]> = triples.chunks(BATCH_ENTRIES).collect();
+    let start = Instant::now();
+    let failed = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let chunks = &chunks;
+                scope.spawn(move || {
+                    chunks.iter().skip(worker).step_by(workers).any(|chunk| {
+                        let messages: Vec<&[u8]> = chunk.iter().map(|t| t.0.as_ref()).collect();
+                        let signatures: Vec<_> = chunk.iter().map(|t| t.1).collect();
+                        let keys: Vec<_> = chunk.iter().map(|t| t.2).collect();
+                        ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err()
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().any(|h| h.join().unwrap_or(true))
+    });
+    if failed {
+        bail!("a signature of the bench log does not verify");
+    }
+    Ok(rate(triples.len(), start.elapsed().as_secs_f64()))
+}
+
+/// Builds a log of `entries` entries through the store (views, tree and checkpoints
+/// included), exports it, and times `audit verify` of the bundle.
+pub fn run(options: &AuditOptions) -> Result<()> {
+    let workers = options
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let scratch = Scratch::new("audit")?;
+    let dir = scratch.0.join("node");
+    Node::init(&dir, "Bench Org", None, false)?;
+    let node = Node::open(&dir)?;
+    let actor = node.system_actor();
+    let event = synthetic_event(0, 16)?;
+    node.append(change::event_drafts(&event, &actor))?;
+    let targets: Vec<_> = event.attributes.iter().map(|a| a.uuid).collect();
+    let build = Instant::now();
+    let mut done = 0;
+    while node.store.tree_size(&node.origin()) < options.entries as u64 {
+        let left = options.entries as u64 - node.store.tree_size(&node.origin());
+        let count = BUILD_ENTRIES_PER_WRITE.min(left as usize).max(1);
+        let drafts = (done..done + count)
+            .map(|i| tag_draft(&actor, event.uuid, targets[i % targets.len()], i))
+            .collect();
+        node.append(drafts)?;
+        done += count;
+    }
+    let build_seconds = build.elapsed().as_secs_f64();
+    let path = scratch.0.join("log.bundle");
+    let file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    let exported = export(
+        &node.store,
+        &node.origin(),
+        file,
+        &ExportOptions::default(),
+        &|_| {},
+    )?;
+    drop(node);
+    let bundle_bytes = std::fs::metadata(&path)?.len();
+
+    // The verifier's own peak memory: a separate `audit verify` process reports its VmHWM.
+    let exe = std::env::current_exe()?;
+    let child = std::process::Command::new(exe)
+        .arg("--data")
+        .arg(&dir)
+        .args(["audit", "verify", "--json"])
+        .arg(&path)
+        .output()?;
+    if !child.status.success() {
+        bail!(
+            "audit verify of the bench bundle failed: {}",
+            String::from_utf8_lossy(&child.stderr)
+        );
+    }
+    let child_report: serde_json::Value = serde_json::from_slice(&child.stdout)?;
+    let verify_peak_rss_kib = child_report["peak_rss_kib"].as_u64().unwrap_or(0);
+
+    let triples = signatures_of(&path)?;
+    let (mut verify_per_s, mut raw_per_s, mut verify_seconds) = (0f64, 0f64, f64::MAX);
+    let mut entries = 0;
+    for _ in 0..ROUNDS {
+        raw_per_s = raw_per_s.max(raw_batch_rate(&triples, workers)?);
+        let start = Instant::now();
+        let report = verify_bundle(
+            BufReader::new(std::fs::File::open(&path)?),
+            workers,
+            &|_| {},
+        )?;
+        let seconds = start.elapsed().as_secs_f64();
+        verify_seconds = verify_seconds.min(seconds);
+        entries = report.entries;
+        verify_per_s = verify_per_s.max(rate(report.entries as usize, seconds));
+    }
+    let raw_one_thread_per_s = raw_batch_rate(&triples, 1)?;
+    let peak_after_verify_kib = peak_rss_kib().unwrap_or(0);
+    let figures = json!({
+        "entries": entries,
+        "rounds": ROUNDS,
+        "checkpoints": exported.checkpoints,
+        "bundle_bytes": bundle_bytes,
+        "workers": workers,
+        "build_entries_per_s": rate(done, build_seconds),
+        "verify_seconds": verify_seconds,
+        "verify_entries_per_s": verify_per_s,
+        "raw_batch_verify_per_s": raw_per_s,
+        "raw_batch_verify_one_thread_per_s": raw_one_thread_per_s,
+        "verify_vs_raw_batch": verify_per_s / raw_per_s,
+        "verify_vs_raw_batch_target": VERIFY_VS_RAW_TARGET,
+        "verify_peak_rss_kib": verify_peak_rss_kib,
+        "bench_peak_rss_kib": peak_after_verify_kib,
+    });
+    if options.json {
+        println!("{figures}");
+        return Ok(());
+    }
+    let f = |name: &str| figures[name].as_f64().unwrap_or(0.0);
+    println!(
+        "log: {} entries, {} checkpoints, bundle {:.1} MiB; {workers} signature threads",
+        entries,
+        exported.checkpoints,
+        bundle_bytes as f64 / 1_048_576.0
+    );
+    println!(
+        "  audit verify entries/s        {:>12.0}",
+        f("verify_entries_per_s")
+    );
+    println!(
+        "  raw ed25519 batch verify/s    {:>12.0}  (ratio {:.3}, target {VERIFY_VS_RAW_TARGET})",
+        f("raw_batch_verify_per_s"),
+        f("verify_vs_raw_batch")
+    );
+    println!(
+        "  raw batch verify/s, 1 thread  {:>12.0}",
+        f("raw_batch_verify_one_thread_per_s")
+    );
+    println!(
+        "  audit verify peak RSS         {:>9.1} MiB",
+        f("verify_peak_rss_kib") / 1024.0
+    );
+    Ok(())
+}
