@@ -28,15 +28,23 @@ fn acknowledged_entries_survive_sigkill() {
             .spawn()
             .expect("append loop starts");
         let stdout = child.stdout.take().expect("piped stdout");
+        let (first_ack, started) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|line| line.split(' ').nth(1).and_then(|u| Uuid::parse_str(u).ok()))
-                .collect::<Vec<Uuid>>()
+            let mut acked = Vec::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(uuid) = line.split(' ').nth(1).and_then(|u| Uuid::parse_str(u).ok()) {
+                    if acked.is_empty() {
+                        let _ = first_ack.send(());
+                    }
+                    acked.push(uuid);
+                }
+            }
+            acked
         });
-        // Let it run a random while (including mid-write), then kill it without warning.
-        let deadline = Instant::now() + Duration::from_millis(rng.gen_range(50..400));
+        // Once the loop is appending (start-up time varies with machine load), let it run a
+        // random while (including mid-write), then kill it without warning.
+        let _ = started.recv_timeout(Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_millis(rng.gen_range(0..300));
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -203,7 +203,7 @@ fn export_origin<W: Write>(
         stubs_until(store, &mut signed, u64::MAX, writer, &mut next, summary)?;
     }
     if let Some(error) = failure {
-        return Err(error.into());
+        return Err(error);
     }
     progress(summary.entries);
     Ok(())

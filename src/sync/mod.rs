@@ -3,6 +3,7 @@
 //! arrival. [`transport`] is the only file that touches tonic; the rest is the session logic.
 
 pub mod check;
+pub mod checkpoints;
 pub mod peer;
 pub mod release;
 pub mod tls;

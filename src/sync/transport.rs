@@ -28,6 +28,8 @@ use crate::store::{Held, Incoming, Ingested, Publish, StoreError};
 
 /// Time a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_MS_MAX: u64 = 10_000;
+/// Seconds between checkpoint exchanges on a live session.
+const CHECKPOINT_EXCHANGE_S: u64 = 10;
 /// Withheld entries a pull stream remembers, so that a publish later in the same stream can
 /// reveal them at once.
 const STUBS_REMEMBERED_MAX: usize = 100_000;
@@ -185,6 +187,7 @@ impl wire::sync_server::Sync for SyncService {
         request: Request<wire::HelloRequest>,
     ) -> Result<Response<wire::HelloResponse>, Status> {
         let peer = self.peer_of(&request)?;
+        let pulls = peer.pull;
         if request.get_ref().protocol_version != super::PROTOCOL_VERSION {
             return Err(Status::failed_precondition(format!(
                 "protocol version {} is not supported; this node speaks {}",
@@ -194,12 +197,23 @@ impl wire::sync_server::Sync for SyncService {
         }
         let cursor = peer::cursor(&self.node.store, &peer.key)
             .map_err(|error| Status::internal(error.to_string()))?;
+        let node = Arc::clone(&self.node);
+        let notes = request.into_inner().checkpoints;
+        let (checkpoints, cosignatures) = tokio::task::spawn_blocking(move || {
+            let cosignatures = super::checkpoints::receive(&node, &peer.key, &notes);
+            (super::checkpoints::outgoing(&node, &peer.key), cosignatures)
+        })
+        .await
+        .map_err(|error| Status::internal(error.to_string()))?;
+        let checkpoints = checkpoints.map_err(|error| Status::internal(error.to_string()))?;
         Ok(Response::new(wire::HelloResponse {
             protocol_version: super::PROTOCOL_VERSION,
             node: Some(self.node_info()),
             head_cursor: self.node.store.last_arrival(),
-            pulls_from_you: peer.pull,
+            pulls_from_you: pulls,
             cursor_for_you: cursor,
+            checkpoints,
+            cosignatures,
         }))
     }
 
@@ -529,19 +543,13 @@ async fn connect(
 /// stream ends or fails.
 async fn session(node: &Arc<Node>, peer: &Peer) -> Result<(), SyncError> {
     let mut client = connect(node, peer).await?;
-    let hello = client
-        .hello(wire::HelloRequest {
-            protocol_version: super::PROTOCOL_VERSION,
-            node: Some(node_info(node)),
-        })
-        .await?
-        .into_inner();
+    let greeting = hello(node, peer, &mut client).await?;
     let set_state = |state: &str| {
         let state = state.to_string();
         peer::update_status(&node.store, &peer.key, |status| status.state = state)
     };
-    if peer.push && !hello.pulls_from_you {
-        let pushed = push(node, peer, &mut client, hello.cursor_for_you).await;
+    if peer.push && !greeting.pulls_from_you {
+        let pushed = push(node, peer, &mut client, greeting.cursor_for_you).await;
         if !peer.pull {
             return pushed;
         }
@@ -575,10 +583,66 @@ async fn session(node: &Arc<Node>, peer: &Peer) -> Result<(), SyncError> {
         .await?
         .into_inner();
     set_state("live")?;
-    while let Some(segment) = stream.message().await? {
-        ingest_segment(node, peer, segment).await?;
+    // Checkpoints are exchanged again now and then while the stream stays open.
+    let mut exchange = tokio::time::interval(Duration::from_secs(CHECKPOINT_EXCHANGE_S));
+    exchange.tick().await;
+    loop {
+        tokio::select! {
+            segment = stream.message() => match segment? {
+                Some(segment) => {
+                    ingest_segment(node, peer, segment).await?;
+                }
+                None => return Err(SyncError::Peer("the peer closed the stream".into())),
+            },
+            _ = exchange.tick() => {
+                hello(node, peer, &mut client).await?;
+            }
+        }
     }
-    Err(SyncError::Peer("the peer closed the stream".into()))
+}
+
+/// Exchanges hellos with `peer`: identities, heads, checkpoints and cosignatures.
+async fn hello(
+    node: &Arc<Node>,
+    peer: &Peer,
+    client: &mut wire::sync_client::SyncClient<tonic::transport::Channel>,
+) -> Result<wire::HelloResponse, SyncError> {
+    let (info, checkpoints) = {
+        let node = Arc::clone(node);
+        let key = peer.key;
+        tokio::task::spawn_blocking(move || {
+            (node_info(&node), super::checkpoints::outgoing(&node, &key))
+        })
+        .await
+        .map_err(|error| SyncError::Peer(error.to_string()))?
+    };
+    let response = client
+        .hello(wire::HelloRequest {
+            protocol_version: super::PROTOCOL_VERSION,
+            node: Some(info),
+            checkpoints: checkpoints?,
+        })
+        .await?
+        .into_inner();
+    if response.protocol_version != super::PROTOCOL_VERSION {
+        return Err(SyncError::Peer(format!(
+            "peer speaks protocol version {}, this node {}",
+            response.protocol_version,
+            super::PROTOCOL_VERSION
+        )));
+    }
+    let node = Arc::clone(node);
+    let key = peer.key;
+    let notes = response.checkpoints.clone();
+    let cosignatures = response.cosignatures.clone();
+    tokio::task::spawn_blocking(move || {
+        super::checkpoints::store_cosignatures(&node, &key, &cosignatures);
+        // Our cosignatures over the peer's checkpoints travel back in its own hello to us.
+        super::checkpoints::receive(&node, &key, &notes);
+    })
+    .await
+    .map_err(|error| SyncError::Peer(error.to_string()))?;
+    Ok(response)
 }
 
 /// Pushes this node's log after `cursor` to a peer that does not pull, until caught up.
