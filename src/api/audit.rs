@@ -5,7 +5,9 @@
 //! - `GET /audit/checkpoint/{origin}`: the latest checkpoint held of another origin, with its
 //!   cosignatures;
 //! - `GET /audit/proof/inclusion/{origin}/{seq}`: inclusion of an entry in the latest checkpoint;
-//! - `GET /audit/proof/consistency/{origin}/{m}/{n}`: consistency of the tree at `m` with `n`.
+//! - `GET /audit/proof/consistency/{origin}/{m}/{n}`: consistency of the tree at `m` with `n`;
+//! - `GET /audit/alerts`: stored split-view proofs (an origin that signed two inconsistent
+//!   checkpoints) and fork proofs (an origin that signed two entries at one position).
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
@@ -77,6 +79,26 @@ pub async fn checkpoint(
         .blocking(|node| checkpoint_json(node, &node.origin()))
         .await
         .map(Json)
+}
+
+/// `GET /audit/alerts`: split-view and fork proofs, each naming the origin that misbehaved.
+pub async fn alerts(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    require_auditor(&caller)?;
+    state
+        .blocking(|node| {
+            let split_views: Vec<Value> = node
+                .store
+                .split_views()?
+                .into_iter()
+                .map(|(origin, proof)| json!({"origin": origin.to_string(), "a": proof.a, "b": proof.b}))
+                .collect();
+            let forks = node.store.fork_proofs()?;
+            Ok(Json(json!({"split_views": split_views, "forks": forks})))
+        })
+        .await
 }
 
 /// `GET /audit/checkpoint/{origin}`.

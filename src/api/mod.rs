@@ -269,6 +269,7 @@ pub fn router(state: ApiState) -> Router {
             post(taxonomies::attach_cluster_with_options),
         )
         .route("/audit/checkpoint", get(audit::checkpoint))
+        .route("/audit/alerts", get(audit::alerts))
         .route("/audit/checkpoint/{origin}", get(audit::checkpoint_of))
         .route(
             "/audit/proof/inclusion/{origin}/{seq}",

@@ -90,10 +90,12 @@ pub fn receive(node: &Node, sender: &OriginKey, notes: &[String]) -> Vec<wire::C
 /// Stores `cosigner`'s cosignatures over this node's own checkpoints.
 pub fn store_cosignatures(node: &Node, cosigner: &OriginKey, cosignatures: &[wire::Cosignature]) {
     for cosignature in cosignatures {
-        if let Err(error) =
-            node.store
-                .put_cosignature(&node.origin(), cosignature.size, cosigner, &cosignature.line)
-        {
+        if let Err(error) = node.store.put_cosignature(
+            &node.origin(),
+            cosignature.size,
+            cosigner,
+            &cosignature.line,
+        ) {
             tracing::warn!(peer = %cosigner, "cosignature refused: {error}");
         }
     }

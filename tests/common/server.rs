@@ -21,6 +21,11 @@ pub struct Server {
 impl Server {
     /// Starts `threatlog serve --api-listen 127.0.0.1:0` on `dir` and waits for its address.
     pub fn start(dir: &Path) -> Server {
+        Self::start_with_env(dir, &[])
+    }
+
+    /// Starts `threatlog serve` on `dir` with extra environment variables.
+    pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
         let addr_file = dir.join("run").join("api.addr");
         let _ = std::fs::remove_file(&addr_file);
         let child = Command::new(env!("CARGO_BIN_EXE_threatlog"))
@@ -34,6 +39,7 @@ impl Server {
                 "127.0.0.1:0",
             ])
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

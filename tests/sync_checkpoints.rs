@@ -1,0 +1,168 @@
+//! Checkpoints across nodes (SPEC §8): peers cosign each other's checkpoints during sync, and
+//! a node that shows different histories to different peers is caught by the checkpoints its
+//! peers relay to each other.
+
+mod common;
+
+use common::ok;
+use common::server::Server;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A node directory with its key and admin key.
+struct Dir {
+    path: PathBuf,
+    node_key: String,
+    admin_key: String,
+    _temp: tempfile::TempDir,
+}
+
+/// Initialises a node that signs a checkpoint after every entry.
+fn init(org: &str) -> Dir {
+    let temp = tempfile::tempdir().unwrap();
+    let path = temp.path().join("node");
+    let printed = ok(&path, &["init", "--org-name", org]);
+    let node_key = printed
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("node key:"))
+        .expect("init prints the node key")
+        .trim()
+        .to_string();
+    let config = path.join("threatlog.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("checkpoint_entries = 1000"));
+    std::fs::write(
+        &config,
+        text.replace("checkpoint_entries = 1000", "checkpoint_entries = 1"),
+    )
+    .unwrap();
+    let admin_key = std::fs::read_to_string(path.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_string();
+    Dir {
+        path,
+        node_key,
+        admin_key,
+        _temp: temp,
+    }
+}
+
+fn pair(a: &Path, b: &Path) {
+    let (card_a, card_b) = (
+        ok(a, &["peer", "card"]).trim().to_string(),
+        ok(b, &["peer", "card"]).trim().to_string(),
+    );
+    ok(a, &["peer", "add", &card_b, "--relationship", "external"]);
+    ok(b, &["peer", "add", &card_a, "--relationship", "external"]);
+}
+
+fn get(server: &Server, key: &str, path: &str) -> Value {
+    let (status, body) = server.request("GET", path, Some(key), None);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn publish_event(server: &Server, key: &str) {
+    let body = json!({"Event": {"info": "checkpointed", "distribution": "3",
+        "Attribute": [{"type": "domain", "value": "checkpoint.example"}]}});
+    let (status, reply) = server.request("POST", "/events/add", Some(key), Some(&body.to_string()));
+    assert_eq!(status, 200, "{reply}");
+    let uuid = reply["Event"]["uuid"].as_str().unwrap().to_string();
+    let (status, _) = server.request(
+        "POST",
+        &format!("/events/publish/{uuid}"),
+        Some(key),
+        Some("{}"),
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn paired_nodes_cosign_each_others_checkpoints() {
+    let a = init("Org A");
+    let b = init("Org B");
+    // Cards name the bound sync address, so pair once the nodes run.
+    let server_a = Server::start(&a.path);
+    let _server_b = Server::start(&b.path);
+    pair(&a.path, &b.path);
+    publish_event(&server_a, &a.admin_key);
+    let cosigned = wait_for("B's cosignature on A's checkpoint", || {
+        let checkpoint = get(&server_a, &a.admin_key, "/audit/checkpoint");
+        let cosigners: Vec<String> = checkpoint["cosignatures"]
+            .as_array()?
+            .iter()
+            .filter_map(|c| c["cosigner"].as_str().map(str::to_string))
+            .collect();
+        cosigners.contains(&b.node_key).then_some(checkpoint)
+    });
+    assert!(cosigned["note"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("threatlog/{}\n", a.node_key)));
+}
+
+#[test]
+fn a_node_showing_two_histories_is_caught_by_its_peers() {
+    // The misbehaving node forges its checkpoint for peers whose key's first byte is odd
+    // (a test-only switch), so it needs one such peer and one other.
+    let m = init("Org M");
+    let first_byte_odd = |dir: &Dir| u8::from_str_radix(&dir.node_key[..2], 16).unwrap() % 2 == 1;
+    let mut odd = None;
+    let mut even = None;
+    while odd.is_none() || even.is_none() {
+        let dir = init("Org Peer");
+        if first_byte_odd(&dir) {
+            odd.get_or_insert(dir);
+        } else {
+            even.get_or_insert(dir);
+        }
+    }
+    let (b, c) = (odd.unwrap(), even.unwrap());
+    let server_m = Server::start_with_env(&m.path, &[("THREATLOG_TEST_SPLIT_VIEW", "1")]);
+    let server_b = Server::start(&b.path);
+    let server_c = Server::start(&c.path);
+    pair(&m.path, &b.path);
+    pair(&m.path, &c.path);
+    pair(&b.path, &c.path);
+    publish_event(&server_m, &m.admin_key);
+
+    let alert = wait_for("a split-view proof on B or C", || {
+        [(&server_b, &b.admin_key), (&server_c, &c.admin_key)]
+            .into_iter()
+            .find_map(|(server, key)| {
+                let alerts = get(server, key, "/audit/alerts");
+                let found = alerts["split_views"].as_array()?.first()?.clone();
+                Some(found)
+            })
+    });
+    assert_eq!(alert["origin"], m.node_key);
+    // The proof is two notes validly signed by M for the same tree size with different roots.
+    let body = |note: &str| note.split("\n\n").next().unwrap().to_string();
+    let (a_note, b_note) = (alert["a"].as_str().unwrap(), alert["b"].as_str().unwrap());
+    assert_ne!(body(a_note), body(b_note));
+    let size = |note: &str| note.lines().nth(1).unwrap().to_string();
+    assert_eq!(size(a_note), size(b_note));
+    // The honest nodes never accuse each other.
+    for (server, key) in [(&server_b, &b.admin_key), (&server_c, &c.admin_key)] {
+        let alerts = get(server, key, "/audit/alerts");
+        for proof in alerts["split_views"].as_array().unwrap() {
+            assert_eq!(proof["origin"], m.node_key);
+        }
+    }
+}
