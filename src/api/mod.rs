@@ -20,6 +20,8 @@ pub mod error;
 pub mod event_index;
 pub mod events;
 pub mod freetext;
+pub mod group_nodes;
+pub mod landed;
 pub mod objects;
 pub mod request;
 pub mod search;

@@ -157,7 +157,7 @@ fn group_json(node: &Node, group: &Group) -> Result<Value, ApiError> {
         },
         "Organisation": creator,
         "SharingGroupOrg": members,
-        "SharingGroupServer": [],
+        "SharingGroupServer": super::group_nodes::servers_json(node, group.record.field("nodes")),
     }))
 }
 
@@ -220,6 +220,7 @@ pub async fn add(
             fields.insert("organisations".into(), uuid_list(&members));
             fields.insert("created".into(), json!(now_seconds().to_string()));
             fields.insert("deleted".into(), json!(false));
+            super::group_nodes::apply(node, &value, &mut fields)?;
             write(node, &caller, &group.uuid, fields)?;
             let found = find(node, &caller, &group.uuid.to_string())?;
             group_json(node, &found)
@@ -394,13 +395,15 @@ pub async fn remove_org_path(
 }
 
 /// `POST /sharing_groups/edit/{id}`: the body's name, description, releasability and roaming
-/// replace the group's (members change through `addOrg`/`removeOrg`).
+/// replace the group's, and its node list when the body states `nodes` or
+/// `SharingGroupServer` (members change through `addOrg`/`removeOrg`).
 pub async fn edit(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
+    let whole = body.0.clone().unwrap_or(Value::Null);
     let body = body.object("SharingGroup");
     let json = state
         .blocking(move |node| {
@@ -423,6 +426,7 @@ pub async fn edit(
                 let roaming = super::request::flag_field(&body, "roaming");
                 fields.insert("roaming".into(), json!(roaming));
             }
+            super::group_nodes::apply(node, &whole, &mut fields)?;
             write(node, &caller, &group.uuid, fields)?;
             let group = find(node, &caller, &group.uuid.to_string())?;
             group_json(node, &group)

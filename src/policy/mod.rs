@@ -176,10 +176,10 @@ pub fn release(
         _ => {}
     }
     let relayed = is_relay(sender, facts.origin);
-    if !internal
-        && !(reaches(&facts.event, relayed, sender, peer)
-            && reaches(&facts.item, relayed, sender, peer))
-    {
+    let reached = internal
+        || (reaches(&facts.event, relayed, sender, peer)
+            && reaches(&facts.item, relayed, sender, peer));
+    if !reached {
         return Err(Withheld::Distribution);
     }
     let tlp = facts.tlp.unwrap_or(default_tlp);

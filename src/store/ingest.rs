@@ -18,6 +18,8 @@ const META_FORK: &[u8] = b"fork/";
 
 /// An item received from a peer.
 #[derive(Clone, Debug)]
+// Entries are moved, not stored in bulk: boxing them would add an allocation per item.
+#[allow(clippy::large_enum_variant)]
 pub enum Incoming {
     /// A full entry, verified.
     Entry(VerifiedEntry),
@@ -106,6 +108,8 @@ pub type IngestCheck<'a> = dyn FnMut(&VerifiedEntry, &dyn ViewRead) -> Result<()
 
 /// What the log holds at one position.
 #[derive(Clone, Debug)]
+// Entries are moved, not stored in bulk: boxing them would add an allocation per item.
+#[allow(clippy::large_enum_variant)]
 pub enum Held {
     /// The full entry.
     Entry(VerifiedEntry),
