@@ -84,6 +84,15 @@ fn levels_and_sharing_groups_travel_as_far_as_they_allow() {
     assert_eq!(on_b["Event"]["distribution"], "1", "{on_b}");
     assert_eq!(on_b["Event"]["Attribute"][0]["distribution"], "5");
     assert_eq!(a.event(&connected).unwrap()["Event"]["distribution"], "2");
+    let index = b.get("/events/index").unwrap();
+    let line = index
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["uuid"] == connected.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(line["distribution"], "1", "{line}");
     assert!(c.event(&connected).is_none());
     // A group of A and C never passes B.
     assert!(b.event(&only_ac).is_none());

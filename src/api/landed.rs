@@ -36,6 +36,13 @@ fn downgrade(fields: &mut Value) {
     }
 }
 
+/// Shows a received level-2 event's index line (its bare fields) as level 1.
+pub fn show_landed_level(node: &Node, uuid: &Uuid, line: &mut Value) {
+    if is_received(node, uuid) {
+        downgrade(line);
+    }
+}
+
 /// Shows a received level-2 event `uuid` (`{"Event": …}`) and its level-2 items as level 1
 /// when it came from another organisation's node.
 pub fn show_landed_levels(node: &Node, uuid: &Uuid, event: &mut Value) {

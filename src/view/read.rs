@@ -67,7 +67,7 @@ pub fn record(kv: &dyn ViewRead, kind: RecordKind, key: &[u8]) -> Result<Option<
 /// (reveals come newest first; a relay may send only what it may), and such a partial record
 /// is not an event yet.
 pub fn is_shown_event(record: &Record) -> bool {
-    record.is_live() && record.field("distribution").is_some()
+    record.is_live() && record.field("info").is_some()
 }
 
 /// Every shown event's summary (see [`is_shown_event`]), in uuid order.
