@@ -5,7 +5,12 @@
 # to the shared cards volume as $CARDS_DIR/$NODE_HOST.card, waits for the card of every host
 # in $PEERS, pairs with each one not yet paired (their sync endpoint is HOST:7443 on the
 # compose network), then runs `threatlog serve`. Pairing is mutual: each node pairs with the
-# others' cards, so each side accepts the other's key during the TLS handshake.
+# others' cards, so each side accepts the other's key during the TLS handshake. A restart
+# finds its peers already paired and just serves again.
+#
+# Optional: RELATIONSHIP (external), TLP_MAX (amber) for every peer; LISTEN_HOST (0.0.0.0),
+# API_PORT (8080), SYNC_PORT (7443; also the peers' port) to run the script outside
+# containers, e.g. two nodes on 127.0.0.2 and 127.0.0.3.
 set -eu
 
 : "${ORG_NAME:?ORG_NAME names this node's organisation}"
@@ -15,8 +20,9 @@ CARDS_DIR=${CARDS_DIR:-/var/lib/threatlog-cards}
 PEERS=${PEERS:-}
 RELATIONSHIP=${RELATIONSHIP:-external}
 TLP_MAX=${TLP_MAX:-amber}
-SYNC_PORT=7443
-API_PORT=8080
+LISTEN_HOST=${LISTEN_HOST:-0.0.0.0}
+SYNC_PORT=${SYNC_PORT:-7443}
+API_PORT=${API_PORT:-8080}
 CARD_WAIT_S=120
 
 if [ ! -f "$DATA/threatlog.toml" ]; then
@@ -47,4 +53,4 @@ for peer in $PEERS; do
     fi
 done
 
-exec threatlog serve --api-listen "0.0.0.0:$API_PORT" --sync-listen "0.0.0.0:$SYNC_PORT"
+exec threatlog serve --api-listen "$LISTEN_HOST:$API_PORT" --sync-listen "$LISTEN_HOST:$SYNC_PORT"
