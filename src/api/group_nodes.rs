@@ -92,6 +92,24 @@ pub fn requested(node: &Node, body: &Value) -> Result<Option<Value>, ApiError> {
     )))
 }
 
+/// The node key of paired server `server_id` (or this node for 0), for `addServer`.
+pub fn server_by_id(node: &Node, server_id: &str) -> Result<OriginKey, ApiError> {
+    server_key(node, &json!({ "id": server_id }))
+}
+
+/// The node keys a group record lists.
+pub fn listed(nodes: Option<&Value>) -> Vec<String> {
+    nodes
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Sets the group's `nodes` field from `body` when the body states nodes.
 pub fn apply(node: &Node, body: &Value, fields: &mut Map<String, Value>) -> Result<(), ApiError> {
     if let Some(nodes) = requested(node, body)? {

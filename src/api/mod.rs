@@ -227,6 +227,19 @@ pub fn router(state: ApiState) -> Router {
             "/sharing_groups/removeOrg/{sg}/{org}",
             post(sharing_groups::remove_org_path),
         )
+        .route("/sharingGroups/addServer", post(sharing_groups::add_server))
+        .route(
+            "/sharing_groups/addServer",
+            post(sharing_groups::add_server),
+        )
+        .route(
+            "/sharingGroups/removeServer",
+            post(sharing_groups::remove_server),
+        )
+        .route(
+            "/sharing_groups/removeServer",
+            post(sharing_groups::remove_server),
+        )
         .route("/sharingGroups/edit/{id}", post(sharing_groups::edit))
         .route("/sharing_groups/edit/{id}", post(sharing_groups::edit))
         .route("/sharingGroups/delete/{id}", post(sharing_groups::delete))

@@ -1,6 +1,7 @@
-//! Sharing groups: `/sharingGroups/add`, `index`, `view/{id}`, `addOrg`, `removeOrg` and
-//! `delete/{id}` (MISP answers both `sharingGroups` and `sharing_groups`). A group is a log
-//! record of kind SharingGroup in a directory draft; its members are the field
+//! Sharing groups: `/sharingGroups/add`, `index`, `view/{id}`, `addOrg`, `removeOrg`,
+//! `addServer`, `removeServer` and `delete/{id}` (MISP answers both `sharingGroups` and
+//! `sharing_groups`). A group is a log record of kind SharingGroup in a directory draft; its
+//! relay nodes are the field `nodes` ([`super::group_nodes`]); its members are the field
 //! `organisations`, a list of organisation uuids, which [`super::visibility::is_member`]
 //! reads. The creating organisation is a member from the start. Deleting sets `deleted`.
 
@@ -392,6 +393,75 @@ pub async fn remove_org_path(
     Path((group, org)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     member_request(state, caller, group, org, false).await
+}
+
+/// `POST /sharingGroups/addServer` and `removeServer` with `{"sg_id", "server_id"}` (PyMISP's
+/// `add_server_to_sharing_group`): adds or removes the paired server's node in the group's
+/// `nodes`, the nodes that may relay a non-roaming group.
+async fn server_request(
+    state: ApiState,
+    caller: Caller,
+    body: JsonBody,
+    add: bool,
+) -> Result<Json<Value>, ApiError> {
+    let object = body.object("SharingGroup");
+    let group = text_field(&object, "sg_id").unwrap_or_default();
+    let server = text_field(&object, "server_id").unwrap_or_default();
+    state
+        .blocking(move |node| {
+            let group = find(node, &caller, &group)?;
+            require_manager(&caller, Some(&group))?;
+            let key = super::group_nodes::server_by_id(node, &server)?.to_string();
+            let mut nodes = super::group_nodes::listed(group.record.field("nodes"));
+            let present = nodes.contains(&key);
+            if add && !present {
+                if nodes.len() >= super::group_nodes::NODES_MAX {
+                    return Err(ApiError::bad_request(format!(
+                        "A sharing group lists at most {} nodes.",
+                        super::group_nodes::NODES_MAX
+                    )));
+                }
+                nodes.push(key);
+            } else if !add && present {
+                nodes.retain(|listed| *listed != key);
+            } else {
+                return Ok(());
+            }
+            let mut fields = Map::new();
+            fields.insert("nodes".into(), json!(nodes));
+            write(node, &caller, &group.uuid, fields)
+        })
+        .await?;
+    let (message, url) = if add {
+        (
+            "Server added to the sharing group.",
+            "/sharingGroups/addServer",
+        )
+    } else {
+        (
+            "Server removed from the sharing group.",
+            "/sharingGroups/removeServer",
+        )
+    };
+    Ok(super::saved(message, url, None))
+}
+
+/// `POST /sharingGroups/addServer` with `{"sg_id", "server_id"}`.
+pub async fn add_server(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    server_request(state, caller, body, true).await
+}
+
+/// `POST /sharingGroups/removeServer` with `{"sg_id", "server_id"}`.
+pub async fn remove_server(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    server_request(state, caller, body, false).await
 }
 
 /// `POST /sharing_groups/edit/{id}`: the body's name, description, releasability and roaming

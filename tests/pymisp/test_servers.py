@@ -6,7 +6,7 @@ import time
 import uuid
 
 import pytest
-from pymisp import MISPEvent, MISPServer, PyMISP
+from pymisp import MISPEvent, MISPServer, MISPSharingGroup, PyMISP
 
 from conftest import Node, cli
 
@@ -80,3 +80,24 @@ def test_add_server_servers_and_server_pull(pair_of_nodes):
     assert found.info == "shared with every community"
     assert [a.value for a in found.attributes] == ["relay.example.org"]
     assert found.Orgc.name == "Org B"
+
+
+def test_sharing_group_servers(pair_of_nodes):
+    a, b = pair_of_nodes
+    misp_a = PyMISP(a.url, a.admin_key, ssl=False)
+    server = misp_a.servers(pythonify=True)[0]
+    group = MISPSharingGroup()
+    group.name = "relayed by the paired node"
+    group.releasability = "tests"
+    created = misp_a.add_sharing_group(group, pythonify=True)
+    assert not isinstance(created, dict), created
+    added = misp_a.add_server_to_sharing_group(created, server)
+    assert added.get("saved") is True or added.get("success") is True, added
+    listed = misp_a.get_sharing_group(created, pythonify=False)
+    servers = listed["SharingGroupServer"]
+    assert [s["server_id"] for s in servers] == [str(server.id)], listed
+    card_b = PyMISP(b.url, b.admin_key, ssl=False).direct_call("servers/card", {})
+    assert servers[0]["Server"]["node_key"] == card_b["key"]
+    removed = misp_a.remove_server_from_sharing_group(created, server)
+    assert removed.get("saved") is True or removed.get("success") is True, removed
+    assert misp_a.get_sharing_group(created, pythonify=False)["SharingGroupServer"] == []
