@@ -212,6 +212,10 @@ struct PeerPolicyArgs {
     /// Withhold events created by these organisations (uuids, comma-separated).
     #[arg(long, value_delimiter = ',')]
     orgs_exclude: Option<Vec<Uuid>>,
+    /// The peer's sync endpoint `host:port`, replacing the card's (for example the peer's
+    /// host name inside a container network).
+    #[arg(long)]
+    endpoint: Option<String>,
 }
 
 impl PeerPolicyArgs {
@@ -226,6 +230,9 @@ impl PeerPolicyArgs {
         }
         if let Some(tlp) = self.tlp_max {
             put("tlp_max", tlp.to_string().into());
+        }
+        if let Some(endpoint) = &self.endpoint {
+            put("url", endpoint.clone().into());
         }
         if self.no_pull || self.pull {
             put("pull", self.pull.into());

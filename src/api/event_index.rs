@@ -39,7 +39,9 @@ fn index_lines(node: &Node, caller: &Caller) -> Result<Vec<Value>, ApiError> {
             line.insert("Org".into(), org);
         }
         line.insert("EventTag".into(), json!([]));
-        out.push(Value::Object(line));
+        let mut line = Value::Object(line);
+        super::landed::show_landed_level(node, &summary.uuid, &mut line);
+        out.push(line);
     }
     Ok(out)
 }

@@ -86,6 +86,7 @@ pub fn event_json_with(
         .ok_or_else(|| ApiError::not_found(INVALID_EVENT))?;
     filter_event(node, caller, access, &mut event)?;
     super::sighting_admin::drop_deleted(node, &mut event)?;
+    super::landed::show_landed_levels(node, &access.uuid, &mut event);
     if let Some(fields) = event.get_mut("Event").and_then(Value::as_object_mut) {
         if let Some(orgc) = fields.get("Orgc").and_then(|o| o.get("uuid")).cloned() {
             let orgc_id = orgc

@@ -21,6 +21,8 @@ pub mod error;
 pub mod event_index;
 pub mod events;
 pub mod freetext;
+pub mod group_nodes;
+pub mod landed;
 pub mod objects;
 pub mod request;
 pub mod search;
@@ -225,6 +227,19 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/sharing_groups/removeOrg/{sg}/{org}",
             post(sharing_groups::remove_org_path),
+        )
+        .route("/sharingGroups/addServer", post(sharing_groups::add_server))
+        .route(
+            "/sharing_groups/addServer",
+            post(sharing_groups::add_server),
+        )
+        .route(
+            "/sharingGroups/removeServer",
+            post(sharing_groups::remove_server),
+        )
+        .route(
+            "/sharing_groups/removeServer",
+            post(sharing_groups::remove_server),
         )
         .route("/sharingGroups/edit/{id}", post(sharing_groups::edit))
         .route("/sharing_groups/edit/{id}", post(sharing_groups::edit))

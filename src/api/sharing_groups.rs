@@ -1,6 +1,7 @@
-//! Sharing groups: `/sharingGroups/add`, `index`, `view/{id}`, `addOrg`, `removeOrg` and
-//! `delete/{id}` (MISP answers both `sharingGroups` and `sharing_groups`). A group is a log
-//! record of kind SharingGroup in a directory draft; its members are the field
+//! Sharing groups: `/sharingGroups/add`, `index`, `view/{id}`, `addOrg`, `removeOrg`,
+//! `addServer`, `removeServer` and `delete/{id}` (MISP answers both `sharingGroups` and
+//! `sharing_groups`). A group is a log record of kind SharingGroup in a directory draft; its
+//! relay nodes are the field `nodes` ([`super::group_nodes`]); its members are the field
 //! `organisations`, a list of organisation uuids, which [`super::visibility::is_member`]
 //! reads. The creating organisation is a member from the start. Deleting sets `deleted`.
 
@@ -157,7 +158,7 @@ fn group_json(node: &Node, group: &Group) -> Result<Value, ApiError> {
         },
         "Organisation": creator,
         "SharingGroupOrg": members,
-        "SharingGroupServer": [],
+        "SharingGroupServer": super::group_nodes::servers_json(node, group.record.field("nodes")),
     }))
 }
 
@@ -220,6 +221,7 @@ pub async fn add(
             fields.insert("organisations".into(), uuid_list(&members));
             fields.insert("created".into(), json!(now_seconds().to_string()));
             fields.insert("deleted".into(), json!(false));
+            super::group_nodes::apply(node, &value, &mut fields)?;
             write(node, &caller, &group.uuid, fields)?;
             let found = find(node, &caller, &group.uuid.to_string())?;
             group_json(node, &found)
@@ -393,14 +395,85 @@ pub async fn remove_org_path(
     member_request(state, caller, group, org, false).await
 }
 
+/// `POST /sharingGroups/addServer` and `removeServer` with `{"sg_id", "server_id"}` (PyMISP's
+/// `add_server_to_sharing_group`): adds or removes the paired server's node in the group's
+/// `nodes`, the nodes that may relay a non-roaming group.
+async fn server_request(
+    state: ApiState,
+    caller: Caller,
+    body: JsonBody,
+    add: bool,
+) -> Result<Json<Value>, ApiError> {
+    let object = body.object("SharingGroup");
+    let group = text_field(&object, "sg_id").unwrap_or_default();
+    let server = text_field(&object, "server_id").unwrap_or_default();
+    state
+        .blocking(move |node| {
+            let group = find(node, &caller, &group)?;
+            require_manager(&caller, Some(&group))?;
+            let key = super::group_nodes::server_by_id(node, &server)?.to_string();
+            let mut nodes = super::group_nodes::listed(group.record.field("nodes"));
+            let present = nodes.contains(&key);
+            if add && !present {
+                if nodes.len() >= super::group_nodes::NODES_MAX {
+                    return Err(ApiError::bad_request(format!(
+                        "A sharing group lists at most {} nodes.",
+                        super::group_nodes::NODES_MAX
+                    )));
+                }
+                nodes.push(key);
+            } else if !add && present {
+                nodes.retain(|listed| *listed != key);
+            } else {
+                return Ok(());
+            }
+            let mut fields = Map::new();
+            fields.insert("nodes".into(), json!(nodes));
+            write(node, &caller, &group.uuid, fields)
+        })
+        .await?;
+    let (message, url) = if add {
+        (
+            "Server added to the sharing group.",
+            "/sharingGroups/addServer",
+        )
+    } else {
+        (
+            "Server removed from the sharing group.",
+            "/sharingGroups/removeServer",
+        )
+    };
+    Ok(super::saved(message, url, None))
+}
+
+/// `POST /sharingGroups/addServer` with `{"sg_id", "server_id"}`.
+pub async fn add_server(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    server_request(state, caller, body, true).await
+}
+
+/// `POST /sharingGroups/removeServer` with `{"sg_id", "server_id"}`.
+pub async fn remove_server(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    server_request(state, caller, body, false).await
+}
+
 /// `POST /sharing_groups/edit/{id}`: the body's name, description, releasability and roaming
-/// replace the group's (members change through `addOrg`/`removeOrg`).
+/// replace the group's, and its node list when the body states `nodes` or
+/// `SharingGroupServer` (members change through `addOrg`/`removeOrg`).
 pub async fn edit(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
+    let whole = body.0.clone().unwrap_or(Value::Null);
     let body = body.object("SharingGroup");
     let json = state
         .blocking(move |node| {
@@ -423,6 +496,7 @@ pub async fn edit(
                 let roaming = super::request::flag_field(&body, "roaming");
                 fields.insert("roaming".into(), json!(roaming));
             }
+            super::group_nodes::apply(node, &whole, &mut fields)?;
             write(node, &caller, &group.uuid, fields)?;
             let group = find(node, &caller, &group.uuid.to_string())?;
             group_json(node, &group)

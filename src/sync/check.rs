@@ -26,7 +26,7 @@ pub fn check_entry(
         node: entry.origin(),
         org: entry.origin_org(),
     };
-    if acting != origin.org && !is_registered_local(views, &acting).map_err(kv)? {
+    if acting != origin.org && !is_registered_local(views, &acting, &origin.node).map_err(kv)? {
         return Err(format!(
             "write authority: node of org {} acts for org {acting}, which it has not registered",
             origin.org
@@ -65,11 +65,26 @@ pub fn check_entry(
     Ok(())
 }
 
-/// Whether `org` is recorded as an organisation with users on its node (registered local).
-fn is_registered_local(views: &dyn ViewRead, org: &Uuid) -> Result<bool, crate::view::KvError> {
+/// Whether `org` is a local organisation registered by node `origin` (SPEC §4: a node acts
+/// only for its own org and the local orgs it registered): the organisation's record says
+/// `local` and that field was last written by `origin`. Another node's registration, or the
+/// organisation's own node marking its host organisation local, gives `origin` no authority.
+fn is_registered_local(
+    views: &dyn ViewRead,
+    org: &Uuid,
+    origin: &crate::log::OriginKey,
+) -> Result<bool, crate::view::KvError> {
+    let origin = origin.to_string();
     Ok(
-        read::record(views, RecordKind::Organisation, org.as_bytes())?
-            .is_some_and(|record| record.field("local").and_then(Value::as_bool) == Some(true)),
+        read::record(views, RecordKind::Organisation, org.as_bytes())?.is_some_and(|record| {
+            record.fields.get("local").is_some_and(|(value, stamp)| {
+                value.as_bool() == Some(true)
+                    && record
+                        .stamps
+                        .get(*stamp)
+                        .is_some_and(|stamp| stamp.1 == origin)
+            })
+        }),
     )
 }
 
@@ -100,4 +115,78 @@ fn stated_event_reach(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::organisation_op;
+    use crate::log::{seal, Draft, Head, NodeKey};
+    use crate::model::misp::Organisation;
+    use crate::proto;
+    use crate::view::{apply, MemoryViews};
+
+    fn org(n: u128) -> Organisation {
+        Organisation {
+            uuid: Uuid::from_u128(n),
+            name: format!("Org {n}"),
+        }
+    }
+
+    /// A directory entry of `key` (a node of `home`) acting for `acting`, registering `org`.
+    fn registration(
+        key: &NodeKey,
+        home: Uuid,
+        acting: Uuid,
+        org: &Organisation,
+        seq_head: &Head,
+    ) -> VerifiedEntry {
+        let draft = Draft {
+            acting_org: acting,
+            acting_user: "admin@example.org".into(),
+            event: None,
+            visibility: proto::Visibility::default(),
+            ops: vec![organisation_op(org, true)],
+        };
+        seal(key, home, seq_head, draft, 1000, [3; 16]).unwrap()
+    }
+
+    fn party(key: &NodeKey, org: Uuid) -> Party {
+        Party {
+            node: key.origin(),
+            org,
+        }
+    }
+
+    #[test]
+    fn a_node_acts_only_for_the_local_orgs_it_registered() {
+        let (x_node, y_node, hub) = (
+            NodeKey::generate(),
+            NodeKey::generate(),
+            NodeKey::generate(),
+        );
+        let (x, y, hub_org, member) = (org(1), org(2), org(3), org(4));
+        let receiver = party(&NodeKey::generate(), Uuid::from_u128(9));
+        let mut views = MemoryViews::new();
+        // X's own node marks its host organisation local, and the hub registers a member.
+        let x_home = registration(&x_node, x.uuid, x.uuid, &x, &Head::EMPTY);
+        let hub_member = registration(&hub, hub_org.uuid, hub_org.uuid, &member, &Head::EMPTY);
+        for entry in [&x_home, &hub_member] {
+            check_entry(party(&x_node, x.uuid), receiver, entry, &views).unwrap();
+            apply(&mut views, entry).unwrap();
+        }
+        // A node of org Y acting for X: X's own registration gives Y no authority.
+        let forged = registration(&y_node, y.uuid, x.uuid, &y, &Head::EMPTY);
+        let refused = check_entry(party(&y_node, y.uuid), receiver, &forged, &views);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|reason| reason.starts_with("write authority")),
+            "{refused:?}"
+        );
+        // The hub acts for the member it registered.
+        let head = Head::after(&hub_member);
+        let for_member = registration(&hub, hub_org.uuid, member.uuid, &member, &head);
+        check_entry(party(&hub, hub_org.uuid), receiver, &for_member, &views).unwrap();
+    }
 }

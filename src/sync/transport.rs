@@ -775,6 +775,7 @@ pub async fn serve(
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), SyncError> {
     let addr: SocketAddr = listen.parse().map_err(|_| SyncError::Address(listen))?;
+    super::release::read_test_switch();
     let paired: PairedKeys = Arc::default();
     *paired.write().unwrap_or_else(|e| e.into_inner()) = peer::peers(&node.store)?
         .iter()

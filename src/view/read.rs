@@ -62,7 +62,15 @@ pub fn record(kv: &dyn ViewRead, kind: RecordKind, key: &[u8]) -> Result<Option<
         .transpose()
 }
 
-/// Every live event's summary, in uuid order.
+/// Whether an event record is shown: live, and holding the fields its creating entry sets. An
+/// edit or publish of another origin can be stored before the entry that creates the event
+/// (reveals come newest first; a relay may send only what it may), and such a partial record
+/// is not an event yet.
+pub fn is_shown_event(record: &Record) -> bool {
+    record.is_live() && record.field("info").is_some()
+}
+
+/// Every shown event's summary (see [`is_shown_event`]), in uuid order.
 pub fn events(kv: &dyn ViewRead) -> Result<Vec<EventSummary>, KvError> {
     let mut out = Vec::new();
     for (key, bytes) in kv.scan(Table::Records, &[RecordKind::Event as u8])? {
@@ -70,7 +78,7 @@ pub fn events(kv: &dyn ViewRead) -> Result<Vec<EventSummary>, KvError> {
         let Ok(uuid) = Uuid::from_slice(&key[1..]) else {
             continue;
         };
-        if !record.is_live() {
+        if !is_shown_event(&record) {
             continue;
         }
         let children = children(kv, &uuid)?;
@@ -221,7 +229,7 @@ pub fn event(
     let Some(record) = record(kv, RecordKind::Event, uuid.as_bytes())? else {
         return Ok(None);
     };
-    if !record.is_live() {
+    if !is_shown_event(&record) {
         return Ok(None);
     }
     let event_id = id_string(ids(RecordKind::Event, uuid.as_bytes()));

@@ -601,7 +601,7 @@ fn match_event(
     record: &Record,
     candidates: Option<&[Uuid]>,
 ) -> Result<Option<Hit>, KvError> {
-    if !record.is_live() || !event_passes(query, event, record) {
+    if !super::read::is_shown_event(record) || !event_passes(query, event, record) {
         return Ok(None);
     }
     let uuid_done = query.uuids.is_empty() || query.uuids.contains(event);
