@@ -166,3 +166,77 @@ fn a_node_showing_two_histories_is_caught_by_its_peers() {
         }
     }
 }
+
+#[test]
+fn paired_peers_get_inclusion_and_consistency_proofs_over_grpc() {
+    let a = init("Org A");
+    let server_a = Server::start(&a.path);
+    publish_event(&server_a, &a.admin_key);
+    // An auditor's tool pairs its own key with A and asks over the sync service.
+    let auditor = threatlog::log::NodeKey::generate();
+    let card = threatlog::sync::peer::Card {
+        key: auditor.origin(),
+        org_uuid: uuid::Uuid::new_v4(),
+        org_name: "Auditors".into(),
+        endpoint: "127.0.0.1:9".into(),
+    };
+    ok(
+        &a.path,
+        &["peer", "add", &card.encode(), "--no-pull", "--no-push"],
+    );
+    let origin = threatlog::log::OriginKey::from_hex(&a.node_key).unwrap();
+    let endpoint = std::fs::read_to_string(a.path.join("run/sync.addr")).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (inclusion, consistency) = runtime.block_on(async {
+        let mut client = threatlog::sync::transport::connect_to(&auditor, origin, endpoint.trim())
+            .await
+            .expect("the paired auditor connects");
+        let inclusion = client
+            .inclusion(threatlog::proto::sync::InclusionRequest {
+                origin: origin.0.to_vec().into(),
+                sequence: 1,
+                size: 0,
+            })
+            .await
+            .expect("inclusion proof")
+            .into_inner();
+        let consistency = client
+            .consistency(threatlog::proto::sync::ConsistencyRequest {
+                origin: origin.0.to_vec().into(),
+                old_size: 1,
+                new_size: inclusion.size,
+            })
+            .await
+            .expect("consistency proof")
+            .into_inner();
+        (inclusion, consistency)
+    });
+    let hash = |bytes: &[u8]| -> [u8; 32] { bytes.try_into().unwrap() };
+    let root = hash(&inclusion.root);
+    assert!(
+        inclusion.size >= 3,
+        "init, event and publish are in the tree"
+    );
+    let hashes: Vec<[u8; 32]> = inclusion.hashes.iter().map(|h| hash(h)).collect();
+    threatlog::log::merkle::verify_inclusion(
+        0,
+        inclusion.size,
+        &hash(&inclusion.leaf_or_old_root),
+        &hashes,
+        &root,
+    )
+    .expect("the inclusion proof verifies against the root");
+    // The root is the one A signed in its checkpoint of that size.
+    let signed = threatlog::log::checkpoint::verify_origin_note(&inclusion.checkpoint, &origin)
+        .expect("the checkpoint verifies");
+    assert_eq!(signed.root, root);
+    let hashes: Vec<[u8; 32]> = consistency.hashes.iter().map(|h| hash(h)).collect();
+    threatlog::log::merkle::verify_consistency(
+        1,
+        consistency.size,
+        &hash(&consistency.leaf_or_old_root),
+        &root,
+        &hashes,
+    )
+    .expect("the consistency proof verifies");
+}

@@ -271,6 +271,70 @@ impl wire::sync_server::Sync for SyncService {
         }))
     }
 
+    async fn inclusion(
+        &self,
+        request: Request<wire::InclusionRequest>,
+    ) -> Result<Response<wire::Proof>, Status> {
+        self.peer_of(&request)?;
+        let query = request.into_inner();
+        let origin = origin_of(&query.origin)?;
+        let node = Arc::clone(&self.node);
+        tokio::task::spawn_blocking(move || {
+            let failed = |error: StoreError| Status::failed_precondition(error.to_string());
+            let size = match query.size {
+                0 => node
+                    .store
+                    .latest_checkpoint(&origin)
+                    .map_err(failed)?
+                    .map(|(size, _)| size)
+                    .ok_or_else(|| Status::not_found("no checkpoint of that origin yet"))?,
+                size => size,
+            };
+            let hashes = node
+                .store
+                .inclusion_proof(&origin, query.sequence, size)
+                .map_err(failed)?;
+            let leaf = node
+                .store
+                .tree_leaf(&origin, query.sequence)
+                .map_err(failed)?;
+            proof_reply(&node, &origin, size, hashes, leaf)
+        })
+        .await
+        .map_err(|error| Status::internal(error.to_string()))?
+        .map(Response::new)
+    }
+
+    async fn consistency(
+        &self,
+        request: Request<wire::ConsistencyRequest>,
+    ) -> Result<Response<wire::Proof>, Status> {
+        self.peer_of(&request)?;
+        let query = request.into_inner();
+        let origin = origin_of(&query.origin)?;
+        if query.old_size == 0 || query.old_size > query.new_size {
+            return Err(Status::invalid_argument(
+                "sizes must satisfy 0 < old_size <= new_size",
+            ));
+        }
+        let node = Arc::clone(&self.node);
+        tokio::task::spawn_blocking(move || {
+            let failed = |error: StoreError| Status::failed_precondition(error.to_string());
+            let hashes = node
+                .store
+                .consistency_proof(&origin, query.old_size, query.new_size)
+                .map_err(failed)?;
+            let old_root = node
+                .store
+                .tree_root(&origin, query.old_size)
+                .map_err(failed)?;
+            proof_reply(&node, &origin, query.new_size, hashes, old_root)
+        })
+        .await
+        .map_err(|error| Status::internal(error.to_string()))?
+        .map(Response::new)
+    }
+
     async fn reveal(
         &self,
         request: Request<wire::RevealRequest>,
@@ -326,6 +390,37 @@ struct Feed<'a> {
     runtime: &'a tokio::runtime::Handle,
     /// Turns true when the node shuts down.
     stopping: watch::Receiver<bool>,
+}
+
+/// A proof answer: proof hashes, roots and the checkpoint of the size when held.
+fn proof_reply(
+    node: &Node,
+    origin: &OriginKey,
+    size: u64,
+    hashes: Vec<[u8; 32]>,
+    leaf_or_old_root: [u8; 32],
+) -> Result<wire::Proof, Status> {
+    let failed = |error: StoreError| Status::failed_precondition(error.to_string());
+    Ok(wire::Proof {
+        size,
+        root: node
+            .store
+            .tree_root(origin, size)
+            .map_err(failed)?
+            .to_vec()
+            .into(),
+        hashes: hashes.iter().map(|hash| hash.to_vec().into()).collect(),
+        leaf_or_old_root: leaf_or_old_root.to_vec().into(),
+        checkpoint: node
+            .store
+            .checkpoint_at(origin, size)
+            .map_err(failed)?
+            .unwrap_or_default(),
+    })
+}
+
+fn origin_of(bytes: &[u8]) -> Result<OriginKey, Status> {
+    OriginKey::from_slice(bytes).map_err(|_| Status::invalid_argument("origin is not a node key"))
 }
 
 /// Streams segments after `cursor` to the feed until the receiver goes away, the node stops,
@@ -514,8 +609,18 @@ async fn connect(
     node: &Node,
     peer: &Peer,
 ) -> Result<wire::sync_client::SyncClient<tonic::transport::Channel>, SyncError> {
-    let config = Arc::new(tls::client_config(node.key(), peer.key)?);
-    let endpoint = peer.endpoint.clone();
+    connect_to(node.key(), peer.key, &peer.endpoint).await
+}
+
+/// Connects with `key`'s identity to the node with key `peer` at `endpoint` (`host:port`),
+/// over mutual TLS; the other node must have paired `key`.
+pub async fn connect_to(
+    key: &crate::log::NodeKey,
+    peer: OriginKey,
+    endpoint: &str,
+) -> Result<wire::sync_client::SyncClient<tonic::transport::Channel>, SyncError> {
+    let config = Arc::new(tls::client_config(key, peer)?);
+    let endpoint = endpoint.to_string();
     let connector = tower::service_fn(move |_: tonic::codegen::http::Uri| {
         let config = Arc::clone(&config);
         let endpoint = endpoint.clone();
