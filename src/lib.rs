@@ -1,10 +1,12 @@
 //! threatlog: a MISP-compatible threat-intelligence node built on an append-only signed log.
 //!
-//! Data flow: a request (CLI import, REST call, later sync) is parsed and validated by [`model`]
+//! Data flow: a request (CLI import, REST call, feed) is parsed and validated by [`model`]
 //! into MISP objects; [`change`] turns them into log drafts grouped by visibility; [`store`]
 //! seals them into ed25519-signed [`log`] entries and, in the same durable RocksDB write,
 //! applies them to the materialized [`view`]s that every read is answered from. Views are a
-//! deterministic function of the log and can be rebuilt from it at any time.
+//! deterministic function of the log and can be rebuilt from it at any time. Entries of other
+//! nodes arrive through [`sync`], are checked, and are stored verbatim; [`policy`] decides what
+//! each peer receives, and [`audit`] lets anyone verify and replay the log offline.
 //!
 //! Modules:
 //! - [`model`]: MISP types, the describeTypes registry, value normalisation, JSON shapes (pure).
@@ -14,10 +16,10 @@
 //! - [`store`]: RocksDB column families, atomic append with view updates, verify, rebuild (IO).
 //! - [`config`]: the `threatlog.toml` configuration.
 //! - [`bench`]: the `threatlog bench` throughput measurements.
-//! - [`interop`]: imports and exports in other formats (freetext, STIX 2.1, taxonomies, galaxies).
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
 //! - [`audit`]: bundle export, offline verify, replay, history and proofs for auditors.
-//! - [`interop`]: exports (CSV, text, hashes, Suricata, Snort, STIX 2.1) and MISP feeds.
+//! - [`interop`]: exports (CSV, text, hashes, Suricata, Snort, STIX 2.1), MISP feeds in and out,
+//!   freetext and STIX 2.1 imports, taxonomies and galaxies.
 //! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).
 //! - [`policy`]: who may see what across nodes: release to a peer, hop checks (pure).
 //! - [`sync`]: replication with paired peers over gRPC and mutual TLS: release, checks, engine.

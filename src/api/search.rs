@@ -20,6 +20,7 @@ use super::request::{parse_ref, truthy, JsonBody};
 use super::visibility::{event_access, may_see, record_visibility, EventAccess};
 use super::ApiState;
 use crate::model;
+use crate::model::date::{civil_from_days, days_from_civil};
 use crate::node::Node;
 use crate::proto::RecordKind;
 use crate::view::correlation::value_matches;
@@ -131,36 +132,6 @@ fn one_of(value: Option<&Value>) -> OneOf<String> {
     let (mut include, and, exclude) = terms(value);
     include.extend(and);
     OneOf { include, exclude }
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The civil date (YYYY-MM-DD) of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `YYYY-MM-DD` (optionally followed by a time, which is ignored) as (y, m, d).

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::log::merkle::Hash;
 use crate::log::{checkpoint, EntryId, OriginKey, VerifiedEntry};
+use crate::model::date::{civil_from_days, days_from_civil};
 use crate::node::Node;
 use crate::store::{Store, StoreError};
 
@@ -98,35 +99,10 @@ impl Source {
     }
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 /// RFC 3339 UTC text of a time in ms since the Unix epoch, e.g. `2026-01-02T03:04:05.678Z`.
 pub fn format_time_ms(time_ms: i64) -> String {
-    let days = time_ms.div_euclid(86_400_000);
     let rest = time_ms.rem_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(time_ms.div_euclid(86_400_000));
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rest / 3_600_000,

@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use super::{nids, stix_export};
+use crate::model::date::civil_from_days;
 
 /// Default first sid of exported IDS rules (MISP's default `nids_sid` of a user).
 pub const SID_BASE_DEFAULT: u64 = 4_000_000;
@@ -277,24 +278,6 @@ fn lines(events: &[Value], pick: impl Fn(&str, &str) -> Vec<String>) -> String {
         }
     }
     out
-}
-
-/// The civil date (y, m, d) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// Epoch seconds as an RFC 3339 UTC time (`2016-08-30T07:10:11Z`).

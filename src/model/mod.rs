@@ -13,6 +13,7 @@
 //! Everything a client or a peer sends is parsed here first, so every failure is a
 //! [`ModelError`] value and never a panic.
 
+pub mod date;
 pub mod misp;
 pub mod types;
 pub mod value;
