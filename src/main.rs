@@ -365,6 +365,13 @@ enum UserCommand {
 enum LogCommand {
     /// Check every signature and chain link, and that the views equal a fresh replay.
     Verify,
+    /// List the fork proofs stored when an origin equivocated (two signed entries at one
+    /// position); the origin is refused from then on.
+    Forks {
+        /// Print the proofs as JSON, with both entries' stored bytes in base64.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -436,6 +443,23 @@ fn run(cli: Cli) -> Result<()> {
                 "verified {} entries from {} origins, views digest {}",
                 summary.entries, summary.origins, summary.digest
             );
+            Ok(())
+        }
+        Command::Log(LogCommand::Forks { json }) => {
+            let proofs = open(dir)?.store.fork_proofs()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&proofs)?);
+            } else if proofs.is_empty() {
+                println!("no fork proofs");
+            }
+            if !json {
+                for proof in &proofs {
+                    println!(
+                        "origin {} equivocated at sequence {} (detected at {} ms); origin refused",
+                        proof.origin, proof.sequence, proof.detected_ms
+                    );
+                }
+            }
             Ok(())
         }
         Command::Views(ViewsCommand::Rebuild) => {

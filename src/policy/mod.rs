@@ -176,10 +176,9 @@ pub fn release(
         _ => {}
     }
     let relayed = is_relay(sender, facts.origin);
-    if !internal
-        && !(reaches(&facts.event, relayed, sender, peer)
-            && reaches(&facts.item, relayed, sender, peer))
-    {
+    let reached =
+        reaches(&facts.event, relayed, sender, peer) && reaches(&facts.item, relayed, sender, peer);
+    if !internal && !reached {
         return Err(Withheld::Distribution);
     }
     let tlp = facts.tlp.unwrap_or(default_tlp);

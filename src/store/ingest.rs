@@ -17,6 +17,9 @@ use crate::view::{self, ViewRead};
 const META_FORK: &[u8] = b"fork/";
 
 /// An item received from a peer.
+// Entries are moved and matched far more often than stubs are held; boxing them would cost
+// an allocation per item on the sync path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Incoming {
     /// A full entry, verified.
@@ -105,6 +108,9 @@ pub struct ForkProof {
 pub type IngestCheck<'a> = dyn FnMut(&VerifiedEntry, &dyn ViewRead) -> Result<(), String> + 'a;
 
 /// What the log holds at one position.
+// Entries are moved and matched far more often than stubs are held; boxing them would cost
+// an allocation per item on the sync path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Held {
     /// The full entry.
