@@ -390,6 +390,9 @@ enum BenchCommand {
     /// Add events over HTTP with concurrent keep-alive clients, then time value searches
     /// against a node holding many attributes.
     Api(threatlog::bench::api::ApiOptions),
+    /// Pull a node's published events into a second node (its own process) over gRPC with
+    /// mutual TLS, compared with raw signature verification and raw tonic streaming.
+    Sync(threatlog::bench::sync::SyncOptions),
 }
 
 fn main() {
@@ -474,6 +477,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Ingest(options)) => threatlog::bench::ingest(&options),
         Command::Bench(BenchCommand::Api(options)) => threatlog::bench::api::run(&options),
+        Command::Bench(BenchCommand::Sync(options)) => threatlog::bench::sync::run(&options),
         Command::Export(args) => export(dir, &args),
         Command::Feed(command) => feed(dir, command),
         Command::AppendLoop { count } => threatlog::bench::append_loop(&open(dir)?, count),

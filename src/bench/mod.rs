@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod http;
+pub mod sync;
 
 use anyhow::{Context, Result};
 use prost::bytes::Bytes;
