@@ -182,7 +182,9 @@ impl<'a> Releaser<'a> {
         }
         let views = self.node.store.views();
         let facts = match read::record(&views, RecordKind::Event, event.as_bytes())? {
+            // A tombstoned event: its entries are judged by their own visibility.
             None => None,
+            Some(record) if record.gone.is_some() => None,
             Some(record) => {
                 let tags: Vec<String> = tags_of(&views, event)?
                     .into_iter()
