@@ -48,6 +48,7 @@ bench: prereqs
 	$(CARGO) run --release -- bench ingest
 	$(CARGO) run --release -- bench api
 	$(CARGO) run --release -- bench audit
+	$(CARGO) run --release -- bench sync
 
 # Serves ./data; a new directory is initialised and its admin key printed by serve itself,
 # an existing one's key is printed from DATA/admin.key.

@@ -375,6 +375,13 @@ enum UserCommand {
 enum LogCommand {
     /// Check every signature and chain link, and that the views equal a fresh replay.
     Verify,
+    /// List the fork proofs stored when an origin equivocated (two signed entries at one
+    /// position); the origin is refused from then on.
+    Forks {
+        /// Print the proofs as JSON, with both entries' stored bytes in base64.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -396,6 +403,9 @@ enum BenchCommand {
     /// Build a large log, export it, and time `audit verify` of the bundle against raw
     /// ed25519 batch verification of the same signatures; report peak memory.
     Audit(threatlog::bench::audit::AuditOptions),
+    /// Pull a node's published events into a second node (its own process) over gRPC with
+    /// mutual TLS, compared with raw signature verification and raw tonic streaming.
+    Sync(threatlog::bench::sync::SyncOptions),
 }
 
 fn main() {
@@ -451,6 +461,23 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Log(LogCommand::Forks { json }) => {
+            let proofs = open(dir)?.store.fork_proofs()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&proofs)?);
+            } else if proofs.is_empty() {
+                println!("no fork proofs");
+            }
+            if !json {
+                for proof in &proofs {
+                    println!(
+                        "origin {} equivocated at sequence {} (detected at {} ms); origin refused",
+                        proof.origin, proof.sequence, proof.detected_ms
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Views(ViewsCommand::Rebuild) => {
             let node = open(dir)?;
             let digest = with_progress("replaying", |bar| node.store.rebuild_views(bar))?;
@@ -463,6 +490,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Ingest(options)) => threatlog::bench::ingest(&options),
         Command::Bench(BenchCommand::Api(options)) => threatlog::bench::api::run(&options),
+        Command::Bench(BenchCommand::Sync(options)) => threatlog::bench::sync::run(&options),
         Command::Export(args) => export(dir, &args),
         Command::Feed(command) => feed(dir, command),
         Command::Bench(BenchCommand::Audit(options)) => threatlog::bench::audit::run(&options),

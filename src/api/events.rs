@@ -336,8 +336,10 @@ pub async fn delete(
         .blocking(move |node| {
             let access = editable_event(node, &caller, &id)?;
             let ops = vec![change::tombstone_op(DELETE_REASON)];
-            let drafts =
-                change::event_ops_drafts(access.uuid, access.visibility, ops, &caller.actor());
+            // The tombstone states the event's level: once the event is gone, nothing else
+            // tells which peers held it.
+            let visibility = super::visibility::record_visibility(&access.record);
+            let drafts = change::event_ops_drafts(access.uuid, visibility, ops, &caller.actor());
             node.append(drafts)?;
             Ok(access.id)
         })

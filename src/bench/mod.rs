@@ -5,6 +5,7 @@
 pub mod api;
 pub mod audit;
 pub mod http;
+pub mod sync;
 
 use anyhow::{Context, Result};
 use prost::bytes::Bytes;

@@ -16,8 +16,8 @@ use crate::view::{self, ViewRead};
 const META_FORK: &[u8] = b"fork/";
 
 /// An item received from a peer.
-// Entries dominate and are moved, not copied; boxing each would cost an allocation per
-// entry on the sync path.
+// Entries are moved and matched far more often than stubs are held; boxing them would cost
+// an allocation per item on the sync path.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Incoming {
@@ -107,8 +107,8 @@ pub struct ForkProof {
 pub type IngestCheck<'a> = dyn FnMut(&VerifiedEntry, &dyn ViewRead) -> Result<(), String> + 'a;
 
 /// What the log holds at one position.
-// Entries dominate and are moved, not copied; boxing each would cost an allocation per
-// entry on the sync path.
+// Entries are moved and matched far more often than stubs are held; boxing them would cost
+// an allocation per item on the sync path.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Held {

@@ -203,7 +203,9 @@ impl<'a> Releaser<'a> {
         }
         let views = self.node.store.views();
         let facts = match read::record(&views, RecordKind::Event, event.as_bytes())? {
+            // A tombstoned event: its entries are judged by their own visibility.
             None => None,
+            Some(record) if record.gone.is_some() => None,
             Some(record) => {
                 let tags: Vec<String> = tags_of(&views, event)?
                     .into_iter()
@@ -362,8 +364,8 @@ impl<'a> Releaser<'a> {
 }
 
 /// What a peer receives for one log position.
-// Entries dominate and are moved, not copied; boxing each would cost an allocation per
-// entry on the sync path.
+// Entries are moved and matched far more often than stubs are held; boxing them would cost
+// an allocation per item on the sync path.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Released {

@@ -251,7 +251,18 @@ impl wire::sync_server::Sync for SyncService {
         let peer = self.peer_of(&request)?;
         let mut stream = request.into_inner();
         let mut accepted = 0u64;
-        while let Some(segment) = stream.message().await? {
+        loop {
+            let segment = match stream.message().await {
+                Ok(Some(segment)) => segment,
+                Ok(None) => break,
+                Err(status) => {
+                    // A message the transport refused (oversized, malformed framing): the
+                    // peer's failure, recorded like a refused item.
+                    let text = format!("refused push message: {}", status.message());
+                    let _ = record_failure(&self.node, &peer, &text);
+                    return Err(status);
+                }
+            };
             match ingest_segment(&self.node, &peer, segment).await {
                 Ok(report) => {
                     accepted +=
@@ -568,9 +579,6 @@ fn ingest_blocking(
         (None, Some(error)) => Some(format!("rejected undecodable item: {error}")),
         (None, None) => None,
     };
-    let violation = failure
-        .as_deref()
-        .is_some_and(|text| text.contains(check::VIOLATION));
     let status = peer::update_status(&node.store, &peer.key, |status| {
         status.received += (report.entries + report.stubs + report.revealed) as u64;
         status.remote_head = status.remote_head.max(segment.head_cursor);
@@ -578,21 +586,9 @@ fn ingest_blocking(
         if let Some(time) = last_time {
             status.received_time_ms = time;
         }
-        if violation {
-            status.violations += 1;
-        }
         match &failure {
-            Some(text) => {
-                status.failures += 1;
-                status.last_error = Some(text.clone());
-                if status.failures >= super::QUARANTINE_FAILURES {
-                    status.quarantined = true;
-                    status.state = "quarantined".into();
-                }
-            }
-            None => {
-                status.failures = 0;
-            }
+            Some(text) => count_failure(status, text),
+            None => status.failures = 0,
         }
     })?;
     match failure {
@@ -604,17 +600,38 @@ fn ingest_blocking(
     }
 }
 
+/// Counts one failure caused by the peer: the last error, violations, and quarantine after
+/// [`super::QUARANTINE_FAILURES`] in a row.
+fn count_failure(status: &mut peer::PeerStatus, text: &str) {
+    if text.contains(check::VIOLATION) {
+        status.violations += 1;
+    }
+    status.failures += 1;
+    status.last_error = Some(text.to_string());
+    if status.failures >= super::QUARANTINE_FAILURES {
+        status.quarantined = true;
+        status.state = "quarantined".into();
+    }
+}
+
+/// Records a failure caused by `peer` outside a segment's items, and logs it.
+fn record_failure(node: &Node, peer: &Peer, text: &str) -> Result<(), StoreError> {
+    let status = peer::update_status(&node.store, &peer.key, |status| count_failure(status, text))?;
+    tracing::warn!(peer = %peer.key, org = %peer.org_name, quarantined = status.quarantined, "{text}");
+    Ok(())
+}
+
 /// Connects to `peer` over mutual TLS.
 async fn connect(
     node: &Node,
     peer: &Peer,
 ) -> Result<wire::sync_client::SyncClient<tonic::transport::Channel>, SyncError> {
-    connect_to(node.key(), peer.key, &peer.endpoint).await
+    connect_as(node.key(), peer.key, &peer.endpoint).await
 }
 
-/// Connects with `key`'s identity to the node with key `peer` at `endpoint` (`host:port`),
-/// over mutual TLS; the other node must have paired `key`.
-pub async fn connect_to(
+/// Connects to the node with key `peer` at `endpoint` (`host:port`) over mutual TLS,
+/// presenting `key`'s certificate: the client side of every session, usable on its own.
+pub async fn connect_as(
     key: &crate::log::NodeKey,
     peer: OriginKey,
     endpoint: &str,

@@ -56,4 +56,5 @@ pub fn node() -> (tempfile::TempDir, PathBuf) {
     ok(&dir, &["init", "--org-name", "Test Org"]);
     (temp, dir)
 }
+pub mod nodes;
 pub mod server;

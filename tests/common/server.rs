@@ -21,11 +21,21 @@ pub struct Server {
 impl Server {
     /// Starts `threatlog serve --api-listen 127.0.0.1:0` on `dir` and waits for its address.
     pub fn start(dir: &Path) -> Server {
-        Self::start_with_env(dir, &[])
+        Server::start_with(dir, &[], Stdio::inherit())
     }
 
     /// Starts `threatlog serve` on `dir` with extra environment variables.
     pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(dir, env, Stdio::inherit())
+    }
+
+    /// Like [`Server::start`], with the node's log output (stderr) written to `log`.
+    pub fn start_logged(dir: &Path, log: &Path) -> Server {
+        let file = std::fs::File::create(log).expect("log file created");
+        Server::start_with(dir, &[], Stdio::from(file))
+    }
+
+    fn start_with(dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Server {
         let addr_file = dir.join("run").join("api.addr");
         let _ = std::fs::remove_file(&addr_file);
         let child = Command::new(env!("CARGO_BIN_EXE_threatlog"))
@@ -41,7 +51,7 @@ impl Server {
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("threatlog serve starts");
         let started = Instant::now();
@@ -62,6 +72,12 @@ impl Server {
             addr,
             dir: dir.to_path_buf(),
         }
+    }
+
+    /// Kills the process with SIGKILL (no shutdown at all) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for a clean exit.

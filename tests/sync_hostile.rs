@@ -1,0 +1,461 @@
+//! A hostile peer: node B is paired with an honest node A and with H, a peer driven by this
+//! test over real gRPC and mutual TLS with its own key. H pushes hand-built segments: a bad
+//! signature, a broken chain, another organisation's event edited, an organisation it may
+//! not act for, an oversized message, garbage bytes and an equivocation. B refuses each with
+//! its reason, records it, keeps syncing with A, stores the fork proof and quarantines H.
+
+mod common;
+
+use common::nodes::{add_event, addresses, pair, wait_for, Peer};
+use common::ok;
+use prost::bytes::Bytes;
+use prost::Message;
+use serde_json::{json, Value};
+use std::time::Duration;
+use threatlog::change::{self, Actor};
+use threatlog::log::{seal, Draft, Head, NodeKey, OriginKey, VerifiedEntry};
+use threatlog::proto::{self, op::Op, sync as wire, RecordKind};
+use threatlog::sync::peer::Card;
+use threatlog::sync::transport::connect_as;
+use uuid::Uuid;
+
+/// Longest a single push may take before the test gives up on it.
+const PUSH_SECONDS_MAX: u64 = 60;
+
+/// The hostile peer: a key, an organisation and the chain it has signed so far.
+struct Hostile {
+    key: NodeKey,
+    org: Uuid,
+    chain: Vec<VerifiedEntry>,
+}
+
+impl Hostile {
+    fn head(&self) -> Head {
+        self.chain.last().map(Head::after).unwrap_or(Head::EMPTY)
+    }
+
+    /// Seals `draft` after `head` (not necessarily the chain's head).
+    fn seal_after(&self, head: &Head, draft: Draft) -> VerifiedEntry {
+        seal(
+            &self.key,
+            self.org,
+            head,
+            draft,
+            threatlog::node::now_ms(),
+            rand_salt(),
+        )
+        .unwrap()
+    }
+
+    /// Seals the drafts of a new level-3 event of H's own onto its chain.
+    fn own_event(&mut self, info: &str) -> (Uuid, Vec<VerifiedEntry>) {
+        let event = threatlog::model::Event::from_json(&json!({"Event": {
+            "info": info, "date": "2026-01-01", "distribution": 3,
+            "published": true,
+            "Attribute": [{"type": "ip-dst", "value": "192.0.2.66", "to_ids": true}],
+        }}))
+        .unwrap();
+        let actor = Actor {
+            org: self.org,
+            user: "mallory@h.example".into(),
+        };
+        let mut sealed = Vec::new();
+        for draft in change::event_drafts(&event, &actor) {
+            let entry = self.seal_after(&self.head(), draft);
+            self.chain.push(entry.clone());
+            sealed.push(entry);
+        }
+        (event.uuid, sealed)
+    }
+
+    /// A draft that sets `fields` on event `event`, acting for `acting_org`.
+    fn edit_draft(&self, acting_org: Uuid, event: Uuid, fields: Value) -> Draft {
+        Draft {
+            acting_org,
+            acting_user: "mallory@h.example".into(),
+            event: Some(event),
+            visibility: proto::Visibility {
+                distribution: 5,
+                sharing_group: Bytes::new(),
+            },
+            ops: vec![proto::Op {
+                op: Some(Op::Set(proto::RecordSet {
+                    kind: RecordKind::Event as i32,
+                    key: Bytes::copy_from_slice(event.as_bytes()),
+                    parent: Bytes::new(),
+                    fields_json: Bytes::from(serde_json::to_vec(&fields).unwrap()),
+                })),
+            }],
+        }
+    }
+}
+
+fn rand_salt() -> [u8; threatlog::log::SALT_BYTES] {
+    *Uuid::new_v4().as_bytes()
+}
+
+fn entry_item(bytes: Bytes) -> wire::Item {
+    wire::Item {
+        item: Some(wire::item::Item::Entry(bytes)),
+    }
+}
+
+fn segment(items: Vec<wire::Item>) -> wire::Segment {
+    wire::Segment {
+        items,
+        cursor: 0,
+        head_cursor: 0,
+        head_time_ms: 0,
+    }
+}
+
+/// Pushes one segment to B as `key`; returns B's answer: `Ok(error text, empty when
+/// accepted)` or the refusal status.
+fn push(
+    runtime: &tokio::runtime::Runtime,
+    key: &NodeKey,
+    b_key: OriginKey,
+    b_addr: &str,
+    segment: wire::Segment,
+) -> Result<String, String> {
+    runtime.block_on(async {
+        let work = async {
+            // H ignores its own size limit: B must enforce its own.
+            let mut client = connect_as(key, b_key, b_addr)
+                .await
+                .map_err(|error| error.to_string())?
+                .max_encoding_message_size(usize::MAX);
+            let response = client
+                .push(tokio_stream::iter(vec![segment]))
+                .await
+                .map_err(|status| format!("{}: {}", status.code(), status.message()))?;
+            Ok(response.into_inner().error)
+        };
+        tokio::time::timeout(Duration::from_secs(PUSH_SECONDS_MAX), work)
+            .await
+            .expect("a push is answered")
+    })
+}
+
+/// H's entry in B's `peer list --json`.
+fn hostile_report(b: &Peer, h: &OriginKey) -> Value {
+    let key = h.to_string();
+    b.peers()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|peer| peer["key"] == key.as_str())
+        .cloned()
+        .expect("H is paired on B")
+}
+
+fn last_error(b: &Peer, h: &OriginKey) -> String {
+    hostile_report(b, h)["status"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_hostile_peer_is_refused_recorded_and_quarantined_while_honest_sync_goes_on() {
+    let temp = tempfile::tempdir().unwrap();
+    let b_log = temp.path().join("b.log");
+    let a = Peer::start("Org A");
+    let b = Peer::start_logged("Org B", &b_log);
+    pair(&a, &b, &["--relationship", "external"]);
+    let b_key = threatlog::sync::peer::Card::decode(&b.card()).unwrap().key;
+    let b_addr = b.sync_addr();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    // H pairs with B like any node: B adds H's card (B neither pulls from nor pushes to H; H
+    // pushes).
+    let mut h = Hostile {
+        key: NodeKey::generate(),
+        org: Uuid::new_v4(),
+        chain: Vec::new(),
+    };
+    let h_origin = h.key.origin();
+    let card = Card {
+        key: h_origin,
+        org_uuid: h.org,
+        org_name: "Org H".into(),
+        endpoint: "127.0.0.1:9".into(),
+    }
+    .encode();
+    ok(
+        b.dir(),
+        &[
+            "peer",
+            "add",
+            &card,
+            "--relationship",
+            "external",
+            "--no-pull",
+            "--no-push",
+        ],
+    );
+    let h_key = NodeKey::from_seed(&h.key.seed());
+    let push_h = |segment: wire::Segment| push(&runtime, &h_key, b_key, &b_addr, segment);
+
+    // A strange key is refused at the TLS handshake.
+    let stranger = NodeKey::generate();
+    let refused = push(&runtime, &stranger, b_key, &b_addr, segment(vec![]));
+    assert!(refused.is_err(), "an unpaired key is refused: {refused:?}");
+
+    // Org A's event reaches B through A.
+    let x = add_event(&a, "org A's event", 3, &addresses("198.51.100", 2));
+    a.publish(&x);
+    wait_for("A's event on B", || b.event(&x));
+
+    // H's own event is accepted.
+    let (h_event, entries) = h.own_event("H's honest-looking event");
+    let items = entries
+        .iter()
+        .map(|entry| entry_item(entry.stored().clone()))
+        .collect();
+    assert_eq!(
+        push(&runtime, &h.key, b_key, &b_addr, segment(items)),
+        Ok(String::new())
+    );
+    let shown = wait_for("H's event on B", || b.event(&h_event.to_string()));
+    assert_eq!(shown["Event"]["info"], "H's honest-looking event");
+
+    // 1. A bad signature.
+    let next = h.seal_after(
+        &h.head(),
+        h.edit_draft(h.org, h_event, json!({"info": "forged"})),
+    );
+    let mut signed = proto::SignedEntry::decode(next.stored().clone()).unwrap();
+    let mut signature = signed.signature.to_vec();
+    signature[7] ^= 0x40;
+    signed.signature = Bytes::from(signature);
+    let answer = push_h(segment(vec![entry_item(Bytes::from(
+        signed.encode_to_vec(),
+    ))]));
+    assert!(
+        answer
+            .as_deref()
+            .unwrap()
+            .contains("signature does not verify"),
+        "{answer:?}"
+    );
+    assert_eq!(
+        last_error(&b, &h_origin),
+        "rejected undecodable item: signature does not verify"
+    );
+
+    // 2. A broken chain: the right sequence, a wrong previous-entry hash.
+    let head = h.head();
+    let broken = h.seal_after(
+        &Head {
+            sequence: head.sequence,
+            hash: [7; 32],
+        },
+        h.edit_draft(h.org, h_event, json!({"info": "detached"})),
+    );
+    let answer = push_h(segment(vec![entry_item(broken.stored().clone())]));
+    let expected = format!(
+        "rejected {}: previous-entry hash does not match the hash of sequence {}",
+        broken.id(),
+        head.sequence
+    );
+    assert_eq!(answer.as_deref(), Ok(expected.as_str()));
+    assert_eq!(last_error(&b, &h_origin), expected);
+
+    // 3. Org A's event edited by H's node: an ownership conflict.
+    let x_uuid = Uuid::parse_str(&x).unwrap();
+    let hijack = h.seal_after(
+        &h.head(),
+        h.edit_draft(h.org, x_uuid, json!({"info": "hijacked"})),
+    );
+    let answer = push_h(segment(vec![entry_item(hijack.stored().clone())]));
+    let expected = format!(
+        "rejected {}: ownership conflict: event {x} is owned by org {}; entry acts for org {}",
+        hijack.id(),
+        org_of(&b, &x),
+        h.org
+    );
+    assert_eq!(answer.as_deref(), Ok(expected.as_str()));
+    assert_eq!(last_error(&b, &h_origin), expected);
+
+    // 4. An entry acting for an organisation that is neither H's nor registered on H.
+    let stranger_org = Uuid::new_v4();
+    let usurp = h.seal_after(
+        &h.head(),
+        h.edit_draft(
+            stranger_org,
+            Uuid::new_v4(),
+            json!({"info": "usurped", "distribution": "3"}),
+        ),
+    );
+    let answer = push_h(segment(vec![entry_item(usurp.stored().clone())]));
+    let expected = format!(
+        "rejected {}: write authority: node of org {} acts for org {stranger_org}, which it has not registered",
+        usurp.id(),
+        h.org
+    );
+    assert_eq!(answer.as_deref(), Ok(expected.as_str()));
+    assert_eq!(last_error(&b, &h_origin), expected);
+    let report = hostile_report(&b, &h_origin);
+    assert_eq!(report["status"]["failures"], 4, "{report}");
+    assert_eq!(report["status"]["quarantined"], false, "{report}");
+
+    // A valid entry resets the failure count.
+    let (h_second, entries) = h.own_event("H's second event");
+    let items = entries
+        .iter()
+        .map(|entry| entry_item(entry.stored().clone()))
+        .collect();
+    assert_eq!(push_h(segment(items)), Ok(String::new()));
+    wait_for("H's second event on B", || b.event(&h_second.to_string()));
+    assert_eq!(hostile_report(&b, &h_origin)["status"]["failures"], 0);
+
+    // 5. A message over the gRPC limit is refused by the transport, and recorded.
+    let oversized = vec![0x5a; threatlog::sync::MESSAGE_BYTES_MAX + 1024];
+    let answer = push_h(segment(vec![entry_item(Bytes::from(oversized))]));
+    assert!(answer.is_err(), "{answer:?}");
+    let error = wait_for("the oversized message recorded", || {
+        let error = last_error(&b, &h_origin);
+        error.starts_with("refused push message").then_some(error)
+    });
+    assert!(error.contains("too large"), "{error}");
+
+    // 6. Garbage where an entry's bytes belong.
+    let answer = push_h(segment(vec![entry_item(Bytes::from_static(
+        b"\xff\xfenot a signed entry at all",
+    ))]));
+    assert!(
+        answer
+            .as_deref()
+            .unwrap()
+            .starts_with("rejected undecodable item: entry does not decode"),
+        "{answer:?}"
+    );
+    assert!(
+        last_error(&b, &h_origin).starts_with("rejected undecodable item: entry does not decode")
+    );
+
+    // 7. Equivocation: a second, different, validly signed entry at H's last position.
+    let held = h.chain.last().unwrap().clone();
+    let before = h.chain[h.chain.len() - 2].clone();
+    let fork = h.seal_after(
+        &Head::after(&before),
+        h.edit_draft(h.org, h_second, json!({"info": "the other story"})),
+    );
+    assert_eq!(fork.id(), held.id());
+    assert_ne!(fork.hash(), held.hash());
+    let answer = push_h(segment(vec![entry_item(fork.stored().clone())]));
+    let expected = format!(
+        "rejected {}: equivocation: a different entry with this origin and sequence is held (fork proof stored)",
+        fork.id()
+    );
+    assert_eq!(answer.as_deref(), Ok(expected.as_str()));
+    assert_eq!(last_error(&b, &h_origin), expected);
+    // H's origin is refused from now on, even with a correct next entry.
+    let after = h.seal_after(
+        &h.head(),
+        h.edit_draft(h.org, h_second, json!({"info": "later"})),
+    );
+    let answer = push_h(segment(vec![entry_item(after.stored().clone())]));
+    assert_eq!(
+        answer.as_deref(),
+        Ok(format!(
+            "rejected {}: origin is refused after equivocating",
+            after.id()
+        )
+        .as_str())
+    );
+
+    // B went on syncing with A all along.
+    let late = add_event(&a, "after the attacks", 3, &addresses("203.0.113", 3));
+    a.publish(&late);
+    let arrived = wait_for("A's later event on B", || b.event(&late));
+    assert_eq!(common::nodes::values(&arrived), addresses("203.0.113", 3));
+    let a_report = b.peers()[0].clone();
+    assert_eq!(a_report["org_name"], "Org A");
+    assert_eq!(a_report["status"]["last_error"], Value::Null, "{a_report}");
+
+    // Five failures in a row: quarantined, and further pushes are refused outright.
+    assert_eq!(hostile_report(&b, &h_origin)["status"]["failures"], 4);
+    assert_eq!(
+        hostile_report(&b, &h_origin)["status"]["quarantined"],
+        false
+    );
+    let answer = push_h(segment(vec![entry_item(Bytes::from_static(b"\x00"))]));
+    assert!(
+        answer
+            .as_deref()
+            .unwrap()
+            .starts_with("rejected undecodable item"),
+        "{answer:?}"
+    );
+    let report = hostile_report(&b, &h_origin);
+    assert_eq!(report["status"]["failures"], 5, "{report}");
+    assert_eq!(report["status"]["quarantined"], true, "{report}");
+    assert_eq!(report["status"]["state"], "quarantined", "{report}");
+    let refused = push_h(segment(vec![entry_item(after.stored().clone())]));
+    let refusal = refused.expect_err("a quarantined peer's push is refused");
+    assert!(refusal.contains("quarantined"), "{refusal}");
+    // Nothing of H's attacks reached B's views.
+    assert_eq!(b.event(&x).unwrap()["Event"]["info"], "org A's event");
+    assert_eq!(
+        b.event(&h_second.to_string()).unwrap()["Event"]["info"],
+        "H's second event"
+    );
+
+    // B's log output names every refusal.
+    let Peer {
+        server,
+        temp: _b_temp,
+        ..
+    } = b;
+    let dir = server.dir.clone();
+    server.stop();
+    let log = std::fs::read_to_string(&b_log).unwrap();
+    for needle in [
+        "signature does not verify",
+        "previous-entry hash does not match",
+        "ownership conflict",
+        "write authority",
+        "refused push message",
+        "entry does not decode",
+        "equivocation",
+        "quarantined=true",
+    ] {
+        assert!(log.contains(needle), "B's log mentions {needle}:\n{log}");
+    }
+
+    // The fork proof holds both signed entries.
+    let forks: Value = serde_json::from_str(&ok(&dir, &["log", "forks", "--json"])).unwrap();
+    let forks = forks.as_array().unwrap();
+    assert_eq!(forks.len(), 1, "{forks:?}");
+    assert_eq!(forks[0]["origin"], h_origin.to_string());
+    assert_eq!(forks[0]["sequence"], held.sequence());
+    use base64::Engine;
+    let decode = |field: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(forks[0][field].as_str().unwrap())
+            .unwrap()
+    };
+    assert_eq!(decode("held"), held.stored().to_vec());
+    assert_eq!(decode("received"), fork.stored().to_vec());
+    // Both verify under H's key: the proof convinces anyone.
+    for bytes in [decode("held"), decode("received")] {
+        assert_eq!(
+            VerifiedEntry::verify(Bytes::from(bytes)).unwrap().origin(),
+            h_origin
+        );
+    }
+    let text = ok(&dir, &["log", "forks"]);
+    assert!(text.contains(&h_origin.to_string()), "{text}");
+    // B's log still verifies.
+    ok(&dir, &["log", "verify"]);
+}
+
+/// The uuid of the organisation that owns event `uuid` on `node`.
+fn org_of(node: &Peer, uuid: &str) -> String {
+    node.event(uuid).unwrap()["Event"]["Orgc"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
