@@ -160,19 +160,26 @@ impl Store {
         entries: &[VerifiedEntry],
     ) -> Result<(), StoreError> {
         let items: Vec<Commit<'_>> = entries.iter().map(Commit::Entry).collect();
-        self.commit_items(writer, &items, &[])
+        self.commit_items(writer, &items, &[], None)
     }
 
     /// Stores `items` (new entries, revealed entries that replace their stubs, and stubs) and
-    /// the node-local pairs `local`, with every view change, in one synced write.
+    /// the node-local pairs `local`, with every view change, in one synced write. `applied`
+    /// is an overlay into which exactly these items' entries were already applied, in order,
+    /// from the current state, with what each created: it is written instead of applying the
+    /// entries again.
     pub(crate) fn commit_items(
         &self,
         writer: &mut Writer,
         items: &[Commit<'_>],
         local: &[(Vec<u8>, Vec<u8>)],
+        applied: Option<(BatchViews<'_>, Vec<crate::view::Touched>)>,
     ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        let mut views = BatchViews::new(self);
+        let (mut views, mut touched) = match applied {
+            Some((views, touched)) => (views, Some(touched.into_iter())),
+            None => (BatchViews::new(self), None),
+        };
         let mut next_arrival = writer.next_arrival;
         let mut next_ids = writer.next_ids.clone();
         let mut heads = HashMap::new();
@@ -218,7 +225,10 @@ impl Store {
                 batch.put_cf(self.cf(CF_EVENT_LOG), event_key, &key);
             }
             publishes.note(self, entry)?;
-            let touched = view::apply(&mut views, entry)?;
+            let touched = match &mut touched {
+                Some(applied) => applied.next().unwrap_or_default(),
+                None => view::apply(&mut views, entry)?,
+            };
             for (kind, record) in touched.records {
                 self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record);
             }

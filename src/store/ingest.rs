@@ -135,6 +135,10 @@ impl Store {
         let mut views = BatchViews::new(self);
         // Items placed by this call, which the database does not hold yet.
         let mut placed: HashMap<EntryId, Held> = HashMap::new();
+        // What each applied entry created, by item index; the overlay is committed as is
+        // unless an entry failed half-way through applying.
+        let mut touched: HashMap<usize, view::Touched> = HashMap::new();
+        let mut overlay_clean = true;
         for (index, item) in items.iter().enumerate() {
             let id = item.id();
             let head = heads.get(&id.origin).copied().unwrap_or(Head::EMPTY);
@@ -146,9 +150,16 @@ impl Store {
                     return Ok(placement);
                 }
                 check(entry, &views).map_err(Rejection::Policy)?;
-                view::apply(&mut views, entry)
-                    .map_err(|error| Rejection::Policy(error.to_string()))?;
-                Ok(placement)
+                match view::apply(&mut views, entry) {
+                    Ok(created) => {
+                        touched.insert(index, created);
+                        Ok(placement)
+                    }
+                    Err(error) => {
+                        overlay_clean = false;
+                        Err(Rejection::Policy(error.to_string()))
+                    }
+                }
             });
             if matches!(outcome, Ok(Placement::Next | Placement::Reveal)) {
                 let held = match item {
@@ -191,9 +202,16 @@ impl Store {
                 }
             }
         }
-        // The views overlay served the checks; the commit applies the entries again into
-        // its own batch, from the same starting state.
-        drop(views);
+        // The views overlay served the checks and holds exactly the accepted entries'
+        // changes: the commit writes it.
+        let applied = overlay_clean.then(|| {
+            let created = accepted
+                .iter()
+                .filter(|(index, _)| matches!(items[*index], Incoming::Entry(_)))
+                .map(|(index, _)| touched.remove(index).unwrap_or_default())
+                .collect();
+            (views, created)
+        });
         let commits: Vec<Commit<'_>> = accepted
             .iter()
             .map(|(index, reveal)| match (&items[*index], reveal) {
@@ -208,7 +226,7 @@ impl Store {
             &[]
         };
         if !commits.is_empty() || !local.is_empty() {
-            self.commit_items(&mut writer, &commits, local)?;
+            self.commit_items(&mut writer, &commits, local, applied)?;
         }
         Ok(report)
     }
