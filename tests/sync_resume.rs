@@ -121,9 +121,11 @@ fn a_pull_killed_midway_resumes_to_exactly_the_releasable_set() {
     pair(&a, &b, &["--relationship", "external"]);
 
     // Killed in the middle of the pull: some of A's log is held, not all.
+    // The cursor is written with each segment and the status (with A's head) just after it,
+    // so wait until both show B partway.
     let (cursor, lag) = wait_for("B to be partway through A's log", || {
         let (cursor, lag) = progress(&b);
-        (cursor > 0).then_some((cursor, lag))
+        (cursor > 0 && lag > 0).then_some((cursor, lag))
     });
     b.server.kill();
     assert!(lag > 0, "B was still pulling when killed (cursor {cursor})");
