@@ -180,6 +180,14 @@ impl VerifiedEntry {
         unverified.checked()
     }
 
+    /// Decodes entry bytes read back from this node's own store. They were verified (or
+    /// sealed here) before they were stored, so the signature is not checked again on every
+    /// read; the shape checks still run, and `Store::verify` and `audit verify` re-check
+    /// every signature.
+    pub(crate) fn from_store(stored: Bytes) -> Result<Self, LogError> {
+        UnverifiedEntry::decode(stored)?.checked()
+    }
+
     /// The exact stored bytes.
     pub fn stored(&self) -> &Bytes {
         &self.stored

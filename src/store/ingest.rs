@@ -290,7 +290,7 @@ impl Store {
     fn held_at_key(&self, key: &[u8], id: &EntryId) -> Result<Option<Held>, StoreError> {
         if let Some(bytes) = self.db.get_cf(self.cf(CF_LOG), key)? {
             let entry =
-                VerifiedEntry::verify(bytes.into()).map_err(|error| StoreError::Corrupt {
+                VerifiedEntry::from_store(bytes.into()).map_err(|error| StoreError::Corrupt {
                     what: "log entry",
                     reason: error.to_string(),
                 })?;
