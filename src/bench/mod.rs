@@ -21,6 +21,9 @@ use crate::model::Event;
 use crate::node::Node;
 use crate::proto::{self, op::Op};
 
+/// Writes' worth of drafts prepared ahead of the writer.
+const DRAFTS_QUEUED: usize = 2;
+
 /// Options of `threatlog bench ingest`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct IngestOptions {
@@ -155,13 +158,27 @@ pub fn ingest(options: &IngestOptions) -> Result<()> {
 
     let mut event_entries = Vec::new();
     let start = Instant::now();
-    for chunk in events.chunks(options.events_per_write.max(1)) {
-        let drafts = chunk
-            .iter()
-            .flat_map(|e| change::event_drafts(e, &actor))
-            .collect();
-        event_entries.extend(node.append(drafts)?.entries);
-    }
+    // Drafts are prepared on a second thread while the writer appends, as request handlers
+    // prepare them outside the writer lock.
+    std::thread::scope(|scope| -> Result<()> {
+        let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Draft>>(DRAFTS_QUEUED);
+        let (events, actor) = (&events, &actor);
+        scope.spawn(move || {
+            for chunk in events.chunks(options.events_per_write.max(1)) {
+                let drafts = chunk
+                    .iter()
+                    .flat_map(|e| change::event_drafts(e, actor))
+                    .collect();
+                if send.send(drafts).is_err() {
+                    return;
+                }
+            }
+        });
+        for drafts in receive {
+            event_entries.extend(node.append(drafts)?.entries);
+        }
+        Ok(())
+    })?;
     let event_seconds = start.elapsed().as_secs_f64();
     let attributes = events.len() * options.attributes_per_event;
 

@@ -17,17 +17,21 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{rate, synthetic_event, Scratch};
 use crate::change;
-use crate::log::VerifiedEntry;
+use crate::log::{EntryId, OriginKey, VerifiedEntry};
 use crate::node::Node;
 use crate::proto::sync as wire;
+use crate::proto::RecordKind;
 use crate::store::Held;
 use crate::sync::peer::{self, Card, PeerSettings};
 use crate::sync::{SEGMENT_BYTES_MAX, SEGMENT_ITEMS_MAX};
+use crate::view::Table;
 
 /// Longest the pull may take before the benchmark gives up.
 const PULL_SECONDS_MAX: u64 = 3_600;
 /// Interval between progress polls of B.
 const POLL_MS: u64 = 100;
+/// Distribution of A's events: all communities, so that every entry reaches B in full.
+const DISTRIBUTION_ALL: u8 = 3;
 /// Longest B's start-up may take.
 const START_SECONDS_MAX: u64 = 60;
 
@@ -65,6 +69,8 @@ pub fn run(options: &SyncOptions) -> Result<()> {
         let mut drafts = Vec::new();
         for i in index..index + count {
             let mut event = synthetic_event(i, options.attributes)?;
+            // Level 3 and TLP green: released in full to B, an external peer.
+            event.distribution = DISTRIBUTION_ALL;
             event.published = true;
             drafts.extend(change::event_drafts(&event, &actor));
         }
@@ -161,6 +167,14 @@ pub fn run(options: &SyncOptions) -> Result<()> {
     pulled?;
     let _ = stop.send(());
     let _ = runtime.block_on(server);
+    let (b_entries, b_attributes) = held_by_b(&b_dir, &a.origin(), stored.len() as u64)?;
+    if b_entries != stored.len() as u64 || b_attributes != attributes as u64 {
+        bail!(
+            "B holds {b_entries} of A's {} entries in full and {b_attributes} of {attributes} \
+             attributes: the figures would not measure a full pull",
+            stored.len()
+        );
+    }
 
     let verify_per_s = verify_rate(&stored)?;
     let stream_per_s = runtime.block_on(stream_rate(&stored))?;
@@ -171,6 +185,7 @@ pub fn run(options: &SyncOptions) -> Result<()> {
         "events": options.events,
         "attributes_per_event": options.attributes,
         "attributes": attributes,
+        "b_attributes": b_attributes,
         "entries": entries,
         "bytes": bytes,
         "fill_seconds": fill_seconds,
@@ -196,7 +211,10 @@ pub fn run(options: &SyncOptions) -> Result<()> {
         bytes as f64 / (1024.0 * 1024.0),
         fill_seconds
     );
-    println!("B pulled everything in {:.2}s", pull_seconds);
+    println!(
+        "B pulled everything in {:.2}s and holds all {} attributes",
+        pull_seconds, b_attributes
+    );
     println!("  attributes/s            {:>12.0}", f("attributes_per_s"));
     println!("  entries/s               {:>12.0}", f("entries_per_s"));
     println!(
@@ -235,6 +253,29 @@ fn stored_entries(node: &Node) -> Result<Vec<Bytes>> {
             }
         }
     }
+}
+
+/// How many of `origin`'s first `count` entries B holds in full (not as stubs), and how many
+/// attributes its views hold.
+fn held_by_b(b_dir: &std::path::Path, origin: &OriginKey, count: u64) -> Result<(u64, u64)> {
+    let b = Node::open(b_dir)?;
+    let mut entries = 0;
+    for sequence in 1..=count {
+        let id = EntryId {
+            origin: *origin,
+            sequence,
+        };
+        if let Some(Held::Entry(_)) = b.store.held(&id)? {
+            entries += 1;
+        }
+    }
+    let mut attributes = 0;
+    b.store.views().for_each(Table::Records, &mut |key, _| {
+        if key.first() == Some(&(RecordKind::Attribute as u8)) {
+            attributes += 1;
+        }
+    })?;
+    Ok((entries, attributes))
 }
 
 /// Polls B's REST API until its cursor on A reaches `head`.

@@ -17,6 +17,13 @@ use crate::view;
 /// Meta key prefix of the next local id per record kind.
 const META_NEXT_ID: &[u8] = b"next_id/";
 
+/// Write batch bytes reserved per stored entry byte: the entry itself, its arrival and
+/// index keys, and the view records and index pairs applying it usually adds.
+const BATCH_BYTES_PER_ENTRY_BYTE: usize = 4;
+
+/// Write batch bytes reserved for the heads, counters and markers every commit writes.
+const BATCH_BYTES_BASE: usize = 4096;
+
 /// The writer's state: everything an append needs that would otherwise be re-read each time.
 #[derive(Debug, Default)]
 pub(crate) struct Writer {
@@ -175,11 +182,21 @@ impl Store {
         local: &[(Vec<u8>, Vec<u8>)],
         applied: Option<(BatchViews<'_>, Vec<crate::view::Touched>)>,
     ) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
         let (mut views, mut touched) = match applied {
             Some((views, touched)) => (views, Some(touched.into_iter())),
             None => (BatchViews::new(self), None),
         };
+        let entry_bytes: usize = items
+            .iter()
+            .map(|item| match item {
+                Commit::Entry(entry) | Commit::Reveal(entry) => entry.stored().len(),
+                Commit::Stub(_) => 0,
+            })
+            .sum();
+        // Reserved up front: growing a batch of megabytes copies it again at each doubling.
+        let mut batch = WriteBatch::with_capacity_bytes(
+            entry_bytes * BATCH_BYTES_PER_ENTRY_BYTE + views.bytes() + BATCH_BYTES_BASE,
+        );
         let mut next_arrival = writer.next_arrival;
         let mut next_ids = writer.next_ids.clone();
         let mut heads = HashMap::new();

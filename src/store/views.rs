@@ -1,7 +1,7 @@
 //! The view traits on RocksDB: direct reads, and a write overlay that collects a batch.
 
 use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, DB};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::Store;
 use crate::view::{KeyValue, KvError, Table, ViewRead, ViewWrite};
@@ -63,37 +63,55 @@ impl ViewRead for DbViews<'_> {
 }
 
 /// Buffers view writes over the stored views; reads see the buffered writes first. The
-/// buffer becomes part of the append's `WriteBatch`.
+/// buffer becomes part of the append's `WriteBatch`. Hash maps, one per table, because a
+/// bulk append buffers tens of thousands of pairs and looks most of them up once; the rare
+/// prefix scans (an event's tombstone) sort what they pick out.
 pub(crate) struct BatchViews<'a> {
     /// The store read through.
     store: &'a Store,
-    /// Buffered writes: `None` deletes.
-    pending: BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>,
+    /// Buffered writes per table, in [`Table::ALL`] order: `None` deletes.
+    pending: [HashMap<Vec<u8>, Option<Vec<u8>>>; Table::ALL.len()],
+    /// Bytes of the buffered keys and values, to size the write batch.
+    bytes: usize,
 }
 
 impl<'a> BatchViews<'a> {
     pub(crate) fn new(store: &'a Store) -> Self {
         Self {
             store,
-            pending: BTreeMap::new(),
+            pending: Default::default(),
+            bytes: 0,
         }
     }
 
-    /// Moves the buffered writes into `batch`.
+    /// Bytes of the buffered keys and values.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Moves the buffered writes into `batch`, each table's in key order.
     pub(crate) fn write_into(self, batch: &mut WriteBatch) {
-        for ((table, key), value) in self.pending {
+        for (table, pending) in Table::ALL.into_iter().zip(self.pending) {
             let cf = self.store.cf(table.name());
-            match value {
-                Some(value) => batch.put_cf(cf, key, value),
-                None => batch.delete_cf(cf, key),
+            let mut pairs: Vec<_> = pending.into_iter().collect();
+            pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (key, value) in pairs {
+                match value {
+                    Some(value) => batch.put_cf(cf, key, value),
+                    None => batch.delete_cf(cf, key),
+                }
             }
         }
+    }
+
+    fn table(&mut self, table: Table) -> &mut HashMap<Vec<u8>, Option<Vec<u8>>> {
+        &mut self.pending[table as usize]
     }
 }
 
 impl ViewRead for BatchViews<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        match self.pending.get(&(table, key.to_vec())) {
+        match self.pending[table as usize].get(key) {
             Some(value) => Ok(value.clone()),
             None => DbViews::new(self.store).get(table, key),
         }
@@ -104,11 +122,10 @@ impl ViewRead for BatchViews<'_> {
             .scan(table, prefix)?
             .into_iter()
             .collect();
-        let pending = self
-            .pending
-            .range((table, prefix.to_vec())..)
-            .take_while(|((t, key), _)| *t == table && key.starts_with(prefix));
-        for ((_, key), value) in pending {
+        let pending = self.pending[table as usize]
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix));
+        for (key, value) in pending {
             match value {
                 Some(value) => merged.insert(key.clone(), value.clone()),
                 None => merged.remove(key),
@@ -120,10 +137,12 @@ impl ViewRead for BatchViews<'_> {
 
 impl ViewWrite for BatchViews<'_> {
     fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>) {
-        self.pending.insert((table, key), Some(value));
+        self.bytes += key.len() + value.len();
+        self.table(table).insert(key, Some(value));
     }
 
     fn delete(&mut self, table: Table, key: Vec<u8>) {
-        self.pending.insert((table, key), None);
+        self.bytes += key.len();
+        self.table(table).insert(key, None);
     }
 }
