@@ -12,6 +12,7 @@ use prost::bytes::Bytes;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -36,6 +37,10 @@ pub struct IngestOptions {
     /// Events committed per durable write (group commit).
     #[arg(long, default_value_t = 20)]
     pub events_per_write: usize,
+    /// Threads appending concurrently, as concurrent API requests do: while one thread's
+    /// batch is being written, the next one's is sealed and reduced.
+    #[arg(long, default_value_t = 2)]
+    pub writers: usize,
     /// Single-op entries to append.
     #[arg(long, default_value_t = 20_000)]
     pub single_entries: usize,
@@ -156,12 +161,13 @@ pub fn ingest(options: &IngestOptions) -> Result<()> {
         .map(|index| synthetic_event(index, options.attributes_per_event))
         .collect::<Result<_>>()?;
 
-    let mut event_entries = Vec::new();
+    let event_entries = Mutex::new(Vec::new());
     let start = Instant::now();
-    // Drafts are prepared on a second thread while the writer appends, as request handlers
-    // prepare them outside the writer lock.
+    // Drafts are prepared on a thread of their own while the writers append, as request
+    // handlers prepare them outside the writer lock.
+    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Draft>>(DRAFTS_QUEUED);
+    let receive = Mutex::new(receive);
     std::thread::scope(|scope| -> Result<()> {
-        let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Draft>>(DRAFTS_QUEUED);
         let (events, actor) = (&events, &actor);
         scope.spawn(move || {
             for chunk in events.chunks(options.events_per_write.max(1)) {
@@ -174,11 +180,36 @@ pub fn ingest(options: &IngestOptions) -> Result<()> {
                 }
             }
         });
-        for drafts in receive {
-            event_entries.extend(node.append(drafts)?.entries);
+        let writers: Vec<_> = (0..options.writers.max(1))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let next = receive
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("a writer thread panicked"))?
+                            .recv();
+                        let Ok(drafts) = next else {
+                            return Ok(());
+                        };
+                        let appended = node.append(drafts)?.entries;
+                        event_entries
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("a writer thread panicked"))?
+                            .extend(appended);
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer
+                .join()
+                .map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
         }
         Ok(())
     })?;
+    let event_entries = event_entries
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a writer thread panicked"))?;
     let event_seconds = start.elapsed().as_secs_f64();
     let attributes = events.len() * options.attributes_per_event;
 
@@ -207,6 +238,7 @@ pub fn ingest(options: &IngestOptions) -> Result<()> {
         "events": events.len(),
         "attributes_per_event": options.attributes_per_event,
         "events_per_write": options.events_per_write,
+        "writers": options.writers.max(1),
         "attributes_per_s": rate(attributes, event_seconds),
         "event_entries_per_s": rate(event_entries.len(), event_seconds),
         "event_raw_sign_per_s": raw_sign_rate(&event_entries),
@@ -233,10 +265,11 @@ pub fn ingest(options: &IngestOptions) -> Result<()> {
     }
     let f = |name: &str| figures[name].as_f64().unwrap_or(0.0);
     println!(
-        "events: {} x {} attributes, {} events per write",
+        "events: {} x {} attributes, {} events per write, {} writers",
         events.len(),
         options.attributes_per_event,
-        options.events_per_write
+        options.events_per_write,
+        options.writers.max(1)
     );
     println!("  attributes/s          {:>12.0}", f("attributes_per_s"));
     println!("  entries/s             {:>12.0}", f("event_entries_per_s"));

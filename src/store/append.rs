@@ -5,6 +5,7 @@ use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use std::collections::HashMap;
 use uuid::Uuid;
 
+use super::pipeline::WriteFailure;
 use super::views::BatchViews;
 use super::{
     log_key, Store, StoreError, CF_ARRIVAL, CF_EVENT_LOG, CF_HEADS, CF_IDS, CF_LOCAL, CF_LOG,
@@ -130,9 +131,21 @@ impl Appended {
     }
 }
 
+/// A batch prepared under the writer mutex and handed to the pipeline.
+struct Prepared {
+    /// Its place in the pipeline.
+    ticket: u64,
+    /// Everything it stores.
+    batch: WriteBatch,
+    /// The arrival number of its last item.
+    last_arrival: u64,
+}
+
 impl Store {
     /// Seals `drafts` as the next entries of `key`'s chain and stores them, with their view
-    /// changes, in one durable write: all or none.
+    /// changes, in one durable write: all or none. The writer mutex is held while sealing
+    /// and reducing only: the next append proceeds while this one's batch is written, and
+    /// batches are written in the order they were prepared.
     pub fn append(
         &self,
         key: &NodeKey,
@@ -140,34 +153,36 @@ impl Store {
         drafts: Vec<Draft>,
         time_ms: i64,
     ) -> Result<Appended, StoreError> {
-        let mut writer = self.writer_lock();
-        let mut head = writer
-            .heads
-            .get(&key.origin())
-            .copied()
-            .unwrap_or(Head::EMPTY);
-        let mut entries = Vec::with_capacity(drafts.len());
-        let mut rng = rand::thread_rng();
-        for draft in drafts {
-            let mut salt = [0u8; SALT_BYTES];
-            rng.fill_bytes(&mut salt);
-            let entry = seal(key, origin_org, &head, draft, time_ms, salt)?;
-            head = Head::after(&entry);
-            entries.push(entry);
-        }
-        self.commit(&mut writer, &entries)?;
+        let (entries, prepared) = {
+            let mut writer = self.writer_lock_pipelined();
+            if self.pipeline.failed() {
+                if self.pipeline.drain() {
+                    self.reload_writer(&mut writer);
+                }
+                if self.pipeline.failed() {
+                    return Err(StoreError::EarlierWriteFailed);
+                }
+            }
+            let mut head = writer
+                .heads
+                .get(&key.origin())
+                .copied()
+                .unwrap_or(Head::EMPTY);
+            let mut entries = Vec::with_capacity(drafts.len());
+            let mut rng = rand::thread_rng();
+            for draft in drafts {
+                let mut salt = [0u8; SALT_BYTES];
+                rng.fill_bytes(&mut salt);
+                let entry = seal(key, origin_org, &head, draft, time_ms, salt)?;
+                head = Head::after(&entry);
+                entries.push(entry);
+            }
+            let items: Vec<Commit<'_>> = entries.iter().map(Commit::Entry).collect();
+            let prepared = self.prepare(&mut writer, &items, &[], None)?;
+            (entries, prepared)
+        };
+        self.write_prepared(prepared)?;
         Ok(Appended { entries })
-    }
-
-    /// Stores verified entries that extend their origins' chains, with every view change they
-    /// cause, in one synced write. The caller has checked the chain links.
-    pub(crate) fn commit(
-        &self,
-        writer: &mut Writer,
-        entries: &[VerifiedEntry],
-    ) -> Result<(), StoreError> {
-        let items: Vec<Commit<'_>> = entries.iter().map(Commit::Entry).collect();
-        self.commit_items(writer, &items, &[], None)
     }
 
     /// Stores `items` (new entries, revealed entries that replace their stubs, and stubs) and
@@ -182,6 +197,20 @@ impl Store {
         local: &[(Vec<u8>, Vec<u8>)],
         applied: Option<(BatchViews<'_>, Vec<crate::view::Touched>)>,
     ) -> Result<(), StoreError> {
+        let prepared = self.prepare(writer, items, local, applied)?;
+        self.write_prepared(prepared)
+    }
+
+    /// Builds the write batch of `items` (see [`Store::commit_items`]), advances the writer
+    /// state past them and hands the batch to the pipeline. If its write fails, the pipeline
+    /// is marked failed and the writer state is reloaded before the writer is next used.
+    fn prepare(
+        &self,
+        writer: &mut Writer,
+        items: &[Commit<'_>],
+        local: &[(Vec<u8>, Vec<u8>)],
+        applied: Option<(BatchViews<'_>, Vec<crate::view::Touched>)>,
+    ) -> Result<Prepared, StoreError> {
         let (mut views, mut touched) = match applied {
             Some((views, touched)) => (views, Some(touched.into_iter())),
             None => (BatchViews::new(self), None),
@@ -264,16 +293,38 @@ impl Store {
         for (key, value) in local {
             batch.put_cf(self.cf(CF_LOCAL), key, value);
         }
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.db.write_opt(batch, &options)?;
         writer.next_arrival = next_arrival;
         writer.next_ids = next_ids;
         writer.heads.extend(heads);
         writer.trees.apply(trees);
-        // Wakes live-tail streams; no receiver is not an error.
-        self.arrivals.send_replace(next_arrival - 1);
-        Ok(())
+        Ok(Prepared {
+            ticket: self.pipeline.hand_over(views.into_layer()),
+            batch,
+            last_arrival: next_arrival - 1,
+        })
+    }
+
+    /// Writes a prepared batch, synced, in its turn; then wakes live-tail streams.
+    fn write_prepared(&self, prepared: Prepared) -> Result<(), StoreError> {
+        let Prepared {
+            ticket,
+            batch,
+            last_arrival,
+        } = prepared;
+        self.pipeline
+            .write(ticket, || {
+                let mut options = WriteOptions::default();
+                options.set_sync(true);
+                self.db.write_opt(batch, &options)?;
+                // In turn, so the announced arrival never goes back; no receiver is not an
+                // error.
+                self.arrivals.send_replace(last_arrival);
+                Ok(())
+            })
+            .map_err(|failure| match failure {
+                WriteFailure::Write(error) => error,
+                WriteFailure::Earlier => StoreError::EarlierWriteFailed,
+            })
     }
 
     /// Gives a record its local numeric id when it is created.

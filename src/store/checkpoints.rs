@@ -123,7 +123,8 @@ impl Store {
     /// Whether `origin`'s tree has grown by at least `every` entries since its last checkpoint.
     pub fn checkpoint_due(&self, origin: &OriginKey, every: u64) -> Result<bool, StoreError> {
         let last = self.latest_checkpoint(origin)?.map_or(0, |(size, _)| size);
-        Ok(self.tree_size(origin) >= last.saturating_add(every.max(1)))
+        // Staged: a checkpoint found due waits for pending writes when it is issued.
+        Ok(self.staged_tree_size(origin) >= last.saturating_add(every.max(1)))
     }
 
     /// Signs and stores a checkpoint of `key`'s own log at its current size, after checking

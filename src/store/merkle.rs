@@ -170,6 +170,13 @@ impl Store {
         self.writer_lock().trees.size(origin)
     }
 
+    /// Leaves in `origin`'s tree counting batches still being written: at least
+    /// [`Store::tree_size`], and cheap to ask after every append because it does not wait
+    /// for those writes.
+    pub(crate) fn staged_tree_size(&self, origin: &OriginKey) -> u64 {
+        self.writer_lock_pipelined().trees.size(origin)
+    }
+
     /// The root of `origin`'s tree at `size` leaves (at most [`Store::tree_size`]).
     pub fn tree_root(&self, origin: &OriginKey, size: u64) -> Result<Hash, StoreError> {
         self.check_size(origin, size)?;

@@ -10,6 +10,7 @@ mod checkpoints;
 mod ingest;
 mod lock;
 mod merkle;
+mod pipeline;
 mod release;
 mod verify;
 mod views;
@@ -177,6 +178,12 @@ pub enum StoreError {
     /// A checkpoint could not be issued, parsed or verified.
     #[error(transparent)]
     Checkpoint(#[from] crate::log::checkpoint::CheckpointError),
+    /// A write before this one failed, and this change had been prepared on top of it.
+    #[error(
+        "an earlier write to the database failed, so this change was not stored; retry it, \
+         and check the node's log and disk"
+    )]
+    EarlierWriteFailed,
     /// A stored value does not decode.
     #[error("corrupt {what}: {reason}")]
     Corrupt {
@@ -205,6 +212,8 @@ pub struct Store {
     /// The writer's in-memory state; the mutex serialises appends so sequence numbers and
     /// chain links are assigned without races.
     writer: Mutex<append::Writer>,
+    /// Prepared batches on their way to RocksDB, in order (see `pipeline.rs`).
+    pipeline: pipeline::Pipeline,
     /// The last arrival number, watched by live-tail streams.
     arrivals: tokio::sync::watch::Sender<u64>,
     /// This node's own key, once the node has told it: entries claiming it are never
@@ -228,6 +237,7 @@ impl Store {
         let db = DB::open_cf_descriptors(&options, &path, families)?;
         let store = Store {
             writer: Mutex::new(append::Writer::default()),
+            pipeline: pipeline::Pipeline::default(),
             arrivals: tokio::sync::watch::Sender::new(0),
             own_origin: std::sync::OnceLock::new(),
             db,
@@ -281,6 +291,7 @@ impl Store {
         )?;
         let store = Store {
             writer: Mutex::new(append::Writer::default()),
+            pipeline: pipeline::Pipeline::default(),
             arrivals: tokio::sync::watch::Sender::new(0),
             own_origin: std::sync::OnceLock::new(),
             db,
@@ -337,12 +348,39 @@ impl Store {
             .expect("column family opened at start")
     }
 
+    /// The writer, once every batch handed to the pipeline is written: its state is then
+    /// exactly what the database holds. Every user but `append` takes the writer this way.
     fn writer_lock(&self) -> std::sync::MutexGuard<'_, append::Writer> {
+        let mut writer = self.writer_lock_pipelined();
+        if self.pipeline.drain() {
+            self.reload_writer(&mut writer);
+        }
+        writer
+    }
+
+    /// The writer, possibly with batches still on their way: its state then includes them.
+    fn writer_lock_pipelined(&self) -> std::sync::MutexGuard<'_, append::Writer> {
         // A panic while holding the lock leaves only in-memory counters that `load` rebuilt
         // from the database; recovering the guard is safe.
         self.writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads the writer state again after a failed write left it ahead of the database. If
+    /// that fails too, the pipeline stays failed and appends are refused.
+    fn reload_writer(&self, writer: &mut append::Writer) {
+        let reloaded = append::Writer::load(self).and_then(|mut reloaded| {
+            reloaded.trees = self.load_trees(&reloaded.heads)?;
+            Ok(reloaded)
+        });
+        match reloaded {
+            Ok(reloaded) => *writer = reloaded,
+            Err(error) => {
+                tracing::error!("reloading the writer state after a failed write: {error}");
+                self.pipeline.mark_failed();
+            }
+        }
     }
 
     /// A metadata value.

@@ -2,7 +2,9 @@
 
 use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, DB};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use super::pipeline::Layer;
 use super::Store;
 use crate::view::{KeyValue, KvError, Table, ViewRead, ViewWrite};
 
@@ -62,23 +64,29 @@ impl ViewRead for DbViews<'_> {
     }
 }
 
-/// Buffers view writes over the stored views; reads see the buffered writes first. The
-/// buffer becomes part of the append's `WriteBatch`. Hash maps, one per table, because a
+/// Buffers view writes over the stored views; reads see the buffered writes first, then the
+/// layers of batches handed to the write pipeline but not yet written, then the database.
+/// The buffer becomes part of the append's `WriteBatch`. Hash maps, one per table, because a
 /// bulk append buffers tens of thousands of pairs and looks most of them up once; the rare
 /// prefix scans (an event's tombstone) sort what they pick out.
 pub(crate) struct BatchViews<'a> {
     /// The store read through.
     store: &'a Store,
+    /// Layers not yet written when the overlay was made, oldest first.
+    layers: Vec<Arc<Layer>>,
     /// Buffered writes per table, in [`Table::ALL`] order: `None` deletes.
-    pending: [HashMap<Vec<u8>, Option<Vec<u8>>>; Table::ALL.len()],
+    pending: Layer,
     /// Bytes of the buffered keys and values, to size the write batch.
     bytes: usize,
 }
 
 impl<'a> BatchViews<'a> {
+    /// An empty overlay over the database and the pipeline's unwritten layers. Made under
+    /// the writer mutex, so no layer is added while it is in use.
     pub(crate) fn new(store: &'a Store) -> Self {
         Self {
             store,
+            layers: store.pipeline.layers(),
             pending: Default::default(),
             bytes: 0,
         }
@@ -89,12 +97,13 @@ impl<'a> BatchViews<'a> {
         self.bytes
     }
 
-    /// Moves the buffered writes into `batch`, each table's in key order.
-    pub(crate) fn write_into(self, batch: &mut WriteBatch) {
-        for (table, pending) in Table::ALL.into_iter().zip(self.pending) {
+    /// Adds the buffered writes to `batch`, each table's in key order (inserting sorted keys
+    /// is cheaper for the memtables).
+    pub(crate) fn write_into(&self, batch: &mut WriteBatch) {
+        for (table, pending) in Table::ALL.into_iter().zip(&self.pending) {
             let cf = self.store.cf(table.name());
-            let mut pairs: Vec<_> = pending.into_iter().collect();
-            pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let mut pairs: Vec<_> = pending.iter().collect();
+            pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
             for (key, value) in pairs {
                 match value {
                     Some(value) => batch.put_cf(cf, key, value),
@@ -104,6 +113,11 @@ impl<'a> BatchViews<'a> {
         }
     }
 
+    /// The buffered writes, to stay readable until they are written.
+    pub(crate) fn into_layer(self) -> Layer {
+        self.pending
+    }
+
     fn table(&mut self, table: Table) -> &mut HashMap<Vec<u8>, Option<Vec<u8>>> {
         &mut self.pending[table as usize]
     }
@@ -111,7 +125,10 @@ impl<'a> BatchViews<'a> {
 
 impl ViewRead for BatchViews<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        match self.pending[table as usize].get(key) {
+        let buffered = std::iter::once(&self.pending)
+            .chain(self.layers.iter().rev().map(|layer| &**layer))
+            .find_map(|layer| layer[table as usize].get(key));
+        match buffered {
             Some(value) => Ok(value.clone()),
             None => DbViews::new(self.store).get(table, key),
         }
@@ -122,14 +139,21 @@ impl ViewRead for BatchViews<'_> {
             .scan(table, prefix)?
             .into_iter()
             .collect();
-        let pending = self.pending[table as usize]
+        let layers = self
+            .layers
             .iter()
-            .filter(|(key, _)| key.starts_with(prefix));
-        for (key, value) in pending {
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
-            };
+            .map(|layer| &**layer)
+            .chain(std::iter::once(&self.pending));
+        for layer in layers {
+            let pending = layer[table as usize]
+                .iter()
+                .filter(|(key, _)| key.starts_with(prefix));
+            for (key, value) in pending {
+                match value {
+                    Some(value) => merged.insert(key.clone(), value.clone()),
+                    None => merged.remove(key),
+                };
+            }
         }
         Ok(merged.into_iter().collect())
     }
