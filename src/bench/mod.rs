@@ -151,6 +151,48 @@ fn tag_draft(actor: &Actor, event: Uuid, target: Uuid, index: usize) -> Draft {
     }
 }
 
+/// Appends each batch of drafts from `writers` threads at once, while one more thread
+/// prepares the batches, as request handlers prepare them outside the writer lock. Returns
+/// the entries stored.
+fn append_concurrently(
+    node: &Node,
+    writers: usize,
+    batches: impl Iterator<Item = Vec<Draft>> + Send,
+) -> Result<Vec<VerifiedEntry>> {
+    let panicked = || anyhow::anyhow!("a writer thread panicked");
+    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Draft>>(DRAFTS_QUEUED);
+    let receive = Mutex::new(receive);
+    let entries = Mutex::new(Vec::new());
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(move || {
+            for batch in batches {
+                if send.send(batch).is_err() {
+                    return;
+                }
+            }
+        });
+        let writers: Vec<_> = (0..writers.max(1))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let next = receive.lock().map_err(|_| panicked())?.recv();
+                        let Ok(drafts) = next else {
+                            return Ok(());
+                        };
+                        let appended = node.append(drafts)?.entries;
+                        entries.lock().map_err(|_| panicked())?.extend(appended);
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().map_err(|_| panicked())??;
+        }
+        Ok(())
+    })?;
+    entries.into_inner().map_err(|_| panicked())
+}
+
 /// Runs the ingest benchmark and prints its figures.
 pub fn ingest(options: &IngestOptions) -> Result<()> {
     let scratch = Scratch::new("ingest")?;
@@ -161,74 +203,33 @@ pub fn ingest(options: &IngestOptions) -> Result<()> {
         .map(|index| synthetic_event(index, options.attributes_per_event))
         .collect::<Result<_>>()?;
 
-    let event_entries = Mutex::new(Vec::new());
     let start = Instant::now();
-    // Drafts are prepared on a thread of their own while the writers append, as request
-    // handlers prepare them outside the writer lock.
-    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Draft>>(DRAFTS_QUEUED);
-    let receive = Mutex::new(receive);
-    std::thread::scope(|scope| -> Result<()> {
-        let (events, actor) = (&events, &actor);
-        scope.spawn(move || {
-            for chunk in events.chunks(options.events_per_write.max(1)) {
-                let drafts = chunk
-                    .iter()
-                    .flat_map(|e| change::event_drafts(e, actor))
-                    .collect();
-                if send.send(drafts).is_err() {
-                    return;
-                }
-            }
-        });
-        let writers: Vec<_> = (0..options.writers.max(1))
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    loop {
-                        let next = receive
-                            .lock()
-                            .map_err(|_| anyhow::anyhow!("a writer thread panicked"))?
-                            .recv();
-                        let Ok(drafts) = next else {
-                            return Ok(());
-                        };
-                        let appended = node.append(drafts)?.entries;
-                        event_entries
-                            .lock()
-                            .map_err(|_| anyhow::anyhow!("a writer thread panicked"))?
-                            .extend(appended);
-                    }
-                })
-            })
-            .collect();
-        for writer in writers {
-            writer
-                .join()
-                .map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
-        }
-        Ok(())
-    })?;
-    let event_entries = event_entries
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a writer thread panicked"))?;
+    let event_entries = append_concurrently(
+        &node,
+        options.writers,
+        events.chunks(options.events_per_write.max(1)).map(|chunk| {
+            chunk
+                .iter()
+                .flat_map(|e| change::event_drafts(e, &actor))
+                .collect()
+        }),
+    )?;
     let event_seconds = start.elapsed().as_secs_f64();
     let attributes = events.len() * options.attributes_per_event;
 
     let first = &events[0];
     let targets: Vec<Uuid> = first.attributes.iter().map(|a| a.uuid).collect();
-    let mut single_entries = Vec::new();
+    let per_write = options.entries_per_write.max(1);
     let start = Instant::now();
-    let mut done = 0;
-    while done < options.single_entries {
-        let count = options
-            .entries_per_write
-            .max(1)
-            .min(options.single_entries - done);
-        let drafts = (done..done + count)
-            .map(|i| tag_draft(&actor, first.uuid, targets[i % targets.len().max(1)], i))
-            .collect();
-        single_entries.extend(node.append(drafts)?.entries);
-        done += count;
-    }
+    let single_entries = append_concurrently(
+        &node,
+        options.writers,
+        (0..options.single_entries).step_by(per_write).map(|done| {
+            (done..(done + per_write).min(options.single_entries))
+                .map(|i| tag_draft(&actor, first.uuid, targets[i % targets.len().max(1)], i))
+                .collect()
+        }),
+    )?;
     let single_seconds = start.elapsed().as_secs_f64();
 
     let writes = events.len().div_ceil(options.events_per_write.max(1));
