@@ -185,8 +185,14 @@ fn append_concurrently(
                 })
             })
             .collect();
-        for writer in writers {
-            writer.join().map_err(|_| panicked())??;
+        let results: Vec<_> = writers.into_iter().map(|writer| writer.join()).collect();
+        // Writers that stopped on an error leave batches queued: take them, so the preparing
+        // thread can finish.
+        if let Ok(receive) = receive.lock() {
+            while receive.recv().is_ok() {}
+        }
+        for result in results {
+            result.map_err(|_| panicked())??;
         }
         Ok(())
     })?;
