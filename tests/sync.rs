@@ -3,119 +3,10 @@
 
 mod common;
 
-use common::server::Server;
+use common::nodes::{add_event, addresses, pair, values, wait_for, Peer};
 use common::{ok, threatlog};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-/// A running node with its admin key.
-struct Peer {
-    server: Server,
-    key: String,
-    _temp: tempfile::TempDir,
-}
-
-impl Peer {
-    fn start(org: &str) -> Peer {
-        let temp = tempfile::tempdir().unwrap();
-        let dir = temp.path().join("node");
-        ok(&dir, &["init", "--org-name", org]);
-        let key = std::fs::read_to_string(dir.join("admin.key"))
-            .unwrap()
-            .trim()
-            .to_string();
-        Peer {
-            server: Server::start(&dir),
-            key,
-            _temp: temp,
-        }
-    }
-
-    fn dir(&self) -> &Path {
-        &self.server.dir
-    }
-
-    fn card(&self) -> String {
-        ok(self.dir(), &["peer", "card"]).trim().to_string()
-    }
-
-    fn post(&self, path: &str, body: Value) -> Value {
-        let (status, reply) =
-            self.server
-                .request("POST", path, Some(&self.key), Some(&body.to_string()));
-        assert_eq!(status, 200, "POST {path}: {reply}");
-        reply
-    }
-
-    fn event(&self, uuid: &str) -> Option<Value> {
-        let (status, reply) = self.server.request(
-            "GET",
-            &format!("/events/view/{uuid}"),
-            Some(&self.key),
-            None,
-        );
-        (status == 200).then_some(reply)
-    }
-
-    fn peers(&self) -> Value {
-        serde_json::from_str(&ok(self.dir(), &["peer", "list", "--json"])).unwrap()
-    }
-}
-
-/// Pairs `a` and `b` both ways with `args` as each side's policy.
-fn pair(a: &Peer, b: &Peer, args: &[&str]) {
-    let (card_a, card_b) = (a.card(), b.card());
-    for (node, card) in [(a, card_b), (b, card_a)] {
-        let mut command = vec!["peer", "add", card.as_str()];
-        command.extend_from_slice(args);
-        ok(node.dir(), &command);
-    }
-}
-
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn add_event(node: &Peer, info: &str, distribution: u8, values: &[String]) -> String {
-    let attributes: Vec<Value> = values
-        .iter()
-        .map(|value| json!({"type": "ip-dst", "value": value, "to_ids": true}))
-        .collect();
-    let reply = node.post(
-        "/events/add",
-        json!({"Event": {"info": info, "distribution": distribution.to_string(),
-                         "threat_level_id": "2", "analysis": "1", "Attribute": attributes}}),
-    );
-    reply["Event"]["uuid"].as_str().unwrap().to_string()
-}
-
-fn values(event: &Value) -> Vec<String> {
-    let mut out: Vec<String> = event["Event"]["Attribute"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|attribute| attribute["value"].as_str().unwrap().to_string())
-        .collect();
-    out.sort();
-    out
-}
-
-fn addresses(prefix: &str, count: usize) -> Vec<String> {
-    let mut out: Vec<String> = (0..count).map(|n| format!("{prefix}.{n}")).collect();
-    out.sort();
-    out
-}
+use std::path::PathBuf;
 
 #[test]
 fn published_events_replicate_and_withheld_ones_are_revealed_after_widening() {
@@ -153,7 +44,11 @@ fn published_events_replicate_and_withheld_ones_are_revealed_after_widening() {
     let peers = b.peers();
     assert_eq!(peers[0]["status"]["last_error"], Value::Null, "{peers}");
     // B's copy of A's chain verifies offline: entries, revealed entries and links.
-    let Peer { server, _temp, .. } = b;
+    let Peer {
+        server,
+        temp: _temp,
+        ..
+    } = b;
     let dir = server.dir.clone();
     server.stop();
     let verify = ok(&dir, &["log", "verify"]);

@@ -28,23 +28,6 @@ use crate::view::read;
 use crate::view::read::EventOptions;
 use crate::view::search::{self, Deleted, Hit, OneOf, Query, Range, Scope, TagQuery};
 
-/// MISP's CSV columns when `requested_attributes` is not given.
-const CSV_COLUMNS: [&str; 13] = [
-    "uuid",
-    "event_id",
-    "category",
-    "type",
-    "value",
-    "comment",
-    "to_ids",
-    "date",
-    "object_relation",
-    "attribute_tag",
-    "object_uuid",
-    "object_name",
-    "object_meta_category",
-];
-
 /// The event columns CSV's `include_context` appends.
 const CSV_CONTEXT_COLUMNS: [&str; 9] = [
     "event_info",
@@ -700,7 +683,10 @@ fn csv_field(text: &str) -> String {
 /// The rows as MISP's CSV export.
 fn csv(request: &Request, rows: &[Row]) -> String {
     let mut columns: Vec<String> = if request.columns.is_empty() {
-        CSV_COLUMNS.iter().map(|name| name.to_string()).collect()
+        crate::interop::export::CSV_COLUMNS
+            .iter()
+            .map(|name| name.to_string())
+            .collect()
     } else {
         request.columns.clone()
     };

@@ -156,9 +156,7 @@ impl Store {
         let (entries, prepared) = {
             let mut writer = self.writer_lock_pipelined();
             if self.pipeline.failed() {
-                if self.pipeline.drain() {
-                    self.reload_writer(&mut writer);
-                }
+                self.settle(&mut writer);
                 if self.pipeline.failed() {
                     return Err(StoreError::EarlierWriteFailed);
                 }

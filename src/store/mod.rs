@@ -352,24 +352,17 @@ impl Store {
     /// exactly what the database holds. Every user but `append` takes the writer this way.
     fn writer_lock(&self) -> std::sync::MutexGuard<'_, append::Writer> {
         let mut writer = self.writer_lock_pipelined();
-        if self.pipeline.drain() {
-            self.reload_writer(&mut writer);
-        }
+        self.settle(&mut writer);
         writer
     }
 
-    /// The writer, possibly with batches still on their way: its state then includes them.
-    fn writer_lock_pipelined(&self) -> std::sync::MutexGuard<'_, append::Writer> {
-        // A panic while holding the lock leaves only in-memory counters that `load` rebuilt
-        // from the database; recovering the guard is safe.
-        self.writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Reads the writer state again after a failed write left it ahead of the database. If
-    /// that fails too, the pipeline stays failed and appends are refused.
-    fn reload_writer(&self, writer: &mut append::Writer) {
+    /// Waits until every handed-over batch is written; if one failed, reads the writer
+    /// state again, since it had advanced past that batch. If reading fails too, the pipeline
+    /// stays failed and appends are refused.
+    fn settle(&self, writer: &mut append::Writer) {
+        if !self.pipeline.drain() {
+            return;
+        }
         let reloaded = append::Writer::load(self).and_then(|mut reloaded| {
             reloaded.trees = self.load_trees(&reloaded.heads)?;
             Ok(reloaded)
@@ -381,6 +374,15 @@ impl Store {
                 self.pipeline.mark_failed();
             }
         }
+    }
+
+    /// The writer, possibly with batches still on their way: its state then includes them.
+    fn writer_lock_pipelined(&self) -> std::sync::MutexGuard<'_, append::Writer> {
+        // A panic while holding the lock leaves only in-memory counters that `load` rebuilt
+        // from the database; recovering the guard is safe.
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A metadata value.

@@ -4,28 +4,25 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::ok;
-use crate::common::server::raw;
+use crate::common::server::Server;
 
 /// How long a test waits for a condition before failing.
 pub const WAIT_MAX: Duration = Duration::from_secs(90);
 
 /// A running node with its admin key, organisation and data directory.
 pub struct Node {
-    child: Child,
-    /// The bound REST API address.
-    pub addr: String,
+    /// The `threatlog serve` process.
+    server: Server,
     /// The admin user's API key.
     pub key: String,
     /// The node's organisation uuid.
     pub org: String,
     /// The node's organisation name.
     pub org_name: String,
-    dir: PathBuf,
     _temp: tempfile::TempDir,
 }
 
@@ -44,36 +41,11 @@ impl Node {
             .unwrap()
             .trim()
             .to_string();
-        let addr_file = dir.join("run").join("api.addr");
-        let child = Command::new(env!("CARGO_BIN_EXE_threatlog"))
-            .arg("--data")
-            .arg(&dir)
-            .args([
-                "serve",
-                "--api-listen",
-                "127.0.0.1:0",
-                "--sync-listen",
-                "127.0.0.1:0",
-            ])
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("threatlog serve starts");
-        let addr = wait_for("serve to start", || {
-            std::fs::read_to_string(&addr_file)
-                .ok()
-                .filter(|text| text.ends_with('\n'))
-                .map(|text| text.trim().to_string())
-        });
         let mut node = Node {
-            child,
-            addr,
+            server: Server::start_with_env(&dir, env),
             key,
             org: String::new(),
             org_name: org_name.to_string(),
-            dir,
             _temp: temp,
         };
         node.org = node.card_json()["org_uuid"].as_str().unwrap().to_string();
@@ -82,7 +54,7 @@ impl Node {
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.server.dir
     }
 
     /// The node's pairing card.
@@ -108,14 +80,9 @@ impl Node {
 
     /// One request with the admin key: (status, JSON body).
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            self.addr,
-            self.key,
-            body.len()
-        );
-        raw(&self.addr, &[head.as_bytes(), body.as_bytes()].concat())
+        let body = body.map(Value::to_string);
+        self.server
+            .request(method, path, Some(&self.key), body.as_deref())
     }
 
     /// A POST that must succeed.
@@ -179,13 +146,6 @@ impl Node {
     /// Publishes event `uuid`.
     pub fn publish(&self, uuid: &str) {
         self.post(&format!("/events/publish/{uuid}"), json!({}));
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
