@@ -3,10 +3,12 @@
 use rand::RngCore;
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
+use super::pipeline::Layer;
 use super::pipeline::WriteFailure;
-use super::views::BatchViews;
+use super::views::{write_layer, BatchViews};
 use super::{
     log_key, Store, StoreError, CF_ARRIVAL, CF_EVENT_LOG, CF_HEADS, CF_IDS, CF_LOCAL, CF_LOG,
     CF_META, CF_STUBS,
@@ -135,8 +137,12 @@ impl Appended {
 struct Prepared {
     /// Its place in the pipeline.
     ticket: u64,
-    /// Everything it stores.
+    /// Everything it stores but the view changes.
     batch: WriteBatch,
+    /// The view changes, added to the batch outside the writer mutex.
+    views: Arc<Layer>,
+    /// Layers of earlier batches the reducer read through, released outside the mutex.
+    read_through: Vec<Arc<Layer>>,
     /// The arrival number of its last item.
     last_arrival: u64,
 }
@@ -277,7 +283,6 @@ impl Store {
                 self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record);
             }
         }
-        views.write_into(&mut batch);
         publishes.write_into(self, &mut batch);
         // One head per origin: the last item's, as items extend chains in order.
         for (origin, head) in &heads {
@@ -295,9 +300,13 @@ impl Store {
         writer.next_ids = next_ids;
         writer.heads.extend(heads);
         writer.trees.apply(trees);
+        let (layer, read_through) = views.into_layer();
+        let (ticket, views) = self.pipeline.hand_over(layer);
         Ok(Prepared {
-            ticket: self.pipeline.hand_over(views.into_layer()),
+            ticket,
             batch,
+            views,
+            read_through,
             last_arrival: next_arrival - 1,
         })
     }
@@ -306,9 +315,13 @@ impl Store {
     fn write_prepared(&self, prepared: Prepared) -> Result<(), StoreError> {
         let Prepared {
             ticket,
-            batch,
+            mut batch,
+            views,
+            read_through,
             last_arrival,
         } = prepared;
+        drop(read_through);
+        write_layer(self, &views, &mut batch);
         self.pipeline
             .write(ticket, || {
                 let mut options = WriteOptions::default();

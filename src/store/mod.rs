@@ -15,7 +15,7 @@ mod release;
 mod verify;
 mod views;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, DBCompressionType, Options, DB};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -124,6 +124,11 @@ fn family_options(cache: &rocksdb::Cache) -> Options {
     options.set_memtable_whole_key_filtering(true);
     options.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO);
     options.set_write_buffer_size(WRITE_BUFFER_BYTES);
+    // Levels 0 and 1 are rewritten soon by compaction: compressing them costs the writer's
+    // flushes CPU for little space.
+    let mut levels = [DBCompressionType::Lz4; 7];
+    levels[..2].fill(DBCompressionType::None);
+    options.set_compression_per_level(&levels);
     options
 }
 

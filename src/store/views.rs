@@ -1,7 +1,7 @@
 //! The view traits on RocksDB: direct reads, and a write overlay that collects a batch.
 
 use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, DB};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::pipeline::Layer;
@@ -23,6 +23,22 @@ pub(crate) fn scan_cf(db: &DB, cf: &ColumnFamily, prefix: &[u8]) -> Result<Vec<K
         out.push((key.to_vec(), value.to_vec()));
     }
     Ok(out)
+}
+
+/// Adds the view writes of `layer` to `batch`, each table's in key order (inserting sorted
+/// keys is cheaper for the memtables).
+pub(crate) fn write_layer(store: &Store, layer: &Layer, batch: &mut WriteBatch) {
+    for (table, pending) in Table::ALL.into_iter().zip(layer) {
+        let cf = store.cf(table.name());
+        let mut pairs: Vec<_> = pending.iter().collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (key, value) in pairs {
+            match value {
+                Some(value) => batch.put_cf(cf, key, value),
+                None => batch.delete_cf(cf, key),
+            }
+        }
+    }
 }
 
 /// Read access to the stored views.
@@ -97,28 +113,19 @@ impl<'a> BatchViews<'a> {
         self.bytes
     }
 
-    /// Adds the buffered writes to `batch`, each table's in key order (inserting sorted keys
-    /// is cheaper for the memtables).
+    /// Adds the buffered writes to `batch` (see [`write_layer`]).
     pub(crate) fn write_into(&self, batch: &mut WriteBatch) {
-        for (table, pending) in Table::ALL.into_iter().zip(&self.pending) {
-            let cf = self.store.cf(table.name());
-            let mut pairs: Vec<_> = pending.iter().collect();
-            pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            for (key, value) in pairs {
-                match value {
-                    Some(value) => batch.put_cf(cf, key, value),
-                    None => batch.delete_cf(cf, key),
-                }
-            }
-        }
+        write_layer(self.store, &self.pending, batch);
     }
 
-    /// The buffered writes, to stay readable until they are written.
-    pub(crate) fn into_layer(self) -> Layer {
-        self.pending
+    /// The buffered writes, to stay readable until they are written, and the unwritten
+    /// layers the overlay read through: the caller drops those outside the writer mutex, as
+    /// freeing a written layer's maps takes a while.
+    pub(crate) fn into_layer(self) -> (Layer, Vec<Arc<Layer>>) {
+        (self.pending, self.layers)
     }
 
-    fn table(&mut self, table: Table) -> &mut HashMap<Vec<u8>, Option<Vec<u8>>> {
+    fn table(&mut self, table: Table) -> &mut foldhash::HashMap<Vec<u8>, Option<Vec<u8>>> {
         &mut self.pending[table as usize]
     }
 }

@@ -92,7 +92,7 @@ impl Record {
     }
 
     /// Sets each of `fields` whose current stamp is older than `stamp`.
-    pub fn merge(&mut self, fields: Map<String, Value>, stamp: &Stamp) {
+    pub fn merge(&mut self, fields: impl IntoIterator<Item = (String, Value)>, stamp: &Stamp) {
         // Fast path, the usual case of writes arriving in time order: the new stamp is the
         // newest, so every field it names is taken and the sorted stamp table only grows.
         if self.stamps.last().is_none_or(|newest| newest < stamp) {
@@ -171,6 +171,52 @@ impl Record {
     }
 }
 
+/// The fields of one write, as a JSON object is parsed into a map (a repeated name keeps its
+/// last value) but kept as a list: the record's merge sorts them into its own map.
+#[derive(Debug, Default, PartialEq)]
+pub struct Fields(pub Vec<(String, Value)>);
+
+impl Fields {
+    /// Sets `name` to `value`, replacing an earlier value of `name`.
+    pub fn set(&mut self, name: String, value: Value) {
+        match self.0.iter_mut().find(|(existing, _)| *existing == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Fields;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut fields = Fields(Vec::with_capacity(map.size_hint().unwrap_or(16)));
+                while let Some((name, value)) = map.next_entry::<String, Value>()? {
+                    fields.set(name, value);
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+impl IntoIterator for Fields {
+    type Item = (String, Value);
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// A tag on an event, attribute or object: attached or detached by the latest write.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagLinkState {
@@ -232,6 +278,27 @@ mod tests {
         assert_eq!(record.str_field("info"), Some("b"));
         assert_eq!(record.str_field("comment"), Some("c"));
         assert_eq!(record.stamps.len(), 3);
+    }
+
+    #[test]
+    fn fields_parse_like_a_map() {
+        let parsed: Fields = serde_json::from_str(r#"{"b": 1, "a": {"x": [2]}, "b": 3}"#).unwrap();
+        assert_eq!(
+            parsed.0,
+            vec![
+                ("b".to_string(), json!(3)),
+                ("a".to_string(), json!({"x": [2]}))
+            ]
+        );
+        assert!(serde_json::from_str::<Fields>("[1, 2]").is_err());
+        let mut from_fields = Record::default();
+        from_fields.merge(parsed, &Stamp(1, "a".into(), 1));
+        let mut from_map = Record::default();
+        from_map.merge(
+            fields(json!({"a": {"x": [2]}, "b": 3})),
+            &Stamp(1, "a".into(), 1),
+        );
+        assert_eq!(from_fields, from_map);
     }
 
     #[test]

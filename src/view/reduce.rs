@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::index::{record_index, tag_link_index};
-use super::record::PARENT_FIELD;
+use super::record::{Fields, PARENT_FIELD};
 use super::{record_key, KeyValue, KvError, Record, Stamp, Table, TagLinkState, ViewWrite};
 use crate::log::VerifiedEntry;
 use crate::proto::{self, op::Op, RecordKind};
@@ -135,8 +135,9 @@ impl Reducer<'_> {
             RecordKind::Event => uuid.is_some() && uuid == self.event,
             _ => uuid.is_some(),
         };
-        let fields: Option<Map<String, Value>> = serde_json::from_slice(&set.fields_json).ok();
-        let (Some(fields), true) = (fields, valid_key && (!scoped || self.event.is_some())) else {
+        let fields: Option<Fields> = serde_json::from_slice(&set.fields_json).ok();
+        let (Some(mut fields), true) = (fields, valid_key && (!scoped || self.event.is_some()))
+        else {
             return Ok(());
         };
         let before = load_record(self.kv, kind, key)?;
@@ -147,12 +148,15 @@ impl Reducer<'_> {
         if scoped && kind != RecordKind::Event {
             after.event = self.event;
         }
-        after.merge(fields, &self.stamp);
         if let Ok(parent) = Uuid::from_slice(&set.parent) {
-            let mut parent_field = Map::new();
-            parent_field.insert(PARENT_FIELD.into(), json!(parent.to_string()));
-            after.merge(parent_field, &self.stamp);
+            // One merge: the parent is set like the other fields, unless they name it.
+            if !fields.0.iter().any(|(name, _)| name == PARENT_FIELD) {
+                fields
+                    .0
+                    .push((PARENT_FIELD.into(), json!(parent.to_string())));
+            }
         }
+        after.merge(fields, &self.stamp);
         if kind == RecordKind::Event {
             let claim = (self.acting_org, self.stamp.clone());
             after.owner = Some(match after.owner.take() {
