@@ -1,6 +1,7 @@
 //! Correlation from the value index, with MISP's rules: exact match of either half of a
 //! composite (first half only for `|port` types), across different events only, never for
-//! non-correlating types or attributes with correlation disabled.
+//! non-correlating types or attributes with correlation disabled. Values match in any case,
+//! as MISP's do.
 
 mod common;
 
@@ -131,5 +132,50 @@ fn over_correlating_values_are_reported_not_listed() {
     assert_eq!(
         shown["Event"]["OverCorrelatingValues"],
         json!(["192.0.2.1"])
+    );
+}
+
+#[test]
+fn values_correlate_in_any_case_also_after_an_upgrade() {
+    let (temp, dir) = common::node();
+    let file = |uuid: &str, value: &str| {
+        json!({"Event": {"uuid": uuid, "info": uuid,
+            "Attribute": [{"type": "filename", "value": value}]}})
+    };
+    import(&dir, temp.path(), "a.json", file(A, "Dropper.EXE"));
+    import(&dir, temp.path(), "b.json", file(B, "dropper.exe"));
+    assert_eq!(related(&dir, A), BTreeSet::from([B.to_string()]));
+
+    // Views of the earlier layout: values indexed as written, and no layout marker.
+    {
+        let db = common::open_db(&dir);
+        let index = db.cf_handle("view_index").unwrap();
+        let folded: Vec<Vec<u8>> = db
+            .prefix_iterator_cf(index, b"vdropper.exe\0")
+            .map(|item| item.unwrap().0.to_vec())
+            .take_while(|key| key.starts_with(b"vdropper.exe\0"))
+            .collect();
+        assert_eq!(folded.len(), 2);
+        for (key, written) in folded.iter().zip(["Dropper.EXE", "dropper.exe"]) {
+            let value = db.get_cf(index, key).unwrap().unwrap();
+            db.delete_cf(index, key).unwrap();
+            let mut old = format!("v{written}\0").into_bytes();
+            old.extend_from_slice(&key[key.len() - 16..]);
+            db.put_cf(index, old, value).unwrap();
+        }
+        db.delete_cf(db.cf_handle("meta").unwrap(), b"views_format")
+            .unwrap();
+    }
+    // The next command that opens the store rebuilds the views in this build's layout.
+    let out = common::threatlog(&dir, &["event", "show", A]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rebuilding them from the log"), "{stderr}");
+    assert_eq!(related(&dir, A), BTreeSet::from([B.to_string()]));
+    let verified = common::ok(&dir, &["log", "verify"]);
+    let digest = common::ok(&dir, &["views", "digest"]);
+    assert!(
+        verified.trim_end().ends_with(digest.trim()),
+        "{verified} / {digest}"
     );
 }

@@ -2,13 +2,9 @@
 
 mod common;
 
-use std::path::Path;
+use common::open_db;
 
-/// Opens the node's RocksDB directly, as an attacker with disk access would.
-fn open_db(dir: &Path) -> rocksdb::DB {
-    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.join("db")).unwrap();
-    rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.join("db"), names).unwrap()
-}
+use std::path::Path;
 
 /// (key, value) of every stored entry, in log order.
 fn entries(db: &rocksdb::DB) -> Vec<(Vec<u8>, Vec<u8>)> {

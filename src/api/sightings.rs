@@ -17,7 +17,7 @@ use crate::change;
 use crate::model::Sighting;
 use crate::node::Node;
 use crate::proto::RecordKind;
-use crate::view::index::{text_prefix, VALUE};
+use crate::view::index::value_prefix;
 use crate::view::{Table, ViewRead};
 
 /// MISP's message when no attribute matches.
@@ -54,9 +54,9 @@ fn sightable(node: &Node, caller: &Caller, uuid: &Uuid) -> Result<Option<Sightab
     }))
 }
 
-/// The uuids of attributes whose indexed value is `value`.
+/// The uuids of attributes whose indexed value is `value`, in any case.
 fn attributes_with_value(node: &Node, value: &str) -> Result<Vec<Uuid>, ApiError> {
-    let prefix = text_prefix(VALUE, value);
+    let prefix = value_prefix(value);
     let pairs = node.store.views().scan(Table::Index, &prefix)?;
     Ok(pairs
         .iter()

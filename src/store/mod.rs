@@ -255,9 +255,28 @@ impl Store {
         writer.trees = store.load_trees(&writer.heads)?;
         store.arrivals.send_replace(writer.last_arrival());
         *store.writer_lock() = writer;
+        let views_format = crate::view::VIEWS_FORMAT.to_string();
         if store.meta(verify::META_REBUILDING)?.is_some() {
             tracing::warn!("a view rebuild was interrupted; rebuilding the views from the log");
             store.rebuild_views(&|_| {})?;
+        } else {
+            match store.meta(verify::META_VIEWS_FORMAT)? {
+                Some(found) if found == views_format.as_bytes() => {}
+                _ if store.writer_lock().last_arrival() == 0 => {
+                    store.put_meta(verify::META_VIEWS_FORMAT, views_format.as_bytes())?;
+                }
+                found => {
+                    let found = found.map_or_else(
+                        || "1".into(),
+                        |bytes| String::from_utf8_lossy(&bytes).into_owned(),
+                    );
+                    tracing::warn!(
+                        "the views were built with layout {found}, this build uses \
+                         {views_format}: rebuilding them from the log"
+                    );
+                    store.rebuild_views(&|_| {})?;
+                }
+            }
         }
         Ok(store)
     }

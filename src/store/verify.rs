@@ -12,6 +12,9 @@ use crate::view::{self, MemoryViews, Table, ViewDigest};
 /// Meta key present while a view rebuild is in progress.
 pub(crate) const META_REBUILDING: &[u8] = b"views_rebuilding";
 
+/// Meta key of the views' layout, [`view::VIEWS_FORMAT`].
+pub(crate) const META_VIEWS_FORMAT: &[u8] = b"views_format";
+
 /// Entries replayed per write batch during a rebuild, bounding the batch's memory.
 const REBUILD_BATCH_ENTRIES: usize = 1024;
 
@@ -269,6 +272,7 @@ impl Store {
             done += chunk.len() as u64;
             progress(done);
         }
+        self.put_meta(META_VIEWS_FORMAT, view::VIEWS_FORMAT.to_string().as_bytes())?;
         self.db
             .delete_cf(self.cf(super::CF_META), META_REBUILDING)?;
         self.views_digest()

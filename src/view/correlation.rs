@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-use super::index::{text_prefix, VALUE};
+use super::index::value_prefix;
 use super::{KvError, Table, ViewRead};
 
 /// What the value index says about one event's correlating values.
@@ -24,7 +24,7 @@ pub fn value_matches(
     value: &str,
     limit: usize,
 ) -> Result<Option<Vec<(Uuid, Uuid)>>, KvError> {
-    let prefix = text_prefix(VALUE, value);
+    let prefix = value_prefix(value);
     let mut out = Vec::new();
     for (key, entry) in kv.scan(Table::Index, &prefix)? {
         // Index values are the event uuid followed by the correlation flag.

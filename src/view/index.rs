@@ -2,7 +2,7 @@
 //!
 //! | tag | key | value |
 //! |---|---|---|
-//! | `v` | value, 0, attribute uuid | event uuid, correlation flag |
+//! | `v` | value (case-folded), 0, attribute uuid | event uuid, correlation flag |
 //! | `t` | type, 0, attribute uuid | event uuid |
 //! | `c` | category, 0, attribute uuid | event uuid |
 //! | `g` | tag name, 0, target uuid | event uuid |
@@ -39,6 +39,17 @@ pub fn text_key(tag: u8, text: &str, uuid: &Uuid) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(uuid.as_bytes());
     key
+}
+
+/// A value as the value index holds it: MISP compares attribute values without regard to
+/// case, so searches, correlations and sightings by value do too.
+pub fn fold_value(value: &str) -> String {
+    value.to_lowercase()
+}
+
+/// The prefix of every value-index key of `value`, in any case.
+pub fn value_prefix(value: &str) -> Vec<u8> {
+    text_prefix(VALUE, &fold_value(value))
 }
 
 /// The prefix of every key of `tag` with text part `text`.
@@ -88,7 +99,7 @@ fn attribute_index(uuid: &Uuid, record: &Record) -> Vec<KeyValue> {
     for part in indexed {
         let mut entry = event_bytes.clone();
         entry.push(u8::from(correlating.contains(&part)));
-        pairs.push((text_key(VALUE, &part, uuid), entry));
+        pairs.push((text_key(VALUE, &fold_value(&part), uuid), entry));
     }
     pairs.push((text_key(TYPE, type_name, uuid), event_bytes.clone()));
     if let Some(category) = record.str_field("category") {

@@ -17,6 +17,10 @@ pub use memory::MemoryViews;
 pub use record::{Record, Stamp, TagLinkState};
 pub use reduce::{apply, Touched};
 
+/// The layout of the stored views. A node whose views were built with another layout
+/// rebuilds them from the log when it opens. 2: values indexed case-folded.
+pub const VIEWS_FORMAT: u32 = 2;
+
 /// The tables views live in; each is one RocksDB column family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::index::{CATEGORY, DATE, ORG, TAG, TIMESTAMP, TYPE, VALUE};
+use super::index::{fold_value, CATEGORY, DATE, ORG, TAG, TIMESTAMP, TYPE, VALUE};
 use super::read;
 use super::{KvError, Record, Table, TagLinkState, ViewRead};
 use crate::model;
@@ -74,11 +74,11 @@ impl<T> OneOf<T> {
 impl OneOf<String> {
     /// Whether one of `texts` matches an include pattern (or there is none) and none matches
     /// an exclude pattern.
-    fn passes(&self, texts: &[&str]) -> bool {
+    fn passes(&self, texts: &[&str], ignore_case: bool) -> bool {
         let any = |patterns: &[String]| {
             patterns
                 .iter()
-                .any(|pattern| texts.iter().any(|text| like(pattern, text, false)))
+                .any(|pattern| texts.iter().any(|text| like(pattern, text, ignore_case)))
         };
         (self.include.is_empty() || any(&self.include)) && !any(&self.exclude)
     }
@@ -127,7 +127,7 @@ fn in_range(range: &Range, value: Option<i64>) -> bool {
 pub struct Query {
     /// Events or attributes.
     pub scope: Scope,
-    /// Attribute values (either half of a composite value also matches).
+    /// Attribute values, in any case (either half of a composite value also matches).
     pub values: OneOf<String>,
     /// Attribute types.
     pub types: OneOf<String>,
@@ -256,6 +256,10 @@ fn attributes_matching(
 ) -> Result<BTreeMap<Uuid, Uuid>, KvError> {
     let mut found = BTreeMap::new();
     for pattern in patterns {
+        let pattern = match tag {
+            VALUE => fold_value(pattern),
+            _ => pattern.clone(),
+        };
         let mut lookups = vec![pattern.as_str()];
         // Composite values are indexed by their halves; look a whole one up by its first.
         if tag == VALUE && !pattern.contains('%') {
@@ -577,11 +581,11 @@ fn attribute_passes(
     texts.extend(halves.iter().map(String::as_str));
     let comment = record.str_field("comment").unwrap_or_default();
     deleted_ok
-        && query.values.passes(&texts)
-        && query.types.passes(&[type_name])
+        && query.values.passes(&texts, true)
+        && query.types.passes(&[type_name], false)
         && query
             .categories
-            .passes(&[record.str_field("category").unwrap_or_default()])
+            .passes(&[record.str_field("category").unwrap_or_default()], false)
         && query
             .to_ids
             .is_none_or(|to_ids| flag_field(record, "to_ids") == to_ids)
@@ -969,6 +973,31 @@ mod tests {
             ..Query::default()
         };
         assert_eq!(attributes(&f, negated), vec![domain]);
+    }
+
+    #[test]
+    fn values_match_in_any_case() {
+        let (mut f, [one, _, _, domain, _, _, _]) = fixture();
+        let file = f.attribute(
+            one,
+            json!({"type": "filename", "value": "Invoice_2024.EXE", "category": "Payload delivery"}),
+        );
+        let q = |values: &[&str]| Query {
+            values: terms(values),
+            ..Query::default()
+        };
+        for pattern in ["invoice_2024.exe", "INVOICE_2024.exe", "invoice%", "%.Exe"] {
+            assert_eq!(attributes(&f, q(&[pattern])), vec![file], "{pattern}");
+        }
+        assert_eq!(attributes(&f, q(&["EVIL.Example.COM"])), vec![domain]);
+        let negated = Query {
+            values: OneOf {
+                include: vec!["%.exe".into()],
+                exclude: vec!["INVOICE%".into()],
+            },
+            ..Query::default()
+        };
+        assert_eq!(attributes(&f, negated), Vec::<Uuid>::new());
     }
 
     #[test]

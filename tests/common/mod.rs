@@ -58,3 +58,9 @@ pub fn node() -> (tempfile::TempDir, PathBuf) {
 }
 pub mod nodes;
 pub mod server;
+
+/// Opens a stopped node's RocksDB directly, as someone with disk access would.
+pub fn open_db(dir: &Path) -> rocksdb::DB {
+    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.join("db")).unwrap();
+    rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.join("db"), names).unwrap()
+}

@@ -120,6 +120,11 @@ def test_attributes_by_value_and_type(searched):
         "alpha.search.test"]
     assert _values(admin.search(controller="attributes", type_attribute=["ip-dst", "ip-dst|port"],
                                 pythonify=True)) == ["198.51.100.10", "203.0.113.20|443"]
+    # Values match in any case, as in MISP.
+    assert _values(admin.search(controller="attributes", value="ALPHA.Search.TEST",
+                                pythonify=True)) == ["alpha.search.test"]
+    assert _values(admin.search(controller="attributes", value="Alpha%", pythonify=True)) == [
+        "alpha.search.test"]
     # Either half of a composite value matches.
     assert _values(admin.search(controller="attributes", value="203.0.113.20",
                                 pythonify=True)) == ["203.0.113.20|443"]
