@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::pipeline::Layer;
-use super::pipeline::WriteFailure;
+use super::pipeline::{Layer, WriteFailure};
 use super::views::{write_layer, BatchViews};
 use super::{
     log_key, Store, StoreError, CF_ARRIVAL, CF_EVENT_LOG, CF_HEADS, CF_IDS, CF_LOCAL, CF_LOG,

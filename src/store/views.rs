@@ -78,6 +78,35 @@ impl ViewRead for DbViews<'_> {
     fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, KvError> {
         scan_cf(&self.store.db, self.store.cf(table.name()), prefix)
     }
+
+    /// One cursor sought to each prefix in turn: opening a RocksDB iterator costs more than
+    /// reading the few pairs under a prefix.
+    fn scan_each(
+        &self,
+        table: Table,
+        prefixes: &[Vec<u8>],
+        limit: usize,
+    ) -> Result<Vec<Vec<KeyValue>>, KvError> {
+        let mut cursor = self.store.db.raw_iterator_cf(self.store.cf(table.name()));
+        let mut out = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            let mut pairs = Vec::new();
+            cursor.seek(prefix);
+            while pairs.len() < limit {
+                let (Some(key), Some(value)) = (cursor.key(), cursor.value()) else {
+                    break;
+                };
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                pairs.push((key.to_vec(), value.to_vec()));
+                cursor.next();
+            }
+            cursor.status().map_err(kv_error)?;
+            out.push(pairs);
+        }
+        Ok(out)
+    }
 }
 
 /// Buffers view writes over the stored views; reads see the buffered writes first, then the

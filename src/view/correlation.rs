@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::index::value_prefix;
-use super::{KvError, Table, ViewRead};
+use super::{KeyValue, KvError, Table, ViewRead};
 
 /// What the value index says about one event's correlating values.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,16 +17,46 @@ pub struct Correlations {
     pub over_correlating: Vec<String>,
 }
 
+/// (attribute, event) pairs sharing a correlating value; `None` when there are more than the
+/// limit asked for.
+pub type Matches = Option<Vec<(Uuid, Uuid)>>;
+
 /// The (attribute, event) pairs whose correlating value is `value`; `None` when there are
 /// more than `limit`.
-pub fn value_matches(
+pub fn value_matches(kv: &dyn ViewRead, value: &str, limit: usize) -> Result<Matches, KvError> {
+    let mut found = values_matches(kv, std::slice::from_ref(&value.to_string()), limit)?;
+    Ok(found.pop().flatten())
+}
+
+/// [`value_matches`] of each of `values`, with one index cursor.
+fn values_matches(
     kv: &dyn ViewRead,
-    value: &str,
+    values: &[String],
     limit: usize,
-) -> Result<Option<Vec<(Uuid, Uuid)>>, KvError> {
-    let prefix = value_prefix(value);
+) -> Result<Vec<Matches>, KvError> {
+    let prefixes: Vec<Vec<u8>> = values.iter().map(|value| value_prefix(value)).collect();
+    let cap = limit.saturating_add(1);
+    let scanned = kv.scan_each(Table::Index, &prefixes, cap)?;
+    prefixes
+        .iter()
+        .zip(scanned)
+        .map(|(prefix, pairs)| {
+            let capped = pairs.len() >= cap;
+            match correlating(prefix, pairs, limit) {
+                // The cap cut the scan short, but some pairs did not correlate: the whole
+                // value decides.
+                Some(_) if capped => Ok(correlating(prefix, kv.scan(Table::Index, prefix)?, limit)),
+                found => Ok(found),
+            }
+        })
+        .collect()
+}
+
+/// The (attribute, event) pairs among value-index `pairs` under `prefix` that correlate;
+/// `None` when there are more than `limit`.
+fn correlating(prefix: &[u8], pairs: Vec<KeyValue>, limit: usize) -> Matches {
     let mut out = Vec::new();
-    for (key, entry) in kv.scan(Table::Index, &prefix)? {
+    for (key, entry) in pairs {
         // Index values are the event uuid followed by the correlation flag.
         if entry.len() != 17 || entry[16] != 1 {
             continue;
@@ -39,10 +69,10 @@ pub fn value_matches(
         };
         out.push((attribute, event));
         if out.len() > limit {
-            return Ok(None);
+            return None;
         }
     }
-    Ok(Some(out))
+    Some(out)
 }
 
 /// The correlations of `event` whose correlating values are `values` (from
@@ -54,8 +84,8 @@ pub fn correlations(
     limit: usize,
 ) -> Result<Correlations, KvError> {
     let mut result = Correlations::default();
-    for value in values {
-        match value_matches(kv, value, limit)? {
+    for (value, matches) in values.iter().zip(values_matches(kv, values, limit)?) {
+        match matches {
             None => result.over_correlating.push(value.clone()),
             Some(matches) => {
                 for (_, other) in matches.into_iter().filter(|(_, other)| other != event) {

@@ -73,6 +73,24 @@ pub trait ViewRead {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
     /// Every pair whose key starts with `prefix`, in key order.
     fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, KvError>;
+
+    /// For each of `prefixes`, the first `limit` pairs whose key starts with it, in key
+    /// order. One call for many prefixes lets the store reuse one cursor.
+    fn scan_each(
+        &self,
+        table: Table,
+        prefixes: &[Vec<u8>],
+        limit: usize,
+    ) -> Result<Vec<Vec<KeyValue>>, KvError> {
+        prefixes
+            .iter()
+            .map(|prefix| {
+                let mut pairs = self.scan(table, prefix)?;
+                pairs.truncate(limit);
+                Ok(pairs)
+            })
+            .collect()
+    }
 }
 
 /// Write access to view tables. Writes are buffered by the implementation and become durable

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use uuid::Uuid;
 
 use super::correlation::correlations;
-use super::reduce::StoredSighting;
+use super::reduce::{StoredSighting, CHILD_SIGHTING, CHILD_TAG_LINK};
 use super::{record_key, KvError, Record, Table, TagLinkState, ViewRead};
 use crate::proto::RecordKind;
 
@@ -108,43 +108,76 @@ fn is_deleted(record: &Record) -> bool {
         .unwrap_or(false)
 }
 
-/// The live child records of an event: (kind, uuid, record), in key order.
 /// A child record of an event: its kind, uuid and record.
 type Child = (RecordKind, Uuid, Record);
 
+/// The live child records of an event: (kind, uuid, record), in key order.
 fn children(kv: &dyn ViewRead, event: &Uuid) -> Result<Vec<Child>, KvError> {
-    Ok(children_of(kv, event, None)?.0)
+    Ok(children_of(kv, event, None)?.children)
+}
+
+/// What an event's entry in the children table lists.
+struct Listing {
+    /// The live child records, with attributes limited as asked.
+    children: Vec<Child>,
+    /// The attribute keys listed, live or not.
+    attribute_keys: usize,
+    /// The event and the children that have tag links (attached or not).
+    tagged: BTreeSet<Uuid>,
+    /// The attributes that have sightings.
+    sighted: BTreeSet<Uuid>,
 }
 
 /// The live child records of an event, with attributes limited to `only` when given, and
-/// the number of attribute keys the event lists (live or not).
+/// what else the event lists: one scan tells which records have tags and sightings to read.
 fn children_of(
     kv: &dyn ViewRead,
     event: &Uuid,
     only: Option<&BTreeSet<Uuid>>,
-) -> Result<(Vec<Child>, usize), KvError> {
-    let mut out = Vec::new();
-    let mut attribute_keys = 0;
+) -> Result<Listing, KvError> {
+    let mut listing = Listing {
+        children: Vec::new(),
+        attribute_keys: 0,
+        tagged: BTreeSet::new(),
+        sighted: BTreeSet::new(),
+    };
     for (key, _) in kv.scan(Table::Children, event.as_bytes())? {
+        let Some(target) = key
+            .get(17..33)
+            .and_then(|bytes| Uuid::from_slice(bytes).ok())
+        else {
+            continue;
+        };
+        match key[16] {
+            CHILD_TAG_LINK => {
+                listing.tagged.insert(target);
+                continue;
+            }
+            CHILD_SIGHTING => {
+                listing.sighted.insert(target);
+                continue;
+            }
+            _ => {}
+        }
         let Ok(kind) = RecordKind::try_from(i32::from(key[16])) else {
             continue;
         };
-        let Ok(uuid) = Uuid::from_slice(&key[17..]) else {
+        if key.len() != 33 {
             continue;
-        };
+        }
         if kind == RecordKind::Attribute {
-            attribute_keys += 1;
-            if only.is_some_and(|only| !only.contains(&uuid)) {
+            listing.attribute_keys += 1;
+            if only.is_some_and(|only| !only.contains(&target)) {
                 continue;
             }
         }
-        if let Some(record) = record(kv, kind, uuid.as_bytes())? {
+        if let Some(record) = record(kv, kind, target.as_bytes())? {
             if record.is_live() {
-                out.push((kind, uuid, record));
+                listing.children.push((kind, target, record));
             }
         }
     }
-    Ok((out, attribute_keys))
+    Ok(listing)
 }
 
 /// The organisation `{"id","uuid","name","local"}` object for `uuid`.
@@ -247,30 +280,40 @@ pub fn event(
     let mut objects: Vec<(Uuid, Map<String, Value>)> = Vec::new();
     let mut object_children: Vec<(Uuid, &'static str, Value)> = Vec::new();
     let mut reports = Vec::new();
-    let (children, attribute_keys) = children_of(kv, uuid, options.only_attributes.as_ref())?;
+    let listing = children_of(kv, uuid, options.only_attributes.as_ref())?;
+    let tags_of = |target: &Uuid| -> Result<Value, KvError> {
+        Ok(Value::Array(match listing.tagged.contains(target) {
+            true => tags(kv, target, ids)?,
+            false => Vec::new(),
+        }))
+    };
     let mut attribute_count = 0;
     let mut correlating: Vec<String> = Vec::new();
-    for (kind, child, record) in &children {
-        if *kind == RecordKind::Attribute && !is_deleted(record) {
-            correlating.extend(correlation_values(record));
+    for (kind, child, record) in listing.children {
+        if kind == RecordKind::Attribute && !is_deleted(&record) {
+            correlating.extend(correlation_values(&record));
         }
-        if !visible(record) {
+        if !visible(&record) {
             continue;
         }
-        let mut fields = record.values();
-        fields.insert("id".into(), json!(id_string(ids(*kind, child.as_bytes()))));
+        let parent = record.parent();
+        let mut fields = record.into_values();
+        fields.insert("id".into(), json!(id_string(ids(kind, child.as_bytes()))));
         fields.insert("event_id".into(), json!(event_id));
         sharing_group_id(kv, &mut fields, ids)?;
         match kind {
             RecordKind::Attribute => {
                 attribute_count += 1;
-                let object_id = record
-                    .parent()
-                    .and_then(|parent| ids(RecordKind::Object, parent.as_bytes()));
+                let object_id =
+                    parent.and_then(|parent| ids(RecordKind::Object, parent.as_bytes()));
                 fields.insert("object_id".into(), json!(id_string(object_id)));
-                fields.insert("Tag".into(), json!(tags(kv, child, ids)?));
-                fields.insert("Sighting".into(), json!(sightings(kv, child)?));
-                match record.parent() {
+                fields.insert("Tag".into(), tags_of(&child)?);
+                let sighted = match listing.sighted.contains(&child) {
+                    true => sightings(kv, &child)?,
+                    false => Vec::new(),
+                };
+                fields.insert("Sighting".into(), Value::Array(sighted));
+                match parent {
                     Some(parent) => {
                         object_children.push((parent, "Attribute", Value::Object(fields)))
                     }
@@ -278,11 +321,11 @@ pub fn event(
                 }
             }
             RecordKind::Object => {
-                fields.insert("Tag".into(), json!(tags(kv, child, ids)?));
-                objects.push((*child, fields));
+                fields.insert("Tag".into(), tags_of(&child)?);
+                objects.push((child, fields));
             }
             RecordKind::Reference => {
-                if let Some(parent) = record.parent() {
+                if let Some(parent) = parent {
                     let object_id = ids(RecordKind::Object, parent.as_bytes());
                     fields.insert("object_id".into(), json!(id_string(object_id)));
                     fields.insert("object_uuid".into(), json!(parent.to_string()));
@@ -313,7 +356,7 @@ pub fn event(
         correlating.clear();
     }
     if options.only_attributes.is_some() {
-        attribute_count = attribute_keys;
+        attribute_count = listing.attribute_keys;
     }
     let found = correlations(kv, uuid, &correlating, options.correlation_max)?;
     let mut related = Vec::new();
@@ -333,8 +376,10 @@ pub fn event(
     event.insert("Attribute".into(), Value::Array(attributes));
     event.insert("Object".into(), Value::Array(objects));
     event.insert("EventReport".into(), Value::Array(reports));
-    event.insert("Tag".into(), json!(tags(kv, uuid, ids)?));
-    Ok(Some(json!({ "Event": event })))
+    event.insert("Tag".into(), tags_of(uuid)?);
+    let mut wrapped = Map::new();
+    wrapped.insert("Event".into(), Value::Object(event));
+    Ok(Some(Value::Object(wrapped)))
 }
 
 /// The values of an attribute record that correlate (none when correlation is disabled).

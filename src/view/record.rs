@@ -86,6 +86,15 @@ impl Record {
             .collect()
     }
 
+    /// [`Record::values`], taken out of the record.
+    pub fn into_values(self) -> Map<String, Value> {
+        self.fields
+            .into_iter()
+            .filter(|(name, _)| !name.starts_with("__"))
+            .map(|(name, (value, _))| (name, value))
+            .collect()
+    }
+
     /// Whether the record holds any data (a record may exist only as a tombstone).
     pub fn is_live(&self) -> bool {
         self.gone.is_none() && !self.fields.is_empty()
@@ -172,19 +181,10 @@ impl Record {
 }
 
 /// The fields of one write, as a JSON object is parsed into a map (a repeated name keeps its
-/// last value) but kept as a list: the record's merge sorts them into its own map.
+/// last value) but kept as a list sorted by name: the record's merge inserts them into its
+/// own map.
 #[derive(Debug, Default, PartialEq)]
 pub struct Fields(pub Vec<(String, Value)>);
-
-impl Fields {
-    /// Sets `name` to `value`, replacing an earlier value of `name`.
-    pub fn set(&mut self, name: String, value: Value) {
-        match self.0.iter_mut().find(|(existing, _)| *existing == name) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((name, value)),
-        }
-    }
-}
 
 impl<'de> Deserialize<'de> for Fields {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -198,11 +198,21 @@ impl<'de> Deserialize<'de> for Fields {
                 self,
                 mut map: A,
             ) -> Result<Fields, A::Error> {
-                let mut fields = Fields(Vec::with_capacity(map.size_hint().unwrap_or(16)));
-                while let Some((name, value)) = map.next_entry::<String, Value>()? {
-                    fields.set(name, value);
+                let mut parsed: Vec<(String, Value)> =
+                    Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(pair) = map.next_entry::<String, Value>()? {
+                    parsed.push(pair);
                 }
-                Ok(fields)
+                // Stable: a repeated name's values stay in written order, and the last wins.
+                parsed.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut fields: Vec<(String, Value)> = Vec::with_capacity(parsed.len());
+                for (name, value) in parsed {
+                    match fields.last_mut() {
+                        Some(last) if last.0 == name => last.1 = value,
+                        _ => fields.push((name, value)),
+                    }
+                }
+                Ok(Fields(fields))
             }
         }
         deserializer.deserialize_map(Visitor)
@@ -286,8 +296,8 @@ mod tests {
         assert_eq!(
             parsed.0,
             vec![
-                ("b".to_string(), json!(3)),
-                ("a".to_string(), json!({"x": [2]}))
+                ("a".to_string(), json!({"x": [2]})),
+                ("b".to_string(), json!(3))
             ]
         );
         assert!(serde_json::from_str::<Fields>("[1, 2]").is_err());
