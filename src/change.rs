@@ -59,14 +59,24 @@ fn set(
     parent: Option<Uuid>,
     fields: &Map<String, Value>,
 ) -> proto::Op {
+    // A JSON map of plain values always serialises.
+    set_json(
+        kind,
+        key,
+        parent,
+        serde_json::to_vec(fields).expect("fields serialise"),
+    )
+}
+
+/// [`set`] with the fields already serialised.
+fn set_json(kind: RecordKind, key: &[u8], parent: Option<Uuid>, fields_json: Vec<u8>) -> proto::Op {
     op(Op::Set(proto::RecordSet {
         kind: kind as i32,
         key: Bytes::copy_from_slice(key),
         parent: parent
             .map(|uuid| Bytes::copy_from_slice(uuid.as_bytes()))
             .unwrap_or_default(),
-        // A JSON map of plain values always serialises.
-        fields_json: Bytes::from(serde_json::to_vec(fields).expect("fields serialise")),
+        fields_json: Bytes::from(fields_json),
     }))
 }
 
@@ -141,11 +151,11 @@ fn attribute_ops(
     );
     groups.push(
         key,
-        set(
+        set_json(
             RecordKind::Attribute,
             attribute.uuid.as_bytes(),
             parent,
-            &attribute.fields(),
+            attribute.fields_json(),
         ),
     );
     for tag in &attribute.tags {

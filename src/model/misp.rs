@@ -77,6 +77,12 @@ impl Fields {
         self.set(key, value.clone().map_or(Value::Null, Value::String))
     }
 
+    /// The JSON object, keys in sorted order (as [`Fields::into_map`] serialises).
+    fn to_json(&self) -> Vec<u8> {
+        // Plain values under string keys always serialise.
+        serde_json::to_vec(&self.0).expect("fields serialise")
+    }
+
     /// The map, keys in sorted order.
     fn into_map(self) -> Map<String, Value> {
         self.0

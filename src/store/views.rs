@@ -1,6 +1,7 @@
 //! The view traits on RocksDB: direct reads, and a write overlay that collects a batch.
 
 use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, DB};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -123,6 +124,10 @@ pub(crate) struct BatchViews<'a> {
     pending: Layer,
     /// Bytes of the buffered keys and values, to size the write batch.
     bytes: usize,
+    /// Database reads already made, per table. The database changes only by writing layers
+    /// the overlay holds, so a read stays true while the overlay is in use; the reducer reads
+    /// an event's record once per entry, and a batch holds many entries of one event.
+    read: RefCell<Layer>,
 }
 
 impl<'a> BatchViews<'a> {
@@ -134,6 +139,7 @@ impl<'a> BatchViews<'a> {
             layers: store.pipeline.layers(),
             pending: Default::default(),
             bytes: 0,
+            read: Default::default(),
         }
     }
 
@@ -164,10 +170,15 @@ impl ViewRead for BatchViews<'_> {
         let buffered = std::iter::once(&self.pending)
             .chain(self.layers.iter().rev().map(|layer| &**layer))
             .find_map(|layer| layer[table as usize].get(key));
-        match buffered {
-            Some(value) => Ok(value.clone()),
-            None => DbViews::new(self.store).get(table, key),
+        if let Some(value) = buffered {
+            return Ok(value.clone());
         }
+        if let Some(value) = self.read.borrow()[table as usize].get(key) {
+            return Ok(value.clone());
+        }
+        let value = DbViews::new(self.store).get(table, key)?;
+        self.read.borrow_mut()[table as usize].insert(key.to_vec(), value.clone());
+        Ok(value)
     }
 
     fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, KvError> {

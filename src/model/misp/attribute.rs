@@ -134,6 +134,15 @@ impl Attribute {
     /// none), "sharing_group_uuid" (when present), "timestamp" (when known), "to_ids", "type",
     /// "uuid", "value"}`.
     pub fn fields(&self) -> Map<String, Value> {
+        self.field_set().into_map()
+    }
+
+    /// [`Attribute::fields`] as JSON, serialised without building a map first.
+    pub fn fields_json(&self) -> Vec<u8> {
+        self.field_set().to_json()
+    }
+
+    fn field_set(&self) -> Fields {
         let mut fields = Fields::default();
         if let Some(data) = &self.data {
             fields.set("data", data.clone());
@@ -153,7 +162,7 @@ impl Attribute {
             .set("type", self.attr_type.name())
             .uuid("uuid", self.uuid)
             .set("value", self.value.clone());
-        fields.into_map()
+        fields
     }
 }
 
