@@ -462,8 +462,8 @@ impl Store {
     pub fn local_id(&self, kind: crate::proto::RecordKind, key: &[u8]) -> Option<u64> {
         let mut id_key = vec![kind as u8];
         id_key.extend_from_slice(key);
-        let bytes = self.db.get_cf(self.cf(CF_IDS), &id_key).ok()??;
-        Some(u64::from_be_bytes(bytes.as_slice().try_into().ok()?))
+        let bytes = self.db.get_pinned_cf(self.cf(CF_IDS), &id_key).ok()??;
+        Some(u64::from_be_bytes(bytes.as_ref().try_into().ok()?))
     }
 
     /// The record key of the record of `kind` with local id `id`.

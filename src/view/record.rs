@@ -88,11 +88,14 @@ impl Record {
 
     /// [`Record::values`], taken out of the record.
     pub fn into_values(self) -> Map<String, Value> {
-        self.fields
-            .into_iter()
-            .filter(|(name, _)| !name.starts_with("__"))
-            .map(|(name, (value, _))| (name, value))
-            .collect()
+        // Room for the fields readers add (ids, tags, sightings) without growing again.
+        let mut values = Map::with_capacity(self.fields.len() + 8);
+        for (name, (value, _)) in self.fields {
+            if !name.starts_with("__") {
+                values.insert(name, value);
+            }
+        }
+        values
     }
 
     /// Whether the record holds any data (a record may exist only as a tombstone).
