@@ -255,30 +255,33 @@ impl Store {
         writer.trees = store.load_trees(&writer.heads)?;
         store.arrivals.send_replace(writer.last_arrival());
         *store.writer_lock() = writer;
-        let views_format = crate::view::VIEWS_FORMAT.to_string();
-        if store.meta(verify::META_REBUILDING)?.is_some() {
-            tracing::warn!("a view rebuild was interrupted; rebuilding the views from the log");
+        if let Some(reason) = store.stale_views()? {
+            tracing::warn!("{reason}; rebuilding the views from the log");
             store.rebuild_views(&|_| {})?;
-        } else {
-            match store.meta(verify::META_VIEWS_FORMAT)? {
-                Some(found) if found == views_format.as_bytes() => {}
-                _ if store.writer_lock().last_arrival() == 0 => {
-                    store.put_meta(verify::META_VIEWS_FORMAT, views_format.as_bytes())?;
-                }
-                found => {
-                    let found = found.map_or_else(
-                        || "1".into(),
-                        |bytes| String::from_utf8_lossy(&bytes).into_owned(),
-                    );
-                    tracing::warn!(
-                        "the views were built with layout {found}, this build uses \
-                         {views_format}: rebuilding them from the log"
-                    );
-                    store.rebuild_views(&|_| {})?;
-                }
-            }
         }
         Ok(store)
+    }
+
+    /// Why the stored views cannot be used as they are, if they cannot: a rebuild was
+    /// interrupted, or they were built with another layout than [`crate::view::VIEWS_FORMAT`].
+    /// A store with an empty log is marked with this build's layout.
+    fn stale_views(&self) -> Result<Option<String>, StoreError> {
+        if self.meta(verify::META_REBUILDING)?.is_some() {
+            return Ok(Some("a view rebuild was interrupted".into()));
+        }
+        let current = crate::view::VIEWS_FORMAT.to_string();
+        match self.meta(verify::META_VIEWS_FORMAT)? {
+            Some(found) if found == current.as_bytes() => Ok(None),
+            _ if self.writer_lock().last_arrival() == 0 => {
+                self.put_meta(verify::META_VIEWS_FORMAT, current.as_bytes())?;
+                Ok(None)
+            }
+            // Views from before layouts were recorded are layout 1.
+            found => Ok(Some(format!(
+                "the views were built with layout {}, this build uses {current}",
+                found.map_or_else(|| "1".into(), |b| String::from_utf8_lossy(&b).into_owned())
+            ))),
+        }
     }
 
     /// Records this node's own key: entries of other nodes claiming it are refused.

@@ -1,6 +1,6 @@
 //! The view traits on RocksDB: direct reads, and a write overlay that collects a batch.
 
-use rocksdb::{ColumnFamily, Direction, IteratorMode, WriteBatch, DB};
+use rocksdb::{ColumnFamily, DBRawIterator, IteratorMode, WriteBatch, DB};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,15 +15,30 @@ fn kv_error(error: rocksdb::Error) -> KvError {
 
 /// Every pair of `cf` whose key starts with `prefix`, in key order.
 pub(crate) fn scan_cf(db: &DB, cf: &ColumnFamily, prefix: &[u8]) -> Result<Vec<KeyValue>, KvError> {
-    let mut out = Vec::new();
-    for item in db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
-        let (key, value) = item.map_err(kv_error)?;
+    read_prefix(&mut db.raw_iterator_cf(cf), prefix, usize::MAX)
+}
+
+/// The first `limit` pairs whose key starts with `prefix`, in key order, read by seeking
+/// `cursor` to it.
+fn read_prefix(
+    cursor: &mut DBRawIterator<'_>,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Vec<KeyValue>, KvError> {
+    let mut pairs = Vec::new();
+    cursor.seek(prefix);
+    while pairs.len() < limit {
+        let (Some(key), Some(value)) = (cursor.key(), cursor.value()) else {
+            break;
+        };
         if !key.starts_with(prefix) {
             break;
         }
-        out.push((key.to_vec(), value.to_vec()));
+        pairs.push((key.to_vec(), value.to_vec()));
+        cursor.next();
     }
-    Ok(out)
+    cursor.status().map_err(kv_error)?;
+    Ok(pairs)
 }
 
 /// Adds the view writes of `layer` to `batch`, each table's in key order (inserting sorted
@@ -89,24 +104,10 @@ impl ViewRead for DbViews<'_> {
         limit: usize,
     ) -> Result<Vec<Vec<KeyValue>>, KvError> {
         let mut cursor = self.store.db.raw_iterator_cf(self.store.cf(table.name()));
-        let mut out = Vec::with_capacity(prefixes.len());
-        for prefix in prefixes {
-            let mut pairs = Vec::new();
-            cursor.seek(prefix);
-            while pairs.len() < limit {
-                let (Some(key), Some(value)) = (cursor.key(), cursor.value()) else {
-                    break;
-                };
-                if !key.starts_with(prefix) {
-                    break;
-                }
-                pairs.push((key.to_vec(), value.to_vec()));
-                cursor.next();
-            }
-            cursor.status().map_err(kv_error)?;
-            out.push(pairs);
-        }
-        Ok(out)
+        prefixes
+            .iter()
+            .map(|prefix| read_prefix(&mut cursor, prefix, limit))
+            .collect()
     }
 }
 
