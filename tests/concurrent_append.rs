@@ -1,14 +1,18 @@
 //! Appends from several threads at once: while one append's batch is being written, the
 //! next is sealed and reduced on top of it. Every append lands, the views equal a fresh
 //! replay of the log, and records the appends share get one local id, not one per thread.
+//! An append whose chain moved while it was being sealed is sealed again on the stored head.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use threatlog::bench::synthetic_event;
 use threatlog::change;
+use threatlog::log::{seal, Draft, Head, NodeKey};
 use threatlog::node::Node;
 use threatlog::proto::RecordKind;
+use threatlog::store::{Incoming, Store};
+use uuid::Uuid;
 
 const THREADS: usize = 4;
 const APPENDS_PER_THREAD: usize = 40;
@@ -91,4 +95,48 @@ fn concurrent_appends_all_land_and_share_records_correctly() {
         summary.digest,
         "stored views differ from a replay of the log"
     );
+}
+
+/// A directory-data draft (no event), as organisation and sharing group changes are.
+fn draft(user: &str) -> Draft {
+    Draft {
+        acting_user: user.to_string(),
+        ..Draft::default()
+    }
+}
+
+#[test]
+fn an_append_after_its_chain_moved_elsewhere_extends_the_stored_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (key, org) = (NodeKey::generate(), Uuid::from_u128(7));
+    let first = store.append(&key, org, vec![draft("first")], 1000).unwrap();
+    // The second entry of the same chain is sealed elsewhere and arrives as a peer's entry
+    // would, so the head the store sealed last is no longer the chain's head.
+    let second = seal(
+        &key,
+        org,
+        &Head::after(&first.entries[0]),
+        draft("second"),
+        1001,
+        [2; 16],
+    )
+    .unwrap();
+    let ingested = store
+        .ingest(&[Incoming::Entry(second.clone())], &[], &mut |_, _| Ok(()))
+        .unwrap();
+    assert_eq!((ingested.entries, ingested.rejected), (1, None));
+
+    let third = store.append(&key, org, vec![draft("third")], 1002).unwrap();
+    let third = &third.entries[0];
+    assert_eq!(third.sequence(), 3);
+    assert_eq!(third.entry().prev_hash.as_ref(), second.hash());
+    assert_eq!(third.entry().acting_user, "third");
+    // And the append after it continues from there.
+    let fourth = store
+        .append(&key, org, vec![draft("fourth")], 1003)
+        .unwrap();
+    assert_eq!(fourth.entries[0].entry().prev_hash.as_ref(), third.hash());
+    let summary = store.verify(&|_| {}).unwrap();
+    assert_eq!((summary.entries, summary.origins), (4, 1));
 }

@@ -231,6 +231,17 @@ impl VerifiedEntry {
         Uuid::from_slice(&self.entry.event_uuid).ok()
     }
 
+    /// The draft the entry was sealed from, to seal it again elsewhere in the chain.
+    pub fn into_draft(self) -> Draft {
+        Draft {
+            acting_org: self.acting_org(),
+            event: self.event(),
+            acting_user: self.entry.acting_user,
+            visibility: self.entry.visibility.unwrap_or_default(),
+            ops: self.entry.ops,
+        }
+    }
+
     /// The organisation on whose behalf the change was made.
     pub fn acting_org(&self) -> Uuid {
         // check_fields guaranteed 16 bytes.

@@ -3,7 +3,8 @@
 use rand::RngCore;
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use uuid::Uuid;
 
 use super::pipeline::{Layer, WriteFailure};
@@ -40,6 +41,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// The head of `origin`'s chain as stored, or as being stored.
+    fn head(&self, origin: &OriginKey) -> Head {
+        self.heads.get(origin).copied().unwrap_or(Head::EMPTY)
+    }
+
     /// The last arrival number given (0 before the first entry).
     pub(crate) fn last_arrival(&self) -> u64 {
         self.next_arrival.saturating_sub(1)
@@ -76,6 +82,35 @@ impl Writer {
         }
         Ok(writer)
     }
+}
+
+/// Seals `drafts` as the chain of `key` after `head`, each with a fresh salt.
+fn seal_chain(
+    key: &NodeKey,
+    origin_org: Uuid,
+    mut head: Head,
+    drafts: Vec<Draft>,
+    time_ms: i64,
+) -> Result<Vec<VerifiedEntry>, StoreError> {
+    let mut rng = rand::thread_rng();
+    let mut entries = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        let mut salt = [0u8; SALT_BYTES];
+        rng.fill_bytes(&mut salt);
+        let entry = seal(key, origin_org, &head, draft, time_ms, salt)?;
+        head = Head::after(&entry);
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Heads of chains as sealed ahead of the writer: an append seals on the head the previous
+/// append sealed, which the writer state reaches only once that one is reduced.
+#[derive(Debug, Default)]
+pub(crate) struct Sealer {
+    /// Each origin's head after the last sealed batch, with the seal generation it was
+    /// sealed in; an entry of an older generation is read again from the writer.
+    heads: HashMap<OriginKey, (Head, u64)>,
 }
 
 fn decode_u64(bytes: &[u8], what: &'static str) -> Result<u64, StoreError> {
@@ -148,9 +183,11 @@ struct Prepared {
 
 impl Store {
     /// Seals `drafts` as the next entries of `key`'s chain and stores them, with their view
-    /// changes, in one durable write: all or none. The writer mutex is held while sealing
-    /// and reducing only: the next append proceeds while this one's batch is written, and
-    /// batches are written in the order they were prepared.
+    /// changes, in one durable write: all or none. Three stages overlap across concurrent
+    /// appends: sealing (signing) under the sealer mutex, on the head the previous batch
+    /// sealed; reducing under the writer mutex, which a batch takes before it releases the
+    /// sealer, so batches are reduced in the order they were sealed; and the write, in that
+    /// same order, outside both.
     pub fn append(
         &self,
         key: &NodeKey,
@@ -158,27 +195,35 @@ impl Store {
         drafts: Vec<Draft>,
         time_ms: i64,
     ) -> Result<Appended, StoreError> {
+        let origin = key.origin();
         let (entries, prepared) = {
+            let mut sealer = self.sealer.lock().unwrap_or_else(PoisonError::into_inner);
+            let generation = self.seal_generation.load(Ordering::Acquire);
+            let base = match sealer.heads.get(&origin) {
+                Some((head, sealed_in)) if *sealed_in == generation => *head,
+                _ => self.writer_lock_pipelined().head(&origin),
+            };
+            let mut entries = seal_chain(key, origin_org, base, drafts, time_ms)?;
+            // Taken before the sealer is released, so batches reach the writer in the order
+            // they were sealed.
             let mut writer = self.writer_lock_pipelined();
+            let sealed_head = entries.last().map(Head::after).unwrap_or(base);
+            sealer.heads.insert(origin, (sealed_head, generation));
+            drop(sealer);
             if self.pipeline.failed() {
                 self.settle(&mut writer);
                 if self.pipeline.failed() {
                     return Err(StoreError::EarlierWriteFailed);
                 }
             }
-            let mut head = writer
-                .heads
-                .get(&key.origin())
-                .copied()
-                .unwrap_or(Head::EMPTY);
-            let mut entries = Vec::with_capacity(drafts.len());
-            let mut rng = rand::thread_rng();
-            for draft in drafts {
-                let mut salt = [0u8; SALT_BYTES];
-                rng.fill_bytes(&mut salt);
-                let entry = seal(key, origin_org, &head, draft, time_ms, salt)?;
-                head = Head::after(&entry);
-                entries.push(entry);
+            let head = writer.head(&origin);
+            if head != base {
+                // The chain is not where it was when sealing began: an earlier batch was
+                // not stored, or entries of this origin arrived another way. Seal again on
+                // the stored head, and make the next append read it too.
+                self.seal_generation.fetch_add(1, Ordering::AcqRel);
+                let drafts = entries.into_iter().map(VerifiedEntry::into_draft).collect();
+                entries = seal_chain(key, origin_org, head, drafts, time_ms)?;
             }
             let items: Vec<Commit<'_>> = entries.iter().map(Commit::Entry).collect();
             let prepared = self.prepare(&mut writer, &items, &[], None)?;

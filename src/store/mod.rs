@@ -217,6 +217,10 @@ pub struct Store {
     /// The writer's in-memory state; the mutex serialises appends so sequence numbers and
     /// chain links are assigned without races.
     writer: Mutex<append::Writer>,
+    /// Heads sealed ahead of the writer (see [`Store::append`]).
+    sealer: Mutex<append::Sealer>,
+    /// Raised when a sealed batch's chain had moved: cached sealed heads are then stale.
+    seal_generation: std::sync::atomic::AtomicU64,
     /// Prepared batches on their way to RocksDB, in order (see `pipeline.rs`).
     pipeline: pipeline::Pipeline,
     /// The last arrival number, watched by live-tail streams.
@@ -242,6 +246,8 @@ impl Store {
         let db = DB::open_cf_descriptors(&options, &path, families)?;
         let store = Store {
             writer: Mutex::new(append::Writer::default()),
+            sealer: Mutex::default(),
+            seal_generation: Default::default(),
             pipeline: pipeline::Pipeline::default(),
             arrivals: tokio::sync::watch::Sender::new(0),
             own_origin: std::sync::OnceLock::new(),
@@ -318,6 +324,8 @@ impl Store {
         )?;
         let store = Store {
             writer: Mutex::new(append::Writer::default()),
+            sealer: Mutex::default(),
+            seal_generation: Default::default(),
             pipeline: pipeline::Pipeline::default(),
             arrivals: tokio::sync::watch::Sender::new(0),
             own_origin: std::sync::OnceLock::new(),
