@@ -167,6 +167,16 @@ impl Appended {
     }
 }
 
+/// How a commit's entries reach the views.
+pub(crate) enum Views<'a> {
+    /// Reduced as the commit is prepared, with the fields of the entry items parsed ahead,
+    /// in order; entries past the end of the list are parsed as they are reduced.
+    Reduce(Vec<view::ParsedFields>),
+    /// Already reduced into this overlay, exactly the items' entries in order from the
+    /// current state, with what each created: it is written instead.
+    Applied(BatchViews<'a>, Vec<view::Touched>),
+}
+
 /// A batch prepared under the writer mutex and handed to the pipeline.
 struct Prepared {
     /// Its place in the pipeline.
@@ -196,6 +206,10 @@ impl Store {
         time_ms: i64,
     ) -> Result<Appended, StoreError> {
         let origin = key.origin();
+        let parsed = drafts
+            .iter()
+            .map(|draft| view::ParsedFields::of(&draft.ops))
+            .collect();
         let (entries, prepared) = {
             let mut sealer = self.sealer.lock().unwrap_or_else(PoisonError::into_inner);
             let generation = self.seal_generation.load(Ordering::Acquire);
@@ -226,7 +240,7 @@ impl Store {
                 entries = seal_chain(key, origin_org, head, drafts, time_ms)?;
             }
             let items: Vec<Commit<'_>> = entries.iter().map(Commit::Entry).collect();
-            let prepared = self.prepare(&mut writer, &items, &[], None)?;
+            let prepared = self.prepare(&mut writer, &items, &[], Views::Reduce(parsed))?;
             (entries, prepared)
         };
         self.write_prepared(prepared)?;
@@ -234,18 +248,15 @@ impl Store {
     }
 
     /// Stores `items` (new entries, revealed entries that replace their stubs, and stubs) and
-    /// the node-local pairs `local`, with every view change, in one synced write. `applied`
-    /// is an overlay into which exactly these items' entries were already applied, in order,
-    /// from the current state, with what each created: it is written instead of applying the
-    /// entries again.
+    /// the node-local pairs `local`, with every view change, in one synced write.
     pub(crate) fn commit_items(
         &self,
         writer: &mut Writer,
         items: &[Commit<'_>],
         local: &[(Vec<u8>, Vec<u8>)],
-        applied: Option<(BatchViews<'_>, Vec<crate::view::Touched>)>,
+        views: Views<'_>,
     ) -> Result<(), StoreError> {
-        let prepared = self.prepare(writer, items, local, applied)?;
+        let prepared = self.prepare(writer, items, local, views)?;
         self.write_prepared(prepared)
     }
 
@@ -257,11 +268,11 @@ impl Store {
         writer: &mut Writer,
         items: &[Commit<'_>],
         local: &[(Vec<u8>, Vec<u8>)],
-        applied: Option<(BatchViews<'_>, Vec<crate::view::Touched>)>,
+        views: Views<'_>,
     ) -> Result<Prepared, StoreError> {
-        let (mut views, mut touched) = match applied {
-            Some((views, touched)) => (views, Some(touched.into_iter())),
-            None => (BatchViews::new(self), None),
+        let (mut views, mut touched, mut parsed) = match views {
+            Views::Applied(views, touched) => (views, Some(touched.into_iter()), None),
+            Views::Reduce(parsed) => (BatchViews::new(self), None, Some(parsed.into_iter())),
         };
         let entry_bytes: usize = items
             .iter()
@@ -277,7 +288,7 @@ impl Store {
         let mut next_arrival = writer.next_arrival;
         let mut next_ids = writer.next_ids.clone();
         let mut heads = HashMap::new();
-        let mut new_ids: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut new_ids = foldhash::HashSet::default();
         let mut publishes = super::release::Publishes::default();
         let mut trees = super::merkle::TreeBatch::default();
         for item in items {
@@ -319,9 +330,10 @@ impl Store {
                 batch.put_cf(self.cf(CF_EVENT_LOG), event_key, &key);
             }
             publishes.note(self, entry)?;
-            let touched = match &mut touched {
-                Some(applied) => applied.next().unwrap_or_default(),
-                None => view::apply(&mut views, entry)?,
+            let touched = match (&mut touched, parsed.as_mut().and_then(Iterator::next)) {
+                (Some(applied), _) => applied.next().unwrap_or_default(),
+                (None, Some(fields)) => view::apply_parsed(&mut views, entry, fields)?,
+                (None, None) => view::apply(&mut views, entry)?,
             };
             for (kind, record) in touched.records {
                 self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record);
@@ -387,7 +399,7 @@ impl Store {
         &self,
         batch: &mut WriteBatch,
         next_ids: &mut HashMap<u8, u64>,
-        new_ids: &mut HashMap<Vec<u8>, u64>,
+        new_ids: &mut foldhash::HashSet<Vec<u8>>,
         kind: RecordKind,
         record: &[u8],
     ) {
@@ -396,7 +408,7 @@ impl Store {
         // Only records new to the views get here, and a record never leaves the views once
         // created (erasures and tombstones keep it buried, and a tombstoned event's children
         // cannot come back), so it has no id yet unless this batch gave it one.
-        if new_ids.contains_key(&id_key) {
+        if new_ids.contains(&id_key) {
             return;
         }
         let next = next_ids.entry(kind as u8).or_insert(1);
@@ -406,6 +418,6 @@ impl Store {
         reverse.extend_from_slice(&id.to_be_bytes());
         batch.put_cf(self.cf(CF_IDS), &id_key, id.to_be_bytes());
         batch.put_cf(self.cf(CF_IDS), reverse, record);
-        new_ids.insert(id_key, id);
+        new_ids.insert(id_key);
     }
 }

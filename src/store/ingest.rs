@@ -6,7 +6,7 @@
 use rocksdb::{Direction, IteratorMode};
 use std::collections::HashMap;
 
-use super::append::Commit;
+use super::append::{Commit, Views};
 use super::views::BatchViews;
 use super::{log_key, Store, StoreError, CF_ARRIVAL, CF_LOG, CF_META, CF_STUBS};
 use crate::log::{EntryId, Head, LogError, OriginKey, Stub, VerifiedEntry};
@@ -210,7 +210,7 @@ impl Store {
                 .filter(|(index, _)| matches!(items[*index], Incoming::Entry(_)))
                 .map(|(index, _)| touched.remove(index).unwrap_or_default())
                 .collect();
-            (views, created)
+            Views::Applied(views, created)
         });
         let commits: Vec<Commit<'_>> = accepted
             .iter()
@@ -226,7 +226,8 @@ impl Store {
             &[]
         };
         if !commits.is_empty() || !local.is_empty() {
-            self.commit_items(&mut writer, &commits, local, applied)?;
+            let views = applied.unwrap_or(Views::Reduce(Vec::new()));
+            self.commit_items(&mut writer, &commits, local, views)?;
         }
         Ok(report)
     }

@@ -15,7 +15,7 @@ pub mod search;
 pub use digest::{digest, ViewDigest};
 pub use memory::MemoryViews;
 pub use record::{Record, Stamp, TagLinkState};
-pub use reduce::{apply, Touched};
+pub use reduce::{apply, apply_parsed, ParsedFields, Touched};
 
 /// The layout of the stored views. A node whose views were built with another layout
 /// rebuilds them from the log when it opens. 2: values indexed case-folded.

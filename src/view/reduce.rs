@@ -25,9 +25,38 @@ pub struct Touched {
     pub records: Vec<(RecordKind, Vec<u8>)>,
 }
 
+/// The fields of each op of an entry, parsed: the costliest step of reducing, and one that
+/// needs no view state, so an append does it before it queues for the writer.
+#[derive(Debug, Default)]
+pub struct ParsedFields(Vec<Option<Fields>>);
+
+impl ParsedFields {
+    /// Parses the fields of every record write among `ops` (`None` for other ops and for
+    /// fields that are not a JSON object).
+    pub fn of(ops: &[proto::Op]) -> ParsedFields {
+        ParsedFields(
+            ops.iter()
+                .map(|op| match &op.op {
+                    Some(Op::Set(set)) => serde_json::from_slice(&set.fields_json).ok(),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+}
+
 /// Applies `entry` to the views in `kv`. Ops that do not fit the views (unknown kinds, keys of
 /// the wrong shape, fields that are not a JSON object) are skipped, the same way on every node.
 pub fn apply(kv: &mut dyn ViewWrite, entry: &VerifiedEntry) -> Result<Touched, KvError> {
+    apply_parsed(kv, entry, ParsedFields::of(&entry.entry().ops))
+}
+
+/// [`apply`], with the entry's fields already parsed by [`ParsedFields::of`] from its ops.
+pub fn apply_parsed(
+    kv: &mut dyn ViewWrite,
+    entry: &VerifiedEntry,
+    parsed: ParsedFields,
+) -> Result<Touched, KvError> {
     let mut reducer = Reducer {
         kv,
         stamp: Stamp::of(entry),
@@ -39,13 +68,15 @@ pub fn apply(kv: &mut dyn ViewWrite, entry: &VerifiedEntry) -> Result<Touched, K
         Some(event) => is_gone(reducer.kv, RecordKind::Event, event.as_bytes())?,
         None => false,
     };
+    let mut parsed = parsed.0.into_iter();
     for op in &entry.entry().ops {
+        let fields = parsed.next().flatten();
         let Some(op) = &op.op else { continue };
         match op {
             Op::Set(set) => {
                 let kind = RecordKind::try_from(set.kind).unwrap_or(RecordKind::Unspecified);
                 if !(is_event_scoped(kind) && event_gone) {
-                    reducer.set(kind, set)?;
+                    reducer.set(kind, set, fields)?;
                 }
             }
             Op::Tag(link) if !event_gone => reducer.tag(link)?,
@@ -97,6 +128,12 @@ fn load_record(kv: &dyn ViewWrite, kind: RecordKind, key: &[u8]) -> Result<Recor
 
 /// Replaces the index pairs `before` with `after`.
 fn reindex(kv: &mut dyn ViewWrite, before: Vec<KeyValue>, after: Vec<KeyValue>) {
+    if before.is_empty() {
+        for (key, value) in after {
+            kv.put(Table::Index, key, value);
+        }
+        return;
+    }
     let after: BTreeMap<Vec<u8>, Vec<u8>> = after.into_iter().collect();
     for (key, value) in before {
         if after.get(&key) != Some(&value) {
@@ -125,7 +162,12 @@ struct Reducer<'a> {
 }
 
 impl Reducer<'_> {
-    fn set(&mut self, kind: RecordKind, set: &proto::RecordSet) -> Result<(), KvError> {
+    fn set(
+        &mut self,
+        kind: RecordKind,
+        set: &proto::RecordSet,
+        fields: Option<Fields>,
+    ) -> Result<(), KvError> {
         let scoped = is_event_scoped(kind);
         let key = set.key.as_ref();
         let uuid = Uuid::from_slice(key).ok();
@@ -135,7 +177,6 @@ impl Reducer<'_> {
             RecordKind::Event => uuid.is_some() && uuid == self.event,
             _ => uuid.is_some(),
         };
-        let fields: Option<Fields> = serde_json::from_slice(&set.fields_json).ok();
         let (Some(mut fields), true) = (fields, valid_key && (!scoped || self.event.is_some()))
         else {
             return Ok(());
