@@ -174,7 +174,7 @@ pub(crate) enum Views<'a> {
     Reduce(Vec<view::ParsedFields>),
     /// Already reduced into this overlay, exactly the items' entries in order from the
     /// current state, with what each created: it is written instead.
-    Applied(BatchViews<'a>, Vec<view::Touched>),
+    Applied(Box<BatchViews<'a>>, Vec<view::Touched>),
 }
 
 /// A batch prepared under the writer mutex and handed to the pipeline.
@@ -271,7 +271,7 @@ impl Store {
         views: Views<'_>,
     ) -> Result<Prepared, StoreError> {
         let (mut views, mut touched, mut parsed) = match views {
-            Views::Applied(views, touched) => (views, Some(touched.into_iter()), None),
+            Views::Applied(views, touched) => (*views, Some(touched.into_iter()), None),
             Views::Reduce(parsed) => (BatchViews::new(self), None, Some(parsed.into_iter())),
         };
         let entry_bytes: usize = items

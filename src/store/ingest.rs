@@ -210,7 +210,7 @@ impl Store {
                 .filter(|(index, _)| matches!(items[*index], Incoming::Entry(_)))
                 .map(|(index, _)| touched.remove(index).unwrap_or_default())
                 .collect();
-            Views::Applied(views, created)
+            Views::Applied(Box::new(views), created)
         });
         let commits: Vec<Commit<'_>> = accepted
             .iter()
