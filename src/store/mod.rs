@@ -214,8 +214,8 @@ pub struct Store {
     db: DB,
     /// The data directory.
     dir: PathBuf,
-    /// The writer's in-memory state; the mutex serialises appends so sequence numbers and
-    /// chain links are assigned without races.
+    /// The writer's in-memory state; the mutex serialises the reduction of every commit, and
+    /// an append under it checks that the chain it sealed still links to the stored head.
     writer: Mutex<append::Writer>,
     /// Heads sealed ahead of the writer (see [`Store::append`]).
     sealer: Mutex<append::Sealer>,

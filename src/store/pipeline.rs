@@ -1,6 +1,6 @@
 //! Ordered durable writes with overlap: an append prepares its write batch under the writer
-//! mutex, hands it over with a ticket and releases the mutex, so the next append can seal and
-//! reduce while the first one's batch goes through RocksDB. Batches are written strictly in
+//! mutex, hands it over with a ticket and releases the mutex, so the next append can reduce
+//! while the first one's batch goes through RocksDB. Batches are written strictly in
 //! ticket order. Until a batch is written, its view changes stay readable as a *layer*, so
 //! the next append's reducer sees them; nothing else reads state that is not durable, because
 //! every other user of the writer first drains the pipeline (see `Store::writer_lock`).
