@@ -208,7 +208,7 @@ impl StoreError {
     }
 }
 
-/// The node's database. Appends are serialised by an internal mutex; reads run concurrently.
+/// The node's database. Appends are ordered by internal mutexes; reads run concurrently.
 pub struct Store {
     /// The RocksDB instance.
     db: DB,

@@ -287,6 +287,12 @@ pub fn event(
             false => Vec::new(),
         }))
     };
+    let sightings_of = |attribute: &Uuid| -> Result<Value, KvError> {
+        Ok(Value::Array(match listing.sighted.contains(attribute) {
+            true => sightings(kv, attribute)?,
+            false => Vec::new(),
+        }))
+    };
     let mut attribute_count = 0;
     let mut correlating: Vec<String> = Vec::new();
     for (kind, child, record) in listing.children {
@@ -308,11 +314,7 @@ pub fn event(
                     parent.and_then(|parent| ids(RecordKind::Object, parent.as_bytes()));
                 fields.insert("object_id".into(), json!(id_string(object_id)));
                 fields.insert("Tag".into(), tags_of(&child)?);
-                let sighted = match listing.sighted.contains(&child) {
-                    true => sightings(kv, &child)?,
-                    false => Vec::new(),
-                };
-                fields.insert("Sighting".into(), Value::Array(sighted));
+                fields.insert("Sighting".into(), sightings_of(&child)?);
                 match parent {
                     Some(parent) => {
                         object_children.push((parent, "Attribute", Value::Object(fields)))
