@@ -61,15 +61,33 @@ if [ -e "$root" ]; then
   exit 1
 fi
 
-phase "debootstrap Debian 12 (bookworm) into $root"
-debootstrap --include=ca-certificates,gcc,libc6-dev,make bookworm "$root" http://deb.debian.org/debian \
-  >"$root.debootstrap.log" 2>&1 || { tail -20 "$root.debootstrap.log" >&2; exit 1; }
-rm -f "$root.debootstrap.log"
+base=/var/cache/threatlog/debootstrap-bookworm.tar
+if [ -f "$base" ]; then
+  phase "unpacking Debian 12 (bookworm) from $base into $root"
+  mkdir -p "$root"
+  tar -xpf "$base" -C "$root"
+else
+  phase "debootstrap Debian 12 (bookworm) into $root"
+  debootstrap --include=ca-certificates,gcc,libc6-dev,make bookworm "$root" http://deb.debian.org/debian \
+    >"$root.debootstrap.log" 2>&1 || { tail -20 "$root.debootstrap.log" >&2; exit 1; }
+  rm -f "$root.debootstrap.log"
+  mkdir -p "$(dirname "$base")"
+  tar -cpf "$base.partial" -C "$root" . && mv "$base.partial" "$base"
+fi
 for fs in proc sys dev dev/pts; do
   mount --bind "/$fs" "$root/$fs"
   mounted+=("$root/$fs")
 done
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >/dev/null
+fi
+[ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
+proxy_env=()
+for name in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+  [ -n "${!name:-}" ] && proxy_env+=("$name=${!name}")
+done
 
 phase "copying the Rust toolchain and a clean clone of HEAD ($(git -C "$repo" rev-parse --short HEAD))"
 mkdir -p "$root/root/.cargo"
@@ -78,7 +96,7 @@ cp -a "$cargo_home/bin" "$root/root/.cargo/bin"
 git clone --quiet --no-hardlinks "$repo" "$root/root/threatlog"
 
 in_root() {
-  chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+  chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 "${proxy_env[@]}" \
     PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     /bin/bash -c "cd /root/threatlog && $1"
 }
