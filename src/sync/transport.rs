@@ -54,12 +54,27 @@ pub enum SyncError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The gRPC transport failed.
-    #[error("gRPC: {0}")]
+    /// The gRPC transport failed (with its causes, such as a refused TLS certificate).
+    #[error("gRPC: {}", with_causes(.0))]
     Transport(#[from] tonic::transport::Error),
     /// The peer answered with an error or broke the protocol.
     #[error("{0}")]
     Peer(String),
+}
+
+/// An error and each of its causes, joined by ": ".
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 impl From<Status> for SyncError {
@@ -84,7 +99,7 @@ impl Connected for PeerStream {
             session
                 .peer_certificates()
                 .and_then(|certs| certs.first())
-                .and_then(|cert| tls::certificate_key(cert)),
+                .and_then(|cert| tls::certificate_key(cert).ok()),
         )
     }
 }
