@@ -216,7 +216,7 @@ impl wire::sync_server::Sync for SyncService {
         let notes = request.into_inner().checkpoints;
         let (checkpoints, cosignatures) = tokio::task::spawn_blocking(move || {
             let cosignatures = super::checkpoints::receive(&node, &peer.key, &notes);
-            (super::checkpoints::outgoing(&node, &peer.key), cosignatures)
+            (super::checkpoints::outgoing(&node), cosignatures)
         })
         .await
         .map_err(|error| Status::internal(error.to_string()))?;
@@ -746,12 +746,9 @@ async fn hello(
 ) -> Result<wire::HelloResponse, SyncError> {
     let (info, checkpoints) = {
         let node = Arc::clone(node);
-        let key = peer.key;
-        tokio::task::spawn_blocking(move || {
-            (node_info(&node), super::checkpoints::outgoing(&node, &key))
-        })
-        .await
-        .map_err(|error| SyncError::Peer(error.to_string()))?
+        tokio::task::spawn_blocking(move || (node_info(&node), super::checkpoints::outgoing(&node)))
+            .await
+            .map_err(|error| SyncError::Peer(error.to_string()))?
     };
     let response = client
         .hello(wire::HelloRequest {
@@ -912,7 +909,6 @@ pub async fn serve(
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), SyncError> {
     let addr: SocketAddr = listen.parse().map_err(|_| SyncError::Address(listen))?;
-    super::release::read_test_switch();
     let paired: PairedKeys = Arc::default();
     *paired.write().unwrap_or_else(|e| e.into_inner()) = peer::peers(&node.store)?
         .iter()
