@@ -181,7 +181,8 @@ enum PeerCommand {
 /// Policy options of `peer add` and `peer set`.
 #[derive(clap::Args)]
 struct PeerPolicyArgs {
-    /// internal (same organisation: receives everything not kept local) or external.
+    /// internal (a node of this organisation: receives everything not kept local) or
+    /// external (the default for `peer add`, even when the card names this organisation).
     #[arg(long)]
     relationship: Option<threatlog::policy::Relationship>,
     /// Strictest TLP released to the peer: clear, green, amber, amber+strict or red
@@ -655,6 +656,7 @@ fn peer(dir: &Path, command: PeerCommand) -> Result<()> {
         PeerCommand::Add { card, policy } => {
             let mut body = policy.body();
             body.insert("card".into(), card.into());
+            let chosen = policy.relationship.is_some();
             let added = server_op(dir, ServerOp::Add, "", body)?;
             let peer = &added["threatlog"];
             println!(
@@ -666,6 +668,15 @@ fn peer(dir: &Path, command: PeerCommand) -> Result<()> {
                 peer["rules"]["relationship"].as_str().unwrap_or_default(),
                 peer["rules"]["tlp_max"].as_str().unwrap_or_default(),
             );
+            let own = server_op(dir, ServerOp::Card, "", none())?;
+            if !chosen && peer["org_uuid"] == own["org_uuid"] {
+                eprintln!(
+                    "note: the card names this node's own organisation, but anyone can print \
+                     that on a card; the peer is external. If it is a node of your \
+                     organisation, run `threatlog peer set {} --relationship internal`.",
+                    peer["id"]
+                );
+            }
         }
         PeerCommand::List { json } => {
             let list = server_op(dir, ServerOp::Index, "", none())?;

@@ -112,3 +112,74 @@ fn peers_are_managed_while_stopped_and_cards_are_checked() {
     let list: Value = serde_json::from_str(&ok(&dir, &["peer", "list", "--json"])).unwrap();
     assert_eq!(list, json!([]));
 }
+
+/// A card with a fresh node key claiming organisation `org_uuid`.
+fn card_claiming(org_uuid: uuid::Uuid, org_name: &str) -> String {
+    threatlog::sync::peer::Card {
+        key: threatlog::log::NodeKey::generate().origin(),
+        org_uuid,
+        org_name: org_name.into(),
+        endpoint: "127.0.0.1:9".into(),
+    }
+    .encode()
+}
+
+#[test]
+fn a_card_naming_our_organisation_is_external_unless_the_operator_says_internal() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = temp.path().join("node");
+    ok(&dir, &["init", "--org-name", "Org A"]);
+    let own = threatlog::sync::peer::Card::decode(&ok(&dir, &["peer", "card"])).unwrap();
+    // Our org uuid is public (the Orgc of every event we share): anyone can put it on a card.
+    let claimed = card_claiming(own.org_uuid, "Org A");
+    ok(&dir, &["peer", "add", &claimed, "--no-pull", "--no-push"]);
+    let chosen = card_claiming(own.org_uuid, "Org A");
+    ok(
+        &dir,
+        &[
+            "peer",
+            "add",
+            &chosen,
+            "--relationship",
+            "internal",
+            "--no-pull",
+            "--no-push",
+        ],
+    );
+    let list: Value = serde_json::from_str(&ok(&dir, &["peer", "list", "--json"])).unwrap();
+    let relationships: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|peer| &peer["rules"]["relationship"])
+        .collect();
+    assert_eq!(relationships, [&json!("external"), &json!("internal")]);
+
+    // The REST API: MISP's `/servers/add` without a relationship, with `relationship`, and
+    // with MISP's own `internal` flag.
+    let admin = std::fs::read_to_string(dir.join("admin.key")).unwrap();
+    let server = common::server::Server::start(&dir);
+    let add = |server_fields: Value| -> Value {
+        let (status, reply) = server.request(
+            "POST",
+            "/servers/add",
+            Some(admin.trim()),
+            Some(&json!({ "Server": server_fields }).to_string()),
+        );
+        assert_eq!(status, 200, "{reply}");
+        reply
+    };
+    let plain =
+        add(json!({"authkey": card_claiming(own.org_uuid, "Org A"), "pull": false, "push": false}));
+    assert_eq!(plain["Server"]["internal"], false, "{plain}");
+    assert_eq!(plain["threatlog"]["rules"]["relationship"], "external");
+    let internal = add(json!({"authkey": card_claiming(own.org_uuid, "Org A"),
+                              "relationship": "internal", "pull": false, "push": false}));
+    assert_eq!(internal["Server"]["internal"], true, "{internal}");
+    let flagged = add(json!({"authkey": card_claiming(own.org_uuid, "Org A"),
+                             "internal": true, "pull": false, "push": false}));
+    assert_eq!(flagged["Server"]["internal"], true, "{flagged}");
+    let unflagged = add(json!({"authkey": card_claiming(own.org_uuid, "Org A"),
+                               "internal": false, "pull": false, "push": false}));
+    assert_eq!(unflagged["Server"]["internal"], false, "{unflagged}");
+}

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::forge::{entry_item, Forger};
 use common::ok;
 use common::server::Server;
 use serde_json::{json, Value};
@@ -119,50 +120,63 @@ fn paired_nodes_cosign_each_others_checkpoints() {
 
 #[test]
 fn a_node_showing_two_histories_is_caught_by_its_peers() {
-    // The misbehaving node forges its checkpoint for peers whose key's first byte is odd
-    // (a test-only switch), so it needs one such peer and one other.
-    let m = init("Org M");
-    let first_byte_odd = |dir: &Dir| u8::from_str_radix(&dir.node_key[..2], 16).unwrap() % 2 == 1;
-    let mut odd = None;
-    let mut even = None;
-    while odd.is_none() || even.is_none() {
-        let dir = init("Org Peer");
-        if first_byte_odd(&dir) {
-            odd.get_or_insert(dir);
-        } else {
-            even.get_or_insert(dir);
-        }
-    }
-    let (b, c) = (odd.unwrap(), even.unwrap());
-    let server_m = Server::start_with_env(&m.path, &[("THREATLOG_TEST_SPLIT_VIEW", "1")]);
+    // M is played by this test with its own key. It shows B its log and the true checkpoint
+    // of it, and shows C a checkpoint of the same size with another root, both validly
+    // signed. B relays M's checkpoint to C in its hellos; C then holds two signed
+    // checkpoints of one size that contradict each other: a split-view proof.
+    let b = init("Org B");
+    let c = init("Org C");
     let server_b = Server::start(&b.path);
     let server_c = Server::start(&c.path);
-    pair(&m.path, &b.path);
-    pair(&m.path, &c.path);
     pair(&b.path, &c.path);
-    publish_event(&server_m, &m.admin_key);
+    let mut m = Forger::new("Org M");
+    for dir in [&b, &c] {
+        ok(
+            &dir.path,
+            &[
+                "peer",
+                "add",
+                &m.card(),
+                "--relationship",
+                "external",
+                "--no-pull",
+                "--no-push",
+            ],
+        );
+    }
+    let (_, entries) = m.own_event("M's event");
+    let (true_note, forged_note) = (m.checkpoint(false), m.checkpoint(true));
+    let sync_addr = |dir: &Dir| {
+        std::fs::read_to_string(dir.path.join("run/sync.addr"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let key = |dir: &Dir| threatlog::log::OriginKey::from_hex(&dir.node_key).unwrap();
+    // C gets the forged checkpoint before any of M's entries: nothing contradicts it yet.
+    m.hello(key(&c), &sync_addr(&c), vec![forged_note.clone()]);
+    let items = entries.iter().map(entry_item).collect();
+    assert_eq!(m.push(key(&b), &sync_addr(&b), items), "");
+    m.hello(key(&b), &sync_addr(&b), vec![true_note.clone()]);
 
-    let alert = wait_for("a split-view proof on B or C", || {
-        [(&server_b, &b.admin_key), (&server_c, &c.admin_key)]
-            .into_iter()
-            .find_map(|(server, key)| {
-                let alerts = get(server, key, "/audit/alerts");
-                let found = alerts["split_views"].as_array()?.first()?.clone();
-                Some(found)
-            })
+    let alert = wait_for("a split-view proof on C", || {
+        let alerts = get(&server_c, &c.admin_key, "/audit/alerts");
+        alerts["split_views"].as_array()?.first().cloned()
     });
-    assert_eq!(alert["origin"], m.node_key);
-    // The proof is two notes validly signed by M for the same tree size with different roots.
-    let body = |note: &str| note.split("\n\n").next().unwrap().to_string();
-    let (a_note, b_note) = (alert["a"].as_str().unwrap(), alert["b"].as_str().unwrap());
-    assert_ne!(body(a_note), body(b_note));
-    let size = |note: &str| note.lines().nth(1).unwrap().to_string();
-    assert_eq!(size(a_note), size(b_note));
+    assert_eq!(alert["origin"], m.origin().to_string());
+    let mut notes = [
+        alert["a"].as_str().unwrap().to_string(),
+        alert["b"].as_str().unwrap().to_string(),
+    ];
+    notes.sort();
+    let mut expected = [true_note, forged_note];
+    expected.sort();
+    assert_eq!(notes, expected);
     // The honest nodes never accuse each other.
     for (server, key) in [(&server_b, &b.admin_key), (&server_c, &c.admin_key)] {
         let alerts = get(server, key, "/audit/alerts");
         for proof in alerts["split_views"].as_array().unwrap() {
-            assert_eq!(proof["origin"], m.node_key);
+            assert_eq!(proof["origin"], m.origin().to_string());
         }
     }
 }

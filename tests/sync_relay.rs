@@ -5,6 +5,7 @@ mod common;
 #[path = "common/fed.rs"]
 mod fed;
 
+use common::forge::{holds_event, Forger};
 use fed::{pair, wait_for, Node};
 use serde_json::{json, Value};
 
@@ -120,25 +121,83 @@ fn levels_and_sharing_groups_travel_as_far_as_they_allow() {
 
 #[test]
 fn a_relay_that_forwards_level_two_is_rejected_and_recorded() {
+    // R is a relay played by this test: paired with A and with C like any node, it pulls what
+    // A releases to it and pushes all of it to C, level 2 included.
     let a = Node::start("Org A", None, &[]);
-    let b = Node::start("Org B", None, &[("THREATLOG_TEST_RELAY_ALL", "1")]);
     let c = Node::start("Org C", None, &[]);
-    pair(&a, &b, &["--relationship", "external"]);
-    pair(&b, &c, &["--relationship", "external"]);
-
+    let relay = Forger::new("Org R");
+    for node in [&a, &c] {
+        node.add_peer(
+            &relay.card(),
+            &["--relationship", "external", "--no-pull", "--no-push"],
+        );
+    }
     let connected = add_event(&a, "level two", "2", None);
-    wait_for("level 2 on B", || b.event(&connected));
-    let report = wait_for("C to record B's violation", || {
-        let peer = c.peer_of_org(&b.org);
-        (peer["status"]["violations"].as_u64() >= Some(1)).then_some(peer)
+    let connected_uuid = uuid::Uuid::parse_str(&connected).unwrap();
+    let items = wait_for("level 2 released to R", || {
+        let items = relay.pull(key_of(&a), &sync_addr(&a));
+        holds_event(&items, connected_uuid).then_some(items)
     });
+
+    let answer = relay.push(key_of(&c), &sync_addr(&c), items);
+    assert!(answer.contains("policy violation"), "{answer}");
+    assert!(answer.contains("level 2"), "{answer}");
+    let report = c.peer_of_org(&relay.org.to_string());
+    assert_eq!(report["status"]["violations"], 1, "{report}");
     let error = report["status"]["last_error"].as_str().unwrap_or_default();
     assert!(error.contains("policy violation"), "{report}");
     assert!(error.contains("level 2"), "{report}");
-    assert!(
-        c.event(&connected).is_none(),
-        "{report} {:?} {}",
-        c.event(&connected),
-        c.peers()
-    );
+    assert!(c.event(&connected).is_none(), "{:?}", c.event(&connected));
+}
+
+#[test]
+fn a_node_does_not_honour_the_old_test_switches() {
+    // These variables once made a node relay everything and forge checkpoints. A node started
+    // with them now behaves like any other: B withholds A's level 2 from C, and C records no
+    // violation by B.
+    let switches = [
+        ("THREATLOG_TEST_RELAY_ALL", "1"),
+        ("THREATLOG_TEST_SPLIT_VIEW", "1"),
+    ];
+    let a = Node::start("Org A", None, &[]);
+    let b = Node::start("Org B", None, &switches);
+    let c = Node::start("Org C", None, &[]);
+    pair(&a, &b, &["--relationship", "external"]);
+    pair(&b, &c, &["--relationship", "external"]);
+    let connected = add_event(&a, "level two", "2", None);
+    wait_for("level 2 on B", || b.event(&connected));
+    let sentinel = add_event(&a, "sentinel", "3", None);
+    // Whichever comes first: the later event reaching C through B, or C catching B relaying.
+    wait_for("the sentinel on C, or a violation recorded by C", || {
+        let caught = c.peer_of_org(&b.org)["status"]["violations"].as_u64() > Some(0);
+        (caught || c.event(&sentinel).is_some()).then_some(())
+    });
+    let report = c.peer_of_org(&b.org);
+    assert_eq!(report["status"]["violations"], 0, "{report}");
+    assert_eq!(report["status"]["last_error"], Value::Null, "{report}");
+    assert!(c.event(&sentinel).is_some());
+    assert!(c.event(&connected).is_none());
+
+    // Nor does the binary carry the switches' names at all.
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_threatlog")).unwrap();
+    for (name, _) in switches {
+        assert_eq!(
+            memchr::memmem::find(&binary, name.as_bytes()),
+            None,
+            "the binary mentions {name}"
+        );
+    }
+}
+
+/// The node key on `node`'s card.
+fn key_of(node: &Node) -> threatlog::log::OriginKey {
+    threatlog::log::OriginKey::from_hex(&node.node_key()).unwrap()
+}
+
+/// The bound sync address of `node`.
+fn sync_addr(node: &Node) -> String {
+    std::fs::read_to_string(node.dir().join("run/sync.addr"))
+        .unwrap()
+        .trim()
+        .to_string()
 }

@@ -1,7 +1,9 @@
 //! Peers as MISP servers: `/servers/index`, `add`, `edit/{id}`, `delete/{id}`, `pull/{id}`
 //! and `push/{id}` (site admins only). A server is a paired threatlog node; it is added from
 //! its pairing card (`card`, or `authkey` holding the card, as PyMISP's `MISPServer` has no
-//! card field) and the policy fields of [`crate::sync::peer::PeerSettings`].
+//! card field) and the policy fields of [`crate::sync::peer::PeerSettings`]. A new server is
+//! external unless the request says `relationship: internal` (or MISP's `internal: true`),
+//! whatever organisation its card names.
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
@@ -13,6 +15,7 @@ use super::error::ApiError;
 use super::request::{flag_field, text_field, JsonBody};
 use super::ApiState;
 use crate::node::Node;
+use crate::policy::Relationship;
 use crate::sync::peer::{self, Card, PairError, PeerReport, PeerSettings};
 
 /// MISP's message for a server that does not exist.
@@ -74,10 +77,21 @@ fn settings(object: &Map<String, Value>) -> Result<PeerSettings, ApiError> {
     let parse = |key: &str| -> Result<Option<String>, ApiError> { Ok(text_field(object, key)) };
     Ok(PeerSettings {
         endpoint: parse("url")?.filter(|url| !url.starts_with(peer::CARD_PREFIX)),
-        relationship: parse("relationship")?
-            .map(|text| text.parse())
-            .transpose()
-            .map_err(|error: String| ApiError::validation("Server", "relationship", error))?,
+        relationship: match parse("relationship")? {
+            Some(text) => {
+                Some(text.parse().map_err(|error: String| {
+                    ApiError::validation("Server", "relationship", error)
+                })?)
+            }
+            // MISP's own flag for a server of the same organisation.
+            None => object.contains_key("internal").then(|| {
+                if flag_field(object, "internal") {
+                    Relationship::Internal
+                } else {
+                    Relationship::External
+                }
+            }),
+        },
         tlp_max: parse("tlp_max")?
             .map(|text| text.parse())
             .transpose()
@@ -110,7 +124,7 @@ fn server_json(report: &PeerReport) -> Value {
             "self_signed": true,
             "caching_enabled": false,
             "priority": peer.id.to_string(),
-            "internal": peer.rules.relationship == crate::policy::Relationship::Internal,
+            "internal": peer.rules.relationship == Relationship::Internal,
         },
         "RemoteOrg": { "uuid": peer.org_uuid.to_string(), "name": peer.org_name },
         "threatlog": report,
@@ -171,14 +185,8 @@ pub fn run(
                 })?;
             let card = Card::decode(&card_text)
                 .map_err(|error| ApiError::validation("Server", "card", error.to_string()))?;
-            let peer = peer::pair(
-                &node.store,
-                &node.origin(),
-                &node.org.uuid,
-                card,
-                settings(object)?,
-            )
-            .map_err(pair_error)?;
+            let peer = peer::pair(&node.store, &node.origin(), card, settings(object)?)
+                .map_err(pair_error)?;
             tracing::info!(peer = %peer.key, org = %peer.org_name, "paired with a new peer");
             node.notify_peers_changed();
             report_of(node, &peer.key)

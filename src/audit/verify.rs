@@ -1,8 +1,13 @@
 //! `threatlog audit verify`: every signature, chain link, stub, checkpoint and cosignature of a
 //! bundle or a data directory, recomputing each origin's Merkle tree as the chain streams by.
-//! Signatures are checked in batches on worker threads while the reading thread checks chains
-//! and trees; memory stays bounded by the batches in flight. The first failure in log order is
+//! Signatures are checked in chunks on worker threads while the reading thread checks chains
+//! and trees; memory stays bounded by the chunks in flight. The first failure in log order is
 //! reported.
+//!
+//! Each signature is checked strictly, one by one, by the same function ingest uses
+//! ([`verify_entries`]): an auditor accepts exactly the entries every node accepts. Batch
+//! verification, faster but cofactorless, would accept signatures with a torsion component
+//! that nodes refuse.
 
 use prost::bytes::Bytes;
 use std::collections::BTreeMap;
@@ -14,14 +19,15 @@ use super::bundle::{self, Reader, Record};
 use super::AuditError;
 use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::merkle::{self, Frontier, Hash};
-use crate::log::{verify_batch, EntryId, Head, LogError, OriginKey, Stub, UnverifiedEntry};
+use crate::log::{verify_entries, EntryId, Head, LogError, OriginKey, Stub, UnverifiedEntry};
 use crate::store::Store;
 
-/// Entries per signature batch: large enough to amortise the batch equation, small enough
-/// that a batch in flight stays a few hundred KiB.
-pub const BATCH_ENTRIES: usize = 256;
-/// Batches queued per worker before the reader waits: the bound on memory in flight.
-const BATCHES_QUEUED_PER_WORKER: usize = 2;
+/// Entries per unit of work handed to a signature thread: large enough that handing it over
+/// costs nothing beside its signatures, small enough that a chunk in flight stays a few
+/// hundred KiB.
+pub const CHUNK_ENTRIES: usize = 256;
+/// Chunks queued per worker before the reader waits: the bound on memory in flight.
+const CHUNKS_QUEUED_PER_WORKER: usize = 2;
 /// Most signature workers.
 const WORKERS_MAX: usize = 16;
 
@@ -78,30 +84,30 @@ struct Chain {
     summary: OriginSummary,
 }
 
-/// A numbered batch of entries whose signatures are to be checked.
-type Batch = (u64, Vec<(EntryId, UnverifiedEntry)>);
+/// A numbered chunk of entries whose signatures are to be checked.
+type Chunk = (u64, Vec<(EntryId, UnverifiedEntry)>);
 
-/// Results of signature batches: (batch number, first failure in it).
-type BatchResult = (u64, Result<(), (EntryId, LogError)>);
+/// Results of signature chunks: (chunk number, first failure in it).
+type ChunkResult = (u64, Result<(), (EntryId, LogError)>);
 
 /// The signature workers.
 struct Pool {
-    /// Batches to check; dropping it stops the workers.
-    jobs: Option<mpsc::SyncSender<Batch>>,
+    /// Chunks to check; dropping it stops the workers.
+    jobs: Option<mpsc::SyncSender<Chunk>>,
     /// Their results.
-    results: mpsc::Receiver<BatchResult>,
+    results: mpsc::Receiver<ChunkResult>,
     /// The threads.
     workers: Vec<JoinHandle<()>>,
-    /// Batches sent.
+    /// Chunks sent.
     sent: u64,
-    /// The earliest failure received so far: (batch, failure).
+    /// The earliest failure received so far: (chunk, failure).
     failure: Option<(u64, EntryId, LogError)>,
 }
 
-fn check_batch(batch: Vec<(EntryId, UnverifiedEntry)>) -> Result<(), (EntryId, LogError)> {
-    let ids: Vec<EntryId> = batch.iter().map(|(id, _)| *id).collect();
-    let entries = batch.into_iter().map(|(_, entry)| entry).collect();
-    verify_batch(entries)
+fn check_chunk(chunk: Vec<(EntryId, UnverifiedEntry)>) -> Result<(), (EntryId, LogError)> {
+    let ids: Vec<EntryId> = chunk.iter().map(|(id, _)| *id).collect();
+    let entries = chunk.into_iter().map(|(_, entry)| entry).collect();
+    verify_entries(entries)
         .map(|_| ())
         .map_err(|(index, error)| (ids[index], error))
 }
@@ -109,7 +115,7 @@ fn check_batch(batch: Vec<(EntryId, UnverifiedEntry)>) -> Result<(), (EntryId, L
 impl Pool {
     fn new(workers: usize) -> Pool {
         let workers = workers.clamp(1, WORKERS_MAX);
-        let (jobs, queue) = mpsc::sync_channel(workers * BATCHES_QUEUED_PER_WORKER);
+        let (jobs, queue) = mpsc::sync_channel(workers * CHUNKS_QUEUED_PER_WORKER);
         let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
         let (done, results) = mpsc::channel();
         let workers = (0..workers)
@@ -122,8 +128,8 @@ impl Pool {
                         Ok(receiver) => receiver.recv(),
                         Err(_) => return,
                     };
-                    let Ok((number, batch)) = job else { return };
-                    if done.send((number, check_batch(batch))).is_err() {
+                    let Ok((number, chunk)) = job else { return };
+                    if done.send((number, check_chunk(chunk))).is_err() {
                         return;
                     }
                 })
@@ -138,20 +144,20 @@ impl Pool {
         }
     }
 
-    fn send(&mut self, batch: Vec<(EntryId, UnverifiedEntry)>) {
+    fn send(&mut self, chunk: Vec<(EntryId, UnverifiedEntry)>) {
         let number = self.sent;
         self.sent += 1;
-        let sent = self.jobs.as_ref().map(|jobs| jobs.send((number, batch)));
-        if let Some(Err(mpsc::SendError((number, batch)))) = sent {
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send((number, chunk)));
+        if let Some(Err(mpsc::SendError((number, chunk)))) = sent {
             // Workers are gone (a panic): check on this thread.
-            self.record((number, check_batch(batch)));
+            self.record((number, check_chunk(chunk)));
         }
         while let Ok(result) = self.results.try_recv() {
             self.record(result);
         }
     }
 
-    fn record(&mut self, (number, result): BatchResult) {
+    fn record(&mut self, (number, result): ChunkResult) {
         if let Err((id, error)) = result {
             if self
                 .failure
@@ -163,7 +169,7 @@ impl Pool {
         }
     }
 
-    /// Waits for every batch; returns the earliest signature failure.
+    /// Waits for every chunk; returns the earliest signature failure.
     fn finish(mut self) -> Option<(EntryId, LogError)> {
         self.jobs = None;
         for worker in std::mem::take(&mut self.workers) {
@@ -197,7 +203,7 @@ impl Verifier {
     pub fn new(workers: usize) -> Verifier {
         Verifier {
             chains: BTreeMap::new(),
-            pending: Vec::with_capacity(BATCH_ENTRIES),
+            pending: Vec::with_capacity(CHUNK_ENTRIES),
             pool: Pool::new(workers),
             entries: 0,
         }
@@ -272,9 +278,9 @@ impl Verifier {
         chain.summary.entries += 1;
         self.entries += 1;
         self.pending.push((id, entry));
-        if self.pending.len() >= BATCH_ENTRIES {
-            let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH_ENTRIES));
-            self.pool.send(batch);
+        if self.pending.len() >= CHUNK_ENTRIES {
+            let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK_ENTRIES));
+            self.pool.send(chunk);
         }
         Ok(())
     }
@@ -340,7 +346,7 @@ impl Verifier {
         Ok(())
     }
 
-    /// Finishes: waits for the signature batches and reports. `failed` is a failure found by
+    /// Finishes: waits for the signature chunks and reports. `failed` is a failure found by
     /// the caller at the current position; an earlier signature failure takes precedence.
     pub fn finish(mut self, failed: Option<AuditError>) -> Result<Report, AuditError> {
         let pending = std::mem::take(&mut self.pending);
@@ -443,7 +449,7 @@ pub fn verify_bundle(
                 if let Err(error) = feed(&mut verifier, record, reader.line()) {
                     break Some(error);
                 }
-                if verifier.entries().is_multiple_of(BATCH_ENTRIES as u64) {
+                if verifier.entries().is_multiple_of(CHUNK_ENTRIES as u64) {
                     progress(verifier.entries());
                 }
             }
@@ -511,7 +517,7 @@ fn verify_origin(
                 }
                 Ok(())
             });
-        if verifier.entries().is_multiple_of(BATCH_ENTRIES as u64) {
+        if verifier.entries().is_multiple_of(CHUNK_ENTRIES as u64) {
             progress(verifier.entries());
         }
         match step {

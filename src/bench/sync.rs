@@ -107,7 +107,6 @@ pub fn run(options: &SyncOptions) -> Result<()> {
     peer::pair(
         &a.store,
         &a.origin(),
-        &a.org.uuid,
         Card {
             key: b_init.origin,
             org_uuid: b_init.org.uuid,
@@ -126,7 +125,6 @@ pub fn run(options: &SyncOptions) -> Result<()> {
         peer::pair(
             &b.store,
             &b.origin(),
-            &b.org.uuid,
             Card {
                 key: a.origin(),
                 org_uuid: a.org.uuid,

@@ -5,7 +5,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{LogError, NodeKey, OriginKey};
+use super::{LogError, NodeKey, OriginKey, StrictVerifier};
 use crate::proto;
 
 /// Version written into every entry this node authors.
@@ -174,10 +174,8 @@ impl VerifiedEntry {
     /// version, field shapes, and the strict ed25519 signature over the exact entry bytes.
     pub fn verify(stored: Bytes) -> Result<Self, LogError> {
         let unverified = UnverifiedEntry::decode(stored)?;
-        unverified
-            .origin
-            .verify_strict(&unverified.signed, &unverified.signature)?;
-        unverified.checked()
+        let verifier = unverified.origin.verifier()?;
+        unverified.verified(&verifier)
     }
 
     /// Decodes entry bytes read back from this node's own store. They were verified (or
@@ -255,7 +253,7 @@ impl VerifiedEntry {
 }
 
 /// An entry decoded and checked in everything but its signature: the step before
-/// [`verify_batch`] checks many signatures at once.
+/// [`verify_entries`] checks many signatures.
 #[derive(Clone, Debug)]
 pub struct UnverifiedEntry {
     /// The exact stored bytes.
@@ -323,6 +321,14 @@ impl UnverifiedEntry {
         &self.stored
     }
 
+    /// The strict signature check under `verifier` (the origin's key), then the field checks:
+    /// the one path by which entries of other origins become verified, on ingest
+    /// ([`VerifiedEntry::verify`]) and in audits ([`verify_entries`]) alike.
+    fn verified(self, verifier: &StrictVerifier) -> Result<VerifiedEntry, LogError> {
+        verifier.verify(&self.signed, &self.signature)?;
+        self.checked()
+    }
+
     /// Field checks, once the signature is known good.
     fn checked(self) -> Result<VerifiedEntry, LogError> {
         check_fields(&self.entry)?;
@@ -336,99 +342,32 @@ impl UnverifiedEntry {
     }
 }
 
-/// Encodings (ignoring the sign bit) of the points of small order and of the non-canonical
-/// encodings of order 1 and 4 points (libsodium's blocklist): an R among them is refused as
-/// strict verification refuses it.
-const SMALL_ORDER_ENCODINGS: [[u8; 32]; 7] = {
-    let mut list = [[0u8; 32]; 7];
-    // order 4: y = 0 (all zeros)
-    list[1][0] = 1; // order 1: y = 1
-    list[2] = [
-        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
-        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
-        0xfc, 0x05,
-    ];
-    list[3] = [
-        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
-        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
-        0x03, 0x7a,
-    ];
-    // p - 1 (order 2), p (= 0, order 4), p + 1 (= 1, order 1)
-    let mut index = 4;
-    while index < 7 {
-        let mut byte = 1;
-        while byte < 31 {
-            list[index][byte] = 0xff;
-            byte += 1;
-        }
-        list[index][31] = 0x7f;
-        index += 1;
-    }
-    list[4][0] = 0xec;
-    list[5][0] = 0xed;
-    list[6][0] = 0xee;
-    list
-};
-
-/// Whether `r` (a signature's R) is a small-order point or a non-canonical encoding, which
-/// strict verification refuses and a batch equation would not notice.
-fn is_refused_r(r: &[u8]) -> bool {
-    let Ok(r) = <[u8; 32]>::try_from(r) else {
-        return true;
-    };
-    let mut unsigned = r;
-    unsigned[31] &= 0x7f;
-    // y ≥ p = 2^255 - 19 is not a canonical field element.
-    let non_canonical =
-        unsigned[31] == 0x7f && unsigned[1..31].iter().all(|&b| b == 0xff) && unsigned[0] >= 0xed;
-    non_canonical || SMALL_ORDER_ENCODINGS.contains(&unsigned)
-}
-
-/// Verifies many entries' signatures with one ed25519 batch equation, then their fields.
-/// What strict verification refuses beyond the equation is refused here too: weak origin keys,
-/// small-order or non-canonically encoded R, non-canonical s. When the batch fails, each
-/// signature is checked strictly to name the first bad entry, returned with its index.
-pub fn verify_batch(
+/// Verifies many entries exactly as [`VerifiedEntry::verify`] (ingest) does: each signature
+/// strictly, one by one, then the fields. Returns the entries, or the first failure with its
+/// index.
+///
+/// There is no batch equation here on purpose: ed25519 batch verification is cofactorless
+/// over a random combination of the signatures, so the holder of a key can make it accept a
+/// signature whose `R` carries a small-order component, which strict verification refuses.
+/// An auditor must accept exactly the entries every node accepts. Decoding each origin key
+/// once is the only work saved.
+pub fn verify_entries(
     entries: Vec<UnverifiedEntry>,
 ) -> Result<Vec<VerifiedEntry>, (usize, LogError)> {
-    let mut keys = Vec::with_capacity(entries.len());
-    let mut signatures = Vec::with_capacity(entries.len());
-    let mut cache: Option<(OriginKey, ed25519_dalek::VerifyingKey)> = None;
-    for (index, entry) in entries.iter().enumerate() {
-        let key = match cache {
-            Some((origin, key)) if origin == entry.origin => key,
+    let mut cache: Option<(OriginKey, StrictVerifier)> = None;
+    let mut out = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let verifier = match cache {
+            Some((origin, verifier)) if origin == entry.origin => verifier,
             _ => {
-                let key = ed25519_dalek::VerifyingKey::from_bytes(&entry.origin.0)
-                    .map_err(|_| (index, LogError::BadKey))?;
-                if key.is_weak() {
-                    return Err((index, LogError::BadKey));
-                }
-                cache = Some((entry.origin, key));
-                key
+                let verifier = entry.origin.verifier().map_err(|error| (index, error))?;
+                cache = Some((entry.origin, verifier));
+                verifier
             }
         };
-        let signature = ed25519_dalek::Signature::from_slice(&entry.signature)
-            .map_err(|_| (index, LogError::BadSignature))?;
-        if is_refused_r(&entry.signature[..32]) {
-            return Err((index, LogError::BadSignature));
-        }
-        keys.push(key);
-        signatures.push(signature);
+        out.push(entry.verified(&verifier).map_err(|error| (index, error))?);
     }
-    let messages: Vec<&[u8]> = entries.iter().map(|entry| entry.signed.as_ref()).collect();
-    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
-        for (index, entry) in entries.iter().enumerate() {
-            entry
-                .origin
-                .verify_strict(&entry.signed, &entry.signature)
-                .map_err(|error| (index, error))?;
-        }
-    }
-    entries
-        .into_iter()
-        .enumerate()
-        .map(|(index, entry)| entry.checked().map_err(|error| (index, error)))
-        .collect()
+    Ok(out)
 }
 
 /// Checks the lengths of fixed-size fields, the sequence and the op count.
@@ -531,23 +470,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn batches_verify_and_name_the_bad_entry() {
-        let key = NodeKey::generate();
+    fn chain(key: &NodeKey, length: u8) -> Vec<VerifiedEntry> {
         let mut head = Head::EMPTY;
-        let mut stored = Vec::new();
-        for index in 0..5u8 {
-            let entry = seal(&key, Uuid::from_u128(7), &head, draft(), 1000, [index; 16]).unwrap();
+        let mut out = Vec::new();
+        for index in 0..length {
+            let entry = seal(key, Uuid::from_u128(7), &head, draft(), 1000, [index; 16]).unwrap();
             head = Head::after(&entry);
-            stored.push(entry.stored().clone());
+            out.push(entry);
         }
-        let decode = |stored: &[Bytes]| -> Vec<UnverifiedEntry> {
-            stored
-                .iter()
-                .map(|b| UnverifiedEntry::decode(b.clone()).unwrap())
-                .collect()
-        };
-        let verified = verify_batch(decode(&stored)).unwrap();
+        out
+    }
+
+    fn decode(stored: &[Bytes]) -> Vec<UnverifiedEntry> {
+        stored
+            .iter()
+            .map(|b| UnverifiedEntry::decode(b.clone()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn many_entries_verify_and_the_bad_one_is_named() {
+        let key = NodeKey::generate();
+        let stored: Vec<Bytes> = chain(&key, 5).iter().map(|e| e.stored().clone()).collect();
+        let verified = verify_entries(decode(&stored)).unwrap();
         assert_eq!(verified.len(), 5);
         assert_eq!(verified[4].sequence(), 5);
         // A signature from another key on entry 3.
@@ -555,25 +500,78 @@ mod tests {
         let mut signed = proto::SignedEntry::decode(bad[3].clone()).unwrap();
         signed.signature = Bytes::copy_from_slice(&NodeKey::generate().sign(&signed.entry));
         bad[3] = Bytes::from(signed.encode_to_vec());
-        let error = verify_batch(decode(&bad)).unwrap_err();
+        let error = verify_entries(decode(&bad)).unwrap_err();
         assert_eq!(error, (3, LogError::BadSignature));
     }
 
-    #[test]
-    fn the_small_order_blocklist_names_weak_points() {
-        // Every canonical entry decodes to a point of small order ("weak" as a key).
-        for (index, encoding) in SMALL_ORDER_ENCODINGS.iter().enumerate() {
-            let canonical = !(encoding[31] == 0x7f && encoding[0] >= 0xed);
-            if canonical {
-                let point = ed25519_dalek::VerifyingKey::from_bytes(encoding)
-                    .unwrap_or_else(|_| panic!("entry {index} decodes"));
-                assert!(point.is_weak(), "entry {index} is of small order");
+    /// Most nonces tried for a torsion signature that batch verification accepts (each try
+    /// succeeds with probability 1/8).
+    const TORSION_TRIES_MAX: u32 = 256;
+
+    /// An ed25519 signature by `key` over `message` whose R is `r·B + T`, T of order 8.
+    fn torsion_signature(key: &NodeKey, message: &[u8], nonce: u32) -> [u8; 64] {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::Sha512;
+        let expanded = Sha512::digest(key.seed());
+        let mut secret: [u8; 32] = expanded[..32].try_into().unwrap();
+        secret[0] &= 248;
+        secret[31] &= 127;
+        secret[31] |= 64;
+        let a = Scalar::from_bytes_mod_order(secret);
+        let wide = |parts: &[&[u8]]| {
+            let mut hasher = Sha512::new();
+            for part in parts {
+                hasher.update(part);
             }
-            assert!(is_refused_r(encoding));
-        }
-        // A real signature's R passes.
+            Scalar::from_bytes_mod_order_wide(&hasher.finalize().into())
+        };
+        let r = wide(&[&expanded[32..], &nonce.to_be_bytes(), message]);
+        let big_r = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[1]).compress();
+        let k = wide(&[big_r.as_bytes(), &key.origin().0, message]);
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(big_r.as_bytes());
+        signature[32..].copy_from_slice((r + k * a).as_bytes());
+        signature
+    }
+
+    #[test]
+    fn a_torsion_signature_that_batch_verification_accepts_is_refused() {
         let key = NodeKey::generate();
-        assert!(!is_refused_r(&key.sign(b"message")[..32]));
+        let entries = chain(&key, 4);
+        let public = ed25519_dalek::VerifyingKey::from_bytes(&key.origin().0).unwrap();
+        let last = entries.last().unwrap();
+        let mut signed = proto::SignedEntry::decode(last.stored().clone()).unwrap();
+        let signatures_of = |signed: &proto::SignedEntry| -> Vec<ed25519_dalek::Signature> {
+            entries[..3]
+                .iter()
+                .map(|e| {
+                    proto::SignedEntry::decode(e.stored().clone())
+                        .unwrap()
+                        .signature
+                })
+                .chain([signed.signature.clone()])
+                .map(|bytes| ed25519_dalek::Signature::from_slice(&bytes).unwrap())
+                .collect()
+        };
+        let messages: Vec<&[u8]> = entries.iter().map(|e| e.signed_bytes().as_ref()).collect();
+        let accepted_by_batch = (0..TORSION_TRIES_MAX).any(|nonce| {
+            signed.signature = torsion_signature(&key, &signed.entry, nonce)
+                .to_vec()
+                .into();
+            ed25519_dalek::verify_batch(&messages, &signatures_of(&signed), &[public; 4]).is_ok()
+        });
+        assert!(accepted_by_batch, "no nonce passed batch verification");
+        let mut stored: Vec<Bytes> = entries.iter().map(|e| e.stored().clone()).collect();
+        stored[3] = Bytes::from(signed.encode_to_vec());
+        assert_eq!(
+            VerifiedEntry::verify(stored[3].clone()),
+            Err(LogError::BadSignature)
+        );
+        assert_eq!(
+            verify_entries(decode(&stored)).unwrap_err(),
+            (3, LogError::BadSignature)
+        );
     }
 
     #[test]

@@ -66,13 +66,37 @@ impl OriginKey {
     /// Verifies `signature` over `message` with strict ed25519 rules (weak keys and
     /// non-canonical signatures are refused).
     pub fn verify_strict(&self, message: &[u8], signature: &[u8]) -> Result<(), LogError> {
+        self.verifier()?.verify(message, signature)
+    }
+
+    /// The decoded key, refused when it is not a point or is weak (of small order): decode
+    /// once to check many signatures of one origin the way [`OriginKey::verify_strict`] does.
+    pub fn verifier(&self) -> Result<StrictVerifier, LogError> {
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| LogError::BadKey)?;
         if key.is_weak() {
             return Err(LogError::BadKey);
         }
+        Ok(StrictVerifier { key })
+    }
+}
+
+/// A decoded origin key that checks signatures with strict ed25519 rules: the one check
+/// every signature of an entry passes, on ingest and in audits alike.
+#[derive(Clone, Copy, Debug)]
+pub struct StrictVerifier {
+    /// The decoded public key, known not to be weak.
+    key: VerifyingKey,
+}
+
+impl StrictVerifier {
+    /// Verifies `signature` over `message`: `R` and the key must not be of small order, `s`
+    /// must be canonical, and `R` must equal `s·B − k·A` exactly (cofactorless, so a torsion
+    /// component in `R` is refused).
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), LogError> {
         let signature =
             ed25519_dalek::Signature::from_slice(signature).map_err(|_| LogError::BadSignature)?;
-        key.verify_strict(message, &signature)
+        self.key
+            .verify_strict(message, &signature)
             .map_err(|_| LogError::BadSignature)
     }
 }

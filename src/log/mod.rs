@@ -9,10 +9,10 @@ pub mod merkle;
 mod stub;
 
 pub use entry::{
-    entry_hash, seal, verify_batch, Draft, EntryHash, EntryId, Head, UnverifiedEntry,
+    entry_hash, seal, verify_entries, Draft, EntryHash, EntryId, Head, UnverifiedEntry,
     VerifiedEntry, ENTRY_BYTES_MAX, ENTRY_FORMAT_VERSION, OPS_PER_ENTRY_MAX, SALT_BYTES,
 };
-pub use key::{NodeKey, OriginKey};
+pub use key::{NodeKey, OriginKey, StrictVerifier};
 pub use stub::{Stub, STUB_VALUE_BYTES};
 
 /// Why an entry was refused. Every variant is caused by the bytes of an entry (ours or a

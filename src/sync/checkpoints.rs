@@ -14,14 +14,9 @@ use crate::store::{AcceptError, StoreError};
 /// Most checkpoints one hello carries.
 pub const CHECKPOINTS_PER_HELLO_MAX: usize = 256;
 
-/// Test-only: a node started with this variable set to `1` misbehaves by showing peers
-/// whose key's first byte is odd a forged checkpoint of its own log (same size, different
-/// root). It exists so that split-view detection can be tested; never set it in production.
-pub const TEST_SPLIT_VIEW_ENV: &str = "THREATLOG_TEST_SPLIT_VIEW";
-
-/// The checkpoints to send to `peer`: the node's own latest first, then the latest of every
-/// other origin held.
-pub fn outgoing(node: &Node, peer: &OriginKey) -> Result<Vec<String>, StoreError> {
+/// The checkpoints to send to a peer: the node's own latest first, then the latest of every
+/// other origin held. Every peer is shown the same ones.
+pub fn outgoing(node: &Node) -> Result<Vec<String>, StoreError> {
     let own = node.origin();
     let mut origins = vec![own];
     origins.extend(
@@ -34,27 +29,10 @@ pub fn outgoing(node: &Node, peer: &OriginKey) -> Result<Vec<String>, StoreError
     let mut notes = Vec::new();
     for origin in origins.into_iter().take(CHECKPOINTS_PER_HELLO_MAX) {
         if let Some((_, note)) = node.store.latest_checkpoint(&origin)? {
-            if origin == own && misbehaves_towards(peer) {
-                notes.push(forged(node, &note).unwrap_or(note));
-            } else {
-                notes.push(note);
-            }
+            notes.push(note);
         }
     }
     Ok(notes)
-}
-
-fn misbehaves_towards(peer: &OriginKey) -> bool {
-    std::env::var(TEST_SPLIT_VIEW_ENV).as_deref() == Ok("1") && peer.0[0] % 2 == 1
-}
-
-/// The test-only forgery: the node's own checkpoint with its root changed, validly signed.
-fn forged(node: &Node, note: &str) -> Option<String> {
-    let (body, _) = checkpoint::split_note(note).ok()?;
-    let mut claimed = Checkpoint::parse_body(body).ok()?;
-    claimed.root[0] ^= 0xff;
-    let name = checkpoint::origin_name(&node.origin());
-    Some(claimed.sign(&name, node.key()))
 }
 
 /// Verifies, stores and cosigns the checkpoints `sender` sent; returns the cosignatures

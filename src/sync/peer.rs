@@ -208,7 +208,7 @@ pub fn update_status(
 pub struct PeerSettings {
     /// `host:port` of the peer's sync service.
     pub endpoint: Option<String>,
-    /// Relationship.
+    /// Relationship (external unless the operator says internal).
     pub relationship: Option<crate::policy::Relationship>,
     /// TLP ceiling.
     pub tlp_max: Option<crate::policy::Tlp>,
@@ -279,12 +279,15 @@ pub enum PairError {
     Unknown(String),
 }
 
-/// Pairs the node described by `card` with `settings` (defaults: relationship internal when
-/// the organisations match, else external; TLP ceiling amber; pull on; push on).
+/// Pairs the node described by `card` with `settings` (defaults: relationship external, TLP
+/// ceiling amber, pull on, push on).
+///
+/// A card naming this node's own organisation does not make the peer internal: an org uuid
+/// is public (it is the `Orgc` of every event the org shares), so anyone can print it on a
+/// card. Only the operator's explicit `relationship` makes a peer internal.
 pub fn pair(
     store: &Store,
     own: &OriginKey,
-    own_org: &Uuid,
     card: Card,
     settings: PeerSettings,
 ) -> Result<Peer, PairError> {
@@ -297,11 +300,6 @@ pub fn pair(
     if peers(store)?.len() >= PEERS_MAX {
         return Err(PairError::TooMany);
     }
-    let relationship = if &card.org_uuid == own_org {
-        crate::policy::Relationship::Internal
-    } else {
-        crate::policy::Relationship::External
-    };
     let mut new = Peer {
         id: 0,
         key: card.key,
@@ -309,7 +307,7 @@ pub fn pair(
         org_name: card.org_name,
         endpoint: card.endpoint,
         rules: PeerRules {
-            relationship,
+            relationship: crate::policy::Relationship::External,
             tlp_max: crate::policy::Tlp::Amber,
             tags_include: vec![],
             tags_exclude: vec![],

@@ -4,7 +4,6 @@
 
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
 
 use crate::log::{OriginKey, Stub, VerifiedEntry};
@@ -13,23 +12,6 @@ use crate::policy::{self, EntryFacts, Gate, Group, Party, PeerRules, Reach, Tlp}
 use crate::proto::{op::Op, RecordKind};
 use crate::store::{Held, StoreError};
 use crate::view::{read, KvError, Record, Table, TagLinkState, ViewRead};
-
-/// Test-only environment switch: `THREATLOG_TEST_RELAY_ALL=1` makes `threatlog serve` release
-/// every entry to every peer, ignoring the release rules, so that tests can check that a
-/// receiver rejects and records what a misbehaving relay sends (SPEC §6.4). Never set it on a
-/// real node.
-pub const TEST_RELAY_ALL_ENV: &str = "THREATLOG_TEST_RELAY_ALL";
-
-/// Whether [`TEST_RELAY_ALL_ENV`] was set when the sync service started.
-static RELAY_ALL: AtomicBool = AtomicBool::new(false);
-
-/// Reads [`TEST_RELAY_ALL_ENV`] once (called by the sync service at start).
-pub fn read_test_switch() {
-    if std::env::var(TEST_RELAY_ALL_ENV).as_deref() == Ok("1") {
-        tracing::warn!("{TEST_RELAY_ALL_ENV}=1: releasing every entry to every peer (test only)");
-        RELAY_ALL.store(true, Ordering::Relaxed);
-    }
-}
 
 /// A sharing group's members as the policy needs them, from its view record.
 pub fn group_of(record: &Record) -> Group {
@@ -170,9 +152,6 @@ impl<'a> Releaser<'a> {
                     // The peer's own entries: it holds them; a stub keeps its chain view
                     // aligned without resending.
                     return Ok(Released::Stub(Stub::of(&entry)));
-                }
-                if RELAY_ALL.load(Ordering::Relaxed) {
-                    return Ok(Released::Entry(entry));
                 }
                 match self.decide(&entry)? {
                     Ok(()) => Ok(Released::Entry(entry)),

@@ -54,12 +54,27 @@ pub enum SyncError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The gRPC transport failed.
-    #[error("gRPC: {0}")]
+    /// The gRPC transport failed (with its causes, such as a refused TLS certificate).
+    #[error("gRPC: {}", with_causes(.0))]
     Transport(#[from] tonic::transport::Error),
     /// The peer answered with an error or broke the protocol.
     #[error("{0}")]
     Peer(String),
+}
+
+/// An error and each of its causes, joined by ": ".
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 impl From<Status> for SyncError {
@@ -84,7 +99,7 @@ impl Connected for PeerStream {
             session
                 .peer_certificates()
                 .and_then(|certs| certs.first())
-                .and_then(|cert| tls::certificate_key(cert)),
+                .and_then(|cert| tls::certificate_key(cert).ok()),
         )
     }
 }
@@ -201,7 +216,7 @@ impl wire::sync_server::Sync for SyncService {
         let notes = request.into_inner().checkpoints;
         let (checkpoints, cosignatures) = tokio::task::spawn_blocking(move || {
             let cosignatures = super::checkpoints::receive(&node, &peer.key, &notes);
-            (super::checkpoints::outgoing(&node, &peer.key), cosignatures)
+            (super::checkpoints::outgoing(&node), cosignatures)
         })
         .await
         .map_err(|error| Status::internal(error.to_string()))?;
@@ -731,12 +746,9 @@ async fn hello(
 ) -> Result<wire::HelloResponse, SyncError> {
     let (info, checkpoints) = {
         let node = Arc::clone(node);
-        let key = peer.key;
-        tokio::task::spawn_blocking(move || {
-            (node_info(&node), super::checkpoints::outgoing(&node, &key))
-        })
-        .await
-        .map_err(|error| SyncError::Peer(error.to_string()))?
+        tokio::task::spawn_blocking(move || (node_info(&node), super::checkpoints::outgoing(&node)))
+            .await
+            .map_err(|error| SyncError::Peer(error.to_string()))?
     };
     let response = client
         .hello(wire::HelloRequest {
@@ -897,7 +909,6 @@ pub async fn serve(
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), SyncError> {
     let addr: SocketAddr = listen.parse().map_err(|_| SyncError::Address(listen))?;
-    super::release::read_test_switch();
     let paired: PairedKeys = Arc::default();
     *paired.write().unwrap_or_else(|e| e.into_inner()) = peer::peers(&node.store)?
         .iter()
