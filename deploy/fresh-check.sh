@@ -39,7 +39,7 @@ cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 }
 if ! command -v debootstrap >/dev/null 2>&1; then
   echo "fresh-check: installing debootstrap" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null
 fi
 
 started=$(date +%s)

@@ -80,11 +80,15 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
 
+# Another apt (unattended upgrades, a second terminal) may hold the package locks: wait for it.
+APT_LOCK_WAIT_S=600
+apt_get() { $sudo apt-get -o DPkg::Lock::Timeout=$APT_LOCK_WAIT_S "$@"; }
+
 echo "prereqs: installing ${all_missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq || fail "apt-get update failed"
+apt_get update -qq || fail "apt-get update failed"
 if [ ${#missing[@]} -gt 0 ]; then
-  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null || fail "apt-get install failed"
+  apt_get install -y -qq "${missing[@]}" >/dev/null || fail "apt-get install failed"
 fi
 if [ $need_suricata -eq 1 ]; then
   release=()
@@ -95,11 +99,11 @@ if [ $need_suricata -eq 1 ]; then
     if [ -n "$codename" ] && [ -f /etc/debian_version ]; then
       printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$codename" \
         | $sudo tee /etc/apt/sources.list.d/threatlog-backports.sources >/dev/null
-      $sudo apt-get update -qq || fail "apt-get update (backports) failed"
+      apt_get update -qq || fail "apt-get update (backports) failed"
       release=(-t "$codename-backports")
     fi
   fi
-  $sudo apt-get install -y -qq "${release[@]}" suricata >/dev/null || fail "apt-get install suricata failed"
+  apt_get install -y -qq "${release[@]}" suricata >/dev/null || fail "apt-get install suricata failed"
 fi
 
 # What was installed must now pass the same checks, or the build would fail later, less clearly.

@@ -121,12 +121,35 @@ impl Default for ApiConfig {
 pub struct SyncConfig {
     /// Listen address of the gRPC sync service.
     pub listen: String,
+    /// How far ahead of this node's clock an entry's origin time may be, in seconds; an entry
+    /// further ahead is refused for now and retried later (SPEC §4.2), so that last-writer-
+    /// wins cannot be won from the future.
+    pub clock_skew_max_s: u64,
+    /// Most origins (node keys) new to this node that one peer may introduce, by entries or
+    /// stubs of them; its own origin is not counted. Items of further new origins from that
+    /// peer are refused with a recorded reason.
+    pub origins_per_peer_max: u64,
 }
+
+/// Default of [`SyncConfig::clock_skew_max_s`]: ten minutes covers clocks that NTP keeps
+/// roughly right, and bounds how far ahead a writer can date its changes.
+pub const CLOCK_SKEW_MAX_S: u64 = 600;
+
+/// Largest [`SyncConfig::clock_skew_max_s`] accepted: a day. Beyond it an origin could date
+/// its writes far enough ahead to win every later conflict for a day.
+pub const CLOCK_SKEW_MAX_S_LIMIT: u64 = 86_400;
+
+/// Default of [`SyncConfig::origins_per_peer_max`]: a relay of a large sharing community
+/// passes on a few hundred nodes' logs, while a peer inventing origins (each a chain this node
+/// would keep forever) is stopped after this many.
+pub const ORIGINS_PER_PEER_MAX: u64 = 1000;
 
 impl Default for SyncConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:7443".into(),
+            clock_skew_max_s: CLOCK_SKEW_MAX_S,
+            origins_per_peer_max: ORIGINS_PER_PEER_MAX,
         }
     }
 }
@@ -279,6 +302,12 @@ impl Config {
                 "set both api.tls_cert and api.tls_key for HTTPS, or neither".into(),
             ));
         }
+        if self.sync.clock_skew_max_s > CLOCK_SKEW_MAX_S_LIMIT {
+            return Err(invalid(
+                "sync.clock_skew_max_s",
+                format!("must be at most {CLOCK_SKEW_MAX_S_LIMIT} (a day)"),
+            ));
+        }
         if self.api.body_bytes_max == 0 {
             return Err(invalid("api.body_bytes_max", "must be above 0".into()));
         }
@@ -342,6 +371,13 @@ mod tests {
         assert_eq!(
             error,
             "t.toml: api.tls_cert: set both api.tls_cert and api.tls_key for HTTPS, or neither"
+        );
+        let error = Config::parse("[sync]\nclock_skew_max_s = 86401\n", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "t.toml: sync.clock_skew_max_s: must be at most 86400 (a day)"
         );
         let error = Config::parse("[bogus]\n", Path::new("t.toml"))
             .unwrap_err()

@@ -5,12 +5,14 @@
 //! seals them into ed25519-signed [`log`] entries and, in the same durable RocksDB write,
 //! applies them to the materialized [`view`]s that every read is answered from. Views are a
 //! deterministic function of the log and can be rebuilt from it at any time. Entries of other
-//! nodes arrive through [`sync`], are checked, and are stored verbatim; [`policy`] decides what
+//! nodes arrive through [`sync`], are checked (first of all: a node certificate from an org key
+//! bound to the entry's organisation, [`log::identity`]), and are stored verbatim; [`policy`] decides what
 //! each peer receives, and [`audit`] lets anyone verify and replay the log offline.
 //!
 //! Modules:
 //! - [`model`]: MISP types, the describeTypes registry, value normalisation, JSON shapes (pure).
-//! - [`log`]: entry encoding, signing, strict verification, chain links (pure).
+//! - [`log`]: entry encoding, signing, strict verification, chain links; org keys, node
+//!   certificates, revocations and rosters ([`log::identity`]) (pure).
 //! - [`view`]: the reducer from entries to records and indexes, reads, the view digest (pure).
 //! - [`change`]: MISP objects to log drafts (pure).
 //! - [`store`]: RocksDB column families, atomic append with view updates, verify, rebuild (IO).
@@ -21,7 +23,8 @@
 //! - [`interop`]: exports (CSV, text, hashes, Suricata, Snort, STIX 2.1), MISP feeds in and out,
 //!   freetext and STIX 2.1 imports, taxonomies and galaxies.
 //! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).
-//! - [`policy`]: who may see what across nodes: release to a peer, hop checks (pure).
+//! - [`policy`]: who may see what across nodes (release to a peer, hop checks) and who may
+//!   write what (write authority, asked by every local append and every ingest) (pure).
 //! - [`sync`]: replication with paired peers over gRPC and mutual TLS: release, checks, engine.
 //! - [`proto`]: the protobuf wire types compiled from `proto/`.
 

@@ -32,6 +32,11 @@ enum Command {
         /// Re-initialise an existing directory, discarding its key, log and views.
         #[arg(long)]
         force: bool,
+        /// Certify the node with this org key file (another node of an organisation that has
+        /// one; needs --org-uuid). The key is not copied into the data directory. Without it
+        /// a new org key is written to DIR/org.key.
+        #[arg(long, requires = "org_uuid")]
+        org_key: Option<PathBuf>,
     },
     /// Run the node: the MISP-compatible REST API (initialising an empty directory first).
     Serve {
@@ -352,6 +357,74 @@ enum OrgCommand {
     },
     /// List organisations: id, uuid, local or remote, name.
     List,
+    /// Print a certificate for another node of this organisation, signed by the org key, to
+    /// install there with `org install-certificate`.
+    Certify {
+        /// The node key (64 hex digits) to certify.
+        node_key: String,
+        /// The certificate expires this many days from now (default: never).
+        #[arg(long)]
+        expires_days: Option<u32>,
+        /// The org key file (default: DIR/org.key).
+        #[arg(long)]
+        org_key: Option<PathBuf>,
+    },
+    /// Make a certificate printed by `org certify` this node's own (appended to its log).
+    InstallCertificate {
+        /// The certificate text (threatlog-certificate:…).
+        certificate: String,
+    },
+    /// Revoke a node key of this organisation from a sequence on; published as this node's
+    /// next entry, so peers refuse the revoked node's entries from that sequence.
+    Revoke {
+        /// The node key (64 hex digits) to revoke.
+        node_key: String,
+        /// First sequence of that node's log that is no longer valid (1: all of it).
+        #[arg(long)]
+        from_sequence: u64,
+        /// Why, for operators and auditors.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// The org key file (default: DIR/org.key).
+        #[arg(long)]
+        org_key: Option<PathBuf>,
+    },
+    /// List the organisation bindings: org uuid, org keys, where each binding came from.
+    Keys {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Community rosters: org uuid → org keys, signed by an operator's org key.
+    #[command(subcommand)]
+    Roster(RosterCommand),
+}
+
+#[derive(Subcommand)]
+enum RosterCommand {
+    /// Write a roster of this node's organisation and the organisations bound by pairing
+    /// cards, signed by this organisation's org key, for members to import.
+    Export {
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// The org key file (default: DIR/org.key).
+        #[arg(long)]
+        org_key: Option<PathBuf>,
+    },
+    /// Bind the organisations of a roster signed by a trusted operator.
+    Import {
+        /// The roster file.
+        file: PathBuf,
+    },
+    /// Trust an operator's org key (64 hex digits, from its card) to sign rosters.
+    Trust {
+        /// The operator's org key.
+        key: String,
+        /// A name to remember it by.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -461,7 +534,8 @@ fn run(cli: Cli) -> Result<()> {
             org_name,
             org_uuid,
             force,
-        } => init(dir, &org_name, org_uuid, force),
+            org_key,
+        } => init(dir, &org_name, org_uuid, force, org_key.as_deref()),
         Command::Serve {
             api_listen,
             sync_listen,
@@ -492,19 +566,39 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Log(LogCommand::Forks { json }) => {
-            let proofs = open(dir)?.store.fork_proofs()?;
+            let node = open(dir)?;
+            let proofs = node.store.fork_proofs()?;
+            let conflicts = node.store.identity_conflicts()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&proofs)?);
-            } else if proofs.is_empty() {
-                println!("no fork proofs");
+                let alerts = serde_json::json!({"forks": proofs, "identity_conflicts": conflicts});
+                println!("{}", serde_json::to_string_pretty(&alerts)?);
+                return Ok(());
             }
-            if !json {
-                for proof in &proofs {
-                    println!(
-                        "origin {} equivocated at sequence {} (detected at {} ms); origin refused",
-                        proof.origin, proof.sequence, proof.detected_ms
-                    );
-                }
+            if proofs.is_empty() && conflicts.is_empty() {
+                println!("no fork proofs and no identity conflicts");
+            }
+            for proof in &proofs {
+                println!(
+                    "origin {} equivocated at sequence {} (detected at {} ms); origin refused",
+                    proof.origin, proof.sequence, proof.detected_ms
+                );
+            }
+            for conflict in &conflicts {
+                println!(
+                    "identity conflict: org {} is bound to org key {} ({}), and a {} named org key {}{}{} (detected at {} ms); its entries are refused",
+                    conflict.org_uuid,
+                    conflict.bound_keys[0],
+                    conflict.bound_source,
+                    match conflict.received_source {
+                        threatlog::store::BindingSource::FirstUse => "certificate",
+                        threatlog::store::BindingSource::Roster => "roster",
+                        _ => "pairing card",
+                    },
+                    conflict.received_key,
+                    conflict.node_key.map(|key| format!(" for node {key}")).unwrap_or_default(),
+                    conflict.via.map(|key| format!(" via peer {key}")).unwrap_or_default(),
+                    conflict.detected_ms
+                );
             }
             Ok(())
         }
@@ -533,14 +627,22 @@ fn open(dir: &Path) -> Result<Node> {
     Node::open(dir).with_context(|| format!("cannot open node in {}", dir.display()))
 }
 
-fn init(dir: &Path, org_name: &str, org_uuid: Option<Uuid>, force: bool) -> Result<()> {
+fn init(
+    dir: &Path,
+    org_name: &str,
+    org_uuid: Option<Uuid>,
+    force: bool,
+    org_key: Option<&Path>,
+) -> Result<()> {
     if org_name.trim().is_empty() {
         bail!("--org-name must not be empty");
     }
-    let report = Node::init(dir, org_name.trim(), org_uuid, force)?;
+    let org_key = org_key.map(threatlog::node::read_org_key).transpose()?;
+    let report = Node::init_with(dir, org_name.trim(), org_uuid, force, org_key)?;
     println!("initialised node in {}", dir.display());
     println!("  node key:     {}", report.origin);
     println!("  organisation: {} ({})", report.org.name, report.org.uuid);
+    println!("  org key:      {}", report.org_key);
     println!("  admin user:   {}", report.admin_email);
     println!("  admin key:    {}", report.admin_key);
     println!(
@@ -593,11 +695,6 @@ fn server_op(
         Ok(node) => threatlog::api::servers::run(&node, op, id, &body)
             .map_err(|error| anyhow::anyhow!("{}", describe_failure(&error.body("/servers")))),
         Err(threatlog::node::NodeError::Store(threatlog::store::StoreError::Busy { .. })) => {
-            let addr = std::fs::read_to_string(dir.join("run").join("api.addr"))
-                .context("the node is running but DIR/run/api.addr is missing")?;
-            let addr = addr.trim().trim_start_matches("http://");
-            let key = std::fs::read_to_string(dir.join(threatlog::node::ADMIN_KEY_FILE))
-                .context("cannot read the admin key to reach the running node")?;
             let path = match op {
                 ServerOp::Index => "/servers/index".to_string(),
                 ServerOp::Add => "/servers/add".to_string(),
@@ -606,25 +703,35 @@ fn server_op(
                 ServerOp::SyncNow => format!("/servers/pull/{id}"),
                 ServerOp::Card => "/servers/card".to_string(),
             };
-            let addr = addr
-                .parse()
-                .with_context(|| format!("DIR/run/api.addr holds '{addr}', not an address"))?;
-            let mut connection = threatlog::bench::http::Connection::open(addr, key.trim())?;
-            let (status, response) = connection.post(
-                &path,
-                &serde_json::to_vec(&serde_json::json!({ "Server": body }))?,
-            )?;
-            let value: serde_json::Value =
-                serde_json::from_slice(&response).with_context(|| {
-                    format!("the node answered {status} with a body that is not JSON")
-                })?;
-            if status >= 400 {
-                bail!("{}", describe_failure(&value));
-            }
-            Ok(value)
+            post_to_running_node(dir, &path, serde_json::json!({ "Server": body }))
         }
         Err(error) => Err(error).with_context(|| format!("cannot open node in {}", dir.display())),
     }
+}
+
+/// Posts `body` to `path` of the node running on `dir`, as its admin (`DIR/admin.key`, at
+/// `DIR/run/api.addr`); a MISP error answer becomes the error.
+fn post_to_running_node(
+    dir: &Path,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value> {
+    let addr = std::fs::read_to_string(dir.join("run").join("api.addr"))
+        .context("the node is running but DIR/run/api.addr is missing")?;
+    let addr = addr.trim().trim_start_matches("http://");
+    let key = std::fs::read_to_string(dir.join(threatlog::node::ADMIN_KEY_FILE))
+        .context("cannot read the admin key to reach the running node")?;
+    let addr = addr
+        .parse()
+        .with_context(|| format!("DIR/run/api.addr holds '{addr}', not an address"))?;
+    let mut connection = threatlog::bench::http::Connection::open(addr, key.trim())?;
+    let (status, response) = connection.post(path, &serde_json::to_vec(&body)?)?;
+    let value: serde_json::Value = serde_json::from_slice(&response)
+        .with_context(|| format!("the node answered {status} with a body that is not JSON"))?;
+    if status >= 400 {
+        bail!("{}", describe_failure(&value));
+    }
+    Ok(value)
 }
 
 /// A MISP error body as one line: the message, then each field's errors.
@@ -694,7 +801,7 @@ fn peer(dir: &Path, command: PeerCommand) -> Result<()> {
             for peer in reports {
                 let status = &peer["status"];
                 println!(
-                    "{:>3}  {}  {:<20} {:<22} {:<8} tlp<={:<12} state={:<11} cursor={} lag={} entries/{:.1}s{}{}",
+                    "{:>3}  {}  {:<20} {:<22} {:<8} tlp<={:<12} state={:<11} cursor={} lag={} entries/{:.1}s{}{}{}",
                     peer["id"],
                     &peer["key"].as_str().unwrap_or_default()[..16.min(peer["key"].as_str().unwrap_or_default().len())],
                     peer["org_name"].as_str().unwrap_or_default(),
@@ -706,6 +813,14 @@ fn peer(dir: &Path, command: PeerCommand) -> Result<()> {
                     peer["lag_entries"],
                     peer["lag_seconds"].as_f64().unwrap_or(0.0),
                     if status["quarantined"] == true { "  QUARANTINED" } else { "" },
+                    peer["identity_conflicts"]
+                        .as_array()
+                        .filter(|orgs| !orgs.is_empty())
+                        .map(|orgs| format!(
+                            "  IDENTITY CONFLICT for org {}",
+                            orgs.iter().filter_map(|org| org.as_str()).collect::<Vec<_>>().join(", ")
+                        ))
+                        .unwrap_or_default(),
                     status["last_error"]
                         .as_str()
                         .map(|error| format!("  last error: {error}"))
@@ -733,9 +848,166 @@ fn peer(dir: &Path, command: PeerCommand) -> Result<()> {
     Ok(())
 }
 
+/// The org key from `file` (default `DIR/org.key`) and this node's own certificate, which
+/// it must have signed: read without opening the node, so a running node's directory works.
+fn org_key_and_certificate(
+    dir: &Path,
+    file: Option<&Path>,
+) -> Result<(
+    threatlog::log::identity::OrgKey,
+    threatlog::log::identity::Certificate,
+    threatlog::store::Store,
+)> {
+    let path = file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join(threatlog::node::ORG_KEY_FILE));
+    let org_key = threatlog::node::read_org_key(&path)?;
+    let store = threatlog::store::Store::open_read_only(dir)?;
+    let own = store
+        .own_certificate()?
+        .context("this node has no certificate yet; start it once to issue it")?;
+    if own.org_key != org_key.public() {
+        bail!(
+            "{} holds org key {}, but this node is certified by {}",
+            path.display(),
+            org_key.public(),
+            own.org_key
+        );
+    }
+    Ok((org_key, own, store))
+}
+
+/// Runs an identity operation on the node in `dir`: directly when it is stopped, through its
+/// admin API when it runs (as [`server_op`] does for peers).
+fn identity_op(
+    dir: &Path,
+    op: &str,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value> {
+    match Node::open(dir) {
+        Ok(node) => threatlog::api::identity::run(&node, op, &body)
+            .map_err(|error| anyhow::anyhow!("{}", describe_failure(&error.body("/identity")))),
+        Err(threatlog::node::NodeError::Store(threatlog::store::StoreError::Busy { .. })) => {
+            post_to_running_node(
+                dir,
+                &format!("/identity/{op}"),
+                serde_json::json!({ "Identity": body }),
+            )
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot open node in {}", dir.display())),
+    }
+}
+
 fn org(dir: &Path, command: OrgCommand) -> Result<()> {
+    let mut body = serde_json::Map::new();
+    match command {
+        OrgCommand::Certify {
+            node_key,
+            expires_days,
+            org_key,
+        } => {
+            let (org_key, own, _) = org_key_and_certificate(dir, org_key.as_deref())?;
+            let target = threatlog::log::OriginKey::from_hex(&node_key)
+                .context("the node key must be 64 hex digits")?;
+            let expires =
+                expires_days.map(|days| threatlog::node::now_ms() + i64::from(days) * 86_400_000);
+            let certificate = threatlog::log::identity::Certificate::issue(
+                &org_key,
+                own.org_uuid,
+                &own.org_name,
+                target,
+                threatlog::node::now_ms(),
+                expires,
+            )?;
+            println!("{}", certificate.to_text());
+            return Ok(());
+        }
+        OrgCommand::Revoke {
+            node_key,
+            from_sequence,
+            reason,
+            org_key,
+        } => {
+            let (org_key, own, store) = org_key_and_certificate(dir, org_key.as_deref())?;
+            drop(store);
+            let target = threatlog::log::OriginKey::from_hex(&node_key)
+                .context("the node key must be 64 hex digits")?;
+            let revocation = threatlog::log::identity::Revocation::issue(
+                &org_key,
+                own.org_uuid,
+                target,
+                from_sequence,
+                threatlog::node::now_ms(),
+                &reason,
+            )?;
+            body.insert("revocation".into(), revocation.to_text().into());
+            identity_op(dir, "revoke", body)?;
+            println!("revoked node key {target} from sequence {from_sequence}");
+            return Ok(());
+        }
+        OrgCommand::Keys { json } => {
+            let bindings = threatlog::store::Store::open_read_only(dir)?.bindings()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&bindings)?);
+                return Ok(());
+            }
+            for binding in bindings {
+                let keys: Vec<String> = binding.keys.iter().map(ToString::to_string).collect();
+                println!(
+                    "{}  {}  ({})",
+                    binding.org_uuid,
+                    keys.join(","),
+                    binding.source
+                );
+            }
+            return Ok(());
+        }
+        OrgCommand::Roster(RosterCommand::Export { out, org_key }) => {
+            let (org_key, _, store) = org_key_and_certificate(dir, org_key.as_deref())?;
+            let roster = threatlog::node::roster(&store, &org_key)?;
+            std::fs::write(&out, format!("{}\n", roster.to_text()))
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "roster of {} organisations signed by org key {} written to {}",
+                roster.members.len(),
+                roster.operator_key,
+                out.display()
+            );
+            return Ok(());
+        }
+        OrgCommand::Roster(RosterCommand::Import { file }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            body.insert("roster".into(), text.trim().into());
+            let answer = identity_op(dir, "roster/import", body)?;
+            println!(
+                "bound {} of {} organisations from the roster of operator {}",
+                answer["bound"],
+                answer["members"],
+                answer["operator"].as_str().unwrap_or_default()
+            );
+            return Ok(());
+        }
+        OrgCommand::Roster(RosterCommand::Trust { key, name }) => {
+            body.insert("key".into(), key.clone().into());
+            body.insert("name".into(), name.into());
+            identity_op(dir, "roster/trust", body)?;
+            println!("rosters signed by {key} are now trusted");
+            return Ok(());
+        }
+        _ => {}
+    }
     let node = open(dir)?;
     match command {
+        OrgCommand::InstallCertificate { certificate } => {
+            let mut node = node;
+            let certificate = threatlog::log::identity::Certificate::from_text(&certificate)?;
+            node.install_certificate(certificate)?;
+            println!(
+                "installed the certificate by org key {} as this node's own",
+                node.org_key()
+            );
+        }
         OrgCommand::Add { name, uuid, remote } => {
             if name.trim().is_empty() {
                 bail!("--name must not be empty");
@@ -760,6 +1032,11 @@ fn org(dir: &Path, command: OrgCommand) -> Result<()> {
                 );
             }
         }
+        // Handled above without opening the node.
+        OrgCommand::Certify { .. }
+        | OrgCommand::Revoke { .. }
+        | OrgCommand::Keys { .. }
+        | OrgCommand::Roster(_) => {}
     }
     Ok(())
 }

@@ -89,7 +89,8 @@ fn tampered_bundles_fail_and_name_what() {
     let summary = common::ok(&dir, &["audit", "verify", bundle.to_str().unwrap()]);
     let origin = lines(&bundle)[1]["origin"].as_str().unwrap().to_string();
     assert!(
-        summary.contains(&format!("origin {origin}: 13 entries")),
+        // The node's certificate, its organisation and twelve events.
+        summary.contains(&format!("origin {origin}: 14 entries")),
         "{summary}"
     );
     assert!(summary.contains("4 checkpoints (latest 12)"), "{summary}");
@@ -422,9 +423,7 @@ fn a_torsion_signature_is_refused_by_audit_verify_as_by_ingest() {
     };
     let segment = |items: Vec<proto::sync::Item>| proto::sync::Segment {
         items,
-        cursor: 0,
-        head_cursor: 0,
-        head_time_ms: 0,
+        ..Default::default()
     };
     let honest_items = entries.iter().map(|e| item(e.stored().clone())).collect();
     let segments = vec![

@@ -11,7 +11,7 @@ use threatlog::change;
 use threatlog::log::{seal, Draft, Head, NodeKey};
 use threatlog::node::Node;
 use threatlog::proto::RecordKind;
-use threatlog::store::{Incoming, Store};
+use threatlog::store::{Incoming, Source, Store};
 use uuid::Uuid;
 
 const THREADS: usize = 4;
@@ -97,9 +97,14 @@ fn concurrent_appends_all_land_and_share_records_correctly() {
     );
 }
 
-/// A directory-data draft (no event), as organisation and sharing group changes are.
+/// The organisation of the node in [`an_append_after_its_chain_moved_elsewhere_extends_the_stored_head`].
+const ORG: Uuid = Uuid::from_u128(7);
+
+/// A directory-data draft (no event), as organisation and sharing group changes are, acting
+/// for the node's own organisation (a node acts for no other it has not registered).
 fn draft(user: &str) -> Draft {
     Draft {
+        acting_org: ORG,
         acting_user: user.to_string(),
         ..Draft::default()
     }
@@ -109,7 +114,7 @@ fn draft(user: &str) -> Draft {
 fn an_append_after_its_chain_moved_elsewhere_extends_the_stored_head() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let (key, org) = (NodeKey::generate(), Uuid::from_u128(7));
+    let (key, org) = (NodeKey::generate(), ORG);
     let first = store.append(&key, org, vec![draft("first")], 1000).unwrap();
     // The second entry of the same chain is sealed elsewhere and arrives as a peer's entry
     // would, so the head the store sealed last is no longer the chain's head.
@@ -123,7 +128,12 @@ fn an_append_after_its_chain_moved_elsewhere_extends_the_stored_head() {
     )
     .unwrap();
     let ingested = store
-        .ingest(&[Incoming::Entry(second.clone())], &[], &mut |_, _| Ok(()))
+        .ingest(
+            &[Incoming::Entry(second.clone())],
+            &Source::peer(key.origin()),
+            &[],
+            &mut |_, _| Ok(()),
+        )
         .unwrap();
     assert_eq!((ingested.entries, ingested.rejected), (1, None));
 

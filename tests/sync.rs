@@ -120,6 +120,7 @@ fn card_claiming(org_uuid: uuid::Uuid, org_name: &str) -> String {
         org_uuid,
         org_name: org_name.into(),
         endpoint: "127.0.0.1:9".into(),
+        org_key: None,
     }
     .encode()
 }

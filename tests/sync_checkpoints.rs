@@ -193,6 +193,7 @@ fn paired_peers_get_inclusion_and_consistency_proofs_over_grpc() {
         org_uuid: uuid::Uuid::new_v4(),
         org_name: "Auditors".into(),
         endpoint: "127.0.0.1:9".into(),
+        org_key: None,
     };
     ok(
         &a.path,

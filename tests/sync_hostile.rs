@@ -6,136 +6,15 @@
 
 mod common;
 
+use common::hostile::{entry_item, push, segment_of as segment, Hostile};
 use common::nodes::{add_event, addresses, pair, wait_for, Peer};
 use common::ok;
 use prost::bytes::Bytes;
 use prost::Message;
 use serde_json::{json, Value};
-use std::time::Duration;
-use threatlog::change::{self, Actor};
-use threatlog::log::{seal, Draft, Head, NodeKey, OriginKey, VerifiedEntry};
-use threatlog::proto::{self, op::Op, sync as wire, RecordKind};
-use threatlog::sync::peer::Card;
-use threatlog::sync::transport::connect_as;
+use threatlog::log::{Head, NodeKey, OriginKey, VerifiedEntry};
+use threatlog::proto::{self, sync as wire};
 use uuid::Uuid;
-
-/// Longest a single push may take before the test gives up on it.
-const PUSH_SECONDS_MAX: u64 = 60;
-
-/// The hostile peer: a key, an organisation and the chain it has signed so far.
-struct Hostile {
-    key: NodeKey,
-    org: Uuid,
-    chain: Vec<VerifiedEntry>,
-}
-
-impl Hostile {
-    fn head(&self) -> Head {
-        self.chain.last().map(Head::after).unwrap_or(Head::EMPTY)
-    }
-
-    /// Seals `draft` after `head` (not necessarily the chain's head).
-    fn seal_after(&self, head: &Head, draft: Draft) -> VerifiedEntry {
-        seal(
-            &self.key,
-            self.org,
-            head,
-            draft,
-            threatlog::node::now_ms(),
-            rand_salt(),
-        )
-        .unwrap()
-    }
-
-    /// Seals the drafts of a new level-3 event of H's own onto its chain.
-    fn own_event(&mut self, info: &str) -> (Uuid, Vec<VerifiedEntry>) {
-        let event = threatlog::model::Event::from_json(&json!({"Event": {
-            "info": info, "date": "2026-01-01", "distribution": 3,
-            "published": true,
-            "Attribute": [{"type": "ip-dst", "value": "192.0.2.66", "to_ids": true}],
-        }}))
-        .unwrap();
-        let actor = Actor {
-            org: self.org,
-            user: "mallory@h.example".into(),
-        };
-        let mut sealed = Vec::new();
-        for draft in change::event_drafts(&event, &actor) {
-            let entry = self.seal_after(&self.head(), draft);
-            self.chain.push(entry.clone());
-            sealed.push(entry);
-        }
-        (event.uuid, sealed)
-    }
-
-    /// A draft that sets `fields` on event `event`, acting for `acting_org`.
-    fn edit_draft(&self, acting_org: Uuid, event: Uuid, fields: Value) -> Draft {
-        Draft {
-            acting_org,
-            acting_user: "mallory@h.example".into(),
-            event: Some(event),
-            visibility: proto::Visibility {
-                distribution: 5,
-                sharing_group: Bytes::new(),
-            },
-            ops: vec![proto::Op {
-                op: Some(Op::Set(proto::RecordSet {
-                    kind: RecordKind::Event as i32,
-                    key: Bytes::copy_from_slice(event.as_bytes()),
-                    parent: Bytes::new(),
-                    fields_json: Bytes::from(serde_json::to_vec(&fields).unwrap()),
-                })),
-            }],
-        }
-    }
-}
-
-fn rand_salt() -> [u8; threatlog::log::SALT_BYTES] {
-    *Uuid::new_v4().as_bytes()
-}
-
-fn entry_item(bytes: Bytes) -> wire::Item {
-    wire::Item {
-        item: Some(wire::item::Item::Entry(bytes)),
-    }
-}
-
-fn segment(items: Vec<wire::Item>) -> wire::Segment {
-    wire::Segment {
-        items,
-        cursor: 0,
-        head_cursor: 0,
-        head_time_ms: 0,
-    }
-}
-
-/// Pushes one segment to B as `key`; returns B's answer: `Ok(error text, empty when
-/// accepted)` or the refusal status.
-fn push(
-    runtime: &tokio::runtime::Runtime,
-    key: &NodeKey,
-    b_key: OriginKey,
-    b_addr: &str,
-    segment: wire::Segment,
-) -> Result<String, String> {
-    runtime.block_on(async {
-        let work = async {
-            // H ignores its own size limit: B must enforce its own.
-            let mut client = connect_as(key, b_key, b_addr)
-                .await
-                .map_err(|error| error.to_string())?
-                .max_encoding_message_size(usize::MAX);
-            let response = client
-                .push(tokio_stream::iter(vec![segment]))
-                .await
-                .map_err(|status| format!("{}: {}", status.code(), status.message()))?;
-            Ok(response.into_inner().error)
-        };
-        tokio::time::timeout(Duration::from_secs(PUSH_SECONDS_MAX), work)
-            .await
-            .expect("a push is answered")
-    })
-}
 
 /// H's entry in B's `peer list --json`.
 fn hostile_report(b: &Peer, h: &OriginKey) -> Value {
@@ -169,19 +48,9 @@ fn a_hostile_peer_is_refused_recorded_and_quarantined_while_honest_sync_goes_on(
 
     // H pairs with B like any node: B adds H's card (B neither pulls from nor pushes to H; H
     // pushes).
-    let mut h = Hostile {
-        key: NodeKey::generate(),
-        org: Uuid::new_v4(),
-        chain: Vec::new(),
-    };
+    let mut h = Hostile::new();
     let h_origin = h.key.origin();
-    let card = Card {
-        key: h_origin,
-        org_uuid: h.org,
-        org_name: "Org H".into(),
-        endpoint: "127.0.0.1:9".into(),
-    }
-    .encode();
+    let card = h.card();
     ok(
         b.dir(),
         &[
@@ -194,7 +63,7 @@ fn a_hostile_peer_is_refused_recorded_and_quarantined_while_honest_sync_goes_on(
             "--no-push",
         ],
     );
-    let h_key = NodeKey::from_seed(&h.key.seed());
+    let h_key = h.key_copy();
     let push_h = |segment: wire::Segment| push(&runtime, &h_key, b_key, &b_addr, segment);
 
     // A strange key is refused at the TLS handshake.
@@ -426,8 +295,9 @@ fn a_hostile_peer_is_refused_recorded_and_quarantined_while_honest_sync_goes_on(
     }
 
     // The fork proof holds both signed entries.
-    let forks: Value = serde_json::from_str(&ok(&dir, &["log", "forks", "--json"])).unwrap();
-    let forks = forks.as_array().unwrap();
+    let alerts: Value = serde_json::from_str(&ok(&dir, &["log", "forks", "--json"])).unwrap();
+    assert_eq!(alerts["identity_conflicts"], json!([]), "{alerts}");
+    let forks = alerts["forks"].as_array().unwrap();
     assert_eq!(forks.len(), 1, "{forks:?}");
     assert_eq!(forks[0]["origin"], h_origin.to_string());
     assert_eq!(forks[0]["sequence"], held.sequence());

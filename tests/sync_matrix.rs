@@ -197,7 +197,7 @@ fn each_receiver_holds_exactly_what_spec_section_6_allows() {
     for internal in [true, false] {
         for (i, ceiling) in ceilings.into_iter().enumerate() {
             let node = if internal {
-                Node::start("Org A", Some(&a.org), &[])
+                Node::start_internal(&a, &[])
             } else {
                 Node::start(&format!("Org X{i}"), None, &[])
             };

@@ -142,7 +142,7 @@ fn a_relay_that_forwards_level_two_is_rejected_and_recorded() {
     let answer = relay.push(key_of(&c), &sync_addr(&c), items);
     assert!(answer.contains("policy violation"), "{answer}");
     assert!(answer.contains("level 2"), "{answer}");
-    let report = c.peer_of_org(&relay.org.to_string());
+    let report = c.peer_of_org(&relay.peer.org.to_string());
     assert_eq!(report["status"]["violations"], 1, "{report}");
     let error = report["status"]["last_error"].as_str().unwrap_or_default();
     assert!(error.contains("policy violation"), "{report}");

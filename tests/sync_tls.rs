@@ -316,6 +316,7 @@ fn a_certificate_carrying_a_paired_key_it_does_not_hold_is_refused_both_ways() {
         org_uuid: uuid::Uuid::new_v4(),
         org_name: "Org H".into(),
         endpoint: "127.0.0.1:9".into(),
+        org_key: None,
     };
     ok(
         b.dir(),
@@ -362,6 +363,7 @@ fn a_certificate_carrying_a_paired_key_it_does_not_hold_is_refused_both_ways() {
         org_uuid: uuid::Uuid::new_v4(),
         org_name: "Org P".into(),
         endpoint: fake.addr.clone(),
+        org_key: None,
     };
     ok(
         a.dir(),

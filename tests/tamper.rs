@@ -48,7 +48,8 @@ fn changing_any_byte_of_an_entry_is_named() {
     let (_temp, dir) = node_with_events();
     let summary = common::ok(&dir, &["log", "verify"]);
     assert!(
-        summary.starts_with("verified 4 entries from 1 origins, views digest "),
+        // The node's certificate, its organisation and three events.
+        summary.starts_with("verified 5 entries from 1 origins, views digest "),
         "{summary}"
     );
     let stored = entries(&open_db(&dir));

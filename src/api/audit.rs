@@ -7,7 +7,8 @@
 //! - `GET /audit/proof/inclusion/{origin}/{seq}`: inclusion of an entry in the latest checkpoint;
 //! - `GET /audit/proof/consistency/{origin}/{m}/{n}`: consistency of the tree at `m` with `n`;
 //! - `GET /audit/alerts`: stored split-view proofs (an origin that signed two inconsistent
-//!   checkpoints) and fork proofs (an origin that signed two entries at one position).
+//!   checkpoints), fork proofs (an origin that signed two entries at one position) and
+//!   identity conflicts (a second org key for a bound organisation, SPEC §4.1).
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
@@ -81,7 +82,8 @@ pub async fn checkpoint(
         .map(Json)
 }
 
-/// `GET /audit/alerts`: split-view and fork proofs, each naming the origin that misbehaved.
+/// `GET /audit/alerts`: split-view and fork proofs, each naming the origin that misbehaved,
+/// and identity conflicts with both signed statements.
 pub async fn alerts(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -96,7 +98,12 @@ pub async fn alerts(
                 .map(|(origin, proof)| json!({"origin": origin.to_string(), "a": proof.a, "b": proof.b}))
                 .collect();
             let forks = node.store.fork_proofs()?;
-            Ok(Json(json!({"split_views": split_views, "forks": forks})))
+            let identity_conflicts = node.store.identity_conflicts()?;
+            Ok(Json(json!({
+                "split_views": split_views,
+                "forks": forks,
+                "identity_conflicts": identity_conflicts,
+            })))
         })
         .await
 }

@@ -11,6 +11,8 @@ use serde_json::{json, Map, Value};
 
 use crate::model::ModelError;
 use crate::node::NodeError;
+use crate::policy::authority::Refusal;
+use crate::store::StoreError;
 
 /// MISP's message for a missing or unknown API key.
 pub const AUTH_FAILED: &str = "Authentication failed. Please make sure you pass the API key of an API enabled user along in the Authorization header.";
@@ -22,6 +24,8 @@ pub const INVALID_EVENT: &str = "Invalid event.";
 pub const INVALID_ATTRIBUTE: &str = "Invalid attribute.";
 /// MISP's message for a duplicate attribute in one event.
 pub const DUPLICATE_ATTRIBUTE: &str = "A similar attribute already exists for this event.";
+/// MISP's validation failure name for data that could not be saved.
+pub const NOT_SAVED: &str = "Could not save the data.";
 
 /// A failed request, answered with MISP's error body.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,6 +84,16 @@ impl ApiError {
         Self::validation(name, model_field(error), error.to_string())
     }
 
+    /// A write that write authority refused (SPEC §4.2), which peers would refuse too: 403,
+    /// a validation failure on `uuid` when the request names another event's item, else
+    /// the reason itself.
+    pub fn refused(refusal: &Refusal) -> Self {
+        match refusal {
+            Refusal::ForeignItem { .. } => Self::validation(NOT_SAVED, "uuid", refusal.to_string()),
+            _ => Self::new(StatusCode::FORBIDDEN, refusal.to_string()),
+        }
+    }
+
     /// A storage or node failure: 500, logged, without internals in the body.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!("request failed: {error}");
@@ -124,7 +138,8 @@ pub fn model_field(error: &ModelError) -> &str {
 impl From<NodeError> for ApiError {
     fn from(error: NodeError) -> Self {
         match &error {
-            NodeError::Model(model) => ApiError::model("Could not save the data.", model),
+            NodeError::Store(StoreError::Refused(refusal)) => ApiError::refused(refusal),
+            NodeError::Model(model) => ApiError::model(NOT_SAVED, model),
             NodeError::Json(message) => ApiError::bad_request(format!("Malformed JSON: {message}")),
             NodeError::TooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
@@ -134,9 +149,12 @@ impl From<NodeError> for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(error: crate::store::StoreError) -> Self {
-        ApiError::internal(&error)
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match &error {
+            StoreError::Refused(refusal) => ApiError::refused(refusal),
+            _ => ApiError::internal(&error),
+        }
     }
 }
 

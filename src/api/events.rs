@@ -13,8 +13,10 @@ use super::visibility::{event_access, filter_event, EventAccess};
 use super::ApiState;
 use crate::change;
 use crate::model::{Event, ModelError};
-use crate::node::{now_ms, Node};
+use crate::node::{now_ms, Node, NodeError};
+use crate::policy::authority::Refusal;
 use crate::proto::RecordKind;
+use crate::store::StoreError;
 use crate::view::read::{self, EventOptions};
 
 /// MISP's name for a refused event write.
@@ -194,7 +196,15 @@ async fn add_event(
                 return Err(ApiError::new(StatusCode::FORBIDDEN, EVENT_EXISTS));
             }
             super::taxonomies::check_event(node, &event, EVENT_NOT_SAVED)?;
-            node.append(change::event_drafts(&event, &caller.actor()))?;
+            // The check above reads before appending; the append decides under the writer
+            // lock, so of two organisations creating one uuid at once only the first stores.
+            node.append(change::event_drafts(&event, &caller.actor()))
+                .map_err(|error| match error {
+                    NodeError::Store(StoreError::Refused(Refusal::EventOwner { .. })) => {
+                        ApiError::new(StatusCode::FORBIDDEN, EVENT_EXISTS)
+                    }
+                    error => error.into(),
+                })?;
             let access = event_access(node, &caller, &event.uuid)?
                 .ok_or_else(|| ApiError::not_found(INVALID_EVENT))?;
             event_json(node, &caller, &access, false, metadata)

@@ -22,6 +22,7 @@ pub mod event_index;
 pub mod events;
 pub mod freetext;
 pub mod group_nodes;
+pub mod identity;
 pub mod landed;
 pub mod objects;
 pub mod request;
@@ -285,6 +286,10 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/audit/checkpoint", get(audit::checkpoint))
         .route("/audit/alerts", get(audit::alerts))
+        .route(
+            "/identity/{*op}",
+            post(identity::handle).get(identity::handle),
+        )
         .route("/audit/checkpoint/{origin}", get(audit::checkpoint_of))
         .route(
             "/audit/proof/inclusion/{origin}/{seq}",

@@ -230,9 +230,10 @@ pub fn run(
                 org_uuid: node.org.uuid,
                 org_name: node.org.name.clone(),
                 endpoint,
+                org_key: Some(node.org_key()),
             };
             Ok(
-                json!({ "card": card.encode(), "key": card.key, "org_uuid": card.org_uuid, "org_name": card.org_name, "endpoint": card.endpoint }),
+                json!({ "card": card.encode(), "key": card.key, "org_uuid": card.org_uuid, "org_name": card.org_name, "endpoint": card.endpoint, "org_key": card.org_key }),
             )
         }
     }

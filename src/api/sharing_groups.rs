@@ -3,7 +3,10 @@
 //! `sharing_groups`). A group is a log record of kind SharingGroup in a directory draft; its
 //! relay nodes are the field `nodes` ([`super::group_nodes`]); its members are the field
 //! `organisations`, a list of organisation uuids, which [`super::visibility::is_member`]
-//! reads. The creating organisation is a member from the start. Deleting sets `deleted`.
+//! reads. The creating organisation is a member from the start and owns the group (SPEC
+//! §4.2): its users with the sharing group permission change it, and members it marks
+//! `extend` (the field `extend`, a uuid list) may add organisations and servers to it.
+//! Deleting sets `deleted`.
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
@@ -13,10 +16,11 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::events::now_seconds;
-use super::request::{parse_ref, text_field, JsonBody};
+use super::request::{flag_field, parse_ref, text_field, truthy, JsonBody};
 use super::ApiState;
 use crate::model::SharingGroup;
 use crate::node::Node;
+use crate::policy::authority::{CREATOR_FIELD, EXTEND_FIELD};
 use crate::proto::RecordKind;
 use crate::view::{read, Record, Table, ViewRead};
 
@@ -38,23 +42,40 @@ struct Group {
 impl Group {
     /// Member organisation uuids, as stored.
     fn members(&self) -> Vec<Uuid> {
-        self.record
-            .field("organisations")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|v| v.as_str().and_then(|t| Uuid::parse_str(t).ok()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        uuids_in(self.record.field("organisations"))
     }
 
     /// The creating organisation.
     fn creator(&self) -> Option<Uuid> {
         self.record
-            .str_field("org_uuid")
+            .str_field(CREATOR_FIELD)
             .and_then(|text| Uuid::parse_str(text).ok())
     }
+
+    /// The organisation that owns the group: the one that created it.
+    fn owner(&self) -> Option<Uuid> {
+        self.record
+            .owner
+            .as_ref()
+            .map(|(org, _)| *org)
+            .or_else(|| self.creator())
+    }
+
+    /// Member organisations the owner lets extend the group.
+    fn extenders(&self) -> Vec<Uuid> {
+        uuids_in(self.record.field(EXTEND_FIELD))
+    }
+}
+
+/// The uuids in a stored uuid list.
+fn uuids_in(list: Option<&Value>) -> Vec<Uuid> {
+    list.and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().and_then(|t| Uuid::parse_str(t).ok()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a group record is live and not deleted.
@@ -65,23 +86,34 @@ fn present(record: &Record) -> bool {
 /// Whether `caller` sees the group: site admins, members and the creator.
 fn visible_to(caller: &Caller, group: &Group) -> bool {
     caller.role.site_admin
-        || group.creator() == Some(caller.org.uuid)
+        || group.owner() == Some(caller.org.uuid)
         || group.members().contains(&caller.org.uuid)
 }
 
-/// Refuses callers who may not change `group`: site admins, or the creator's users with the
-/// sharing group permission (org admins and sync users).
+/// Whether the caller's role has the sharing group permission (site admins, org admins and
+/// sync users).
+fn may_manage_groups(caller: &Caller) -> bool {
+    caller.role.site_admin || caller.role.org_admin || caller.role.sync
+}
+
+/// Refuses callers who may not change `group`: users with the sharing group permission of the
+/// organisation that owns it (peers refuse anyone else's changes, site admins' included).
 fn require_manager(caller: &Caller, group: Option<&Group>) -> Result<(), ApiError> {
-    if caller.role.site_admin {
-        return Ok(());
-    }
-    let permitted = caller.role.org_admin || caller.role.sync;
-    let own = group.is_none_or(|group| group.creator() == Some(caller.org.uuid));
-    if permitted && own {
+    let own = group.is_none_or(|group| group.owner() == Some(caller.org.uuid));
+    if may_manage_groups(caller) && own {
         Ok(())
     } else {
         Err(ApiError::forbidden())
     }
+}
+
+/// Refuses callers who may not add organisations or servers to `group`: its managers, and
+/// users with the sharing group permission of a member organisation marked `extend`.
+fn require_extender(caller: &Caller, group: &Group) -> Result<(), ApiError> {
+    if group.extenders().contains(&caller.org.uuid) && may_manage_groups(caller) {
+        return Ok(());
+    }
+    require_manager(caller, Some(group))
 }
 
 /// The visible group named by `text` (id or uuid).
@@ -130,13 +162,14 @@ fn group_json(node: &Node, group: &Group) -> Result<Value, ApiError> {
             .to_string()
     };
     let mut members = Vec::new();
-    for (index, org) in group.members().iter().enumerate() {
-        let org = org_json(node, org)?;
+    let extenders = group.extenders();
+    for (index, uuid) in group.members().iter().enumerate() {
+        let org = org_json(node, uuid)?;
         members.push(json!({
             "id": (index + 1).to_string(),
             "sharing_group_id": id,
             "org_id": org["id"],
-            "extend": false,
+            "extend": extenders.contains(uuid),
             "Organisation": org,
         }));
     }
@@ -217,8 +250,12 @@ pub async fn add(
                 )));
             }
             let mut fields = group.fields();
-            fields.insert("org_uuid".into(), json!(caller.org.uuid.to_string()));
+            fields.insert(CREATOR_FIELD.into(), json!(caller.org.uuid.to_string()));
             fields.insert("organisations".into(), uuid_list(&members));
+            let extenders = extending_members(&value);
+            if !extenders.is_empty() {
+                fields.insert(EXTEND_FIELD.into(), uuid_list(&extenders));
+            }
             fields.insert("created".into(), json!(now_seconds().to_string()));
             fields.insert("deleted".into(), json!(false));
             super::group_nodes::apply(node, &value, &mut fields)?;
@@ -228,6 +265,34 @@ pub async fn add(
         })
         .await?;
     Ok(Json(json))
+}
+
+/// The organisations a `sharingGroups/add` body lists with `extend` set in `SharingGroupOrg`
+/// (beside `SharingGroup` or inside it).
+fn extending_members(body: &Value) -> Vec<Uuid> {
+    let lists = [
+        body.get("SharingGroupOrg"),
+        body.pointer("/SharingGroup/SharingGroupOrg"),
+    ];
+    let mut out = Vec::new();
+    for member in lists
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+    {
+        let uuid = member
+            .pointer("/Organisation/uuid")
+            .or_else(|| member.get("uuid"))
+            .and_then(Value::as_str)
+            .and_then(|text| Uuid::parse_str(text).ok());
+        if let (Some(uuid), true) = (uuid, member.get("extend").is_some_and(truthy)) {
+            if !out.contains(&uuid) {
+                out.push(uuid);
+            }
+        }
+    }
+    out
 }
 
 fn uuid_list(uuids: &[Uuid]) -> Value {
@@ -293,44 +358,81 @@ pub async fn delete(
     Ok(super::saved("Sharing group deleted.", &url, None))
 }
 
-/// Adds (`add`) or removes organisation `org` from group `group`.
+/// How a member request changes a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MemberChange {
+    /// Adds the organisation; `extend` lets it extend the group too (owners only).
+    Add {
+        /// Mark the organisation `extend`.
+        extend: bool,
+    },
+    /// Removes the organisation (owners only).
+    Remove,
+}
+
+/// Adds or removes organisation `org` in group `group`.
 fn change_member(
     node: &Node,
     caller: &Caller,
     group: &str,
     org: &str,
-    add: bool,
+    change: MemberChange,
 ) -> Result<(), ApiError> {
     let group = find(node, caller, group)?;
-    require_manager(caller, Some(&group))?;
+    match change {
+        MemberChange::Add { extend: false } => require_extender(caller, &group)?,
+        MemberChange::Add { extend: true } | MemberChange::Remove => {
+            require_manager(caller, Some(&group))?
+        }
+    }
     let org = node
         .find_organisation(org)?
         .ok_or_else(|| ApiError::not_found(INVALID_ORG))?;
+    let uuid = org.org.uuid;
     let mut members = group.members();
-    let present = members.contains(&org.org.uuid);
-    if add && !present {
-        if members.len() >= MEMBERS_MAX {
-            return Err(ApiError::bad_request(format!(
-                "A sharing group holds at most {MEMBERS_MAX} organisations."
-            )));
+    let mut extenders = group.extenders();
+    let mut fields = Map::new();
+    match change {
+        MemberChange::Add { extend } => {
+            if !members.contains(&uuid) {
+                if members.len() >= MEMBERS_MAX {
+                    return Err(ApiError::bad_request(format!(
+                        "A sharing group holds at most {MEMBERS_MAX} organisations."
+                    )));
+                }
+                members.push(uuid);
+                fields.insert("organisations".into(), uuid_list(&members));
+            }
+            if extend && !extenders.contains(&uuid) {
+                extenders.push(uuid);
+                fields.insert(EXTEND_FIELD.into(), uuid_list(&extenders));
+            }
         }
-        members.push(org.org.uuid);
-    } else if !add && present {
-        members.retain(|uuid| *uuid != org.org.uuid);
-    } else {
+        MemberChange::Remove => {
+            if members.contains(&uuid) {
+                members.retain(|member| *member != uuid);
+                fields.insert("organisations".into(), uuid_list(&members));
+            }
+            if extenders.contains(&uuid) {
+                extenders.retain(|member| *member != uuid);
+                fields.insert(EXTEND_FIELD.into(), uuid_list(&extenders));
+            }
+        }
+    }
+    if fields.is_empty() {
         return Ok(());
     }
-    let mut fields = Map::new();
-    fields.insert("organisations".into(), uuid_list(&members));
     write(node, caller, &group.uuid, fields)
 }
 
-/// The group and organisation of an `addOrg`/`removeOrg` request body `{"sg_id", "org_id"}`.
-fn body_pair(body: &JsonBody) -> (String, String) {
+/// The group and organisation of an `addOrg`/`removeOrg` request body `{"sg_id", "org_id"}`,
+/// and its `extend` flag.
+fn body_pair(body: &JsonBody) -> (String, String, bool) {
     let object = body.object("SharingGroup");
     (
         text_field(&object, "sg_id").unwrap_or_default(),
         text_field(&object, "org_id").unwrap_or_default(),
+        flag_field(&object, "extend"),
     )
 }
 
@@ -339,15 +441,16 @@ async fn member_request(
     caller: Caller,
     group: String,
     org: String,
-    add: bool,
+    change: MemberChange,
 ) -> Result<Json<Value>, ApiError> {
+    let add = matches!(change, MemberChange::Add { .. });
     let url = if add {
         "/sharingGroups/addOrg"
     } else {
         "/sharingGroups/removeOrg"
     };
     state
-        .blocking(move |node| change_member(node, &caller, &group, &org, add))
+        .blocking(move |node| change_member(node, &caller, &group, &org, change))
         .await?;
     let message = if add {
         "Organisation added to the sharing group."
@@ -357,14 +460,14 @@ async fn member_request(
     Ok(super::saved(message, url, None))
 }
 
-/// `POST /sharingGroups/addOrg` with `{"sg_id", "org_id"}`.
+/// `POST /sharingGroups/addOrg` with `{"sg_id", "org_id", "extend"}`.
 pub async fn add_org(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let (group, org) = body_pair(&body);
-    member_request(state, caller, group, org, true).await
+    let (group, org, extend) = body_pair(&body);
+    member_request(state, caller, group, org, MemberChange::Add { extend }).await
 }
 
 /// `POST /sharingGroups/addOrg/{sg}/{org}`.
@@ -373,7 +476,14 @@ pub async fn add_org_path(
     Extension(caller): Extension<Caller>,
     Path((group, org)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    member_request(state, caller, group, org, true).await
+    member_request(
+        state,
+        caller,
+        group,
+        org,
+        MemberChange::Add { extend: false },
+    )
+    .await
 }
 
 /// `POST /sharingGroups/removeOrg` with `{"sg_id", "org_id"}`.
@@ -382,8 +492,8 @@ pub async fn remove_org(
     Extension(caller): Extension<Caller>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let (group, org) = body_pair(&body);
-    member_request(state, caller, group, org, false).await
+    let (group, org, _) = body_pair(&body);
+    member_request(state, caller, group, org, MemberChange::Remove).await
 }
 
 /// `POST /sharingGroups/removeOrg/{sg}/{org}`.
@@ -392,7 +502,7 @@ pub async fn remove_org_path(
     Extension(caller): Extension<Caller>,
     Path((group, org)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    member_request(state, caller, group, org, false).await
+    member_request(state, caller, group, org, MemberChange::Remove).await
 }
 
 /// `POST /sharingGroups/addServer` and `removeServer` with `{"sg_id", "server_id"}` (PyMISP's
@@ -410,7 +520,11 @@ async fn server_request(
     state
         .blocking(move |node| {
             let group = find(node, &caller, &group)?;
-            require_manager(&caller, Some(&group))?;
+            if add {
+                require_extender(&caller, &group)?;
+            } else {
+                require_manager(&caller, Some(&group))?;
+            }
             let key = super::group_nodes::server_by_id(node, &server)?.to_string();
             let mut nodes = super::group_nodes::listed(group.record.field("nodes"));
             let present = nodes.contains(&key);

@@ -1,7 +1,8 @@
 //! Who may see and change what (SPEC §6.1 for users of one node): a user sees their own
 //! organisation's events always, other organisations' by distribution (0 owner only; 1–3 every
 //! organisation with users here; 4 the sharing group's members); site admins see everything.
-//! Only the owner organisation and site admins change an event.
+//! Only the owner organisation changes an event (SPEC §4.2): a site admin of another
+//! organisation would sign an entry that every peer refuses.
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -25,7 +26,7 @@ pub struct EventAccess {
     /// The visibility entries about the event carry: [`change::INHERIT`], so that the
     /// event's reach when an entry is released decides, not its reach when it was written.
     pub visibility: Visibility,
-    /// Whether the caller may change it (owner organisation or site admin).
+    /// Whether the caller may change it: its organisation owns the event.
     pub editable: bool,
 }
 
@@ -116,7 +117,7 @@ pub fn event_access(
             .store
             .local_id(RecordKind::Event, uuid.as_bytes())
             .unwrap_or(0),
-        editable: caller.role.site_admin || owner == Some(caller.org.uuid),
+        editable: owner == Some(caller.org.uuid),
         visibility: change::INHERIT,
         record,
     }))

@@ -167,6 +167,8 @@ fn describe(entry: &VerifiedEntry, subject: &Uuid, events: &mut HashSet<Uuid>) -
                 entry.event().is_some_and(|event| events.contains(&event)),
                 format!("deleted the event (reason: {:?})", tombstone.reason),
             ),
+            // Identity statements name no event or attribute.
+            Op::Certificate(_) | Op::Revocation(_) => (false, String::new()),
         };
         if whole_event || concerns {
             out.push(text);

@@ -112,6 +112,7 @@ pub fn run(options: &SyncOptions) -> Result<()> {
             org_uuid: b_init.org.uuid,
             org_name: b_init.org.name.clone(),
             endpoint: "127.0.0.1:9".into(),
+            org_key: Some(b_init.org_key),
         },
         PeerSettings {
             pull: Some(false),
@@ -130,6 +131,7 @@ pub fn run(options: &SyncOptions) -> Result<()> {
                 org_uuid: a.org.uuid,
                 org_name: a.org.name.clone(),
                 endpoint: a_addr.to_string(),
+                org_key: Some(a.org_key()),
             },
             PeerSettings {
                 pull: Some(true),
@@ -360,6 +362,7 @@ fn segment(items: Vec<wire::Item>) -> wire::Segment {
         cursor: 0,
         head_cursor: 0,
         head_time_ms: 0,
+        ..Default::default()
     }
 }
 

@@ -1,7 +1,6 @@
 //! Node signing keys and origin identities.
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use std::fmt;
 
 use super::LogError;
 
@@ -101,28 +100,37 @@ impl StrictVerifier {
     }
 }
 
-impl fmt::Display for OriginKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
+/// Text forms of a 32-byte public key type with a `from_hex` constructor: hex for `Display`
+/// and serde, a short prefix for `Debug`.
+macro_rules! hex_key_text {
+    ($key:ident) => {
+        impl std::fmt::Display for $key {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
 
-impl fmt::Debug for OriginKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "OriginKey({})", &hex::encode(self.0)[..16])
-    }
-}
+        impl std::fmt::Debug for $key {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({})", stringify!($key), &hex::encode(self.0)[..16])
+            }
+        }
 
-impl serde::Serialize for OriginKey {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_string())
-    }
-}
+        impl serde::Serialize for $key {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.to_string())
+            }
+        }
 
-impl<'de> serde::Deserialize<'de> for OriginKey {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        OriginKey::from_hex(&text)
-            .ok_or_else(|| serde::de::Error::custom("expected a 64-hex-digit ed25519 key"))
-    }
+        impl<'de> serde::Deserialize<'de> for $key {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                $key::from_hex(&text)
+                    .ok_or_else(|| serde::de::Error::custom("expected a 64-hex-digit ed25519 key"))
+            }
+        }
+    };
 }
+pub(crate) use hex_key_text;
+
+hex_key_text!(OriginKey);

@@ -523,6 +523,17 @@ impl Frontier {
     }
 }
 
+/// The complete subtrees of a tree of `size` leaves that cover any leaf from `keep` on: the
+/// ones a rewind to the first `keep` leaves must forget. One range of indices per level (empty
+/// levels left out), from the leaves up; a subtree outside them covers kept leaves only, so it
+/// is the same in the rewound tree and stays.
+pub fn rewound_subtrees(size: u64, keep: u64) -> Vec<(u8, std::ops::Range<u64>)> {
+    (0..64u8)
+        .map(|level| (level, (keep >> level)..(size >> level)))
+        .filter(|(_, range)| !range.is_empty())
+        .collect()
+}
+
 /// A whole tree in memory, every level kept: for tests and small offline checks.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryTree {
@@ -554,6 +565,21 @@ impl MemoryTree {
     /// Leaves so far.
     pub fn size(&self) -> u64 {
         self.frontier.size()
+    }
+
+    /// Forgets every leaf from `keep` on (nothing when the tree is not larger): the subtrees
+    /// [`rewound_subtrees`] names go, and the right edge is read again from the ones that stay.
+    pub fn rewind(&mut self, keep: u64) -> Result<(), ProofError> {
+        if keep >= self.size() {
+            return Ok(());
+        }
+        for (level, range) in rewound_subtrees(self.size(), keep) {
+            if let Some(hashes) = self.levels.get_mut(usize::from(level)) {
+                hashes.truncate(usize::try_from(range.start).unwrap_or(usize::MAX));
+            }
+        }
+        self.frontier = Frontier::load(self, keep)?;
+        Ok(())
     }
 
     /// The root of the whole tree.
@@ -613,6 +639,45 @@ mod tests {
             hex::encode(empty_root()),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn a_rewound_tree_equals_a_tree_of_the_kept_leaves() {
+        let (_, leaves) = tree(45);
+        let replacements: Vec<Hash> = (0..20u64).map(|i| leaf_hash(&[0xee, i as u8])).collect();
+        for size in 0..=45u64 {
+            for keep in 0..=size {
+                let mut rewound = tree(size).0;
+                rewound.rewind(keep).unwrap();
+                let mut fresh = MemoryTree::new();
+                for leaf in &leaves[..keep as usize] {
+                    fresh.push(*leaf);
+                }
+                assert_eq!(rewound.size(), keep);
+                assert_eq!(rewound.root(), fresh.root(), "size {size} keep {keep}");
+                // Growing both again with other leaves keeps them equal, proofs included.
+                for leaf in &replacements {
+                    rewound.push(*leaf);
+                    fresh.push(*leaf);
+                }
+                let grown = keep + replacements.len() as u64;
+                assert_eq!(rewound.root(), fresh.root(), "size {size} keep {keep}");
+                assert_eq!(
+                    rewound.root(),
+                    reference_root(&[&leaves[..keep as usize], &replacements[..]].concat())
+                );
+                assert_eq!(
+                    inclusion_proof(&rewound, grown - 1, grown).unwrap(),
+                    inclusion_proof(&fresh, grown - 1, grown).unwrap()
+                );
+            }
+        }
+        // The subtrees forgotten: every one touching leaf 5 or later of 8 leaves.
+        assert_eq!(
+            rewound_subtrees(8, 5),
+            vec![(0, 5..8), (1, 2..4), (2, 1..2), (3, 0..1)]
+        );
+        assert_eq!(rewound_subtrees(8, 8), vec![]);
     }
 
     #[test]

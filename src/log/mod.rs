@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 mod entry;
+pub mod identity;
 mod key;
 pub mod merkle;
 mod stub;
@@ -13,7 +14,7 @@ pub use entry::{
     VerifiedEntry, ENTRY_BYTES_MAX, ENTRY_FORMAT_VERSION, OPS_PER_ENTRY_MAX, SALT_BYTES,
 };
 pub use key::{NodeKey, OriginKey, StrictVerifier};
-pub use stub::{Stub, STUB_VALUE_BYTES};
+pub use stub::{Stub, StubProofError, STUB_VALUE_BYTES};
 
 /// Why an entry was refused. Every variant is caused by the bytes of an entry (ours or a
 /// peer's) and is returned, never panicked on.

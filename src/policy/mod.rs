@@ -1,7 +1,9 @@
 //! Who may see what across nodes (SPEC §6): the release decision for one entry and one peer,
 //! and the hop check a receiver applies to what arrives. Pure: the sync layer gathers the
-//! facts (current event state, tags, sharing groups) and asks these functions.
+//! facts (current event state, tags, sharing groups) and asks these functions. Who may write
+//! what (SPEC §4.2) is [`authority`], which reads the views it is given.
 
+pub mod authority;
 mod tlp;
 
 pub use tlp::Tlp;

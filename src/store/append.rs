@@ -14,6 +14,7 @@ use super::{
     CF_META, CF_STUBS,
 };
 use crate::log::{seal, Draft, EntryId, Head, NodeKey, OriginKey, Stub, VerifiedEntry, SALT_BYTES};
+use crate::policy::authority;
 use crate::proto::RecordKind;
 use crate::view;
 
@@ -38,6 +39,8 @@ pub(crate) struct Writer {
     next_ids: HashMap<u8, u64>,
     /// Every origin's Merkle tree frontier.
     pub trees: super::merkle::Trees,
+    /// Provisional stubs: where each origin's begin, how many each peer sent.
+    pub provisional: super::provisional::Provisional,
 }
 
 impl Writer {
@@ -80,6 +83,7 @@ impl Writer {
             let kind = key[META_NEXT_ID.len()..].first().copied().unwrap_or(0);
             writer.next_ids.insert(kind, decode_u64(&value, "next id")?);
         }
+        writer.provisional = super::provisional::Provisional::load(store)?;
         Ok(writer)
     }
 }
@@ -151,6 +155,11 @@ pub(crate) enum Commit<'a> {
     Reveal(&'a VerifiedEntry),
     /// A withheld entry's stub extending its origin's chain.
     Stub(&'a Stub),
+    /// A stub extending its origin's chain that nothing authenticated yet, sent by the peer
+    /// with this key.
+    Provisional(&'a Stub, OriginKey),
+    /// A change to a chain's provisional end (see `provisional.rs`).
+    Chain(super::provisional::ChainChange),
 }
 
 /// What an append stored.
@@ -169,9 +178,12 @@ impl Appended {
 
 /// How a commit's entries reach the views.
 pub(crate) enum Views<'a> {
-    /// Reduced as the commit is prepared, with the fields of the entry items parsed ahead,
-    /// in order; entries past the end of the list are parsed as they are reduced.
-    Reduce(Vec<view::ParsedFields>),
+    /// This node's own entries: each is authorized (write authority, SPEC §4.2, against the
+    /// views as the entries before it left them) and reduced as the commit is prepared, with
+    /// the fields of the entry items parsed ahead, in order.
+    Append(Vec<view::ParsedFields>),
+    /// Entries already authorized on ingest, reduced as the commit is prepared.
+    Reduce,
     /// Already reduced into this overlay, exactly the items' entries in order from the
     /// current state, with what each created: it is written instead.
     Applied(Box<BatchViews<'a>>, Vec<view::Touched>),
@@ -193,7 +205,11 @@ struct Prepared {
 
 impl Store {
     /// Seals `drafts` as the next entries of `key`'s chain and stores them, with their view
-    /// changes, in one durable write: all or none. Three stages overlap across concurrent
+    /// changes, in one durable write: all or none. Each entry must pass write authority
+    /// (SPEC §4.2), decided under the writer mutex against the views as every batch before
+    /// it left them, so that of two concurrent writes only the one the rules allow is
+    /// stored; otherwise nothing is stored and [`StoreError::Refused`] says why. Three stages
+    /// overlap across concurrent
     /// appends: sealing (signing) under the sealer mutex, on the head the previous batch
     /// sealed; reducing under the writer mutex, which a batch takes before it releases the
     /// sealer, so batches are reduced in the order they were sealed; and the write, in that
@@ -240,8 +256,15 @@ impl Store {
                 entries = seal_chain(key, origin_org, head, drafts, time_ms)?;
             }
             let items: Vec<Commit<'_>> = entries.iter().map(Commit::Entry).collect();
-            let prepared = self.prepare(&mut writer, &items, &[], Views::Reduce(parsed))?;
-            (entries, prepared)
+            match self.prepare(&mut writer, &items, &[], Views::Append(parsed)) {
+                Ok(prepared) => (entries, prepared),
+                Err(error) => {
+                    // Nothing was stored: the next append seals on the stored head, not on
+                    // the one this batch sealed.
+                    self.seal_generation.fetch_add(1, Ordering::AcqRel);
+                    return Err(error);
+                }
+            }
         };
         self.write_prepared(prepared)?;
         Ok(Appended { entries })
@@ -270,15 +293,16 @@ impl Store {
         local: &[(Vec<u8>, Vec<u8>)],
         views: Views<'_>,
     ) -> Result<Prepared, StoreError> {
-        let (mut views, mut touched, mut parsed) = match views {
-            Views::Applied(views, touched) => (*views, Some(touched.into_iter()), None),
-            Views::Reduce(parsed) => (BatchViews::new(self), None, Some(parsed.into_iter())),
+        let (mut views, mut touched, mut parsed, authorize) = match views {
+            Views::Applied(views, touched) => (*views, Some(touched.into_iter()), None, false),
+            Views::Append(parsed) => (BatchViews::new(self), None, Some(parsed.into_iter()), true),
+            Views::Reduce => (BatchViews::new(self), None, None, false),
         };
         let entry_bytes: usize = items
             .iter()
             .map(|item| match item {
                 Commit::Entry(entry) | Commit::Reveal(entry) => entry.stored().len(),
-                Commit::Stub(_) => 0,
+                Commit::Stub(_) | Commit::Provisional(..) | Commit::Chain(_) => 0,
             })
             .sum();
         // Reserved up front: growing a batch of megabytes copies it again at each doubling.
@@ -291,10 +315,25 @@ impl Store {
         let mut new_ids = foldhash::HashSet::default();
         let mut publishes = super::release::Publishes::default();
         let mut trees = super::merkle::TreeBatch::default();
+        let mut provisional = super::provisional::ProvisionalBatch::default();
         for item in items {
             let (id, head) = match item {
                 Commit::Entry(entry) | Commit::Reveal(entry) => (entry.id(), Head::after(entry)),
-                Commit::Stub(stub) => (stub.id, stub.head()),
+                Commit::Stub(stub) | Commit::Provisional(stub, _) => (stub.id, stub.head()),
+                Commit::Chain(change) => {
+                    let mut preparing = super::provisional::Preparing {
+                        batch: &mut batch,
+                        next_arrival: &mut next_arrival,
+                        heads: &mut heads,
+                        base_heads: &writer.heads,
+                        trees: &mut trees,
+                        base_trees: &writer.trees,
+                        provisional: &mut provisional,
+                        base_provisional: &writer.provisional,
+                    };
+                    self.prepare_chain_change(&mut preparing, change)?;
+                    continue;
+                }
             };
             let key = log_key(&id.origin, id.sequence);
             let arrival = next_arrival.to_be_bytes();
@@ -317,17 +356,37 @@ impl Store {
                     batch.put_cf(self.cf(CF_STUBS), &key, stub.encode_value());
                     continue;
                 }
+                Commit::Provisional(stub, sender) => {
+                    batch.put_cf(self.cf(CF_STUBS), &key, stub.encode_value());
+                    let arrival = next_arrival - 1;
+                    let mut preparing = super::provisional::Preparing {
+                        batch: &mut batch,
+                        next_arrival: &mut next_arrival,
+                        heads: &mut heads,
+                        base_heads: &writer.heads,
+                        trees: &mut trees,
+                        base_trees: &writer.trees,
+                        provisional: &mut provisional,
+                        base_provisional: &writer.provisional,
+                    };
+                    self.mark_provisional(&mut preparing, id, *sender, arrival);
+                    continue;
+                }
                 Commit::Reveal(entry) => {
                     batch.delete_cf(self.cf(CF_STUBS), &key);
                     entry
                 }
                 Commit::Entry(entry) => entry,
+                Commit::Chain(_) => continue,
             };
             batch.put_cf(self.cf(CF_LOG), &key, entry.stored());
             if let Some(event) = entry.event() {
                 let mut event_key = event.as_bytes().to_vec();
                 event_key.extend_from_slice(&arrival);
                 batch.put_cf(self.cf(CF_EVENT_LOG), event_key, &key);
+            }
+            if authorize {
+                authority::authorize(entry, &views, self.org_keys())?;
             }
             publishes.note(self, entry)?;
             let touched = match (&mut touched, parsed.as_mut().and_then(Iterator::next)) {
@@ -356,6 +415,7 @@ impl Store {
         writer.next_ids = next_ids;
         writer.heads.extend(heads);
         writer.trees.apply(trees);
+        writer.provisional.apply(provisional);
         let (layer, read_through) = views.into_layer();
         let (ticket, views) = self.pipeline.hand_over(layer);
         Ok(Prepared {

@@ -10,6 +10,7 @@
 use rocksdb::{Direction, IteratorMode, WriteOptions};
 use sha2::{Digest, Sha256};
 
+use super::provisional::ChainChange;
 use super::{Store, StoreError, CF_CHECKPOINTS};
 use crate::log::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::log::merkle;
@@ -52,9 +53,43 @@ pub enum AcceptError {
         /// What contradicts what.
         reason: String,
     },
+    /// The checkpoint differs from the held tree only where provisional stubs are held (from
+    /// `first` on): no split view, since those stubs are unconfirmed claims of peers; the
+    /// checkpoint is neither stored nor cosigned.
+    #[error(
+        "checkpoint of size {size} of origin {origin} differs from the held tree where only \
+         unconfirmed stubs are held (from sequence {first}); not cosigned"
+    )]
+    Unconfirmed {
+        /// The origin.
+        origin: OriginKey,
+        /// The checkpoint's size.
+        size: u64,
+        /// The first provisional sequence held.
+        first: u64,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// How a checkpoint compares with the held tree of its origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Agreement {
+    /// The held tree at its size has its root.
+    Agrees,
+    /// The held tree does not reach its size yet.
+    Beyond,
+    /// The roots differ, and provisional stubs from `first` are within its size.
+    Provisional {
+        /// The first provisional sequence.
+        first: u64,
+    },
+    /// The roots differ where every leaf is final: a split view.
+    Differs {
+        /// Leaves held.
+        held: u64,
+    },
 }
 
 impl Store {
@@ -170,7 +205,9 @@ impl Store {
 
     /// Verifies a peer's checkpoint note and stores it, unless it contradicts a stored
     /// checkpoint of the same origin or the entries held of it: then the pair is stored as a
-    /// split-view proof and refused.
+    /// split-view proof and refused. A checkpoint that differs from the held tree only where
+    /// provisional stubs are held is no split view: it is refused as unconfirmed, and
+    /// neither stored nor alarming. One that agrees makes the stubs it covers final.
     pub fn accept_checkpoint(&self, note: &str) -> Result<Checkpoint, AcceptError> {
         let (body, _) = checkpoint::split_note(note)?;
         let claimed = Checkpoint::parse_body(body)?;
@@ -181,7 +218,6 @@ impl Store {
             ))
         })?;
         let checkpoint = checkpoint::verify_origin_note(note, &origin)?;
-        let held = self.tree_size(&origin);
         for (size, other) in self.checkpoints(&origin)? {
             let Ok(stored) = checkpoint::verify_origin_note(&other, &origin) else {
                 continue;
@@ -197,17 +233,138 @@ impl Store {
                 });
             }
         }
-        if checkpoint.size <= held && self.tree_root(&origin, checkpoint.size)? != checkpoint.root {
-            return Err(AcceptError::SplitView {
-                origin,
-                reason: format!(
-                    "checkpoint of size {} does not match the {held} entries held",
-                    checkpoint.size
-                ),
-            });
+        match self.confirm_with(&origin, &checkpoint)? {
+            Agreement::Agrees | Agreement::Beyond => {}
+            Agreement::Provisional { first } => {
+                return Err(AcceptError::Unconfirmed {
+                    origin,
+                    size: checkpoint.size,
+                    first,
+                })
+            }
+            Agreement::Differs { held } => {
+                return Err(AcceptError::SplitView {
+                    origin,
+                    reason: format!(
+                        "checkpoint of size {} does not match the {held} entries held",
+                        checkpoint.size
+                    ),
+                })
+            }
         }
         self.put_sync(&checkpoint_key(&origin, checkpoint.size), note.as_bytes())?;
         Ok(checkpoint)
+    }
+
+    /// Compares `checkpoint` of `origin` with the held tree and, when it agrees and covers
+    /// provisional stubs, makes them final (they get new arrivals, so they are relayed now).
+    fn confirm_with(
+        &self,
+        origin: &OriginKey,
+        checkpoint: &Checkpoint,
+    ) -> Result<Agreement, StoreError> {
+        let mut writer = self.writer_lock();
+        self.confirm_locked(&mut writer, origin, checkpoint)
+    }
+
+    /// [`Store::confirm_with`] for a caller that holds the writer.
+    pub(crate) fn confirm_locked(
+        &self,
+        writer: &mut super::append::Writer,
+        origin: &OriginKey,
+        checkpoint: &Checkpoint,
+    ) -> Result<Agreement, StoreError> {
+        let held = writer.trees.size(origin);
+        if checkpoint.size > held {
+            return Ok(Agreement::Beyond);
+        }
+        let first = writer
+            .provisional
+            .first(origin)
+            .filter(|first| *first <= checkpoint.size);
+        if self.held_root(&writer.trees, origin, checkpoint.size)? != checkpoint.root {
+            return Ok(match first {
+                Some(first) => Agreement::Provisional { first },
+                None => Agreement::Differs { held },
+            });
+        }
+        if first.is_some() {
+            let confirm = super::append::Commit::Chain(ChainChange::Confirm {
+                origin: *origin,
+                through: checkpoint.size,
+            });
+            self.commit_items(writer, &[confirm], &[], super::append::Views::Reduce)?;
+            tracing::info!(
+                %origin,
+                size = checkpoint.size,
+                "the origin's checkpoint confirms the provisional stubs it covers"
+            );
+        }
+        Ok(Agreement::Agrees)
+    }
+
+    /// Confirms `origin`'s provisional stubs against its latest stored checkpoint that the
+    /// held chain reaches, if it agrees with them.
+    pub(crate) fn confirm_by_stored_checkpoint(
+        &self,
+        writer: &mut super::append::Writer,
+        origin: &OriginKey,
+    ) -> Result<(), StoreError> {
+        let Some(first) = writer.provisional.first(origin) else {
+            return Ok(());
+        };
+        let held = writer.trees.size(origin);
+        let Some((size, note)) = self.checkpoint_at_most(origin, held)? else {
+            return Ok(());
+        };
+        if size < first {
+            return Ok(());
+        }
+        // Stored checkpoints were verified when they were accepted.
+        let (body, _) = checkpoint::split_note(&note)?;
+        let checkpoint = Checkpoint::parse_body(body)?;
+        self.confirm_locked(writer, origin, &checkpoint)?;
+        Ok(())
+    }
+
+    /// The stored checkpoint of `origin` with the largest size up to `size`: (size, note).
+    pub fn checkpoint_at_most(
+        &self,
+        origin: &OriginKey,
+        size: u64,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        let start = checkpoint_key(origin, size);
+        let mode = IteratorMode::From(&start, Direction::Reverse);
+        if let Some(item) = self.db.iterator_cf(self.cf(CF_CHECKPOINTS), mode).next() {
+            let (key, value) = item?;
+            if key.len() == 41 && key.starts_with(&prefix(b'c', origin)) {
+                let size = u64::from_be_bytes(key[33..].try_into().unwrap_or_default());
+                let note = String::from_utf8(value.to_vec()).map_err(|_| StoreError::Corrupt {
+                    what: "checkpoint",
+                    reason: "not UTF-8".into(),
+                })?;
+                return Ok(Some((size, note)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The checkpoint of `origin` that stubs relayed from here are proven against: the latest
+    /// stored one within the final part of the held chain, when the held tree agrees with it.
+    /// Returns its size and note.
+    pub fn proof_checkpoint(
+        &self,
+        origin: &OriginKey,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        let Some((size, note)) = self.checkpoint_at_most(origin, self.final_length(origin))? else {
+            return Ok(None);
+        };
+        let (body, _) = checkpoint::split_note(&note)?;
+        let claimed = Checkpoint::parse_body(body)?;
+        let writer = self.writer_lock();
+        let agrees = size <= writer.trees.size(origin)
+            && self.held_root(&writer.trees, origin, size)? == claimed.root;
+        Ok(agrees.then_some((size, note)))
     }
 
     /// Accepts a peer's checkpoint ([`Store::accept_checkpoint`]) and cosigns it with `key` at

@@ -7,9 +7,14 @@ use rocksdb::{Direction, IteratorMode};
 use std::collections::HashMap;
 
 use super::append::{Commit, Views};
+use super::provisional::{ChainChange, Charge, Mark, Provisional, Source};
 use super::views::BatchViews;
-use super::{log_key, Store, StoreError, CF_ARRIVAL, CF_LOG, CF_META, CF_STUBS};
+use super::{
+    log_key, Store, StoreError, CF_ARRIVAL, CF_LOG, CF_META, CF_STUBS,
+    PROVISIONAL_STUBS_PER_PEER_MAX,
+};
 use crate::log::{EntryId, Head, LogError, OriginKey, Stub, VerifiedEntry};
+use crate::policy::authority::{self, AuthorityError};
 use crate::view::{self, ViewRead};
 
 /// Meta key prefix of fork proofs: `fork/ ‖ origin` → [`ForkProof`] JSON.
@@ -46,6 +51,22 @@ pub enum Rejection {
     /// A full entry's hash differs from the stub held for its position.
     #[error("entry does not match the stub held for its position")]
     StubMismatch,
+    /// The item cannot be placed yet, through no fault of the sender shown: for example a
+    /// stub conflicting with a provisional one held for its position, where neither is
+    /// authenticated, or an entry dated ahead of this node's clock by more than
+    /// `sync.clock_skew_max_s`. It is offered again later, when it can be placed.
+    #[error("{0}")]
+    Deferred(String),
+    /// The item's origin is new to this node and the sender already introduced as many new
+    /// origins as it may.
+    #[error(
+        "origin is new to this node and this peer already introduced {max} new origins, its \
+         limit (sync.origins_per_peer_max)"
+    )]
+    OriginLimit {
+        /// The limit.
+        max: u64,
+    },
     /// Two validly signed entries with one origin and sequence: a fork proof was stored.
     #[error(
         "equivocation: a different entry with this origin and sequence is held (fork proof stored)"
@@ -57,9 +78,19 @@ pub enum Rejection {
     /// An entry claims this node's own key but is not one of its entries.
     #[error("entry claims this node's own key")]
     OwnKey,
+    /// Write authority (SPEC §4.2) refused the entry: its origin wrote what it may not.
+    #[error("{0}")]
+    Authority(crate::policy::authority::Refusal),
     /// The caller's policy check refused the entry.
     #[error("{0}")]
     Policy(String),
+}
+
+impl Rejection {
+    /// Whether the sender is not to blame: the item waits for something else to arrive.
+    pub fn is_deferred(&self) -> bool {
+        matches!(self, Rejection::Deferred(_))
+    }
 }
 
 /// A refused item and why.
@@ -83,6 +114,10 @@ pub struct Ingested {
     pub stubs: usize,
     /// Items already held.
     pub duplicates: usize,
+    /// Provisional stubs replaced by an authenticated item with another hash.
+    pub replaced: usize,
+    /// The peers whose provisional stubs were replaced, to be charged with a violation.
+    pub charges: Vec<Charge>,
     /// The item that stopped the ingest, if any; everything before it was stored.
     pub rejected: Option<Rejected>,
 }
@@ -102,9 +137,9 @@ pub struct ForkProof {
     pub detected_ms: i64,
 }
 
-/// A policy check run on each new or revealed entry, against the views as the items before it
-/// left them.
-pub type IngestCheck<'a> = dyn FnMut(&VerifiedEntry, &dyn ViewRead) -> Result<(), String> + 'a;
+/// A policy check run on each new or revealed entry that write authority allows, against the
+/// views as the items before it left them.
+pub type IngestCheck<'a> = dyn FnMut(&VerifiedEntry, &dyn ViewRead) -> Result<(), Rejection> + 'a;
 
 /// What the log holds at one position.
 // Entries are moved and matched far more often than stubs are held; boxing them would cost
@@ -118,118 +153,383 @@ pub enum Held {
     Stub(Stub),
 }
 
+impl Held {
+    fn hash(&self) -> [u8; 32] {
+        match self {
+            Held::Entry(entry) => entry.hash(),
+            Held::Stub(stub) => stub.hash,
+        }
+    }
+}
+
+/// How an accepted item is committed.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Extends its chain (an entry, or a final stub).
+    New,
+    /// Replaces the stub held for its position.
+    Reveal,
+    /// A stub extending its chain that nothing authenticated yet.
+    Provisional,
+}
+
+/// One step of an ingest's commit, in order.
+enum Step {
+    /// Item `index` of the ingest.
+    Item(usize, Mode),
+    /// A change to a chain's provisional end.
+    Chain(ChainChange),
+}
+
+/// The provisional ends of the chains an ingest touches and the source's counts, as the
+/// items so far leave them.
+struct Chains<'a> {
+    /// Who sent the items.
+    source: &'a Source,
+    /// The writer's provisional state before the ingest.
+    base: &'a Provisional,
+    /// First provisional sequence of each origin the ingest touched (`None`: none).
+    first: HashMap<OriginKey, Option<u64>>,
+    /// Provisional stubs held from the source.
+    from_source: u64,
+    /// Origins new to this node the source introduced.
+    introduced: u64,
+}
+
+impl Chains<'_> {
+    fn first(&self, origin: &OriginKey) -> Option<u64> {
+        match self.first.get(origin) {
+            Some(first) => *first,
+            None => self.base.first(origin),
+        }
+    }
+
+    /// Whether `item` is authenticated by itself: an entry is signed; a stub is when its
+    /// origin sent it or it came with a proof.
+    fn authenticated(&self, item: &Incoming) -> bool {
+        match item {
+            Incoming::Entry(_) => true,
+            Incoming::Stub(stub) => {
+                stub.id.origin == self.source.peer || self.source.proven.contains(&stub.id)
+            }
+        }
+    }
+
+    /// Whether `item` vouches for the position before it: an entry's `prev_hash` is signed,
+    /// and an origin's stub is its own word. It says nothing about earlier positions: a
+    /// stub's own `prev_hash` is not covered by its hash.
+    fn vouches_before(&self, item: &Incoming) -> bool {
+        matches!(item, Incoming::Entry(_)) || item.id().origin == self.source.peer
+    }
+
+    /// Refuses for now an authenticated `item` that would confirm its origin's provisional
+    /// stubs from `first` on, when they reach further back than the position before it:
+    /// nothing signed vouches for those (SPEC §7), so they stay claims and the item waits
+    /// until the origin's checkpoint confirms them or its entries replace them.
+    fn waits_for_run(&self, item: &Incoming, first: Option<u64>) -> Result<(), Rejection> {
+        let sequence = item.id().sequence;
+        match first {
+            Some(first) if first.saturating_add(1) < sequence => Err(Rejection::Deferred(format!(
+                "unconfirmed stubs of its origin from sequence {first} come before it, and it \
+                 vouches only for sequence {}; it waits until its origin's checkpoint confirms \
+                 them or its entries replace them",
+                sequence - 1
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An ingest in progress: what its accepted items did so far.
+struct Batch<'a> {
+    /// The ingest's items.
+    items: &'a [Incoming],
+    /// The report so far.
+    report: Ingested,
+    /// Every origin's head as the items so far leave it.
+    heads: HashMap<OriginKey, Head>,
+    /// Provisional ends and the source's counts.
+    chains: Chains<'a>,
+    /// What the commit will do, in order.
+    steps: Vec<Step>,
+    /// Items placed by this call, which the database does not hold yet.
+    placed: HashMap<EntryId, Held>,
+}
+
+impl<'a> Batch<'a> {
+    /// Records item `index`, accepted at `placement`.
+    fn accept(&mut self, index: usize, placement: Placement) {
+        let item = &self.items[index];
+        let id = item.id();
+        let first = self.chains.first(&id.origin);
+        let vouches = self.chains.vouches_before(item);
+        match placement {
+            Placement::Held => {
+                self.report.duplicates += 1;
+                // A duplicate that is authenticated makes its provisional twin final.
+                if let Some(first) = first.filter(|first| id.sequence >= *first) {
+                    let proven_next = self.chains.authenticated(item) && first == id.sequence;
+                    // Its word reaches back one position only.
+                    let vouched = vouches && first.saturating_add(1) >= id.sequence;
+                    if vouched || proven_next {
+                        self.confirm(&id.origin, id.sequence);
+                    }
+                }
+            }
+            Placement::Reveal => {
+                self.report.revealed += 1;
+                if first.is_some_and(|first| id.sequence >= first) {
+                    self.confirm(&id.origin, id.sequence);
+                }
+                self.steps.push(Step::Item(index, Mode::Reveal));
+                self.placed.insert(id, held(item));
+            }
+            Placement::Next { provisional } => {
+                if !self.heads.contains_key(&id.origin) && id.origin != self.chains.source.peer {
+                    self.chains.introduced += 1;
+                }
+                if !provisional && first.is_some() {
+                    let head = self.head(&id.origin).sequence;
+                    self.confirm(&id.origin, head);
+                }
+                self.extend(index, provisional);
+            }
+            Placement::Replace {
+                kept,
+                claimed,
+                mark,
+                provisional,
+            } => {
+                self.report.replaced += 1;
+                self.report.charges.push(Charge {
+                    peer: mark.sender,
+                    id,
+                    claimed,
+                    authentic: held(item).hash(),
+                });
+                self.drop_from(&id);
+                if vouches && first.is_some_and(|first| first < id.sequence) {
+                    self.confirm(&id.origin, kept.sequence);
+                }
+                self.steps.push(Step::Chain(ChainChange::Rewind {
+                    origin: id.origin,
+                    head: kept,
+                }));
+                let still = self
+                    .chains
+                    .first(&id.origin)
+                    .filter(|first| *first <= kept.sequence);
+                self.chains.first.insert(id.origin, still);
+                self.extend(index, provisional);
+            }
+        }
+    }
+
+    fn head(&self, origin: &OriginKey) -> Head {
+        self.heads.get(origin).copied().unwrap_or(Head::EMPTY)
+    }
+
+    /// Makes `origin`'s provisional stubs up to `through` final.
+    fn confirm(&mut self, origin: &OriginKey, through: u64) {
+        self.steps.push(Step::Chain(ChainChange::Confirm {
+            origin: *origin,
+            through,
+        }));
+        let head = self.head(origin).sequence;
+        let rest = (through < head).then_some(through + 1);
+        self.chains.first.insert(*origin, rest);
+    }
+
+    /// Forgets this ingest's items at `id`'s position and after it (provisional stubs only:
+    /// an entry would have made the position final).
+    fn drop_from(&mut self, id: &EntryId) {
+        let items = self.items;
+        let dropped = |step: &Step| match step {
+            Step::Item(other, _) => {
+                let other = items[*other].id();
+                other.origin == id.origin && other.sequence >= id.sequence
+            }
+            Step::Chain(_) => false,
+        };
+        let gone = self.steps.iter().filter(|step| dropped(step)).count();
+        self.steps.retain(|step| !dropped(step));
+        self.placed
+            .retain(|other, _| other.origin != id.origin || other.sequence < id.sequence);
+        self.report.stubs = self.report.stubs.saturating_sub(gone);
+        self.chains.from_source = self.chains.from_source.saturating_sub(gone as u64);
+    }
+
+    /// Places item `index` at the end of its chain: final or provisional.
+    fn extend(&mut self, index: usize, provisional: bool) {
+        let item = &self.items[index];
+        let id = item.id();
+        if provisional {
+            self.chains.from_source += 1;
+            let first = self.chains.first(&id.origin).unwrap_or(id.sequence);
+            self.chains.first.insert(id.origin, Some(first));
+            self.steps.push(Step::Item(index, Mode::Provisional));
+        } else {
+            self.chains.first.insert(id.origin, None);
+            self.steps.push(Step::Item(index, Mode::New));
+        }
+        match item {
+            Incoming::Entry(_) => self.report.entries += 1,
+            Incoming::Stub(_) => self.report.stubs += 1,
+        }
+        self.heads.insert(id.origin, after(item));
+        self.placed.insert(id, held(item));
+    }
+
+    /// The commit's items, in order, with the views' `created` lists of its entries.
+    fn commits(
+        &mut self,
+        touched: &mut HashMap<usize, view::Touched>,
+    ) -> (Vec<Commit<'a>>, Vec<view::Touched>) {
+        let items = self.items;
+        let sender = self.chains.source.peer;
+        let mut created = Vec::new();
+        let commits = self
+            .steps
+            .drain(..)
+            .map(|step| match step {
+                Step::Item(index, mode) => {
+                    if matches!(items[index], Incoming::Entry(_)) {
+                        created.push(touched.remove(&index).unwrap_or_default());
+                    }
+                    match (&items[index], mode) {
+                        (Incoming::Entry(entry), Mode::Reveal) => Commit::Reveal(entry),
+                        (Incoming::Entry(entry), _) => Commit::Entry(entry),
+                        (Incoming::Stub(stub), Mode::Provisional) => {
+                            Commit::Provisional(stub, sender)
+                        }
+                        (Incoming::Stub(stub), _) => Commit::Stub(stub),
+                    }
+                }
+                Step::Chain(change) => Commit::Chain(change),
+            })
+            .collect();
+        (commits, created)
+    }
+}
+
+/// What the log holds once `item` is placed.
+fn held(item: &Incoming) -> Held {
+    match item {
+        Incoming::Entry(entry) => Held::Entry(entry.clone()),
+        Incoming::Stub(stub) => Held::Stub(*stub),
+    }
+}
+
 impl Store {
-    /// Stores `items` in order, stopping at the first refused one; `local` pairs (a peer's
-    /// cursor) are written with them only when every item is accepted. `check` runs on each
-    /// entry that would change the views.
+    /// Stores `items` from `source` in order, stopping at the first refused one; `local`
+    /// pairs (a peer's cursor) are written with them only when every item is accepted.
+    /// Each entry that would change the views must pass write authority (SPEC §4.2), then
+    /// `check`. Stubs are final or provisional as `provisional.rs` describes; an
+    /// authenticated item replaces a provisional stub with another hash, and the report names
+    /// the peer to charge.
     pub fn ingest(
         &self,
         items: &[Incoming],
+        source: &Source,
         local: &[(Vec<u8>, Vec<u8>)],
         check: &mut IngestCheck<'_>,
     ) -> Result<Ingested, StoreError> {
         let mut writer = self.writer_lock();
-        let mut report = Ingested::default();
-        let mut heads = writer.heads.clone();
-        let mut accepted: Vec<(usize, bool)> = Vec::new();
+        let base = writer.provisional.clone();
+        let introduced_before = self.origins_introduced(&source.peer)?;
+        let mut batch = Batch {
+            items,
+            report: Ingested::default(),
+            heads: writer.heads.clone(),
+            chains: Chains {
+                source,
+                base: &base,
+                first: HashMap::new(),
+                from_source: base.count(&source.peer),
+                introduced: introduced_before,
+            },
+            steps: Vec::new(),
+            placed: HashMap::new(),
+        };
         let mut views = BatchViews::new(self);
-        // Items placed by this call, which the database does not hold yet.
-        let mut placed: HashMap<EntryId, Held> = HashMap::new();
         // What each applied entry created, by item index; the overlay is committed as is
         // unless an entry failed half-way through applying.
         let mut touched: HashMap<usize, view::Touched> = HashMap::new();
         let mut overlay_clean = true;
         for (index, item) in items.iter().enumerate() {
             let id = item.id();
-            let head = heads.get(&id.origin).copied().unwrap_or(Head::EMPTY);
-            let outcome = self.place(item, &head, &placed).and_then(|placement| {
-                let Incoming::Entry(entry) = item else {
-                    return Ok(placement);
-                };
-                if matches!(placement, Placement::Held) {
-                    return Ok(placement);
-                }
-                check(entry, &views).map_err(Rejection::Policy)?;
-                match view::apply(&mut views, entry) {
-                    Ok(created) => {
-                        touched.insert(index, created);
-                        Ok(placement)
-                    }
-                    Err(error) => {
-                        overlay_clean = false;
-                        Err(Rejection::Policy(error.to_string()))
-                    }
-                }
-            });
-            if matches!(outcome, Ok(Placement::Next | Placement::Reveal)) {
-                let held = match item {
-                    Incoming::Entry(entry) => Held::Entry(entry.clone()),
-                    Incoming::Stub(stub) => Held::Stub(*stub),
-                };
-                placed.insert(id, held);
-            }
-            match outcome {
-                Ok(Placement::Held) => report.duplicates += 1,
-                Ok(Placement::Next) => {
-                    let head = match item {
-                        Incoming::Entry(entry) => Head::after(entry),
-                        Incoming::Stub(stub) => stub.head(),
+            let head = batch.head(&id.origin);
+            let outcome = self
+                .place(item, &head, &batch.placed, &batch.chains)
+                .and_then(|placement| {
+                    let Incoming::Entry(entry) = item else {
+                        return Ok(placement);
                     };
-                    heads.insert(id.origin, head);
-                    match item {
-                        Incoming::Entry(_) => report.entries += 1,
-                        Incoming::Stub(_) => report.stubs += 1,
+                    if matches!(placement, Placement::Held) {
+                        return Ok(placement);
                     }
-                    accepted.push((index, false));
-                }
-                Ok(Placement::Reveal) => {
-                    report.revealed += 1;
-                    accepted.push((index, true));
-                }
-                Err(Rejection::Fork) => {
-                    if let Incoming::Entry(entry) = item {
+                    authority::authorize(entry, &views, self.org_keys()).map_err(|error| {
+                        match error {
+                            AuthorityError::Refused(refusal) => Rejection::Authority(refusal),
+                            AuthorityError::Views(error) => Rejection::Policy(error.to_string()),
+                        }
+                    })?;
+                    check(entry, &views)?;
+                    match view::apply(&mut views, entry) {
+                        Ok(created) => {
+                            touched.insert(index, created);
+                            Ok(placement)
+                        }
+                        Err(error) => {
+                            overlay_clean = false;
+                            Err(Rejection::Policy(error.to_string()))
+                        }
+                    }
+                });
+            match outcome {
+                Ok(placement) => batch.accept(index, placement),
+                Err(reason) => {
+                    if let (Rejection::Fork, Incoming::Entry(entry)) = (&reason, item) {
                         self.store_fork_proof(entry)?;
                     }
-                    report.rejected = Some(Rejected {
-                        id,
-                        reason: Rejection::Fork,
-                    });
-                    break;
-                }
-                Err(reason) => {
-                    report.rejected = Some(Rejected { id, reason });
+                    batch.report.rejected = Some(Rejected { id, reason });
                     break;
                 }
             }
         }
+        let introduced = batch.chains.introduced;
+        let provisional: Vec<OriginKey> = batch
+            .chains
+            .first
+            .iter()
+            .filter(|(_, first)| first.is_some())
+            .map(|(origin, _)| *origin)
+            .collect();
+        let (commits, created) = batch.commits(&mut touched);
         // The views overlay served the checks and holds exactly the accepted entries'
         // changes: the commit writes it.
-        let applied = overlay_clean.then(|| {
-            let created = accepted
-                .iter()
-                .filter(|(index, _)| matches!(items[*index], Incoming::Entry(_)))
-                .map(|(index, _)| touched.remove(index).unwrap_or_default())
-                .collect();
-            Views::Applied(Box::new(views), created)
-        });
-        let commits: Vec<Commit<'_>> = accepted
-            .iter()
-            .map(|(index, reveal)| match (&items[*index], reveal) {
-                (Incoming::Entry(entry), true) => Commit::Reveal(entry),
-                (Incoming::Entry(entry), false) => Commit::Entry(entry),
-                (Incoming::Stub(stub), _) => Commit::Stub(stub),
-            })
-            .collect();
-        let local = if report.rejected.is_none() {
-            local
-        } else {
-            &[]
+        let views = match overlay_clean {
+            true => Views::Applied(Box::new(views), created),
+            false => Views::Reduce,
         };
-        if !commits.is_empty() || !local.is_empty() {
-            let views = applied.unwrap_or(Views::Reduce(Vec::new()));
-            self.commit_items(&mut writer, &commits, local, views)?;
+        let mut local = match batch.report.rejected {
+            None => local.to_vec(),
+            Some(_) => Vec::new(),
+        };
+        if introduced != introduced_before {
+            local.push((
+                super::provisional::introduced_key(&source.peer),
+                introduced.to_be_bytes().to_vec(),
+            ));
         }
-        Ok(report)
+        if !commits.is_empty() || !local.is_empty() {
+            self.commit_items(&mut writer, &commits, &local, views)?;
+        }
+        // A stored checkpoint that now agrees with a provisional end makes it final.
+        for origin in provisional {
+            self.confirm_by_stored_checkpoint(&mut writer, &origin)?;
+        }
+        Ok(batch.report)
     }
 
     /// Where `item` goes relative to its origin's chain ending at `head`.
@@ -238,11 +538,13 @@ impl Store {
         item: &Incoming,
         head: &Head,
         placed: &HashMap<EntryId, Held>,
+        chains: &Chains<'_>,
     ) -> Result<Placement, Rejection> {
         let id = item.id();
         if self.is_refused(&id.origin) {
             return Err(Rejection::OriginRefused);
         }
+        let first = chains.first(&id.origin);
         if id.sequence > head.sequence {
             if self.own_origin.get() == Some(&id.origin) {
                 return Err(Rejection::OwnKey);
@@ -252,34 +554,127 @@ impl Store {
                 Incoming::Stub(stub) => stub.check_next(head),
             }
             .map_err(Rejection::Chain)?;
-            return Ok(Placement::Next);
+            let source = chains.source;
+            let new_origin = *head == Head::EMPTY && id.origin != source.peer;
+            if new_origin && chains.introduced >= source.origins_max {
+                return Err(Rejection::OriginLimit {
+                    max: source.origins_max,
+                });
+            }
+            // It vouches for the position right before it only: earlier unconfirmed stubs
+            // stay claims, so it waits until those are confirmed or replaced.
+            if chains.vouches_before(item) {
+                chains.waits_for_run(item, first)?;
+            }
+            // Final when it vouches for the chain before it, or is authenticated and follows
+            // a final chain.
+            let is_final =
+                chains.vouches_before(item) || chains.authenticated(item) && first.is_none();
+            let provisional = !is_final;
+            if provisional && chains.from_source >= PROVISIONAL_STUBS_PER_PEER_MAX {
+                return Err(Rejection::Deferred(format!(
+                    "this peer already has {PROVISIONAL_STUBS_PER_PEER_MAX} unconfirmed stubs \
+                     held here, the limit; its next stub waits until earlier ones are confirmed \
+                     by their origins"
+                )));
+            }
+            return Ok(Placement::Next { provisional });
         }
-        let held = match placed.get(&id) {
+        let storage = |error: StoreError| Rejection::Policy(error.to_string());
+        let in_call = placed.get(&id);
+        let held = match in_call {
             Some(held) => Some(held.clone()),
-            None => self
-                .held(&id)
-                .map_err(|error| Rejection::Policy(error.to_string()))?,
+            None => self.held(&id).map_err(storage)?,
         };
-        match (held, item) {
-            (Some(Held::Entry(held)), Incoming::Entry(entry)) if held.hash() == entry.hash() => {
-                Ok(Placement::Held)
-            }
-            (Some(Held::Entry(_)), Incoming::Entry(_)) => Err(Rejection::Fork),
-            (Some(Held::Entry(held)), Incoming::Stub(stub)) if held.hash() == stub.hash => {
-                Ok(Placement::Held)
-            }
-            (Some(Held::Stub(held)), Incoming::Stub(stub)) if held.hash == stub.hash => {
-                Ok(Placement::Held)
-            }
-            (Some(Held::Stub(held)), Incoming::Entry(entry)) if held.hash == entry.hash() => {
-                Ok(Placement::Reveal)
-            }
-            (Some(_), _) => Err(Rejection::StubMismatch),
-            (None, _) => Err(Rejection::Chain(LogError::Sequence {
+        let Some(held) = held else {
+            return Err(Rejection::Chain(LogError::Sequence {
                 expected_after: head.sequence,
                 got: id.sequence,
-            })),
+            }));
+        };
+        let hash = match item {
+            Incoming::Entry(entry) => entry.hash(),
+            Incoming::Stub(stub) => stub.hash,
+        };
+        match (&held, item) {
+            (Held::Entry(_), Incoming::Entry(_)) if held.hash() == hash => Ok(Placement::Held),
+            (Held::Entry(_), Incoming::Entry(_)) => Err(Rejection::Fork),
+            (_, Incoming::Stub(_)) if held.hash() == hash => Ok(Placement::Held),
+            (Held::Stub(_), Incoming::Entry(_)) if held.hash() == hash => {
+                chains.waits_for_run(item, first)?;
+                Ok(Placement::Reveal)
+            }
+            (Held::Entry(_), _) => Err(Rejection::StubMismatch),
+            (Held::Stub(claimed), _) => {
+                let provisional = first.is_some_and(|first| id.sequence >= first);
+                if !provisional || in_call.is_some() {
+                    return Err(Rejection::StubMismatch);
+                }
+                if !chains.authenticated(item) {
+                    return Err(Rejection::Deferred(
+                        "stub conflicts with an unconfirmed stub held for its position and \
+                         neither is authenticated; it waits for its origin's entry, checkpoint \
+                         or a proven stub"
+                            .into(),
+                    ));
+                }
+                self.replacement(item, placed, chains, claimed.hash)
+            }
         }
+    }
+
+    /// The replacement of the provisional stub at `item`'s position, whose hash was
+    /// `claimed`, by `item`, which is authenticated: it must link to the chain before.
+    fn replacement(
+        &self,
+        item: &Incoming,
+        placed: &HashMap<EntryId, Held>,
+        chains: &Chains<'_>,
+        claimed: [u8; 32],
+    ) -> Result<Placement, Rejection> {
+        let storage = |error: StoreError| Rejection::Policy(error.to_string());
+        let id = item.id();
+        let kept = match id.sequence.saturating_sub(1) {
+            0 => Head::EMPTY,
+            previous => {
+                let before = EntryId {
+                    origin: id.origin,
+                    sequence: previous,
+                };
+                let held = match placed.get(&before) {
+                    Some(held) => Some(held.clone()),
+                    None => self.held(&before).map_err(storage)?,
+                };
+                let held = held.ok_or(Rejection::Chain(LogError::Sequence {
+                    expected_after: 0,
+                    got: id.sequence,
+                }))?;
+                Head {
+                    sequence: previous,
+                    hash: held.hash(),
+                }
+            }
+        };
+        match item {
+            Incoming::Entry(entry) => kept.check_next(entry),
+            Incoming::Stub(stub) => stub.check_next(&kept),
+        }
+        .map_err(Rejection::Chain)?;
+        let mark = self
+            .provisional_mark(&id)
+            .map_err(storage)?
+            .ok_or(Rejection::StubMismatch)?;
+        let first = chains.first(&id.origin);
+        if chains.vouches_before(item) {
+            chains.waits_for_run(item, first)?;
+        }
+        let provisional = !chains.vouches_before(item) && first.is_some_and(|f| f < id.sequence);
+        Ok(Placement::Replace {
+            kept,
+            claimed,
+            mark,
+            provisional,
+        })
     }
 
     /// What the log holds at `id`.
@@ -417,10 +812,34 @@ impl Store {
 enum Placement {
     /// Already held.
     Held,
-    /// Extends the chain.
-    Next,
+    /// Extends the chain; a stub nothing authenticated yet is provisional.
+    Next {
+        /// Whether the stub is provisional.
+        provisional: bool,
+    },
     /// Replaces a stub with its entry.
     Reveal,
+    /// Replaces a provisional stub with another hash: the provisional end of the chain from
+    /// its position is dropped first.
+    Replace {
+        /// The head of the chain kept, just before the position.
+        kept: Head,
+        /// The hash the provisional stub claimed.
+        claimed: [u8; 32],
+        /// Who sent it.
+        mark: Mark,
+        /// Whether the replacing item, a proven stub after provisional ones, is provisional
+        /// itself.
+        provisional: bool,
+    },
+}
+
+/// The head of a chain after `item`.
+fn after(item: &Incoming) -> Head {
+    match item {
+        Incoming::Entry(entry) => Head::after(entry),
+        Incoming::Stub(stub) => stub.head(),
+    }
 }
 
 fn decode_arrival(bytes: &[u8]) -> Result<u64, StoreError> {

@@ -110,6 +110,53 @@ impl Store {
         Ok(())
     }
 
+    /// Rewinds `origin`'s tree, as this commit leaves it, to its first `keep` leaves: every
+    /// stored subtree over a later leaf is deleted in `batch`, and the right edge is read
+    /// again from the stored subtrees kept (written before this commit: only the provisional
+    /// end of a chain is ever rewound, and it ends at the stored head).
+    pub(crate) fn merkle_rewind(
+        &self,
+        batch: &mut WriteBatch,
+        trees: &mut TreeBatch,
+        base: &Trees,
+        origin: OriginKey,
+        keep: u64,
+    ) -> Result<(), StoreError> {
+        let size = trees
+            .touched
+            .get(&origin)
+            .map_or_else(|| base.size(&origin), Frontier::size);
+        let cf = self.cf(CF_MERKLE);
+        for (level, range) in merkle::rewound_subtrees(size, keep) {
+            batch.delete_range_cf(
+                cf,
+                node_key(&origin, level, range.start),
+                node_key(&origin, level, range.end),
+            );
+        }
+        let frontier = Frontier::load(&self.tree(&origin), keep)?;
+        trees.touched.insert(origin, frontier);
+        Ok(())
+    }
+
+    /// The root of `origin`'s tree at `size` leaves, for a caller that holds the writer with
+    /// `trees`, its frontiers.
+    pub(crate) fn held_root(
+        &self,
+        trees: &Trees,
+        origin: &OriginKey,
+        size: u64,
+    ) -> Result<Hash, StoreError> {
+        let held = trees.size(origin);
+        if size > held {
+            return Err(ProofError::Bounds(format!(
+                "origin {origin} has {held} entries, not {size}"
+            ))
+            .into());
+        }
+        Ok(merkle::root(&self.tree(origin), size)?)
+    }
+
     /// Loads every origin's frontier for the writer; an origin whose tree is behind its
     /// head (a directory written before trees were stored) gets its tree built from the log
     /// first, unless the store is read-only.

@@ -7,10 +7,12 @@ mod append;
 mod audit;
 pub use audit::StoredVisitor;
 mod checkpoints;
+mod identity;
 mod ingest;
 mod lock;
 mod merkle;
 mod pipeline;
+mod provisional;
 mod release;
 mod verify;
 mod views;
@@ -21,15 +23,21 @@ use std::sync::Mutex;
 
 pub use append::Appended;
 pub use checkpoints::{AcceptError, SplitView};
+pub use identity::{
+    BindError, Binding, BindingSource, IdentityConflict, Received, CERTIFICATES_PER_NODE_MAX,
+    CONFLICTS_MAX,
+};
 pub use ingest::{
     decode_log_key, ForkProof, Held, Incoming, IngestCheck, Ingested, Rejected, Rejection,
 };
 pub use lock::lock_path;
+pub use provisional::{Charge, Source, PROVISIONAL_STUBS_PER_PEER_MAX};
 pub use release::Publish;
 pub use verify::{VerifyFailure, VerifySummary};
 pub use views::DbViews;
 
 use crate::log::{LogError, OriginKey};
+use crate::policy::authority::OrgKeys;
 use crate::view::{KvError, Table};
 use lock::DirLock;
 
@@ -60,6 +68,9 @@ pub const CF_RELEASE: &str = "release";
 pub const CF_MERKLE: &str = "merkle";
 /// Column family of checkpoints, cosignatures and split-view proofs (see `checkpoints.rs`).
 pub const CF_CHECKPOINTS: &str = "checkpoints";
+/// Column family of provisional stubs: `origin ‖ sequence` → the peer that sent the stub and
+/// its arrival number (see `provisional.rs`).
+pub const CF_PROVISIONAL: &str = "provisional";
 
 /// Every column family this build uses.
 fn column_families() -> Vec<&'static str> {
@@ -75,6 +86,7 @@ fn column_families() -> Vec<&'static str> {
         CF_RELEASE,
         CF_MERKLE,
         CF_CHECKPOINTS,
+        CF_PROVISIONAL,
     ];
     names.extend(Table::ALL.iter().map(|table| table.name()));
     names
@@ -189,6 +201,9 @@ pub enum StoreError {
          and check the node's log and disk"
     )]
     EarlierWriteFailed,
+    /// Write authority refused an append (SPEC §4.2): peers would refuse the entry.
+    #[error(transparent)]
+    Refused(#[from] crate::policy::authority::Refusal),
     /// A stored value does not decode.
     #[error("corrupt {what}: {reason}")]
     Corrupt {
@@ -197,6 +212,17 @@ pub enum StoreError {
         /// Why it does not decode.
         reason: String,
     },
+}
+
+impl From<crate::policy::authority::AuthorityError> for StoreError {
+    fn from(error: crate::policy::authority::AuthorityError) -> Self {
+        match error {
+            crate::policy::authority::AuthorityError::Refused(refusal) => {
+                StoreError::Refused(refusal)
+            }
+            crate::policy::authority::AuthorityError::Views(error) => StoreError::Kv(error),
+        }
+    }
 }
 
 impl StoreError {
@@ -288,6 +314,12 @@ impl Store {
                 found.map_or_else(|| "1".into(), |b| String::from_utf8_lossy(&b).into_owned())
             ))),
         }
+    }
+
+    /// Which organisations are bound to an org key: the bindings this store holds
+    /// ([`Store::is_org_bound`]).
+    pub(crate) fn org_keys(&self) -> &dyn OrgKeys {
+        self
     }
 
     /// Records this node's own key: entries of other nodes claiming it are refused.

@@ -5,7 +5,7 @@ use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
 
 use super::views::BatchViews;
-use super::{append::decode_head, Store, StoreError, CF_ARRIVAL, CF_HEADS, CF_LOG};
+use super::{append::decode_head, Store, StoreError, CF_ARRIVAL, CF_HEADS, CF_LOG, CF_STUBS};
 use crate::log::{Head, OriginKey, VerifiedEntry};
 use crate::view::{self, MemoryViews, Table, ViewDigest};
 
@@ -256,13 +256,16 @@ impl Store {
             keys.extend_from_slice(chunk);
             let mut views = BatchViews::new(self);
             for key in &keys {
-                let bytes = self
-                    .db
-                    .get_cf(self.cf(CF_LOG), key)?
-                    .ok_or(StoreError::Corrupt {
+                let Some(bytes) = self.db.get_cf(self.cf(CF_LOG), key)? else {
+                    // A withheld entry's stub arrives like an entry, and has no views.
+                    if self.db.get_pinned_cf(self.cf(CF_STUBS), key)?.is_some() {
+                        continue;
+                    }
+                    return Err(StoreError::Corrupt {
                         what: "arrival index",
                         reason: format!("names missing entry {}", hex::encode(key)),
-                    })?;
+                    });
+                };
                 let entry = VerifiedEntry::verify(Bytes::from(bytes))?;
                 view::apply(&mut views, &entry)?;
             }

@@ -59,10 +59,38 @@ pub fn receive(node: &Node, sender: &OriginKey, notes: &[String]) -> Vec<wire::C
             Err(AcceptError::SplitView { origin, reason }) => {
                 tracing::error!(%origin, peer = %sender, "split view detected: {reason}");
             }
+            Err(error @ AcceptError::Unconfirmed { .. }) => {
+                tracing::info!(%origin, peer = %sender, "{error}");
+            }
             Err(error) => tracing::warn!(%origin, peer = %sender, "checkpoint refused: {error}"),
         }
     }
     cosignatures
+}
+
+/// Accepts a checkpoint `sender` relayed with stub proofs in a segment (not cosigned: a
+/// segment is not a hello). Split views are stored as proof by the store and logged.
+pub fn accept_relayed(node: &Node, sender: &OriginKey, note: &str) {
+    // Relays repeat the checkpoint in every segment with stubs it covers: once held, it is
+    // not checked again.
+    let held = checkpoint::split_note(note)
+        .ok()
+        .and_then(|(body, _)| Checkpoint::parse_body(body).ok())
+        .and_then(|claimed| Some((claimed.origin_key()?, claimed.size)))
+        .and_then(|(origin, size)| node.store.checkpoint_at(&origin, size).ok()?);
+    if held.as_deref() == Some(note) {
+        return;
+    }
+    match node.store.accept_checkpoint(note) {
+        Ok(_) => {}
+        Err(AcceptError::SplitView { origin, reason }) => {
+            tracing::error!(%origin, peer = %sender, "split view detected: {reason}");
+        }
+        Err(error @ AcceptError::Unconfirmed { .. }) => {
+            tracing::info!(peer = %sender, "{error}");
+        }
+        Err(error) => tracing::warn!(peer = %sender, "relayed checkpoint refused: {error}"),
+    }
 }
 
 /// Stores `cosigner`'s cosignatures over this node's own checkpoints.

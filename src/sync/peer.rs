@@ -77,6 +77,10 @@ pub struct Card {
     pub org_name: String,
     /// The sync endpoint, `host:port`.
     pub endpoint: String,
+    /// The organisation's org key (SPEC §4.1). Pairing binds the organisation to it; cards
+    /// printed before org keys existed lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_key: Option<crate::log::identity::OrgPublicKey>,
 }
 
 /// Why a card does not parse.
@@ -266,7 +270,7 @@ pub enum PairError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The key is already paired.
-    #[error("node {0} is already paired (use `peer set` to change it)")]
+    #[error("node {0} is already paired (use `peer set` to change it; its card's org key, if any, is bound)")]
     Exists(OriginKey),
     /// The key is this node's own.
     #[error("that card is this node's own")]
@@ -277,6 +281,9 @@ pub enum PairError {
     /// No such peer.
     #[error("no peer {0}")]
     Unknown(String),
+    /// The card's org key contradicts a binding of its organisation.
+    #[error(transparent)]
+    Identity(#[from] crate::store::BindError),
 }
 
 /// Pairs the node described by `card` with `settings` (defaults: relationship external, TLP
@@ -293,6 +300,11 @@ pub fn pair(
 ) -> Result<Peer, PairError> {
     if &card.key == own {
         return Err(PairError::Own);
+    }
+    // A card binds its organisation to its org key even when the node is paired already
+    // (cards re-exchanged after an upgrade); a contradicting binding refuses the pairing.
+    if let Some(org_key) = card.org_key {
+        store.bind_card(card.org_uuid, org_key, &card.encode(), card.key)?;
     }
     if peer(store, &card.key)?.is_some() {
         return Err(PairError::Exists(card.key));
@@ -361,10 +373,14 @@ pub struct PeerReport {
     pub lag_seconds: f64,
     /// Sync status.
     pub status: PeerStatus,
+    /// Organisations whose identity conflict (a second org key, SPEC §4.1) came through this
+    /// peer; the evidence is in `threatlog log forks` and `GET /audit/alerts`.
+    pub identity_conflicts: Vec<Uuid>,
 }
 
 /// Every peer with cursor, lag and status.
 pub fn reports(store: &Store) -> Result<Vec<PeerReport>, StoreError> {
+    let conflicts = store.identity_conflicts()?;
     peers(store)?
         .into_iter()
         .map(|peer| {
@@ -376,12 +392,19 @@ pub fn reports(store: &Store) -> Result<Vec<PeerReport>, StoreError> {
             } else {
                 (status.remote_head_time_ms - status.received_time_ms).max(0) as f64 / 1000.0
             };
+            let mut identity_conflicts: Vec<Uuid> = conflicts
+                .iter()
+                .filter(|conflict| conflict.via == Some(peer.key))
+                .map(|conflict| conflict.org_uuid)
+                .collect();
+            identity_conflicts.dedup();
             Ok(PeerReport {
                 peer,
                 cursor,
                 lag_entries,
                 lag_seconds,
                 status,
+                identity_conflicts,
             })
         })
         .collect()

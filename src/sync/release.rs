@@ -153,6 +153,11 @@ impl<'a> Releaser<'a> {
                     // aligned without resending.
                     return Ok(Released::Stub(Stub::of(&entry)));
                 }
+                // Certificates and revocations are never withheld (SPEC §4.1): receivers
+                // need them to judge the origin's entries, and they reveal no content.
+                if crate::log::identity::is_identity_entry(&entry) {
+                    return Ok(Released::Entry(entry));
+                }
                 match self.decide(&entry)? {
                     Ok(()) => Ok(Released::Entry(entry)),
                     Err(_) => Ok(Released::Stub(Stub::of(&entry))),

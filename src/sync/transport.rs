@@ -1,6 +1,7 @@
 //! The gRPC transport: the tonic sync service, the mutual-TLS listener and connector, and the
-//! engine that keeps one task per peer pulling (and pushing). The only file that touches
-//! tonic.
+//! tasks that keep one session per peer pulling (and pushing), backing off after failures.
+//! The only file that touches tonic; what a session sends and does with what it receives is
+//! [`super::engine`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,24 +16,20 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status, Streaming};
-use uuid::Uuid;
 
+use super::engine::{self, Outbox, ReceiveError};
 use super::peer::{self, Peer};
 use super::release::{Released, Releaser};
 use super::tls::{self, PairedKeys};
-use super::{check, decode_item, encode_items, wire};
+use super::{encode_items, wire};
 use crate::log::{EntryId, OriginKey};
 use crate::node::Node;
-use crate::policy::Party;
-use crate::store::{Held, Incoming, Ingested, Publish, StoreError};
+use crate::store::{Held, Ingested, StoreError};
 
 /// Time a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_MS_MAX: u64 = 10_000;
 /// Seconds between checkpoint exchanges on a live session.
 const CHECKPOINT_EXCHANGE_S: u64 = 10;
-/// Withheld entries a pull stream remembers, so that a publish later in the same stream can
-/// reveal them at once.
-const STUBS_REMEMBERED_MAX: usize = 100_000;
 
 /// Why the sync service could not run.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +57,15 @@ pub enum SyncError {
     /// The peer answered with an error or broke the protocol.
     #[error("{0}")]
     Peer(String),
+}
+
+impl From<ReceiveError> for SyncError {
+    fn from(error: ReceiveError) -> Self {
+        match error {
+            ReceiveError::Store(error) => SyncError::Store(error),
+            ReceiveError::Peer(text) => SyncError::Peer(text),
+        }
+    }
 }
 
 /// An error and each of its causes, joined by ": ".
@@ -181,20 +187,6 @@ fn node_info(node: &Node) -> wire::NodeInfo {
     }
 }
 
-fn party(peer: &Peer) -> Party {
-    Party {
-        node: peer.key,
-        org: peer.org_uuid,
-    }
-}
-
-fn own_party(node: &Node) -> Party {
-    Party {
-        node: node.origin(),
-        org: node.org.uuid,
-    }
-}
-
 #[tonic::async_trait]
 impl wire::sync_server::Sync for SyncService {
     async fn hello(
@@ -274,7 +266,7 @@ impl wire::sync_server::Sync for SyncService {
                     // A message the transport refused (oversized, malformed framing): the
                     // peer's failure, recorded like a refused item.
                     let text = format!("refused push message: {}", status.message());
-                    let _ = record_failure(&self.node, &peer, &text);
+                    let _ = engine::record_failure(&self.node, &peer, &text);
                     return Err(status);
                 }
             };
@@ -366,6 +358,7 @@ impl wire::sync_server::Sync for SyncService {
         request: Request<wire::RevealRequest>,
     ) -> Result<Response<wire::Segment>, Status> {
         let peer = self.peer_of(&request)?;
+        let to = peer.key;
         let mut ids = request.into_inner().ids;
         // Newest first, as in a pull stream's reveals.
         ids.sort_by(|a, b| (&b.origin, b.sequence).cmp(&(&a.origin, a.sequence)));
@@ -377,33 +370,43 @@ impl wire::sync_server::Sync for SyncService {
             )));
         }
         let node = Arc::clone(&self.node);
-        let items = tokio::task::spawn_blocking(move || -> Result<Vec<Released>, StoreError> {
-            let mut releaser = Releaser::new(&node, party(&peer), peer.rules.clone());
-            let mut out = Vec::new();
-            for id in ids {
-                let Ok(origin) = OriginKey::from_slice(&id.origin) else {
-                    continue;
-                };
-                let id = EntryId {
-                    origin,
-                    sequence: id.sequence,
-                };
-                if let Some(Held::Entry(entry)) = node.store.held(&id)? {
-                    if releaser.decide(&entry)?.is_ok() && entry.origin() != peer.key {
-                        out.push(Released::Entry(entry));
+        type Revealed = (
+            Vec<Released>,
+            Vec<prost::bytes::Bytes>,
+            Vec<prost::bytes::Bytes>,
+        );
+        let (items, certificates, revocations) =
+            tokio::task::spawn_blocking(move || -> Result<Revealed, StoreError> {
+                let mut releaser = Releaser::new(&node, engine::party(&peer), peer.rules.clone());
+                let mut out = Vec::new();
+                for id in ids {
+                    let Ok(origin) = OriginKey::from_slice(&id.origin) else {
+                        continue;
+                    };
+                    let id = EntryId {
+                        origin,
+                        sequence: id.sequence,
+                    };
+                    if let Some(Held::Entry(entry)) = node.store.held(&id)? {
+                        if releaser.decide(&entry)?.is_ok() && entry.origin() != peer.key {
+                            out.push(Released::Entry(entry));
+                        }
                     }
                 }
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|error| Status::internal(error.to_string()))?
-        .map_err(|error| Status::internal(error.to_string()))?;
+                let (certificates, revocations) = super::identity::attach(&node.store, &out, &to)?;
+                Ok((out, certificates, revocations))
+            })
+            .await
+            .map_err(|error| Status::internal(error.to_string()))?
+            .map_err(|error| Status::internal(error.to_string()))?;
         Ok(Response::new(wire::Segment {
             items: encode_items(&items),
             cursor: 0,
             head_cursor: self.node.store.last_arrival(),
             head_time_ms: crate::node::now_ms(),
+            certificates,
+            revocations,
+            checkpoints: Vec::new(),
         }))
     }
 }
@@ -455,98 +458,40 @@ fn origin_of(bytes: &[u8]) -> Result<OriginKey, Status> {
 fn produce(
     node: &Node,
     peer: Peer,
-    mut cursor: u64,
+    cursor: u64,
     follow: bool,
     mut feed: Feed<'_>,
 ) -> Result<(), StoreError> {
     let sender = feed.sender;
     let mut arrivals = node.store.subscribe_arrivals();
-    let mut releaser = Releaser::new(node, party(&peer), peer.rules.clone());
-    let mut stubbed: HashMap<Uuid, Vec<EntryId>> = HashMap::new();
-    let mut remembered = 0usize;
+    let mut outbox = Outbox::new(node, peer, cursor);
     loop {
         arrivals.borrow_and_update();
-        let positions = node
-            .store
-            .arrivals_after(cursor, super::SEGMENT_ITEMS_MAX)?;
-        if positions.is_empty() {
-            if !follow {
-                return Ok(());
-            }
-            let stopping = &mut feed.stopping;
-            let closed = feed.runtime.block_on(async {
-                tokio::select! {
-                    changed = arrivals.changed() => changed.is_err(),
-                    _ = sender.closed() => true,
-                    _ = stopping.wait_for(|stop| *stop) => true,
-                }
-            });
-            if closed {
+        if let Some(segment) = outbox.next_segment()? {
+            if sender.blocking_send(Ok(segment)).is_err() {
                 return Ok(());
             }
             continue;
         }
-        releaser.refresh();
-        let mut items = Vec::new();
-        let mut bytes = 0usize;
-        for (arrival, id) in positions {
-            cursor = arrival;
-            let Some(held) = node.store.held(&id)? else {
-                continue;
-            };
-            let event = match &held {
-                Held::Entry(entry) => entry.event(),
-                Held::Stub(_) => None,
-            };
-            let released = releaser.release(held)?;
-            match &released {
-                Released::Entry(entry) => {
-                    bytes += entry.stored().len();
-                    if let Some((event, _)) = Publish::of(entry) {
-                        items.push(released.clone());
-                        // Newest first: the receiver judges each revealed entry by the
-                        // event's latest state, which the newer entries carry.
-                        for earlier in stubbed.remove(&event).unwrap_or_default().into_iter().rev()
-                        {
-                            remembered -= 1;
-                            if let Some(Held::Entry(entry)) = node.store.held(&earlier)? {
-                                if releaser.decide(&entry)?.is_ok() {
-                                    bytes += entry.stored().len();
-                                    items.push(Released::Entry(entry));
-                                }
-                            }
-                        }
-                        continue;
-                    }
-                }
-                Released::Stub(stub) => {
-                    if let Some(event) = event {
-                        if remembered < STUBS_REMEMBERED_MAX && stub.id.origin != peer.key {
-                            stubbed.entry(event).or_default().push(stub.id);
-                            remembered += 1;
-                        }
-                    }
-                }
-            }
-            items.push(released);
-            if bytes >= super::SEGMENT_BYTES_MAX {
-                break;
-            }
+        if !follow {
+            return Ok(());
         }
-        let segment = wire::Segment {
-            items: encode_items(&items),
-            cursor,
-            head_cursor: node.store.last_arrival(),
-            head_time_ms: crate::node::now_ms(),
-        };
-        if sender.blocking_send(Ok(segment)).is_err() {
+        let stopping = &mut feed.stopping;
+        let closed = feed.runtime.block_on(async {
+            tokio::select! {
+                changed = arrivals.changed() => changed.is_err(),
+                _ = sender.closed() => true,
+                _ = stopping.wait_for(|stop| *stop) => true,
+            }
+        });
+        if closed {
             return Ok(());
         }
     }
 }
 
-/// Decodes, checks and stores one segment from `peer`, advancing its cursor when every item
-/// is accepted. Rejections are recorded in the peer's status.
+/// Decodes, checks and stores one segment from `peer` on a blocking thread
+/// ([`engine::receive`]).
 async fn ingest_segment(
     node: &Arc<Node>,
     peer: &Peer,
@@ -554,86 +499,10 @@ async fn ingest_segment(
 ) -> Result<Ingested, SyncError> {
     let node = Arc::clone(node);
     let peer = peer.clone();
-    tokio::task::spawn_blocking(move || ingest_blocking(&node, &peer, segment))
+    tokio::task::spawn_blocking(move || engine::receive(&node, &peer, segment))
         .await
         .map_err(|error| SyncError::Peer(format!("ingest task failed: {error}")))?
-}
-
-fn ingest_blocking(
-    node: &Node,
-    peer: &Peer,
-    segment: wire::Segment,
-) -> Result<Ingested, SyncError> {
-    let mut items = Vec::with_capacity(segment.items.len());
-    let mut decode_error = None;
-    for item in segment.items {
-        match decode_item(item) {
-            Ok(item) => items.push(item),
-            Err(error) => {
-                decode_error = Some(error);
-                break;
-            }
-        }
-    }
-    let sender = party(peer);
-    let receiver = own_party(node);
-    let cursor = if decode_error.is_none() && segment.cursor > 0 {
-        vec![peer::cursor_pair(&peer.key, segment.cursor)]
-    } else {
-        vec![]
-    };
-    let report = node.store.ingest(&items, &cursor, &mut |entry, views| {
-        check::check_entry(sender, receiver, entry, views)
-    })?;
-    let last_time = items.iter().rev().find_map(|item| match item {
-        Incoming::Entry(entry) => Some(entry.entry().time_ms),
-        Incoming::Stub(_) => None,
-    });
-    let failure = match (&report.rejected, &decode_error) {
-        (Some(rejected), _) => Some(format!("rejected {rejected}")),
-        (None, Some(error)) => Some(format!("rejected undecodable item: {error}")),
-        (None, None) => None,
-    };
-    let status = peer::update_status(&node.store, &peer.key, |status| {
-        status.received += (report.entries + report.stubs + report.revealed) as u64;
-        status.remote_head = status.remote_head.max(segment.head_cursor);
-        status.remote_head_time_ms = segment.head_time_ms;
-        if let Some(time) = last_time {
-            status.received_time_ms = time;
-        }
-        match &failure {
-            Some(text) => count_failure(status, text),
-            None => status.failures = 0,
-        }
-    })?;
-    match failure {
-        Some(text) => {
-            tracing::warn!(peer = %peer.key, org = %peer.org_name, quarantined = status.quarantined, "{text}");
-            Err(SyncError::Peer(text))
-        }
-        None => Ok(report),
-    }
-}
-
-/// Counts one failure caused by the peer: the last error, violations, and quarantine after
-/// [`super::QUARANTINE_FAILURES`] in a row.
-fn count_failure(status: &mut peer::PeerStatus, text: &str) {
-    if text.contains(check::VIOLATION) {
-        status.violations += 1;
-    }
-    status.failures += 1;
-    status.last_error = Some(text.to_string());
-    if status.failures >= super::QUARANTINE_FAILURES {
-        status.quarantined = true;
-        status.state = "quarantined".into();
-    }
-}
-
-/// Records a failure caused by `peer` outside a segment's items, and logs it.
-fn record_failure(node: &Node, peer: &Peer, text: &str) -> Result<(), StoreError> {
-    let status = peer::update_status(&node.store, &peer.key, |status| count_failure(status, text))?;
-    tracing::warn!(peer = %peer.key, org = %peer.org_name, quarantined = status.quarantined, "{text}");
-    Ok(())
+        .map_err(SyncError::from)
 }
 
 /// Connects to `peer` over mutual TLS.

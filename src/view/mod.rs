@@ -15,11 +15,16 @@ pub mod search;
 pub use digest::{digest, ViewDigest};
 pub use memory::MemoryViews;
 pub use record::{Record, Stamp, TagLinkState};
-pub use reduce::{apply, apply_parsed, ParsedFields, Touched};
+pub use reduce::{
+    apply, apply_parsed, names_only, owner_only, ParsedFields, Touched, GROUP_CREATOR_FIELD,
+    TAG_TARGETS,
+};
 
 /// The layout of the stored views. A node whose views were built with another layout
-/// rebuilds them from the log when it opens. 2: values indexed case-folded.
-pub const VIEWS_FORMAT: u32 = 2;
+/// rebuilds them from the log when it opens. 2: values indexed case-folded. 3: owner claims
+/// of events from every entry only their owner may write, of sharing groups and of
+/// organisations; registrars of organisations; items never move between events.
+pub const VIEWS_FORMAT: u32 = 3;
 
 /// The tables views live in; each is one RocksDB column family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

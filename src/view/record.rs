@@ -39,9 +39,17 @@ pub struct Record {
     /// The distinct stamps fields refer to, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stamps: Vec<Stamp>,
-    /// Events: the owner org and the stamp of its claim; the earliest claim wins.
+    /// The owner org and the stamp of its claim; the earliest claim wins. Events: the acting
+    /// org of every entry that writes what only an owner may ([`super::owner_only`]).
+    /// Sharing groups: the acting org of every write naming it as the creator (`org_uuid`).
+    /// Organisations: the organisation itself, once one of its own nodes wrote its record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<(Uuid, Stamp)>,
+    /// Organisations: the node (origin key, hex) of the earliest write by a node of another
+    /// organisation that did more than name it, with that write's stamp: the node that
+    /// registered it, and the only one that may act for it as a hosted local organisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<(String, Stamp)>,
     /// Set when the record was erased or its event tombstoned: the earliest such stamp. A
     /// record that is gone stays gone and ignores later writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,11 +179,39 @@ impl Record {
         self.stamps = kept;
     }
 
+    /// Records `claim` as the owner if it is earlier than the current claim (or the first).
+    /// Returns whether the owner changed.
+    pub fn claim_owner(&mut self, claim: (Uuid, &Stamp)) -> bool {
+        if self
+            .owner
+            .as_ref()
+            .is_some_and(|(_, current)| current <= claim.1)
+        {
+            return false;
+        }
+        self.owner = Some((claim.0, claim.1.clone()));
+        true
+    }
+
+    /// Records `claim` as the registrar if it is earlier than the current claim (or the
+    /// first).
+    pub fn claim_registrar(&mut self, claim: (&str, &Stamp)) {
+        if self
+            .registrar
+            .as_ref()
+            .is_some_and(|(_, current)| current <= claim.1)
+        {
+            return;
+        }
+        self.registrar = Some((claim.0.to_string(), claim.1.clone()));
+    }
+
     /// Marks the record gone (erased or tombstoned) and drops its data.
     pub fn bury(&mut self, stamp: &Stamp) {
         self.fields.clear();
         self.stamps.clear();
         self.owner = None;
+        self.registrar = None;
         self.gone = Some(match self.gone.take() {
             Some(current) if current <= *stamp => current,
             _ => stamp.clone(),

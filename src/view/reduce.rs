@@ -1,7 +1,13 @@
 //! The reducer: applies one verified entry to the views. Deterministic and order-independent
 //! across origins: every write is last-writer-wins by [`Stamp`], sightings keep the earliest
-//! copy, erasures and tombstones are absorbing, so any interleaving that keeps each origin's
-//! order gives the same views.
+//! copy, owners and registrars are the earliest claims, erasures and tombstones are
+//! absorbing, so any interleaving that keeps each origin's order gives the same views.
+//!
+//! Write authority is decided before an entry gets here (`policy::authority`, on local
+//! appends and on ingest). One of its rules the reducer keeps itself, so that the views stay a
+//! function of the log even if a log holds an entry that breaks it: an item (attribute,
+//! object, reference, report, tag link, sighting) belongs to the event that first wrote it,
+//! and an entry of another event that names it changes nothing of it.
 
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -17,6 +23,41 @@ use crate::proto::{self, op::Op, RecordKind};
 pub(crate) const CHILD_TAG_LINK: u8 = 0xF0;
 /// Children-table kind byte of sightings.
 pub(crate) const CHILD_SIGHTING: u8 = 0xF1;
+
+/// How far back in time an organisation record write that only names the organisation
+/// ([`names_only`]), by a node of another organisation, is ranked: such names come from event
+/// data (an event's `Orgc`), and any write of the organisation's own nodes or its registrar
+/// outranks them whatever its time. 2^62 ms is about 146 million years, beyond any origin
+/// time a receiver accepts (see `sync.clock_skew_max_s`).
+const NAMING_STAMP_OFFSET_MS: i64 = 1 << 62;
+
+/// The sharing group field naming the organisation that created the group: the acting
+/// organisation of a write that names itself there claims the group.
+pub const GROUP_CREATOR_FIELD: &str = "org_uuid";
+
+/// The organisation fields a write may set and still only name the organisation.
+const NAMING_FIELDS: [&str; 2] = ["name", "uuid"];
+
+/// Whether `op` is one only the owner of the entry's event may write: every change to the
+/// event and its contents but sightings, local tag links and tag definitions (which any
+/// organisation that sees the event may write), and directory records (which have rules of
+/// their own).
+pub fn owner_only(op: &proto::Op) -> bool {
+    match &op.op {
+        Some(Op::Set(set)) => {
+            is_event_scoped(RecordKind::try_from(set.kind).unwrap_or(RecordKind::Unspecified))
+        }
+        Some(Op::Tag(link)) => !link.local,
+        Some(Op::Erase(_) | Op::Tombstone(_)) => true,
+        Some(Op::Sighting(_) | Op::Certificate(_) | Op::Revocation(_)) | None => false,
+    }
+}
+
+/// Whether a write's field names only name an organisation (its `name` and `uuid`), as the
+/// organisation op of an event's `Orgc` does.
+pub fn names_only<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
+    names.all(|name| NAMING_FIELDS.contains(&name))
+}
 
 /// The records an entry created, so the store can give them local numeric ids.
 #[derive(Debug, Default)]
@@ -62,12 +103,18 @@ pub fn apply_parsed(
         stamp: Stamp::of(entry),
         event: entry.event(),
         acting_org: entry.acting_org(),
+        origin_org: entry.origin_org(),
         touched: Touched::default(),
     };
     let mut event_gone = match reducer.event {
         Some(event) => is_gone(reducer.kv, RecordKind::Event, event.as_bytes())?,
         None => false,
     };
+    if let Some(event) = reducer.event.filter(|_| !event_gone) {
+        if entry.entry().ops.iter().any(owner_only) {
+            reducer.claim_event(event)?;
+        }
+    }
     let mut parsed = parsed.0.into_iter();
     for op in &entry.entry().ops {
         let fields = parsed.next().flatten();
@@ -91,6 +138,14 @@ pub fn apply_parsed(
     }
     Ok(reducer.touched)
 }
+
+/// The kinds of record a tag link may target.
+pub const TAG_TARGETS: [RecordKind; 4] = [
+    RecordKind::Attribute,
+    RecordKind::Object,
+    RecordKind::Event,
+    RecordKind::EventReport,
+];
 
 /// Kinds that live inside an event and disappear with it.
 fn is_event_scoped(kind: RecordKind) -> bool {
@@ -158,10 +213,83 @@ struct Reducer<'a> {
     stamp: Stamp,
     event: Option<Uuid>,
     acting_org: Uuid,
+    /// The organisation of the entry's origin node.
+    origin_org: Uuid,
     touched: Touched,
 }
 
 impl Reducer<'_> {
+    /// Claims `event` for the acting organisation: the earliest claim owns it.
+    fn claim_event(&mut self, event: Uuid) -> Result<(), KvError> {
+        let before = load_record(self.kv, RecordKind::Event, event.as_bytes())?;
+        let mut after = before.clone();
+        if !after.claim_owner((self.acting_org, &self.stamp)) {
+            return Ok(());
+        }
+        reindex(
+            self.kv,
+            record_index(RecordKind::Event, &event, &before),
+            record_index(RecordKind::Event, &event, &after),
+        );
+        self.kv.put(
+            Table::Records,
+            record_key(RecordKind::Event, event.as_bytes()),
+            after.encode(),
+        );
+        if before == Record::default() {
+            self.touched
+                .records
+                .push((RecordKind::Event, event.as_bytes().to_vec()));
+        }
+        Ok(())
+    }
+
+    /// The event the item `kind`/`key` belongs to, if the views hold it: an event's own
+    /// uuid for an event record.
+    fn home_of(&self, kind: RecordKind, key: &Uuid) -> Result<Option<Uuid>, KvError> {
+        let Some(bytes) = self
+            .kv
+            .get(Table::Records, &record_key(kind, key.as_bytes()))?
+        else {
+            return Ok(None);
+        };
+        if kind == RecordKind::Event {
+            return Ok(Some(*key));
+        }
+        Ok(Record::decode(&bytes)?.event)
+    }
+
+    /// Whether `key`, as a record of one of `kinds`, belongs to another event than the
+    /// entry's.
+    fn elsewhere(&self, kinds: &[RecordKind], key: &Uuid) -> Result<bool, KvError> {
+        for kind in kinds {
+            if let Some(home) = self.home_of(*kind, key)? {
+                return Ok(Some(home) != self.event);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The stamp a write of organisation `org` merges with, and the claims it makes: its own
+    /// nodes claim it, another organisation's node that does more than name it claims to be
+    /// its registrar, and names given by others rank below both.
+    fn organisation_stamp(&self, org: &Uuid, fields: &Fields, record: &mut Record) -> Stamp {
+        if self.origin_org == *org {
+            record.claim_owner((*org, &self.stamp));
+            return self.stamp.clone();
+        }
+        if names_only(fields.0.iter().map(|(name, _)| name.as_str())) {
+            let Stamp(time_ms, origin, sequence) = &self.stamp;
+            return Stamp(
+                time_ms.saturating_sub(NAMING_STAMP_OFFSET_MS),
+                origin.clone(),
+                *sequence,
+            );
+        }
+        record.claim_registrar((self.stamp.1.as_str(), &self.stamp));
+        self.stamp.clone()
+    }
+
     fn set(
         &mut self,
         kind: RecordKind,
@@ -185,11 +313,23 @@ impl Reducer<'_> {
         if before.gone.is_some() {
             return Ok(());
         }
+        let item = scoped && kind != RecordKind::Event;
+        // An item belongs to the event that first wrote it, and stays out of objects of
+        // other events.
+        if item && before.event.is_some_and(|home| Some(home) != self.event) {
+            return Ok(());
+        }
+        let parent = Uuid::from_slice(&set.parent).ok();
+        if let Some(parent) = parent.filter(|_| item) {
+            if self.elsewhere(&[RecordKind::Object], &parent)? {
+                return Ok(());
+            }
+        }
         let mut after = before.clone();
-        if scoped && kind != RecordKind::Event {
+        if item {
             after.event = self.event;
         }
-        if let Ok(parent) = Uuid::from_slice(&set.parent) {
+        if let Some(parent) = parent {
             // One merge: the parent is set like the other fields, unless they name it.
             if !fields.0.iter().any(|(name, _)| name == PARENT_FIELD) {
                 fields
@@ -197,14 +337,24 @@ impl Reducer<'_> {
                     .push((PARENT_FIELD.into(), json!(parent.to_string())));
             }
         }
-        after.merge(fields, &self.stamp);
-        if kind == RecordKind::Event {
-            let claim = (self.acting_org, self.stamp.clone());
-            after.owner = Some(match after.owner.take() {
-                Some(current) if current.1 <= claim.1 => current,
-                _ => claim,
-            });
-        }
+        let stamp = match (kind, uuid) {
+            (RecordKind::Organisation, Some(org)) => {
+                self.organisation_stamp(&org, &fields, &mut after)
+            }
+            (RecordKind::SharingGroup, _) => {
+                // The creator is the organisation that names itself so; only it may.
+                let acting = self.acting_org.to_string();
+                let creator = fields.0.iter().any(|(name, value)| {
+                    name == GROUP_CREATOR_FIELD && value.as_str() == Some(acting.as_str())
+                });
+                if creator {
+                    after.claim_owner((self.acting_org, &self.stamp));
+                }
+                self.stamp.clone()
+            }
+            _ => self.stamp.clone(),
+        };
+        after.merge(fields, &stamp);
         if let Some(uuid) = uuid.filter(|_| kind != RecordKind::Tag) {
             reindex(
                 self.kv,
@@ -234,6 +384,9 @@ impl Reducer<'_> {
         if link.name.is_empty() {
             return Ok(());
         }
+        if target != event && self.elsewhere(&TAG_TARGETS, &target)? {
+            return Ok(());
+        }
         let mut key = target.as_bytes().to_vec();
         key.extend_from_slice(link.name.as_bytes());
         let before: Option<TagLinkState> = match self.kv.get(Table::TagLinks, &key)? {
@@ -243,7 +396,10 @@ impl Reducer<'_> {
             ),
             None => None,
         };
-        if before.as_ref().is_some_and(|b| b.stamp >= self.stamp) {
+        if before
+            .as_ref()
+            .is_some_and(|b| b.stamp >= self.stamp || b.event != event)
+        {
             return Ok(());
         }
         let after = TagLinkState {
@@ -281,12 +437,15 @@ impl Reducer<'_> {
         let Ok(fields) = serde_json::from_slice::<Map<String, Value>>(&sighting.fields_json) else {
             return Ok(());
         };
+        if self.elsewhere(&[RecordKind::Attribute], &attribute)? {
+            return Ok(());
+        }
         let mut key = attribute.as_bytes().to_vec();
         key.extend_from_slice(uuid.as_bytes());
         if let Some(bytes) = self.kv.get(Table::Sightings, &key)? {
             let existing: StoredSighting = serde_json::from_slice(&bytes)
                 .map_err(|error| KvError(format!("sighting: {error}")))?;
-            if existing.stamp <= self.stamp {
+            if existing.stamp <= self.stamp || existing.event != event {
                 return Ok(());
             }
         }
@@ -315,6 +474,9 @@ impl Reducer<'_> {
             return Ok(());
         }
         let before = load_record(self.kv, kind, &erase.key)?;
+        if before.event.is_some_and(|home| home != event) {
+            return Ok(());
+        }
         let mut after = before.clone();
         after.event = Some(event);
         after.bury(&self.stamp);
@@ -390,3 +552,6 @@ pub struct StoredSighting {
     /// The write that stored it.
     pub stamp: Stamp,
 }
+
+#[cfg(test)]
+mod tests;

@@ -30,11 +30,30 @@ impl Node {
     /// Initialises a node of organisation `org_name` (with `org_uuid` when given) and starts
     /// `threatlog serve` on it with the extra environment `env`.
     pub fn start(org_name: &str, org_uuid: Option<&str>, env: &[(&str, &str)]) -> Node {
+        Node::start_certified(org_name, org_uuid, None, env)
+    }
+
+    /// Initialises and starts another node of `first`'s organisation, certified by the org
+    /// key in `first`'s data directory (SPEC §4.1).
+    pub fn start_internal(first: &Node, env: &[(&str, &str)]) -> Node {
+        let org_key = first.dir().join("org.key");
+        Node::start_certified(&first.org_name, Some(&first.org), Some(&org_key), env)
+    }
+
+    fn start_certified(
+        org_name: &str,
+        org_uuid: Option<&str>,
+        org_key: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Node {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().join("node");
         let mut args = vec!["init", "--org-name", org_name];
         if let Some(uuid) = org_uuid {
             args.extend_from_slice(&["--org-uuid", uuid]);
+        }
+        if let Some(path) = org_key {
+            args.extend_from_slice(&["--org-key", path.to_str().unwrap()]);
         }
         ok(&dir, &args);
         let key = std::fs::read_to_string(dir.join("admin.key"))

@@ -5,114 +5,59 @@
 #![allow(dead_code)]
 
 use prost::bytes::Bytes;
-use serde_json::json;
 use std::time::Duration;
-use threatlog::change::{self, Actor};
 use threatlog::log::checkpoint::{self, Checkpoint};
-use threatlog::log::{merkle, seal, Head, NodeKey, OriginKey, VerifiedEntry};
+use threatlog::log::{merkle, OriginKey, VerifiedEntry};
 use threatlog::proto::sync as wire;
-use threatlog::sync::peer::Card;
 use threatlog::sync::transport::connect_as;
 use uuid::Uuid;
 
-/// Longest one call to a real node may take before the test gives up on it.
-const CALL_SECONDS_MAX: u64 = 60;
+use super::hostile::{self, Hostile, CALL_SECONDS_MAX};
+use super::identity::Org;
 
-/// A node played by the test.
+/// A node played by the test: a [`Hostile`] peer with a runtime of its own for its calls.
 pub struct Forger {
-    /// Its signing key.
-    pub key: NodeKey,
-    /// Its organisation.
-    pub org: Uuid,
-    /// Its organisation's name.
-    pub org_name: String,
-    /// The entries it has signed, in sequence order.
-    pub chain: Vec<VerifiedEntry>,
+    /// Its key, certified organisation and chain.
+    pub peer: Hostile,
     /// Runs its gRPC calls.
     runtime: tokio::runtime::Runtime,
 }
 
 /// An item carrying an entry's stored bytes.
 pub fn entry_item(entry: &VerifiedEntry) -> wire::Item {
-    wire::Item {
-        item: Some(wire::item::Item::Entry(entry.stored().clone())),
-    }
-}
-
-/// A segment of `items`.
-pub fn segment(items: Vec<wire::Item>) -> wire::Segment {
-    wire::Segment {
-        items,
-        cursor: 0,
-        head_cursor: 0,
-        head_time_ms: 0,
-    }
+    hostile::entry_item(entry.stored().clone())
 }
 
 impl Forger {
-    /// A fresh key of a new organisation `org_name`.
+    /// A fresh key of a new organisation `org_name`, certified by the organisation's org key.
     pub fn new(org_name: &str) -> Forger {
         Forger {
-            key: NodeKey::generate(),
-            org: Uuid::new_v4(),
-            org_name: org_name.to_string(),
-            chain: Vec::new(),
+            peer: Hostile::of(Org::new(org_name)),
             runtime: tokio::runtime::Runtime::new().unwrap(),
         }
     }
 
     /// Its node key.
     pub fn origin(&self) -> OriginKey {
-        self.key.origin()
+        self.peer.key.origin()
     }
 
     /// Its pairing card (nobody dials it: the endpoint is a closed port).
     pub fn card(&self) -> String {
-        Card {
-            key: self.origin(),
-            org_uuid: self.org,
-            org_name: self.org_name.clone(),
-            endpoint: "127.0.0.1:9".into(),
-        }
-        .encode()
+        self.peer.card()
     }
 
-    /// Seals a new published level-3 event of its own onto its chain; returns the event's
-    /// uuid and its entries.
+    /// Seals a new published level-3 event of its own onto its chain (after its certificate,
+    /// when the chain is new); returns the event's uuid and its entries.
     pub fn own_event(&mut self, info: &str) -> (Uuid, Vec<VerifiedEntry>) {
-        let event = threatlog::model::Event::from_json(&json!({"Event": {
-            "info": info, "date": "2026-01-01", "distribution": 3,
-            "published": true,
-            "Attribute": [{"type": "ip-dst", "value": "192.0.2.77", "to_ids": true}],
-        }}))
-        .unwrap();
-        let actor = Actor {
-            org: self.org,
-            user: "forger@test.example".into(),
-        };
-        let mut sealed = Vec::new();
-        for draft in change::event_drafts(&event, &actor) {
-            let head = self.chain.last().map(Head::after).unwrap_or(Head::EMPTY);
-            let entry = seal(
-                &self.key,
-                self.org,
-                &head,
-                draft,
-                threatlog::node::now_ms(),
-                *Uuid::new_v4().as_bytes(),
-            )
-            .unwrap();
-            self.chain.push(entry.clone());
-            sealed.push(entry);
-        }
-        (event.uuid, sealed)
+        self.peer.own_event(info)
     }
 
     /// Its checkpoint over the whole chain, signed; with `altered`, the same size with
     /// another root (a second history), validly signed all the same.
     pub fn checkpoint(&self, altered: bool) -> String {
         let mut tree = merkle::MemoryTree::new();
-        for entry in &self.chain {
+        for entry in &self.peer.chain {
             tree.push(merkle::leaf_hash(&entry.hash()));
         }
         let name = checkpoint::origin_name(&self.origin());
@@ -125,7 +70,7 @@ impl Forger {
             size: tree.size(),
             root,
         }
-        .sign(&name, &self.key)
+        .sign(&name, &self.peer.key)
     }
 
     fn call<T>(&self, work: impl std::future::Future<Output = Result<T, String>>) -> T {
@@ -140,7 +85,7 @@ impl Forger {
     /// Says hello to the node `to` at `addr`, handing it `checkpoints`.
     pub fn hello(&self, to: OriginKey, addr: &str, checkpoints: Vec<String>) {
         self.call(async {
-            let mut client = connect_as(&self.key, to, addr)
+            let mut client = connect_as(&self.peer.key, to, addr)
                 .await
                 .map_err(|error| error.to_string())?;
             client
@@ -158,22 +103,20 @@ impl Forger {
     /// Pushes `items` to the node `to` at `addr` in one segment; returns its answer (empty
     /// when it accepted everything).
     pub fn push(&self, to: OriginKey, addr: &str, items: Vec<wire::Item>) -> String {
-        self.call(async {
-            let mut client = connect_as(&self.key, to, addr)
-                .await
-                .map_err(|error| error.to_string())?;
-            let response = client
-                .push(tokio_stream::iter(vec![segment(items)]))
-                .await
-                .map_err(|status| status.to_string())?;
-            Ok(response.into_inner().error)
-        })
+        hostile::push(
+            &self.runtime,
+            &self.peer.key,
+            to,
+            addr,
+            hostile::segment_of(items),
+        )
+        .unwrap()
     }
 
     /// Pulls everything the node `from` at `addr` releases to it, up to its head.
     pub fn pull(&self, from: OriginKey, addr: &str) -> Vec<wire::Item> {
         self.call(async {
-            let mut client = connect_as(&self.key, from, addr)
+            let mut client = connect_as(&self.peer.key, from, addr)
                 .await
                 .map_err(|error| error.to_string())?;
             let mut stream = client

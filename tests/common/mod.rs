@@ -57,6 +57,8 @@ pub fn node() -> (tempfile::TempDir, PathBuf) {
     (temp, dir)
 }
 pub mod forge;
+pub mod hostile;
+pub mod identity;
 pub mod nodes;
 pub mod server;
 
