@@ -216,7 +216,13 @@ fn reaches(reach: &Reach, relayed: bool, sender: Party, peer: Party) -> bool {
 }
 
 fn rules_allow(rules: &PeerRules, facts: &EntryFacts) -> bool {
-    let has = |list: &[String]| facts.event_tags.iter().any(|tag| list.contains(tag));
+    // Machine tags match in any case (SPEC §6.2).
+    let has = |list: &[String]| {
+        facts
+            .event_tags
+            .iter()
+            .any(|tag| list.iter().any(|rule| rule.eq_ignore_ascii_case(tag)))
+    };
     if !rules.tags_include.is_empty() && !has(&rules.tags_include) {
         return false;
     }

@@ -150,6 +150,13 @@ fn peer_rules_filter_by_tag_and_creator() {
     );
     peer.tags_include = vec!["osint".into()];
     assert_eq!(release(a, b, &peer, &entry, Tlp::Green), Ok(()));
+    // Tags match in any case: an exclusion written `OSINT` excludes `osint`.
+    peer.tags_exclude = vec!["OSINT".into()];
+    assert_eq!(
+        release(a, b, &peer, &entry, Tlp::Green),
+        Err(Withheld::Rules)
+    );
+    peer.tags_exclude = vec![];
     peer.orgs_exclude = vec![Uuid::from_u128(A)];
     assert_eq!(
         release(a, b, &peer, &entry, Tlp::Green),
@@ -172,6 +179,14 @@ fn tlp_tags_parse_with_legacy_white() {
     assert_eq!(Tlp::of_tag("tlp:white"), Some(Tlp::Clear));
     assert_eq!(Tlp::of_tag("tlp:amber+strict"), Some(Tlp::AmberStrict));
     assert_eq!(Tlp::of_tag("tlp:ex:chr"), None);
+    // Any case (SPEC §6.2); not a TLP tag unless the namespace is exactly `tlp`.
+    assert_eq!(Tlp::of_tag("TLP:RED"), Some(Tlp::Red));
+    assert_eq!(Tlp::of_tag("Tlp:Amber+Strict"), Some(Tlp::AmberStrict));
+    assert_eq!(Tlp::of_tag("TLP:EX:CHR"), None);
+    assert_eq!(Tlp::of_tag("xtlp:red"), None);
+    assert_eq!(Tlp::of_tag("tlp"), None);
+    assert_eq!(Tlp::of_tag("tl"), None);
+    assert_eq!(Tlp::strictest(["TLP:GREEN", "Tlp:Red"]), Some(Tlp::Red));
     assert_eq!(
         Tlp::strictest(["tlp:green", "tlp:red", "osint"]),
         Some(Tlp::Red)

@@ -24,9 +24,13 @@ pub enum Tlp {
 
 impl Tlp {
     /// The level a tag names, if it is a TLP tag that limits sharing (`tlp:ex:chr` does not).
+    /// Machine tags match in any case (SPEC §6.2): `TLP:RED` is `tlp:red`.
     pub fn of_tag(name: &str) -> Option<Tlp> {
-        let level = name.strip_prefix("tlp:")?;
-        level.trim_matches('"').parse().ok()
+        let prefix = name.get(..4)?;
+        if !prefix.eq_ignore_ascii_case("tlp:") {
+            return None;
+        }
+        name[4..].trim_matches('"').parse().ok()
     }
 
     /// The strictest TLP among `tags`.
