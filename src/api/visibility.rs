@@ -123,14 +123,23 @@ pub fn event_access(
     }))
 }
 
+/// An item's distribution level as MISP JSON states it: a number or a numeric string; 5
+/// (inherit, MISP's default) when absent; 0 when malformed or out of range, so that a value
+/// this node cannot read hides the item instead of showing it.
+fn item_level(distribution: Option<&Value>) -> u8 {
+    let level = match distribution {
+        None | Some(Value::Null) => return 5,
+        Some(Value::String(text)) => text.trim().parse::<u8>().ok(),
+        Some(Value::Number(number)) => number.as_u64().and_then(|n| u8::try_from(n).ok()),
+        Some(_) => None,
+    };
+    level.filter(|level| *level <= 5).unwrap_or(0)
+}
+
 /// Whether an item (attribute, object, report) as MISP JSON is visible to `caller` inside a
 /// visible event owned by someone else: its own distribution must allow it too (5 inherits).
 fn item_visible(node: &Node, caller: &Caller, item: &Value) -> Result<bool, ApiError> {
-    let level = item
-        .get("distribution")
-        .and_then(Value::as_str)
-        .and_then(|text| text.parse::<u8>().ok())
-        .unwrap_or(5);
+    let level = item_level(item.get("distribution"));
     let group = item
         .get("sharing_group_uuid")
         .and_then(Value::as_str)
@@ -238,4 +247,30 @@ pub fn visible_attribute(
         access,
         visibility,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::item_level;
+    use serde_json::json;
+
+    #[test]
+    fn an_item_level_this_node_cannot_read_hides_the_item() {
+        assert_eq!(item_level(None), 5);
+        assert_eq!(item_level(Some(&json!(null))), 5);
+        assert_eq!(item_level(Some(&json!("1"))), 1);
+        // Numbers count as the level they are, not as "inherit".
+        assert_eq!(item_level(Some(&json!(0))), 0);
+        assert_eq!(item_level(Some(&json!(4))), 4);
+        for malformed in [
+            json!("x"),
+            json!(9),
+            json!(-1),
+            json!(1.5),
+            json!([]),
+            json!({}),
+        ] {
+            assert_eq!(item_level(Some(&malformed)), 0, "{malformed}");
+        }
+    }
 }
