@@ -1,10 +1,15 @@
 //! Paths that once released more than SPEC §6 allows, each tried with real nodes (real binary,
-//! RocksDB, mutual-TLS gRPC): TLP tags written in another case.
+//! RocksDB, mutual-TLS gRPC): TLP tags written in another case, a deleted event's history, and
+//! an event widened but not published again.
 
 mod common;
 
-use common::nodes::{addresses, pair, wait_for, Peer};
+use common::forge::{holds_event, Forger};
+use common::nodes::{add_event, addresses, pair, wait_for, Peer};
+use common::ok;
 use serde_json::{json, Value};
+use threatlog::proto::sync as wire;
+use threatlog::sync::peer::Card;
 
 /// Adds a published level-3 event with `tags` on `node`; returns its uuid.
 fn tagged_event(node: &Peer, info: &str, tags: &[&str], values: &[String]) -> String {
@@ -70,4 +75,89 @@ fn tlp_tags_count_in_any_case() {
     for event in [&red, &amber, &strict] {
         assert!(c.event(event).is_none(), "{event} reached a green peer");
     }
+}
+
+/// F, a node of another organisation played by the test, paired with `node` as an external
+/// peer (the node neither pulls from nor pushes to it; F pulls).
+fn external_puller(node: &Peer) -> Forger {
+    let f = Forger::new("Org F");
+    ok(
+        node.dir(),
+        &[
+            "peer",
+            "add",
+            &f.card(),
+            "--relationship",
+            "external",
+            "--no-pull",
+            "--no-push",
+        ],
+    );
+    f
+}
+
+/// Everything `node` releases to `f` from the start of its log.
+fn pull(f: &Forger, node: &Peer) -> Vec<wire::Item> {
+    f.pull(Card::decode(&node.card()).unwrap().key, &node.sync_addr())
+}
+
+#[test]
+fn a_deleted_event_keeps_its_level_for_its_old_entries() {
+    let a = Peer::start("Org A");
+    let secret = add_event(&a, "organisation only", 0, &addresses("192.0.2", 2));
+    a.publish(&secret);
+    a.post(&format!("/events/delete/{secret}"), json!({}));
+    assert!(a.event(&secret).is_none());
+    let shared = add_event(&a, "all communities", 3, &addresses("198.51.100", 1));
+    a.publish(&shared);
+    // A peer paired after the deletion pulls A's log from the start.
+    let f = external_puller(&a);
+    let items = pull(&f, &a);
+    let shared_uuid = uuid::Uuid::parse_str(&shared).unwrap();
+    assert!(
+        holds_event(&items, shared_uuid),
+        "the level-3 event is released"
+    );
+    let secret_uuid = uuid::Uuid::parse_str(&secret).unwrap();
+    assert!(
+        !holds_event(&items, secret_uuid),
+        "an entry of the deleted level-0 event was released"
+    );
+}
+
+#[test]
+fn a_widened_event_releases_its_old_entries_only_after_the_next_publish() {
+    let a = Peer::start("Org A");
+    let b = Peer::start("Org B");
+    pair(&a, &b, &["--relationship", "external"]);
+    let event = add_event(&a, "widened later", 0, &addresses("192.0.2", 2));
+    a.publish(&event);
+    // Widened to all communities, not published again.
+    a.post(
+        &format!("/events/edit/{event}"),
+        json!({"Event": {"distribution": "3"}}),
+    );
+    let sentinel = add_event(&a, "sentinel", 3, &addresses("203.0.113", 1));
+    a.publish(&sentinel);
+    wait_for("the sentinel on B", || b.event(&sentinel));
+    let f = external_puller(&a);
+    let uuid = uuid::Uuid::parse_str(&event).unwrap();
+    assert!(
+        !holds_event(&pull(&f, &a), uuid),
+        "an old entry of the widened event was released before the next publish"
+    );
+    assert!(b.event(&event).is_none());
+    // B, the honest receiver, recorded nothing against A.
+    let report = b.peers()[0].clone();
+    assert_eq!(report["status"]["violations"], 0, "{report}");
+    assert_eq!(report["status"]["last_error"], Value::Null, "{report}");
+
+    // Published again: now everything of it goes, to both.
+    a.publish(&event);
+    let arrived = wait_for("the widened event on B", || b.event(&event));
+    assert_eq!(arrived["Event"]["distribution"], "3");
+    assert_eq!(common::nodes::values(&arrived), addresses("192.0.2", 2));
+    assert!(holds_event(&pull(&f, &a), uuid));
+    let report = b.peers()[0].clone();
+    assert_eq!(report["status"]["violations"], 0, "{report}");
 }

@@ -385,9 +385,15 @@ async fn set_published(
                 None,
                 &fields,
             )];
+            // A publish states the event's level: the event's old entries go no further than
+            // it allows until the next publish, whatever the event is widened to meanwhile.
+            let visibility = match published {
+                true => super::visibility::record_visibility(&access.record),
+                false => access.visibility,
+            };
             node.append(change::event_ops_drafts(
                 access.uuid,
-                access.visibility,
+                visibility,
                 ops,
                 &caller.actor(),
             ))?;

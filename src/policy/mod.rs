@@ -116,8 +116,11 @@ pub enum Gate {
 pub struct EntryFacts {
     /// The entry's origin node and organisation.
     pub origin: Party,
-    /// The event's reach now.
+    /// The event's reach now (for a deleted event, when it was deleted).
     pub event: Reach,
+    /// The event's reach at its last publish: old entries go no further than it allowed
+    /// until the event is published again ([`Reach::Inherit`] when never published).
+    pub event_published: Reach,
     /// The most restrictive reach among the items the entry touches.
     pub item: Reach,
     /// Gate kind.
@@ -178,8 +181,9 @@ pub fn release(
         _ => {}
     }
     let relayed = is_relay(sender, facts.origin);
-    let reached =
-        reaches(&facts.event, relayed, sender, peer) && reaches(&facts.item, relayed, sender, peer);
+    let reached = [&facts.event, &facts.event_published, &facts.item]
+        .into_iter()
+        .all(|reach| reaches(reach, relayed, sender, peer));
     if !internal && !reached {
         return Err(Withheld::Distribution);
     }

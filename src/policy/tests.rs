@@ -22,6 +22,7 @@ fn facts(origin: Party, event: Reach) -> EntryFacts {
     EntryFacts {
         origin,
         event,
+        event_published: Reach::Inherit,
         item: Reach::Inherit,
         gate: Gate::Publish,
         published_after: true,

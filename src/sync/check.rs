@@ -77,7 +77,7 @@ pub fn check_entry(
 }
 
 /// The event distribution an entry itself sets, if it sets one.
-fn stated_event_reach(
+pub(crate) fn stated_event_reach(
     views: &dyn ViewRead,
     entry: &VerifiedEntry,
     event: &Uuid,

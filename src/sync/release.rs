@@ -99,7 +99,10 @@ fn tags_of(views: &dyn ViewRead, target: &Uuid) -> Result<Vec<(String, bool)>, K
 /// What the policy needs about one event, computed once per event per segment.
 #[derive(Clone, Debug)]
 struct EventFacts {
+    /// Its reach now; for a deleted event, the reach its tombstone states.
     reach: Reach,
+    /// Its reach as its latest publish states it.
+    reach_published: Reach,
     tags: Vec<String>,
     tlp: Option<Tlp>,
     creator: Option<Uuid>,
@@ -114,7 +117,7 @@ pub struct Releaser<'a> {
     rules: PeerRules,
     default_tlp: Tlp,
     /// Facts per event, valid for the current segment.
-    events: HashMap<Uuid, Option<EventFacts>>,
+    events: HashMap<Uuid, EventFacts>,
     /// Tag exportability, by tag name.
     exportable: HashMap<String, bool>,
 }
@@ -181,16 +184,24 @@ impl<'a> Releaser<'a> {
         ))
     }
 
-    fn event_facts(&mut self, event: &Uuid) -> Result<Option<EventFacts>, StoreError> {
+    /// The facts about `event` (SPEC §6.2). A deleted event keeps the reach its tombstone
+    /// states (level 0 when that is not known here); its tags are gone. Old entries go no
+    /// further than the latest publish allowed, as that publish states the event's reach.
+    fn event_facts(&mut self, event: &Uuid) -> Result<EventFacts, StoreError> {
         if let Some(cached) = self.events.get(event) {
             return Ok(cached.clone());
         }
         let views = self.node.store.views();
-        let facts = match read::record(&views, RecordKind::Event, event.as_bytes())? {
-            // A tombstoned event: its entries are judged by their own visibility.
-            None => None,
-            Some(record) if record.gone.is_some() => None,
-            Some(record) => {
+        let record = read::record(&views, RecordKind::Event, event.as_bytes())?;
+        let publish = self.node.store.publish_of(event)?;
+        let reach_published = match publish {
+            Some(publish) => self
+                .stated_reach(&views, event, publish.origin, publish.sequence)?
+                .unwrap_or(Reach::Inherit),
+            None => Reach::Inherit,
+        };
+        let facts = match record {
+            Some(record) if record.is_live() => {
                 let tags: Vec<String> = tags_of(&views, event)?
                     .into_iter()
                     .filter(|(_, local)| !local)
@@ -202,17 +213,58 @@ impl<'a> Releaser<'a> {
                     .and_then(Value::as_str)
                     .and_then(|text| Uuid::parse_str(text).ok())
                     .or(record.owner.as_ref().map(|(org, _)| *org));
-                Some(EventFacts {
+                EventFacts {
                     reach: event_reach(&views, &record)?,
+                    reach_published,
                     tlp: Tlp::strictest(tags.iter().map(String::as_str)),
                     tags,
                     creator,
-                    publish: self.node.store.publish_of(event)?,
-                })
+                    publish,
+                }
+            }
+            gone => {
+                let tombstone = gone.and_then(|record| record.gone).and_then(|stamp| {
+                    OriginKey::from_hex(&stamp.1).map(|origin| (origin, stamp.2))
+                });
+                let reach = match tombstone {
+                    Some((origin, sequence)) => {
+                        self.stated_reach(&views, event, origin, sequence)?
+                    }
+                    None => None,
+                };
+                EventFacts {
+                    reach: reach
+                        .filter(|reach| *reach != Reach::Inherit)
+                        .unwrap_or(Reach::Level(0)),
+                    reach_published,
+                    tlp: None,
+                    tags: Vec::new(),
+                    creator: None,
+                    publish,
+                }
             }
         };
         self.events.insert(*event, facts.clone());
         Ok(facts)
+    }
+
+    /// The event reach that entry `origin`/`sequence` of `event` states, if this node holds
+    /// it: the distribution it sets on the event, else its own visibility.
+    fn stated_reach(
+        &self,
+        views: &dyn ViewRead,
+        event: &Uuid,
+        origin: OriginKey,
+        sequence: u64,
+    ) -> Result<Option<Reach>, StoreError> {
+        let id = crate::log::EntryId { origin, sequence };
+        let Some(Held::Entry(entry)) = self.node.store.held(&id)? else {
+            return Ok(None);
+        };
+        if let Some(reach) = super::check::stated_event_reach(views, &entry, event)? {
+            return Ok(Some(reach));
+        }
+        Ok(Some(entry_reach(views, &entry)?))
     }
 
     fn is_exportable(&mut self, name: &str) -> Result<bool, StoreError> {
@@ -276,34 +328,19 @@ impl<'a> Releaser<'a> {
             Gate::Publish
         };
         let event_facts = self.event_facts(&event)?;
-        let (event_reach, event_tags, event_tlp, creator, publish) = match event_facts {
-            Some(facts) => (
-                facts.reach,
-                facts.tags,
-                facts.tlp,
-                facts.creator,
-                facts.publish,
-            ),
-            // An event that is gone (tombstoned) keeps only what the entry says.
-            None => (
-                Reach::Inherit,
-                vec![],
-                None,
-                None,
-                self.node.store.publish_of(&event)?,
-            ),
-        };
         let item_tlp = Tlp::strictest(item_tags.iter().map(String::as_str));
+        let publish = event_facts.publish;
         Ok(EntryFacts {
             origin,
-            event: event_reach,
+            event: event_facts.reach,
+            event_published: event_facts.reach_published,
             item,
             gate,
             published_after: publish.is_some_and(|publish| publish.covers(entry)),
             published_ever: publish.is_some(),
-            event_tags,
-            tlp: event_tlp.max(item_tlp),
-            creator,
+            event_tags: event_facts.tags,
+            tlp: event_facts.tlp.max(item_tlp),
+            creator: event_facts.creator,
             has_local_tag,
             has_unexportable_tag,
         })
@@ -334,6 +371,7 @@ impl<'a> Releaser<'a> {
         Ok(EntryFacts {
             origin,
             event,
+            event_published: Reach::Inherit,
             item: Reach::Inherit,
             gate,
             published_after: true,
