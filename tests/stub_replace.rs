@@ -80,19 +80,52 @@ fn arrivals(store: &Store, origin: &OriginKey) -> Vec<u64> {
         .collect()
 }
 
+/// A store holding the first two of `count` entries of origin O, and two other peers M and N.
+struct Scene {
+    dir: tempfile::TempDir,
+    store: Store,
+    o_key: NodeKey,
+    o: OriginKey,
+    m: OriginKey,
+    n: OriginKey,
+    entries: Vec<VerifiedEntry>,
+}
+
+impl Scene {
+    fn new(count: u64) -> Scene {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let o_key = NodeKey::generate();
+        let o = o_key.origin();
+        let entries = chain(&o_key, Uuid::from_u128(7), count);
+        ingest(
+            &store,
+            vec![entry(&entries[0]), entry(&entries[1])],
+            &from(o),
+        );
+        Scene {
+            dir,
+            store,
+            o_key,
+            o,
+            m: NodeKey::generate().origin(),
+            n: NodeKey::generate().origin(),
+            entries,
+        }
+    }
+}
+
 #[test]
 fn a_signed_entry_replaces_a_forged_stub_and_rewinds_the_tree() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let (o_key, org) = (NodeKey::generate(), Uuid::from_u128(7));
-    let o = o_key.origin();
-    let (m, n) = (NodeKey::generate().origin(), NodeKey::generate().origin());
-    let entries = chain(&o_key, org, 8);
-    ingest(
-        &store,
-        vec![entry(&entries[0]), entry(&entries[1])],
-        &from(o),
-    );
+    let Scene {
+        dir,
+        store,
+        o_key,
+        o,
+        m,
+        n,
+        entries,
+    } = Scene::new(8);
 
     // M invents O's third and fourth entries.
     let third = forged(&entries[2], [0x33; 32]);
@@ -207,17 +240,15 @@ fn a_signed_entry_replaces_a_forged_stub_and_rewinds_the_tree() {
 
 #[test]
 fn a_signed_entry_vouches_only_for_the_stub_right_before_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let (o_key, org) = (NodeKey::generate(), Uuid::from_u128(7));
-    let o = o_key.origin();
-    let (m, n) = (NodeKey::generate().origin(), NodeKey::generate().origin());
-    let entries = chain(&o_key, org, 5);
-    ingest(
-        &store,
-        vec![entry(&entries[0]), entry(&entries[1])],
-        &from(o),
-    );
+    let Scene {
+        dir: _dir,
+        store,
+        o,
+        m,
+        n,
+        entries,
+        ..
+    } = Scene::new(5);
 
     // M knows the true hash of O's fourth entry (every peer of O receives its stubs) and
     // invents the third, linking the true fourth after it.

@@ -127,20 +127,7 @@ impl Store {
         &self,
         origin: &OriginKey,
     ) -> Result<Option<(u64, String)>, StoreError> {
-        let end = checkpoint_key(origin, u64::MAX);
-        let mode = IteratorMode::From(&end, Direction::Reverse);
-        if let Some(item) = self.db.iterator_cf(self.cf(CF_CHECKPOINTS), mode).next() {
-            let (key, value) = item?;
-            if key.len() == 41 && key.starts_with(&prefix(b'c', origin)) {
-                let size = u64::from_be_bytes(key[33..].try_into().unwrap_or_default());
-                let note = String::from_utf8(value.to_vec()).map_err(|_| StoreError::Corrupt {
-                    what: "checkpoint",
-                    reason: "not UTF-8".into(),
-                })?;
-                return Ok(Some((size, note)));
-            }
-        }
-        Ok(None)
+        self.checkpoint_at_most(origin, u64::MAX)
     }
 
     /// The stored checkpoint of `origin` at `size`.
