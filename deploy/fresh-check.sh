@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Proves the README's two commands on a fresh Debian 12 machine: builds a Debian 12 root file
 # system with debootstrap in a scratch folder, copies in a clean clone of this repository's HEAD
-# and the Rust toolchain, and runs there, as a new user would, `make test` and then `make run`
-# until the node answers `GET /servers/getVersion`.
+# and the Rust toolchain (with the tests' reference data beside the clone, where CI has it), and
+# runs there, as a new user would, `make test` and then `make run` until the node answers
+# `GET /servers/getVersion`.
 #
 # The root file system holds what a Debian 12 install with a Rust toolchain has: Debian's
 # required and important packages, ca-certificates (rustup and cargo fetch over https), gcc and
@@ -94,6 +95,15 @@ mkdir -p "$root/root/.cargo"
 cp -a "$toolchain_home" "$root/root/.rustup"
 cp -a "$cargo_home/bin" "$root/root/.cargo/bin"
 git clone --quiet --no-hardlinks "$repo" "$root/root/threatlog"
+# The tests read MISP's reference data from shared/data beside the clone, as CI provides it
+# (the product does not need it at run time): the first one found walking up from here.
+for dir in "$repo"/.. "$repo"/../.. "$repo"/../../..; do
+  if [ -d "$dir/shared/data" ]; then
+    mkdir -p "$root/root/shared"
+    cp -a "$dir/shared/data" "$root/root/shared/data"
+    break
+  fi
+done
 
 in_root() {
   chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 "${proxy_env[@]}" \
