@@ -99,22 +99,10 @@ fn named_organisation_op(org: &Organisation) -> proto::Op {
     )
 }
 
-/// The ops that define a tag (colour, exportable) and attach it to `target`.
-fn tag_ops(tag: &Tag, target: &Uuid) -> [proto::Op; 2] {
-    let mut definition = Map::new();
-    if let Some(colour) = &tag.colour {
-        definition.insert("colour".into(), json!(colour));
-    }
-    definition.insert("exportable".into(), json!(tag.exportable));
-    [
-        set(RecordKind::Tag, tag.name.as_bytes(), None, &definition),
-        op(Op::Tag(proto::TagLink {
-            target: Bytes::copy_from_slice(target.as_bytes()),
-            name: tag.name.clone(),
-            attached: true,
-            local: tag.local,
-        })),
-    ]
+/// The op that attaches `tag` to `target`. A tag's colour and exportable flag are this node's
+/// own settings (`Node::define_tag`), never written by attaching it.
+fn tag_op(tag: &Tag, target: &Uuid) -> proto::Op {
+    tag_link_op(target, &tag.name, true, tag.local)
 }
 
 /// The op that adds a sighting to `attribute`.
@@ -159,9 +147,7 @@ fn attribute_ops(
         ),
     );
     for tag in &attribute.tags {
-        for tag_op in tag_ops(tag, &attribute.uuid) {
-            groups.push(key, tag_op);
-        }
+        groups.push(key, tag_op(tag, &attribute.uuid));
     }
     for sighting in &attribute.sightings {
         groups.push(key, sighting_op(sighting, &attribute.uuid));
@@ -212,9 +198,7 @@ pub fn event_drafts(event: &Event, actor: &Actor) -> Vec<Draft> {
         ),
     );
     for tag in &event.tags {
-        for tag_op in tag_ops(tag, &event.uuid) {
-            groups.push(event_key, tag_op);
-        }
+        groups.push(event_key, tag_op(tag, &event.uuid));
     }
     for attribute in &event.attributes {
         attribute_ops(&mut groups, attribute, None, event_key);
@@ -342,11 +326,6 @@ pub fn tag_link_op(target: &Uuid, name: &str, attached: bool, local: bool) -> pr
     }))
 }
 
-/// The ops that define `tag` and attach it to `target`.
-pub fn tag_attach_ops(tag: &Tag, target: &Uuid) -> [proto::Op; 2] {
-    tag_ops(tag, target)
-}
-
 /// The op that hard-deletes a record of an event.
 pub fn erase_op(kind: RecordKind, key: &[u8]) -> proto::Op {
     op(Op::Erase(proto::Erase {
@@ -471,10 +450,7 @@ mod tests {
             kinds(&drafts[1]),
             vec![RecordKind::Object as i32, attribute]
         );
-        assert_eq!(
-            kinds(&drafts[2]),
-            vec![RecordKind::Tag as i32, attribute, event_kind]
-        );
+        assert_eq!(kinds(&drafts[2]), vec![attribute, event_kind]);
         assert!(drafts.iter().all(|d| d.event == Some(event.uuid)));
     }
 }

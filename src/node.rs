@@ -1,6 +1,10 @@
 //! A node's data directory: identity (signing key, host organisation), configuration, users,
 //! and the operations the CLI and servers run against its store.
 
+mod tags;
+
+pub use tags::DEFAULT_TAG_COLOUR;
+
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -670,7 +674,12 @@ impl Node {
             correlation_max: self.config.views.correlation_max,
             ..EventOptions::default()
         };
-        Ok(read::event(&self.store.views(), uuid, &ids, options).map_err(StoreError::from)?)
+        let mut event =
+            read::event(&self.store.views(), uuid, &ids, options).map_err(StoreError::from)?;
+        if let Some(event) = &mut event {
+            self.show_tag_definitions(event)?;
+        }
+        Ok(event)
     }
 }
 

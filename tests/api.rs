@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::accounts::admin_key;
 use common::server::{raw, Server};
 
 use serde_json::{json, Value};
@@ -19,13 +20,6 @@ fn entry_count(dir: &Path) -> u64 {
         .unwrap()
         .parse()
         .unwrap()
-}
-
-fn admin_key(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("admin.key"))
-        .unwrap()
-        .trim()
-        .to_string()
 }
 
 fn error_body(message: &str, url: &str) -> Value {

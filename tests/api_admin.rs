@@ -4,30 +4,13 @@
 
 mod common;
 
+use common::accounts::{admin_key, cli_user};
 use common::server::Server;
 
 use serde_json::{json, Value};
 use std::path::Path;
 
 const NO_PERMISSION: &str = "You do not have permission to do that.";
-
-fn admin_key(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("admin.key"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-/// Adds a user with the CLI and returns its API key.
-fn cli_user(dir: &Path, org: &str, role: &str, email: &str) -> String {
-    let out = common::ok(
-        dir,
-        &[
-            "user", "add", "--org", org, "--role", role, "--email", email,
-        ],
-    );
-    out.rsplit(' ').next().unwrap().trim().to_string()
-}
 
 fn forbidden(url: &str) -> Value {
     json!({"name": NO_PERMISSION, "message": NO_PERMISSION, "url": url})

@@ -6,9 +6,9 @@
 
 mod common;
 
+use common::accounts::{admin_key, org_member, org_user, org_uuid};
 use common::server::Server;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::sync::{Arc, Barrier};
 use uuid::Uuid;
 
@@ -22,40 +22,6 @@ const RACE_ROUNDS: usize = 12;
 /// Attributes in each raced event: building and signing them widens the window between a
 /// request's existence check and its append.
 const RACE_ATTRIBUTES: usize = 400;
-
-fn admin_key(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("admin.key"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-/// Adds an organisation and a user of it with the CLI; returns the user's API key.
-fn org_user(dir: &Path, org: &str, email: &str) -> String {
-    org_member(dir, org, "user", email)
-}
-
-/// Adds an organisation and a user of it with `role`; returns the user's API key.
-fn org_member(dir: &Path, org: &str, role: &str, email: &str) -> String {
-    common::ok(dir, &["org", "add", "--name", org]);
-    let out = common::ok(
-        dir,
-        &[
-            "user", "add", "--org", org, "--role", role, "--email", email,
-        ],
-    );
-    out.rsplit(' ').next().unwrap().trim().to_string()
-}
-
-/// The uuid of organisation `name` on the node in `dir`.
-fn org_uuid(dir: &Path, name: &str) -> String {
-    let list = common::ok(dir, &["org", "list"]);
-    let line = list
-        .lines()
-        .find(|line| line.trim_end().ends_with(name))
-        .unwrap_or_else(|| panic!("{name} in {list}"));
-    line.split_whitespace().nth(1).unwrap().to_string()
-}
 
 fn post(server: &Server, key: &str, path: &str, body: &Value) -> (u16, Value) {
     server.request("POST", path, Some(key), Some(&body.to_string()))

@@ -1,6 +1,7 @@
 //! Paths that once released more than SPEC §6 allows, each tried with real nodes (real binary,
-//! RocksDB, mutual-TLS gRPC): TLP tags written in another case, a deleted event's history, and
-//! an event widened but not published again.
+//! RocksDB, mutual-TLS gRPC): TLP tags written in another case, a deleted event's history, an
+//! event widened but not published again, a local tag that displaced the global one, and tag
+//! definitions rewritten by attaching a tag.
 
 mod common;
 
@@ -160,4 +161,141 @@ fn a_widened_event_releases_its_old_entries_only_after_the_next_publish() {
     assert!(holds_event(&pull(&f, &a), uuid));
     let report = b.peers()[0].clone();
     assert_eq!(report["status"]["violations"], 0, "{report}");
+}
+
+/// The tags of an event as the REST API shows them: (name, local), in order.
+fn event_tags(event: &Value) -> Vec<(String, bool)> {
+    event["Event"]["Tag"]
+        .as_array()
+        .unwrap_or_else(|| panic!("Tag in {event}"))
+        .iter()
+        .map(|tag| {
+            let name = tag["name"].as_str().unwrap().to_string();
+            (name, tag["local"].as_bool().unwrap())
+        })
+        .collect()
+}
+
+/// Attaches tag `name` to `uuid` with `key`; returns the HTTP status and reply.
+fn attach(node: &Peer, key: &str, uuid: &str, name: &str, local: bool) -> (u16, Value) {
+    let body = json!({"uuid": uuid, "tag": name, "local": local});
+    node.server.request(
+        "POST",
+        "/tags/attachTagToObject",
+        Some(key),
+        Some(&body.to_string()),
+    )
+}
+
+#[test]
+fn a_local_tag_leaves_the_global_tag_of_the_same_name_in_force() {
+    let a = Peer::start("Org A");
+    let other = a.org_user("Org X", "analyst@x.example");
+    let red = tagged_event(&a, "red", &["tlp:red"], &addresses("192.0.2", 1));
+    // The owner's own user and another organisation's user each tag it tlp:red locally.
+    assert_eq!(attach(&a, &a.key, &red, "tlp:red", true).0, 200);
+    let (status, reply) = attach(&a, &other, &red, "tlp:red", true);
+    assert_eq!(status, 200, "{reply}");
+    let tags = event_tags(&a.event(&red).unwrap());
+    assert_eq!(
+        tags,
+        vec![
+            ("tlp:red".to_string(), false),
+            ("tlp:red".to_string(), true)
+        ]
+    );
+    // The other organisation's local tag goes when it removes it; the global one stays.
+    let body = json!({"uuid": red, "tag": "tlp:red"}).to_string();
+    let (status, reply) = a.server.request(
+        "POST",
+        "/tags/removeTagFromObject",
+        Some(&other),
+        Some(&body),
+    );
+    assert_eq!(
+        (status, &reply["check_publish"]),
+        (200, &json!(false)),
+        "{reply}"
+    );
+    let clear = tagged_event(&a, "clear", &["tlp:clear"], &addresses("198.51.100", 1));
+    let f = external_puller(&a);
+    let items = pull(&f, &a);
+    assert!(holds_event(&items, uuid::Uuid::parse_str(&clear).unwrap()));
+    assert!(
+        !holds_event(&items, uuid::Uuid::parse_str(&red).unwrap()),
+        "a tlp:red event reached an amber peer once a local tlp:red was added"
+    );
+    assert_eq!(
+        event_tags(&a.event(&red).unwrap()),
+        vec![
+            ("tlp:red".to_string(), false),
+            ("tlp:red".to_string(), true)
+        ],
+        "the owner's local tag and the global tag stay"
+    );
+}
+
+#[test]
+fn tag_definitions_stay_on_their_node_and_attaching_never_rewrites_them() {
+    let a = Peer::start("Org A");
+    let b = Peer::start("Org B");
+    pair(&a, &b, &["--relationship", "external"]);
+    a.post(
+        "/tags/add",
+        json!({"Tag": {"name": "acme:internal", "exportable": false}}),
+    );
+    b.post(
+        "/tags/add",
+        json!({"Tag": {"name": "acme:shared", "colour": "#ff0000"}}),
+    );
+    let add = |info: &str, tags: Value| {
+        let reply = a.post(
+            "/events/add",
+            json!({"Event": {"info": info, "distribution": "3", "Tag": tags,
+                "Attribute": [{"type": "ip-dst", "value": "203.0.113.50"}]}}),
+        );
+        let uuid = reply["Event"]["uuid"].as_str().unwrap().to_string();
+        a.publish(&uuid);
+        uuid
+    };
+    // Tagging with the admin's non-exportable tag leaves it non-exportable.
+    let internal = add("internal", json!([{"name": "acme:internal"}]));
+    let definition = a.get("/tags/view/acme:internal");
+    assert_eq!(definition["Tag"]["exportable"], false, "{definition}");
+    // A request's own colour and exportable flag define nothing, here or on the peer.
+    let shared = add(
+        "shared",
+        json!([{"name": "acme:shared", "colour": "#00ff00"},
+               {"name": "acme:other", "exportable": false}]),
+    );
+    let other = a.get("/tags/view/acme:other");
+    assert_eq!(
+        (&other["Tag"]["exportable"], &other["Tag"]["colour"]),
+        (&json!(true), &json!("#ffffff"))
+    );
+    let arrived = wait_for("the shared event on B", || b.event(&shared));
+    let mut names: Vec<(String, bool)> = event_tags(&arrived);
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            ("acme:other".to_string(), false),
+            ("acme:shared".to_string(), false)
+        ]
+    );
+    let on_b = b.get("/tags/view/acme:shared");
+    assert_eq!(on_b["Tag"]["colour"], "#ff0000", "{on_b}");
+    let shown = &arrived["Event"]["Tag"];
+    assert!(
+        shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|tag| tag["name"] == "acme:shared" && tag["colour"] == "#ff0000"),
+        "B shows the tag with its own colour: {shown}"
+    );
+    assert!(
+        b.event(&internal).is_none(),
+        "an event carrying a non-exportable tag reached an external peer"
+    );
 }

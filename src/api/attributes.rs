@@ -338,7 +338,7 @@ pub async fn view(
             let json = event_json_with(node, &caller, &event, options, false)?;
             let mut attribute = attribute_in(&json, &found.uuid)
                 .ok_or_else(|| ApiError::not_found(INVALID_ATTRIBUTE))?;
-            let related = super::search::related_attributes(node, &caller, &attribute)?;
+            let related = super::correlations::related_attributes(node, &caller, &attribute)?;
             attribute["RelatedAttribute"] = Value::Array(related);
             Ok(json!({ "Attribute": attribute }))
         })

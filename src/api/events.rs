@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::auth::Caller;
+use super::correlations::set_related_events;
 use super::error::{ApiError, INVALID_EVENT};
 use super::request::{parse_ref, truthy, JsonBody};
 use super::visibility::{event_access, filter_event, EventAccess};
@@ -84,9 +85,18 @@ pub fn event_json_with(
     metadata: bool,
 ) -> Result<Value, ApiError> {
     let ids = |kind: RecordKind, key: &[u8]| node.store.local_id(kind, key);
-    let mut event = read::event(&node.store.views(), &access.uuid, &ids, options)?
+    // Correlations are drawn once the event holds only what the caller may see.
+    let read_options = EventOptions {
+        correlations: false,
+        ..options.clone()
+    };
+    let mut event = read::event(&node.store.views(), &access.uuid, &ids, read_options)?
         .ok_or_else(|| ApiError::not_found(INVALID_EVENT))?;
     filter_event(node, caller, access, &mut event)?;
+    node.show_tag_definitions(&mut event)?;
+    if options.correlations {
+        set_related_events(node, caller, access, &mut event, options.correlation_max)?;
+    }
     super::sighting_admin::drop_deleted(node, &mut event)?;
     super::landed::show_landed_levels(node, &access.uuid, &mut event);
     if let Some(fields) = event.get_mut("Event").and_then(Value::as_object_mut) {

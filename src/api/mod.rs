@@ -17,6 +17,7 @@ pub mod admin;
 pub mod attributes;
 pub mod audit;
 pub mod auth;
+pub mod correlations;
 pub mod error;
 pub mod event_index;
 pub mod events;

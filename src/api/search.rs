@@ -3,7 +3,7 @@
 //! cut to what the caller may see ([`visibility`](super::visibility), exactly as
 //! `events/view`), paged, and written as JSON, CSV or text.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use axum::extract::{Query as UrlQuery, State};
 use axum::http::header;
@@ -14,17 +14,15 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::auth::Caller;
+use super::correlations::related_attributes;
 use super::error::ApiError;
 use super::events::{event_json, event_json_with, now_seconds};
 use super::request::{parse_ref, truthy, JsonBody};
-use super::visibility::{event_access, may_see, record_visibility, EventAccess};
+use super::visibility::{event_access, EventAccess};
 use super::ApiState;
-use crate::model;
 use crate::model::date::{civil_from_days, days_from_civil};
 use crate::node::Node;
 use crate::proto::RecordKind;
-use crate::view::correlation::value_matches;
-use crate::view::read;
 use crate::view::read::EventOptions;
 use crate::view::search::{self, Deleted, Hit, OneOf, Query, Range, Scope, TagQuery};
 
@@ -479,86 +477,6 @@ fn attribute_rows(
         }
     }
     Ok(rows)
-}
-
-/// MISP's `RelatedAttribute` list: visible attributes of other events sharing a correlating
-/// value with `attribute`.
-pub(super) fn related_attributes(
-    node: &Node,
-    caller: &Caller,
-    attribute: &Value,
-) -> Result<Vec<Value>, ApiError> {
-    let field = |name: &str| attribute.get(name).and_then(Value::as_str).unwrap_or("");
-    let disabled = attribute.get("disable_correlation").is_some_and(truthy);
-    let Some(ty) = model::registry().lookup(field("type")) else {
-        return Ok(Vec::new());
-    };
-    if disabled {
-        return Ok(Vec::new());
-    }
-    let own_event = attribute.get("event_id").cloned();
-    let views = node.store.views();
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for value in model::correlation_values(ty, field("value")) {
-        let matches =
-            value_matches(&views, &value, node.config.views.correlation_max)?.unwrap_or_default();
-        for (other, event) in matches {
-            if other.to_string() == field("uuid") || !seen.insert(other) {
-                continue;
-            }
-            let Some(access) = event_access(node, caller, &event)? else {
-                continue;
-            };
-            let Some(record) = read::record(&views, RecordKind::Attribute, other.as_bytes())?
-            else {
-                continue;
-            };
-            if record.field("deleted").is_some_and(truthy) {
-                continue;
-            }
-            if !access.editable && record.str_field("distribution").is_some() {
-                let visibility = record_visibility(&record);
-                if visibility.0 != 5 && !may_see(node, caller, None, visibility)? {
-                    continue;
-                }
-            }
-            let id = |kind: RecordKind, key: &[u8]| {
-                node.store.local_id(kind, key).unwrap_or(0).to_string()
-            };
-            let event_id = id(RecordKind::Event, event.as_bytes());
-            if Some(json!(event_id)) == own_event {
-                continue;
-            }
-            let org_id = access
-                .record
-                .owner
-                .as_ref()
-                .map(|(org, _)| id(RecordKind::Organisation, org.as_bytes()))
-                .unwrap_or_else(|| "0".into());
-            out.push(json!({
-                "id": id(RecordKind::Attribute, other.as_bytes()),
-                "event_id": event_id,
-                "object_id": record
-                    .parent()
-                    .map(|parent| id(RecordKind::Object, parent.as_bytes()))
-                    .unwrap_or_else(|| "0".into()),
-                "org_id": org_id,
-                "uuid": other.to_string(),
-                "type": record.str_field("type").unwrap_or_default(),
-                "category": record.str_field("category").unwrap_or_default(),
-                "value": record.str_field("value").unwrap_or_default(),
-                "distribution": record.str_field("distribution").unwrap_or("5"),
-                "Event": {
-                    "id": event_id,
-                    "uuid": event.to_string(),
-                    "info": access.record.str_field("info").unwrap_or_default(),
-                    "org_id": org_id,
-                },
-            }));
-        }
-    }
-    Ok(out)
 }
 
 /// An attribute as `attributes/restSearch` lists it: with its event (`includeContext`: the

@@ -1,6 +1,7 @@
 //! Tag definitions: `/tags/add`, `/tags/index`, `/tags/view/{id}`, `/tags/edit/{id}` and
-//! `/tags/delete/{id}`. A definition is a log record of kind Tag keyed by its name, in a
-//! directory draft; deleting sets its `deleted` field (links to events stay as they are).
+//! `/tags/delete/{id}`. Definitions are this node's own settings (`Node::define_tag`), never in
+//! the log; the tags this node knows are those defined here and those any entry has attached.
+//! Deleting sets the definition's `deleted` field (links to events stay as they are).
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
@@ -10,9 +11,8 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::request::{flag_field, parse_ref, text_field, JsonBody, Ref};
 use super::ApiState;
-use crate::node::Node;
+use crate::node::{Node, DEFAULT_TAG_COLOUR};
 use crate::proto::RecordKind;
-use crate::view::{read, Record, Table, ViewRead};
 
 /// MISP's message for an unknown tag.
 const INVALID_TAG: &str = "Invalid Tag.";
@@ -38,40 +38,49 @@ fn require_tag_editor(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// Whether a definition record is live and not deleted.
-fn present(record: &Record) -> bool {
-    record.is_live() && record.field("deleted") != Some(&json!(true))
+/// Whether tag `name` with `definition` is one this node shows: defined here or attached by
+/// some entry, and not deleted.
+fn present(node: &Node, name: &str, definition: &Map<String, Value>) -> Result<bool, ApiError> {
+    if definition.get("deleted") == Some(&json!(true)) {
+        return Ok(false);
+    }
+    Ok(!definition.is_empty()
+        || node
+            .store
+            .local_id(RecordKind::Tag, name.as_bytes())
+            .is_some())
 }
 
-/// MISP's `Tag` object for the definition `name`.
-fn tag_json(node: &Node, name: &str, record: &Record) -> Value {
+/// MISP's `Tag` object for tag `name` with `definition`.
+fn tag_json(node: &Node, name: &str, definition: &Map<String, Value>) -> Value {
     let id = node
         .store
         .local_id(RecordKind::Tag, name.as_bytes())
         .unwrap_or(0);
     let flag = |field: &str, default: bool| {
-        record
-            .field(field)
+        definition
+            .get(field)
             .and_then(Value::as_bool)
             .unwrap_or(default)
     };
+    let colour = definition.get("colour").and_then(Value::as_str);
     json!({
         "id": id.to_string(),
         "name": name,
-        "colour": record.str_field("colour").unwrap_or("#ffffff"),
+        "colour": colour.unwrap_or(DEFAULT_TAG_COLOUR),
         "exportable": flag("exportable", true),
         "org_id": "0",
         "user_id": "0",
         "hide_tag": flag("hide_tag", false),
-        "numerical_value": record.field("numerical_value").cloned().unwrap_or(Value::Null),
+        "numerical_value": definition.get("numerical_value").cloned().unwrap_or(Value::Null),
         "is_galaxy": name.starts_with("misp-galaxy:"),
         "is_custom_galaxy": false,
         "local_only": flag("local_only", false),
     })
 }
 
-/// The definition named by a path: a local id, or a name.
-fn find(node: &Node, text: &str) -> Result<(String, Record), ApiError> {
+/// The tag named by a path (a local id, or a name) and its definition.
+fn find(node: &Node, text: &str) -> Result<(String, Map<String, Value>), ApiError> {
     let missing = || ApiError::not_found(INVALID_TAG);
     let name = match parse_ref(text) {
         Some(Ref::Id(id)) => node
@@ -81,10 +90,11 @@ fn find(node: &Node, text: &str) -> Result<(String, Record), ApiError> {
             .ok_or_else(missing)?,
         _ => text.trim().trim_end_matches(".json").to_string(),
     };
-    let record = read::record(&node.store.views(), RecordKind::Tag, name.as_bytes())?
-        .filter(present)
-        .ok_or_else(missing)?;
-    Ok((name, record))
+    let definition = node.tag_definition(&name)?;
+    if !present(node, &name, &definition)? {
+        return Err(missing());
+    }
+    Ok((name, definition))
 }
 
 /// The client-settable fields of `body`, normalised.
@@ -102,17 +112,6 @@ fn editable_fields(body: &Map<String, Value>) -> Map<String, Value> {
         fields.insert(name.into(), value);
     }
     fields
-}
-
-/// Appends the definition fields of `name` in a directory draft.
-fn write(
-    node: &Node,
-    caller: &Caller,
-    name: &str,
-    fields: &Map<String, Value>,
-) -> Result<(), ApiError> {
-    node.set_directory_record(RecordKind::Tag, name.as_bytes(), fields, &caller.actor())?;
-    Ok(())
 }
 
 /// `POST /tags/add` with `{"Tag": {"name", "colour", "exportable", …}}` or the bare object.
@@ -135,8 +134,7 @@ pub async fn add(
                     "A tag needs a name of 1 to 255 bytes.",
                 ));
             }
-            let existing = read::record(&node.store.views(), RecordKind::Tag, name.as_bytes())?;
-            if existing.as_ref().is_some_and(present) {
+            if present(node, &name, &node.tag_definition(&name)?)? {
                 return Err(ApiError::validation(
                     NOT_SAVED,
                     "name",
@@ -144,12 +142,12 @@ pub async fn add(
                 ));
             }
             let mut fields = editable_fields(&body);
-            fields.entry("colour").or_insert(json!("#ffffff"));
+            fields.entry("colour").or_insert(json!(DEFAULT_TAG_COLOUR));
             fields.entry("exportable").or_insert(json!(true));
             fields.insert("deleted".into(), json!(false));
-            write(node, &caller, &name, &fields)?;
-            let (name, record) = find(node, &name)?;
-            Ok(json!({ "Tag": tag_json(node, &name, &record) }))
+            node.define_tag(&name, &fields)?;
+            let (name, definition) = find(node, &name)?;
+            Ok(json!({ "Tag": tag_json(node, &name, &definition) }))
         })
         .await?;
     Ok(Json(json))
@@ -162,18 +160,17 @@ pub async fn index(
 ) -> Result<Json<Value>, ApiError> {
     let json = state
         .blocking(move |node| {
-            let prefix = [RecordKind::Tag as u8];
-            let mut tags = Vec::new();
-            for (key, bytes) in node.store.views().scan(Table::Records, &prefix)? {
-                let Ok(name) = std::str::from_utf8(&key[1..]) else {
-                    continue;
-                };
-                let record = Record::decode(&bytes)?;
-                if present(&record) {
-                    tags.push(tag_json(node, name, &record));
-                }
+            let mut definitions = node.tag_definitions()?;
+            for name in node.store.numbered(RecordKind::Tag)? {
+                let name = String::from_utf8_lossy(&name).into_owned();
+                definitions.entry(name).or_default();
             }
-            Ok(json!({ "Tag": tags }))
+            let tags = definitions
+                .iter()
+                .filter(|(_, definition)| definition.get("deleted") != Some(&json!(true)))
+                .map(|(name, definition)| tag_json(node, name, definition))
+                .collect();
+            Ok(json!({ "Tag": Value::Array(tags) }))
         })
         .await?;
     Ok(Json(json))
@@ -187,8 +184,8 @@ pub async fn view(
 ) -> Result<Json<Value>, ApiError> {
     let json = state
         .blocking(move |node| {
-            let (name, record) = find(node, &id)?;
-            Ok(json!({ "Tag": tag_json(node, &name, &record) }))
+            let (name, definition) = find(node, &id)?;
+            Ok(json!({ "Tag": tag_json(node, &name, &definition) }))
         })
         .await?;
     Ok(Json(json))
@@ -216,10 +213,10 @@ pub async fn edit(
             }
             let fields = editable_fields(&body);
             if !fields.is_empty() {
-                write(node, &caller, &name, &fields)?;
+                node.define_tag(&name, &fields)?;
             }
-            let (name, record) = find(node, &name)?;
-            Ok(json!({ "Tag": tag_json(node, &name, &record) }))
+            let (name, definition) = find(node, &name)?;
+            Ok(json!({ "Tag": tag_json(node, &name, &definition) }))
         })
         .await?;
     Ok(Json(json))
@@ -238,7 +235,8 @@ pub async fn delete(
             let (name, _) = find(node, &id)?;
             let mut fields = Map::new();
             fields.insert("deleted".into(), json!(true));
-            write(node, &caller, &name, &fields)
+            node.define_tag(&name, &fields)?;
+            Ok(())
         })
         .await?;
     Ok(Json(json!({

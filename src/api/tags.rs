@@ -15,10 +15,9 @@ use super::request::{flag_field, parse_ref, text_field, JsonBody, Ref};
 use super::visibility::{event_access, record_visibility, EventAccess};
 use super::ApiState;
 use crate::change::{self, Visibility};
-use crate::model::Tag;
 use crate::node::Node;
 use crate::proto::RecordKind;
-use crate::view::{read, Record, Table, TagLinkState, ViewRead};
+use crate::view::{read, tag_link_key, Record, Table, TagLinkState, ViewRead};
 
 /// MISP's message for a tag or target that cannot be found.
 const INVALID_TARGET: &str = "Invalid Target.";
@@ -118,8 +117,8 @@ fn append(
     Ok(())
 }
 
-/// Attaches tag `name` to the event, attribute or object `uuid` for `caller` (defining the tag
-/// on first use), unless an exclusive taxonomy already has a tag on it.
+/// Attaches tag `name` to the event, attribute or object `uuid` for `caller`, unless an
+/// exclusive taxonomy already has a tag on it.
 pub fn attach_tag(
     node: &Node,
     caller: &Caller,
@@ -135,19 +134,7 @@ pub fn attach_tag(
         &[name.to_string()],
         super::taxonomies::TAG_NOT_ATTACHED,
     )?;
-    let defined = read::record(&node.store.views(), RecordKind::Tag, name.as_bytes())?
-        .is_some_and(|record| record.is_live());
-    let ops = if defined {
-        vec![change::tag_link_op(uuid, name, true, local)]
-    } else {
-        let tag = Tag {
-            name: name.to_string(),
-            colour: None,
-            exportable: true,
-            local,
-        };
-        change::tag_attach_ops(&tag, uuid).to_vec()
-    };
+    let ops = vec![change::tag_link_op(uuid, name, true, local)];
     append(node, caller, &target, ops, local)
 }
 
@@ -183,20 +170,28 @@ pub async fn detach(
         .blocking(move |node| {
             let (uuid, name) = parse_request(node, &body)?;
             let target = target(node, &caller, &uuid)?;
-            let mut key = uuid.as_bytes().to_vec();
-            key.extend_from_slice(name.as_bytes());
-            let link: Option<TagLinkState> = node
-                .store
-                .views()
-                .get(Table::TagLinks, &key)?
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-            let Some(link) = link.filter(|link| link.attached) else {
+            // The caller's organisation's own local tag of that name goes first; then the
+            // global one.
+            let attached = |local_org: Option<&Uuid>| -> Result<bool, ApiError> {
+                let key = tag_link_key(&uuid, &name, local_org);
+                Ok(node
+                    .store
+                    .views()
+                    .get(Table::TagLinks, &key)?
+                    .and_then(|bytes| serde_json::from_slice::<TagLinkState>(&bytes).ok())
+                    .is_some_and(|link| link.attached))
+            };
+            let local = if attached(Some(&caller.org.uuid))? {
+                true
+            } else if attached(None)? {
+                false
+            } else {
                 return Err(ApiError::new(StatusCode::NOT_FOUND, INVALID_TAG));
             };
-            check_permission(&caller, &target, link.local)?;
-            let ops = vec![change::tag_link_op(&uuid, &name, false, link.local)];
-            append(node, &caller, &target, ops, link.local)?;
-            Ok(link.local)
+            check_permission(&caller, &target, local)?;
+            let ops = vec![change::tag_link_op(&uuid, &name, false, local)];
+            append(node, &caller, &target, ops, local)?;
+            Ok(local)
         })
         .await?;
     Ok(Json(json!({

@@ -18,7 +18,7 @@ use crate::interop::taxonomy;
 use crate::model::{Attribute, Event};
 use crate::node::Node;
 use crate::proto::RecordKind;
-use crate::view::{Table, TagLinkState, ViewRead};
+use crate::view::tag_links;
 
 /// MISP's message for an unknown taxonomy.
 const INVALID_TAXONOMY: &str = "Invalid taxonomy.";
@@ -39,20 +39,11 @@ impl From<CatalogError> for ApiError {
 
 /// The tags attached to `target` now (global and local).
 fn attached_tags(node: &Node, target: &Uuid) -> Result<Vec<String>, ApiError> {
-    let mut names = Vec::new();
-    for (key, bytes) in node
-        .store
-        .views()
-        .scan(Table::TagLinks, target.as_bytes())?
-    {
-        let attached = serde_json::from_slice::<TagLinkState>(&bytes)
-            .map(|link| link.attached)
-            .unwrap_or(false);
-        if attached && key.len() > 16 {
-            names.push(String::from_utf8_lossy(&key[16..]).into_owned());
-        }
-    }
-    Ok(names)
+    Ok(tag_links(&node.store.views(), target)?
+        .into_iter()
+        .filter(|link| link.state.attached)
+        .map(|link| link.name)
+        .collect())
 }
 
 /// Refuses `new` tags on `target` when they break an exclusive taxonomy together with the
@@ -149,15 +140,11 @@ pub async fn view(
                 .tags()
                 .into_iter()
                 .map(|tag| {
-                    // MISP names whether the tag is defined on this node (used at least once).
-                    let existing = crate::view::read::record(
-                        &node.store.views(),
-                        RecordKind::Tag,
-                        tag.tag.as_bytes(),
-                    )
-                    .ok()
-                    .flatten()
-                    .is_some_and(|record| record.is_live());
+                    // MISP names whether the tag is known on this node (used at least once).
+                    let existing = node
+                        .store
+                        .local_id(RecordKind::Tag, tag.tag.as_bytes())
+                        .is_some();
                     let mut entry = json!({
                         "tag": tag.tag,
                         "expanded": tag.expanded,

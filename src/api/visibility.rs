@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::request::truthy;
 use crate::change::{self, Visibility};
 use crate::node::Node;
 use crate::proto::RecordKind;
@@ -136,12 +137,17 @@ fn item_level(distribution: Option<&Value>) -> u8 {
     level.filter(|level| *level <= 5).unwrap_or(0)
 }
 
-/// Whether an item (attribute, object, report) as MISP JSON is visible to `caller` inside a
-/// visible event owned by someone else: its own distribution must allow it too (5 inherits).
-fn item_visible(node: &Node, caller: &Caller, item: &Value) -> Result<bool, ApiError> {
-    let level = item_level(item.get("distribution"));
-    let group = item
-        .get("sharing_group_uuid")
+/// Whether an item (attribute, object, report) with MISP fields `distribution` and
+/// `sharing_group_uuid` is visible to `caller` inside a visible event owned by someone else:
+/// its own distribution must allow it too (5 inherits).
+fn item_visible_by(
+    node: &Node,
+    caller: &Caller,
+    distribution: Option<&Value>,
+    sharing_group_uuid: Option<&Value>,
+) -> Result<bool, ApiError> {
+    let level = item_level(distribution);
+    let group = sharing_group_uuid
         .and_then(Value::as_str)
         .and_then(|text| Uuid::parse_str(text).ok());
     match level {
@@ -150,32 +156,91 @@ fn item_visible(node: &Node, caller: &Caller, item: &Value) -> Result<bool, ApiE
     }
 }
 
-/// Removes from an event's MISP JSON (`{"Event": …}`) the correlated events, attributes,
-/// objects and reports the caller may not see. Owners see all of their event's contents.
+/// [`item_visible_by`] of an item as MISP JSON.
+fn item_visible(node: &Node, caller: &Caller, item: &Value) -> Result<bool, ApiError> {
+    let field = |name: &str| item.get(name);
+    item_visible_by(
+        node,
+        caller,
+        field("distribution"),
+        field("sharing_group_uuid"),
+    )
+}
+
+/// Whether `caller` may see the live attribute `record` of the visible event `access`: owners
+/// and site admins see all of it; others need the attribute's own distribution and, when it
+/// belongs to an object, the object's to allow it too, as [`filter_event`] decides. An object
+/// this node does not hold hides its attributes.
+pub fn attribute_visible(
+    node: &Node,
+    caller: &Caller,
+    access: &EventAccess,
+    record: &Record,
+) -> Result<bool, ApiError> {
+    if access.editable || caller.role.site_admin {
+        return Ok(true);
+    }
+    let field = |name: &str| record.field(name);
+    if !item_visible_by(
+        node,
+        caller,
+        field("distribution"),
+        field("sharing_group_uuid"),
+    )? {
+        return Ok(false);
+    }
+    let Some(object) = record.parent() else {
+        return Ok(true);
+    };
+    match read::record(&node.store.views(), RecordKind::Object, object.as_bytes())? {
+        Some(object) if object.is_live() => {
+            let field = |name: &str| object.field(name);
+            item_visible_by(
+                node,
+                caller,
+                field("distribution"),
+                field("sharing_group_uuid"),
+            )
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The attribute `attribute` of event `event`, found by correlation, if it is live and
+/// `caller` may see it and its event.
+pub fn correlated_attribute(
+    node: &Node,
+    caller: &Caller,
+    attribute: &Uuid,
+    event: &Uuid,
+) -> Result<Option<(EventAccess, Record)>, ApiError> {
+    let Some(access) = event_access(node, caller, event)? else {
+        return Ok(None);
+    };
+    let Some(record) = read::record(
+        &node.store.views(),
+        RecordKind::Attribute,
+        attribute.as_bytes(),
+    )?
+    .filter(Record::is_live) else {
+        return Ok(None);
+    };
+    if record.field("deleted").is_some_and(truthy)
+        || !attribute_visible(node, caller, &access, &record)?
+    {
+        return Ok(None);
+    }
+    Ok(Some((access, record)))
+}
+
+/// Removes from an event's MISP JSON (`{"Event": …}`) the attributes, objects and reports the
+/// caller may not see. Owners see all of their event's contents.
 pub fn filter_event(
     node: &Node,
     caller: &Caller,
     access: &EventAccess,
     event: &mut Value,
 ) -> Result<(), ApiError> {
-    if let Some(related) = event
-        .pointer_mut("/Event/RelatedEvent")
-        .and_then(Value::as_array_mut)
-    {
-        let mut kept = Vec::with_capacity(related.len());
-        for entry in std::mem::take(related) {
-            let uuid = entry
-                .pointer("/Event/uuid")
-                .and_then(Value::as_str)
-                .and_then(|text| Uuid::parse_str(text).ok());
-            if let Some(uuid) = uuid {
-                if event_access(node, caller, &uuid)?.is_some() {
-                    kept.push(entry);
-                }
-            }
-        }
-        *related = kept;
-    }
     if access.editable {
         return Ok(());
     }
@@ -234,14 +299,13 @@ pub fn visible_attribute(
     let Some(access) = event_access(node, caller, &event)? else {
         return Ok(None);
     };
+    if !attribute_visible(node, caller, &access, &record)? {
+        return Ok(None);
+    }
     let visibility = match record_visibility(&record) {
         (5, _) => access.visibility,
         own => own,
     };
-    let owner = access.record.owner.as_ref().map(|(org, _)| *org);
-    if !may_see(node, caller, owner, visibility)? {
-        return Ok(None);
-    }
     Ok(Some(VisibleAttribute {
         record,
         access,

@@ -466,7 +466,8 @@ pub fn select(
             only_attributes: (!hit.attributes.is_empty())
                 .then(|| hit.attributes.iter().copied().collect()),
         };
-        if let Some(event) = read::event(&views, &hit.event, &ids, options)? {
+        if let Some(mut event) = read::event(&views, &hit.event, &ids, options)? {
+            node.show_tag_definitions(&mut event)?;
             out.push(event);
         }
     }

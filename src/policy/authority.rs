@@ -25,7 +25,9 @@ use uuid::Uuid;
 
 use crate::log::{OriginKey, VerifiedEntry};
 use crate::proto::{op::Op, RecordKind, TagLink};
-use crate::view::{owner_only, read, KvError, Table, TagLinkState, ViewRead, TAG_TARGETS};
+use crate::view::{
+    owner_only, read, tag_link_key, KvError, Table, TagLinkState, ViewRead, TAG_TARGETS,
+};
 
 mod directory;
 #[cfg(test)]
@@ -315,14 +317,16 @@ impl EventContext {
         Ok(())
     }
 
-    /// A tag link: its target must be the event or one of its items, and a writer that is not
-    /// the owner may only attach or detach a local tag where no global one is.
+    /// A tag link: its target must be the event or one of its items. A writer that is not the
+    /// owner may only write its own organisation's local links ([`owner_only`] refuses the
+    /// rest), which are kept apart from the global link of the same name.
     fn tag(&self, views: &dyn ViewRead, link: &TagLink) -> Result<(), AuthorityError> {
         if link.target.as_ref() != self.event.as_bytes() {
             self.own_item(views, &TAG_TARGETS, &link.target)?;
         }
-        let mut key = link.target.to_vec();
-        key.extend_from_slice(link.name.as_bytes());
+        let target = Uuid::from_slice(&link.target).unwrap_or_default();
+        let local_org = link.local.then_some(&self.writer.acting);
+        let key = tag_link_key(&target, &link.name, local_org);
         let current: Option<TagLinkState> = views
             .get(Table::TagLinks, &key)?
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
@@ -335,11 +339,6 @@ impl EventContext {
                     event: self.event,
                 }
                 .into());
-            }
-        }
-        if let Some(owner) = self.other_owner {
-            if current.is_some_and(|current| !current.local) {
-                return Err(self.owner_refusal(owner).into());
             }
         }
         Ok(())

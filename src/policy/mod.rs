@@ -105,7 +105,9 @@ pub enum Gate {
     Publish,
     /// Sightings skip the publish gate.
     Sighting,
-    /// Tombstones skip the publish gate once the event was ever released.
+    /// Tombstones skip the publish gate: a deletion goes at once to every peer the event's
+    /// facts at its deletion (and at its last publish) let see it, so that it cannot be held
+    /// back from a peer that holds any of the event.
     Tombstone,
     /// Directory data (organisations, tag definitions): released to every peer.
     Directory,
@@ -127,8 +129,6 @@ pub struct EntryFacts {
     pub gate: Gate,
     /// The event was published after this entry was written.
     pub published_after: bool,
-    /// The event was published at some point (tombstones need it).
-    pub published_ever: bool,
     /// The event's non-local tag names now.
     pub event_tags: Vec<String>,
     /// Strictest TLP among the event and the items (`None`: no TLP tag anywhere).
@@ -177,7 +177,6 @@ pub fn release(
     match facts.gate {
         Gate::Directory => return Ok(()),
         Gate::Publish if !facts.published_after => return Err(Withheld::Unpublished),
-        Gate::Tombstone if !facts.published_ever => return Err(Withheld::Unpublished),
         _ => {}
     }
     let relayed = is_relay(sender, facts.origin);

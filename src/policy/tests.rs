@@ -26,7 +26,6 @@ fn facts(origin: Party, event: Reach) -> EntryFacts {
         item: Reach::Inherit,
         gate: Gate::Publish,
         published_after: true,
-        published_ever: true,
         event_tags: vec![],
         tlp: None,
         creator: Some(origin.org),

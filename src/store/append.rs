@@ -256,7 +256,7 @@ impl Store {
                 entries = seal_chain(key, origin_org, head, drafts, time_ms)?;
             }
             let items: Vec<Commit<'_>> = entries.iter().map(Commit::Entry).collect();
-            match self.prepare(&mut writer, &items, &[], Views::Append(parsed)) {
+            match self.prepare(&mut writer, &items, &[], &[], Views::Append(parsed)) {
                 Ok(prepared) => (entries, prepared),
                 Err(error) => {
                     // Nothing was stored: the next append seals on the stored head, not on
@@ -279,8 +279,27 @@ impl Store {
         local: &[(Vec<u8>, Vec<u8>)],
         views: Views<'_>,
     ) -> Result<(), StoreError> {
-        let prepared = self.prepare(writer, items, local, views)?;
+        let prepared = self.prepare(writer, items, local, &[], views)?;
         self.write_prepared(prepared)
+    }
+
+    /// Writes the node-local pairs `local` and gives the record `kind`/`key` a local id if it
+    /// has none, in one synced write in turn with appends; returns the id. Node-local records
+    /// (tag definitions) are numbered in the same series as the records of the log.
+    pub fn put_local_numbered(
+        &self,
+        kind: RecordKind,
+        key: &[u8],
+        local: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<u64, StoreError> {
+        let mut writer = self.writer_lock();
+        let prepared = self.prepare(&mut writer, &[], local, &[(kind, key)], Views::Reduce)?;
+        drop(writer);
+        self.write_prepared(prepared)?;
+        self.local_id(kind, key).ok_or(StoreError::Corrupt {
+            what: "local id",
+            reason: "a numbered write left no id".into(),
+        })
     }
 
     /// Builds the write batch of `items` (see [`Store::commit_items`]), advances the writer
@@ -291,6 +310,7 @@ impl Store {
         writer: &mut Writer,
         items: &[Commit<'_>],
         local: &[(Vec<u8>, Vec<u8>)],
+        number: &[(RecordKind, &[u8])],
         views: Views<'_>,
     ) -> Result<Prepared, StoreError> {
         let (mut views, mut touched, mut parsed, authorize) = match views {
@@ -395,7 +415,16 @@ impl Store {
                 (None, None) => view::apply(&mut views, entry)?,
             };
             for (kind, record) in touched.records {
+                // A tag is named again and again; other records are new when touched.
+                if kind == RecordKind::Tag && self.local_id(kind, &record).is_some() {
+                    continue;
+                }
                 self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record);
+            }
+        }
+        for (kind, key) in number {
+            if self.local_id(*kind, key).is_none() {
+                self.assign_id(&mut batch, &mut next_ids, &mut new_ids, *kind, key);
             }
         }
         publishes.write_into(self, &mut batch);

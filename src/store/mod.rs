@@ -38,7 +38,7 @@ pub use views::DbViews;
 
 use crate::log::{LogError, OriginKey};
 use crate::policy::authority::OrgKeys;
-use crate::view::{KvError, Table};
+use crate::view::{KvError, Table, ViewRead};
 use lock::DirLock;
 
 /// Storage format written by this build. Stored in the `meta` column family; a directory with
@@ -59,6 +59,10 @@ pub const CF_IDS: &str = "ids";
 pub const CF_META: &str = "meta";
 /// Column family of node-local state that is never replicated: users, key hashes, settings.
 pub const CF_LOCAL: &str = "local";
+/// Key prefix of node-local tag definitions in [`CF_LOCAL`]: `tag/NAME` → the definition's
+/// fields as a JSON object (colour, exportable, hide_tag, numerical_value, local_only,
+/// deleted). Definitions are node settings, never in the log (SPEC §4.2).
+pub const TAG_DEFINITIONS: &[u8] = b"tag/";
 /// Column family of stubs of withheld entries: `origin ‖ sequence` → previous hash ‖ hash.
 pub const CF_STUBS: &str = "stubs";
 /// Column family of derived release facts: `p ‖ event uuid` → the event's latest publish.
@@ -288,10 +292,36 @@ impl Store {
         store.arrivals.send_replace(writer.last_arrival());
         *store.writer_lock() = writer;
         if let Some(reason) = store.stale_views()? {
+            store.keep_tag_definitions()?;
             tracing::warn!("{reason}; rebuilding the views from the log");
             store.rebuild_views(&|_| {})?;
         }
         Ok(store)
+    }
+
+    /// Copies the tag definitions that views of layouts before 4 kept in tag records (from
+    /// the log, where every attachment rewrote them) to the node-local definitions
+    /// ([`TAG_DEFINITIONS`]) where none is there yet, before a rebuild drops them.
+    fn keep_tag_definitions(&self) -> Result<(), StoreError> {
+        let mut kept = Vec::new();
+        let prefix = [crate::proto::RecordKind::Tag as u8];
+        for (key, bytes) in self.views().scan(Table::Records, &prefix)? {
+            let record = crate::view::Record::decode(&bytes)?;
+            let mut fields = record.values();
+            fields.remove("name");
+            let local = [TAG_DEFINITIONS, &key[1..]].concat();
+            if !fields.is_empty() && self.local(&local)?.is_none() {
+                kept.push((local, serde_json::to_vec(&fields).unwrap_or_default()));
+            }
+        }
+        if !kept.is_empty() {
+            tracing::info!(
+                "keeping {} tag definitions as node-local settings",
+                kept.len()
+            );
+            self.put_local(&kept)?;
+        }
+        Ok(())
     }
 
     /// Why the stored views cannot be used as they are, if they cannot: a rebuild was
@@ -507,6 +537,14 @@ impl Store {
         id_key.extend_from_slice(key);
         let bytes = self.db.get_pinned_cf(self.cf(CF_IDS), &id_key).ok()??;
         Some(u64::from_be_bytes(bytes.as_ref().try_into().ok()?))
+    }
+
+    /// The keys of every record of `kind` with a local id, in key order.
+    pub fn numbered(&self, kind: crate::proto::RecordKind) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(views::scan_cf(&self.db, self.cf(CF_IDS), &[kind as u8])?
+            .into_iter()
+            .map(|(key, _)| key[1..].to_vec())
+            .collect())
     }
 
     /// The record key of the record of `kind` with local id `id`.

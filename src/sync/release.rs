@@ -6,12 +6,12 @@ use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
-use crate::log::{OriginKey, Stub, VerifiedEntry};
+use crate::log::{EntryId, OriginKey, Stub, VerifiedEntry};
 use crate::node::Node;
 use crate::policy::{self, EntryFacts, Gate, Group, Party, PeerRules, Reach, Tlp};
 use crate::proto::{op::Op, RecordKind};
 use crate::store::{Held, StoreError};
-use crate::view::{read, KvError, Record, Table, TagLinkState, ViewRead};
+use crate::view::{read, tag_links, KvError, Record, Stamp, ViewRead};
 
 /// A sharing group's members as the policy needs them, from its view record.
 pub fn group_of(record: &Record) -> Group {
@@ -81,19 +81,11 @@ pub fn entry_reach(views: &dyn ViewRead, entry: &VerifiedEntry) -> Result<Reach,
 
 /// Names of the tags attached to `target`, with whether each is local.
 fn tags_of(views: &dyn ViewRead, target: &Uuid) -> Result<Vec<(String, bool)>, KvError> {
-    let mut out = Vec::new();
-    for (key, value) in views.scan(Table::TagLinks, target.as_bytes())? {
-        let Ok(state) = serde_json::from_slice::<TagLinkState>(&value) else {
-            continue;
-        };
-        if state.attached {
-            out.push((
-                String::from_utf8_lossy(&key[16..]).into_owned(),
-                state.local,
-            ));
-        }
-    }
-    Ok(out)
+    Ok(tag_links(views, target)?
+        .into_iter()
+        .filter(|link| link.state.attached)
+        .map(|link| (link.name, link.local_org.is_some()))
+        .collect())
 }
 
 /// What the policy needs about one event, computed once per event per segment.
@@ -120,6 +112,9 @@ pub struct Releaser<'a> {
     events: HashMap<Uuid, EventFacts>,
     /// Tag exportability, by tag name.
     exportable: HashMap<String, bool>,
+    /// An event's global tags as of one of its entries (its latest publish or its tombstone),
+    /// with how many entries of the event were held when they were replayed.
+    tags_then: HashMap<(Uuid, EntryId), (usize, Vec<String>)>,
 }
 
 impl<'a> Releaser<'a> {
@@ -137,6 +132,7 @@ impl<'a> Releaser<'a> {
             default_tlp,
             events: HashMap::new(),
             exportable: HashMap::new(),
+            tags_then: HashMap::new(),
         }
     }
 
@@ -185,8 +181,9 @@ impl<'a> Releaser<'a> {
     }
 
     /// The facts about `event` (SPEC §6.2). A deleted event keeps the reach its tombstone
-    /// states (level 0 when that is not known here); its tags are gone. Old entries go no
-    /// further than the latest publish allowed, as that publish states the event's reach.
+    /// states (level 0 when that is not known here) and the tags it had. Old entries go no
+    /// further than the latest publish allowed: that publish states the event's reach, and
+    /// the event's TLP then counts as well as its TLP now.
     fn event_facts(&mut self, event: &Uuid) -> Result<EventFacts, StoreError> {
         if let Some(cached) = self.events.get(event) {
             return Ok(cached.clone());
@@ -194,12 +191,21 @@ impl<'a> Releaser<'a> {
         let views = self.node.store.views();
         let record = read::record(&views, RecordKind::Event, event.as_bytes())?;
         let publish = self.node.store.publish_of(event)?;
-        let reach_published = match publish {
-            Some(publish) => self
-                .stated_reach(&views, event, publish.origin, publish.sequence)?
-                .unwrap_or(Reach::Inherit),
-            None => Reach::Inherit,
+        let (reach_published, tags_published) = match publish {
+            Some(publish) => (
+                self.stated_reach(&views, event, publish.origin, publish.sequence)?
+                    .unwrap_or(Reach::Inherit),
+                self.tags_then(
+                    event,
+                    EntryId {
+                        origin: publish.origin,
+                        sequence: publish.sequence,
+                    },
+                )?,
+            ),
+            None => (Reach::Inherit, Vec::new()),
         };
+        let tlp_published = Tlp::strictest(tags_published.iter().map(String::as_str));
         let facts = match record {
             Some(record) if record.is_live() => {
                 let tags: Vec<String> = tags_of(&views, event)?
@@ -216,7 +222,7 @@ impl<'a> Releaser<'a> {
                 EventFacts {
                     reach: event_reach(&views, &record)?,
                     reach_published,
-                    tlp: Tlp::strictest(tags.iter().map(String::as_str)),
+                    tlp: Tlp::strictest(tags.iter().map(String::as_str)).max(tlp_published),
                     tags,
                     creator,
                     publish,
@@ -226,19 +232,20 @@ impl<'a> Releaser<'a> {
                 let tombstone = gone.and_then(|record| record.gone).and_then(|stamp| {
                     OriginKey::from_hex(&stamp.1).map(|origin| (origin, stamp.2))
                 });
-                let reach = match tombstone {
-                    Some((origin, sequence)) => {
-                        self.stated_reach(&views, event, origin, sequence)?
-                    }
-                    None => None,
+                let (reach, tags) = match tombstone {
+                    Some((origin, sequence)) => (
+                        self.stated_reach(&views, event, origin, sequence)?,
+                        self.tags_then(event, EntryId { origin, sequence })?,
+                    ),
+                    None => (None, Vec::new()),
                 };
                 EventFacts {
                     reach: reach
                         .filter(|reach| *reach != Reach::Inherit)
                         .unwrap_or(Reach::Level(0)),
                     reach_published,
-                    tlp: None,
-                    tags: Vec::new(),
+                    tlp: Tlp::strictest(tags.iter().map(String::as_str)).max(tlp_published),
+                    tags,
                     creator: None,
                     publish,
                 }
@@ -246,6 +253,50 @@ impl<'a> Releaser<'a> {
         };
         self.events.insert(*event, facts.clone());
         Ok(facts)
+    }
+
+    /// The global tags `event` had as of its entry `until`, replayed in stamp order from the
+    /// event's entries this node holds (entries it holds only as stubs add nothing).
+    fn tags_then(&mut self, event: &Uuid, until: EntryId) -> Result<Vec<String>, StoreError> {
+        let ids = self.node.store.event_entries(event)?;
+        if let Some((count, tags)) = self.tags_then.get(&(*event, until)) {
+            if *count == ids.len() {
+                return Ok(tags.clone());
+            }
+        }
+        let mut entries = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(Held::Entry(entry)) = self.node.store.held(id)? {
+                entries.push((Stamp::of(&entry), entry));
+            }
+        }
+        let last = entries
+            .iter()
+            .find(|(_, entry)| entry.id() == until)
+            .map(|(stamp, _)| stamp.clone());
+        entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+        let mut tags = BTreeSet::new();
+        for (_, entry) in entries
+            .iter()
+            .take_while(|(stamp, _)| Some(stamp) <= last.as_ref())
+        {
+            for op in &entry.entry().ops {
+                let Some(Op::Tag(link)) = &op.op else {
+                    continue;
+                };
+                if link.local || link.target.as_ref() != event.as_bytes() {
+                    continue;
+                }
+                match link.attached {
+                    true => tags.insert(link.name.clone()),
+                    false => tags.remove(&link.name),
+                };
+            }
+        }
+        let tags: Vec<String> = tags.into_iter().collect();
+        self.tags_then
+            .insert((*event, until), (ids.len(), tags.clone()));
+        Ok(tags)
     }
 
     /// The event reach that entry `origin`/`sequence` of `event` states, if this node holds
@@ -271,9 +322,11 @@ impl<'a> Releaser<'a> {
         if let Some(known) = self.exportable.get(name) {
             return Ok(*known);
         }
-        let views = self.node.store.views();
-        let exportable = read::record(&views, RecordKind::Tag, name.as_bytes())?
-            .and_then(|record| record.field("exportable").and_then(Value::as_bool))
+        let exportable = self
+            .node
+            .tag_definition(name)?
+            .get("exportable")
+            .and_then(Value::as_bool)
             .unwrap_or(true);
         self.exportable.insert(name.to_string(), exportable);
         Ok(exportable)
@@ -296,7 +349,14 @@ impl<'a> Releaser<'a> {
                 Some(Op::Tag(link)) => {
                     has_local_tag |= link.local;
                     has_unexportable_tag |= !self.is_exportable(&link.name)?;
-                    item_tags.insert(link.name.clone());
+                    // A tag on the event counts through the event's facts (now and at its
+                    // last publish), a tag on an item as the item's.
+                    if entry
+                        .event()
+                        .is_none_or(|event| link.target.as_ref() != event.as_bytes())
+                    {
+                        item_tags.insert(link.name.clone());
+                    }
                 }
                 Some(Op::Set(set))
                     if set.kind == RecordKind::Attribute as i32
@@ -337,7 +397,6 @@ impl<'a> Releaser<'a> {
             item,
             gate,
             published_after: publish.is_some_and(|publish| publish.covers(entry)),
-            published_ever: publish.is_some(),
             event_tags: event_facts.tags,
             tlp: event_facts.tlp.max(item_tlp),
             creator: event_facts.creator,
@@ -375,7 +434,6 @@ impl<'a> Releaser<'a> {
             item: Reach::Inherit,
             gate,
             published_after: true,
-            published_ever: true,
             event_tags: vec![],
             tlp: None,
             creator: None,

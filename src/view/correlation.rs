@@ -29,7 +29,7 @@ pub fn value_matches(kv: &dyn ViewRead, value: &str, limit: usize) -> Result<Mat
 }
 
 /// [`value_matches`] of each of `values`, with one index cursor.
-fn values_matches(
+pub fn values_matches(
     kv: &dyn ViewRead,
     values: &[String],
     limit: usize,

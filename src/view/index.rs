@@ -12,7 +12,7 @@
 
 use uuid::Uuid;
 
-use super::{KeyValue, Record, TagLinkState};
+use super::{KeyValue, Record};
 use crate::model;
 use crate::proto::RecordKind;
 
@@ -146,9 +146,6 @@ fn event_index(uuid: &Uuid, record: &Record) -> Vec<KeyValue> {
 }
 
 /// The index pairs of a tag link in its current state.
-pub fn tag_link_index(target: &Uuid, name: &str, link: &TagLinkState) -> Vec<KeyValue> {
-    if !link.attached {
-        return Vec::new();
-    }
-    vec![(text_key(TAG, name, target), link.event.as_bytes().to_vec())]
+pub fn tag_link_index(target: &Uuid, name: &str, event: Uuid) -> Vec<KeyValue> {
+    vec![(text_key(TAG, name, target), event.as_bytes().to_vec())]
 }

@@ -14,7 +14,9 @@ pub mod search;
 
 pub use digest::{digest, ViewDigest};
 pub use memory::MemoryViews;
-pub use record::{Record, Stamp, TagLinkState};
+pub use record::{
+    parse_tag_link_key, tag_link_key, tag_links, Record, Stamp, TagLink, TagLinkState,
+};
 pub use reduce::{
     apply, apply_parsed, names_only, owner_only, ParsedFields, Touched, GROUP_CREATOR_FIELD,
     TAG_TARGETS,
@@ -23,8 +25,9 @@ pub use reduce::{
 /// The layout of the stored views. A node whose views were built with another layout
 /// rebuilds them from the log when it opens. 2: values indexed case-folded. 3: owner claims
 /// of events from every entry only their owner may write, of sharing groups and of
-/// organisations; registrars of organisations; items never move between events.
-pub const VIEWS_FORMAT: u32 = 3;
+/// organisations; registrars of organisations; items never move between events. 4: local tag
+/// links kept per attaching organisation, apart from global links.
+pub const VIEWS_FORMAT: u32 = 4;
 
 /// The tables views live in; each is one RocksDB column family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,7 +36,7 @@ pub enum Table {
     Records,
     /// `[event uuid][kind][child key]` → empty: what belongs to an event.
     Children,
-    /// `[target uuid][tag name]` → [`TagLinkState`] JSON.
+    /// [`tag_link_key`] → [`TagLinkState`] JSON.
     TagLinks,
     /// `[attribute uuid][sighting uuid]` → sighting JSON.
     Sightings,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::correlation::correlations;
 use super::reduce::{StoredSighting, CHILD_SIGHTING, CHILD_TAG_LINK};
-use super::{record_key, KvError, Record, Table, TagLinkState, ViewRead};
+use super::{record_key, tag_links, KvError, Record, Table, ViewRead};
 use crate::proto::RecordKind;
 
 /// Local numeric ids of records (MISP `id` fields), which are node-local and so not part of
@@ -207,35 +207,25 @@ fn id_string(id: Option<u64>) -> String {
 /// The tags attached to `target`, as MISP `Tag` objects, in name order.
 fn tags(kv: &dyn ViewRead, target: &Uuid, ids: LocalIds) -> Result<Vec<Value>, KvError> {
     let mut out = Vec::new();
-    for (key, bytes) in kv.scan(Table::TagLinks, target.as_bytes())? {
-        let link: TagLinkState = serde_json::from_slice(&bytes)
-            .map_err(|error| KvError(format!("tag link: {error}")))?;
-        if !link.attached {
+    let mut shown: BTreeSet<(String, bool)> = BTreeSet::new();
+    for link in tag_links(kv, target)? {
+        let local = link.local_org.is_some();
+        // Several organisations' local links of one name show as one local tag.
+        if !link.state.attached || !shown.insert((link.name.clone(), local)) {
             continue;
         }
-        let name = String::from_utf8_lossy(&key[16..]).into_owned();
-        let definition = record(kv, RecordKind::Tag, name.as_bytes())?.unwrap_or_default();
+        let name = link.name;
         let mut tag = Map::new();
         tag.insert(
             "id".into(),
             json!(id_string(ids(RecordKind::Tag, name.as_bytes()))),
         );
         tag.insert("name".into(), json!(name));
-        tag.insert(
-            "colour".into(),
-            definition
-                .field("colour")
-                .cloned()
-                .unwrap_or_else(|| json!("#ffffff")),
-        );
-        tag.insert(
-            "exportable".into(),
-            definition
-                .field("exportable")
-                .cloned()
-                .unwrap_or(json!(true)),
-        );
-        tag.insert("local".into(), json!(link.local));
+        // Definitions are node-local: `Node::show_tag_definitions` fills in colour and
+        // exportable.
+        tag.insert("colour".into(), json!("#ffffff"));
+        tag.insert("exportable".into(), json!(true));
+        tag.insert("local".into(), json!(local));
         out.push(Value::Object(tag));
     }
     Ok(out)
@@ -400,7 +390,11 @@ fn correlation_values(record: &Record) -> Vec<String> {
 }
 
 /// MISP's `RelatedEvent` entry for a correlated event.
-fn related_event(kv: &dyn ViewRead, uuid: &Uuid, ids: LocalIds) -> Result<Option<Value>, KvError> {
+pub fn related_event(
+    kv: &dyn ViewRead,
+    uuid: &Uuid,
+    ids: LocalIds,
+) -> Result<Option<Value>, KvError> {
     let Some(record) = record(kv, RecordKind::Event, uuid.as_bytes())?.filter(Record::is_live)
     else {
         return Ok(None);

@@ -266,6 +266,63 @@ impl IntoIterator for Fields {
     }
 }
 
+/// The key of a tag link in [`Table::TagLinks`](super::Table::TagLinks): the target's uuid,
+/// the tag name, and for a local link a zero byte and the attaching organisation's uuid. Each
+/// organisation's local link and the global link of one name are thus apart (SPEC §4.2), and
+/// `target ++ name ++ 0` prefixes every local link of a name. Tag names hold no zero byte
+/// (the reducer ignores links whose name does).
+pub fn tag_link_key(target: &Uuid, name: &str, local_org: Option<&Uuid>) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + name.len() + 17);
+    key.extend_from_slice(target.as_bytes());
+    key.extend_from_slice(name.as_bytes());
+    if let Some(org) = local_org {
+        key.push(0);
+        key.extend_from_slice(org.as_bytes());
+    }
+    key
+}
+
+/// A tag link as [`tag_links`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagLink {
+    /// The tag name.
+    pub name: String,
+    /// The organisation that attached it locally; `None` for a global link.
+    pub local_org: Option<Uuid>,
+    /// Its state.
+    pub state: TagLinkState,
+}
+
+/// The target, name and local organisation of a [`tag_link_key`].
+pub fn parse_tag_link_key(key: &[u8]) -> Option<(Uuid, String, Option<Uuid>)> {
+    let target = Uuid::from_slice(key.get(..16)?).ok()?;
+    let rest = &key[16..];
+    let split = rest.len().checked_sub(17).filter(|at| rest[*at] == 0);
+    let (name, org) = match split {
+        Some(at) => (&rest[..at], Uuid::from_slice(&rest[at + 1..]).ok()),
+        None => (rest, None),
+    };
+    Some((target, String::from_utf8_lossy(name).into_owned(), org))
+}
+
+/// The tag links of `target` (attached or not), by name; a name's global link before its
+/// local links.
+pub fn tag_links(kv: &dyn super::ViewRead, target: &Uuid) -> Result<Vec<TagLink>, KvError> {
+    let mut out = Vec::new();
+    for (key, bytes) in kv.scan(super::Table::TagLinks, target.as_bytes())? {
+        let state: TagLinkState = serde_json::from_slice(&bytes)
+            .map_err(|error| KvError(format!("tag link: {error}")))?;
+        if let Some((_, name, local_org)) = parse_tag_link_key(&key) {
+            out.push(TagLink {
+                name,
+                local_org,
+                state,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// A tag on an event, attribute or object: attached or detached by the latest write.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagLinkState {

@@ -15,7 +15,10 @@ use uuid::Uuid;
 
 use super::index::{record_index, tag_link_index};
 use super::record::{Fields, PARENT_FIELD};
-use super::{record_key, KeyValue, KvError, Record, Stamp, Table, TagLinkState, ViewWrite};
+use super::{
+    parse_tag_link_key, record_key, tag_link_key, KeyValue, KvError, Record, Stamp, Table,
+    TagLinkState, ViewWrite,
+};
 use crate::log::VerifiedEntry;
 use crate::proto::{self, op::Op, RecordKind};
 
@@ -62,7 +65,8 @@ pub fn names_only<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
 /// The records an entry created, so the store can give them local numeric ids.
 #[derive(Debug, Default)]
 pub struct Touched {
-    /// (kind, record key) of every record that did not exist before the entry.
+    /// (kind, record key) of every record that did not exist before the entry, and of every
+    /// tag the entry names.
     pub records: Vec<(RecordKind, Vec<u8>)>,
 }
 
@@ -126,7 +130,13 @@ pub fn apply_parsed(
                     reducer.set(kind, set, fields)?;
                 }
             }
-            Op::Tag(link) if !event_gone => reducer.tag(link)?,
+            Op::Tag(link) => {
+                // Whatever becomes of the link, the name is in use (in any order of entries).
+                reducer.tag_in_use(&link.name);
+                if !event_gone {
+                    reducer.tag(link)?;
+                }
+            }
             Op::Sighting(sighting) if !event_gone => reducer.sighting(sighting)?,
             Op::Erase(erase) if !event_gone => reducer.erase(erase)?,
             Op::Tombstone(_) => {
@@ -309,6 +319,13 @@ impl Reducer<'_> {
         else {
             return Ok(());
         };
+        if kind == RecordKind::Tag {
+            // Definitions are node-local (SPEC §4.2): a log entry only names the tag.
+            if let Ok(name) = std::str::from_utf8(key) {
+                self.tag_in_use(name);
+            }
+            return Ok(());
+        }
         let before = load_record(self.kv, kind, key)?;
         if before.gone.is_some() {
             return Ok(());
@@ -381,14 +398,14 @@ impl Reducer<'_> {
         let (Some(event), Ok(target)) = (self.event, Uuid::from_slice(&link.target)) else {
             return Ok(());
         };
-        if link.name.is_empty() {
+        if link.name.is_empty() || link.name.contains('\0') {
             return Ok(());
         }
         if target != event && self.elsewhere(&TAG_TARGETS, &target)? {
             return Ok(());
         }
-        let mut key = target.as_bytes().to_vec();
-        key.extend_from_slice(link.name.as_bytes());
+        // A local link is the acting organisation's own, apart from the global link.
+        let key = tag_link_key(&target, &link.name, link.local.then_some(&self.acting_org));
         let before: Option<TagLinkState> = match self.kv.get(Table::TagLinks, &key)? {
             Some(bytes) => Some(
                 serde_json::from_slice(&bytes)
@@ -408,13 +425,6 @@ impl Reducer<'_> {
             event,
             stamp: self.stamp.clone(),
         };
-        reindex(
-            self.kv,
-            before
-                .map(|b| tag_link_index(&target, &link.name, &b))
-                .unwrap_or_default(),
-            tag_link_index(&target, &link.name, &after),
-        );
         self.kv.put(
             Table::Children,
             child_key(&event, CHILD_TAG_LINK, &key),
@@ -423,7 +433,39 @@ impl Reducer<'_> {
         // Serialising plain fields cannot fail.
         let bytes = serde_json::to_vec(&after).expect("tag link serialises");
         self.kv.put(Table::TagLinks, key, bytes);
+        // The tag index names the target while any of its links of this name is attached.
+        let mut links = tag_link_key(&target, &link.name, None);
+        let global = self.kv.get(Table::TagLinks, &links)?;
+        links.push(0);
+        let attached = global
+            .into_iter()
+            .chain(
+                self.kv
+                    .scan(Table::TagLinks, &links)?
+                    .into_iter()
+                    .map(|(_, v)| v),
+            )
+            .any(|bytes| {
+                serde_json::from_slice::<TagLinkState>(&bytes).is_ok_and(|link| link.attached)
+            });
+        for (key, value) in tag_link_index(&target, &link.name, event) {
+            match attached {
+                true => self.kv.put(Table::Index, key, value),
+                false => self.kv.delete(Table::Index, key),
+            }
+        }
         Ok(())
+    }
+
+    /// Notes that the tag `name` is in use, for the store to give it a local id if it has
+    /// none. Tags have no view records: their definitions are node-local (SPEC §4.2). Names a
+    /// link cannot have (empty, or holding a zero byte) are not tags.
+    fn tag_in_use(&mut self, name: &str) {
+        if !name.is_empty() && !name.contains('\0') {
+            self.touched
+                .records
+                .push((RecordKind::Tag, name.as_bytes().to_vec()));
+        }
     }
 
     fn sighting(&mut self, sighting: &proto::SightingAdd) -> Result<(), KvError> {
@@ -515,12 +557,9 @@ impl Reducer<'_> {
             let (kind, key) = (child[16], child[17..].to_vec());
             match kind {
                 CHILD_TAG_LINK => {
-                    if let Some(bytes) = self.kv.get(Table::TagLinks, &key)? {
-                        let link: Option<TagLinkState> = serde_json::from_slice(&bytes).ok();
-                        let name = String::from_utf8_lossy(&key[16..]).into_owned();
-                        let target = Uuid::from_slice(&key[..16]).unwrap_or_default();
-                        if let Some(link) = link {
-                            reindex(self.kv, tag_link_index(&target, &name, &link), Vec::new());
+                    if let Some((target, name, _)) = parse_tag_link_key(&key) {
+                        for (index, _) in tag_link_index(&target, &name, event) {
+                            self.kv.delete(Table::Index, index);
                         }
                     }
                     self.kv.delete(Table::TagLinks, key);

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::index::{fold_value, CATEGORY, DATE, ORG, TAG, TIMESTAMP, TYPE, VALUE};
 use super::read;
-use super::{KvError, Record, Table, TagLinkState, ViewRead};
+use super::{tag_links, KvError, Record, Table, ViewRead};
 use crate::model;
 use crate::proto::RecordKind;
 
@@ -306,15 +306,11 @@ fn flag_field(record: &Record, name: &str) -> bool {
 
 /// The names of the tags attached to `target`.
 fn tag_names(kv: &dyn ViewRead, target: &Uuid) -> Result<BTreeSet<String>, KvError> {
-    let mut names = BTreeSet::new();
-    for (key, bytes) in kv.scan(Table::TagLinks, target.as_bytes())? {
-        let link: TagLinkState = serde_json::from_slice(&bytes)
-            .map_err(|error| KvError(format!("tag link: {error}")))?;
-        if link.attached {
-            names.insert(String::from_utf8_lossy(&key[UUID_BYTES..]).into_owned());
-        }
-    }
-    Ok(names)
+    Ok(tag_links(kv, target)?
+        .into_iter()
+        .filter(|link| link.state.attached)
+        .map(|link| link.name)
+        .collect())
 }
 
 /// The live attributes of `event`: (uuid, record), in key order.
@@ -688,7 +684,7 @@ mod tests {
     use super::*;
     use crate::view::index::{record_index, tag_link_index, text_prefix};
     use crate::view::KeyValue;
-    use crate::view::{record_key, MemoryViews, Stamp, ViewWrite};
+    use crate::view::{record_key, tag_link_key, MemoryViews, Stamp, TagLinkState, ViewWrite};
     use serde_json::{json, Map};
 
     struct Fixture {
@@ -760,11 +756,10 @@ mod tests {
                 event,
                 stamp: Stamp::default(),
             };
-            for (key, value) in tag_link_index(&target, name, &link) {
+            for (key, value) in tag_link_index(&target, name, event) {
                 self.kv.put(Table::Index, key, value);
             }
-            let mut key = target.as_bytes().to_vec();
-            key.extend_from_slice(name.as_bytes());
+            let key = tag_link_key(&target, name, None);
             self.kv
                 .put(Table::TagLinks, key, serde_json::to_vec(&link).unwrap());
         }

@@ -56,6 +56,7 @@ pub fn node() -> (tempfile::TempDir, PathBuf) {
     ok(&dir, &["init", "--org-name", "Test Org"]);
     (temp, dir)
 }
+pub mod accounts;
 pub mod forge;
 pub mod hostile;
 pub mod identity;

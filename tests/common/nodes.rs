@@ -97,6 +97,20 @@ impl Peer {
         serde_json::from_str(&ok(self.dir(), &["peer", "list", "--json"])).unwrap()
     }
 
+    /// Adds organisation `org` and a user of it over REST; returns the user's API key.
+    pub fn org_user(&self, org: &str, email: &str) -> String {
+        let added = self.post(
+            "/admin/organisations/add",
+            json!({"Organisation": {"name": org}}),
+        );
+        let org_id = added["Organisation"]["id"].as_str().unwrap().to_string();
+        let user = self.post(
+            "/admin/users/add",
+            json!({"User": {"email": email, "org_id": org_id, "role_id": "3"}}),
+        );
+        user["User"]["authkey"].as_str().unwrap().to_string()
+    }
+
     /// Publishes an event.
     pub fn publish(&self, uuid: &str) {
         self.post(&format!("/events/publish/{uuid}"), json!({}));

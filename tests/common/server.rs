@@ -100,6 +100,18 @@ impl Server {
         key: Option<&str>,
         body: Option<&str>,
     ) -> (u16, Value) {
+        let (status, text) = self.request_text(method, path, key, body);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// [`Server::request`] with the body as text (CSV and other exports).
+    pub fn request_text(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, String) {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n", self.addr);
         if let Some(key) = key {
             head.push_str(&format!("Authorization: {key}\r\n"));
@@ -109,7 +121,7 @@ impl Server {
             "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         ));
-        raw(&self.addr, &[head.as_bytes(), body.as_bytes()].concat())
+        raw_text(&self.addr, &[head.as_bytes(), body.as_bytes()].concat())
     }
 }
 
@@ -122,6 +134,12 @@ impl Drop for Server {
 
 /// Sends raw bytes and parses the response: (status, JSON body or `null`).
 pub fn raw(addr: &str, request: &[u8]) -> (u16, Value) {
+    let (status, body) = raw_text(addr, request);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// Sends raw bytes; returns the status and the body as text.
+pub fn raw_text(addr: &str, request: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connects");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -144,7 +162,7 @@ pub fn raw(addr: &str, request: &[u8]) -> (u16, Value) {
     } else {
         body.to_string()
     };
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    (status, body)
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -276,15 +276,14 @@ fn only_the_owner_changes_an_event_others_add_sightings_and_local_tags() {
             ip.clone(),
         ),
         tag(attribute, "tlp:clear", false),
-        // A local tag may not replace the owner's global tag of the same name.
-        tag(event, "tlp:amber", true),
         proto::Op {
             op: Some(Op::Tombstone(proto::EventTombstone { reason: "x".into() })),
         },
     ] {
         assert_eq!(check(&views, &b.own(Some(event), vec![op])), conflict);
     }
-    // Sightings, local tags and tag definitions are anyone's.
+    // Sightings, local tags (kept apart from the owner's global tag of the same name) and
+    // tag names are anyone's.
     let definition = set(
         RecordKind::Tag,
         Uuid::nil(),
@@ -298,11 +297,16 @@ fn only_the_owner_changes_an_event_others_add_sightings_and_local_tags() {
             vec![
                 sighting(attribute),
                 tag(attribute, "b:seen", true),
+                tag(event, "tlp:amber", true),
                 definition,
             ],
         ),
     )
     .unwrap();
+    let global = crate::view::tag_link_key(&event, "tlp:amber", None);
+    let global: crate::view::TagLinkState =
+        serde_json::from_slice(&views.get(Table::TagLinks, &global).unwrap().unwrap()).unwrap();
+    assert!(global.attached && !global.local, "{global:?}");
     // The owner goes on editing.
     write(
         &mut views,

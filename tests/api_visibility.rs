@@ -1,0 +1,575 @@
+//! What a user of another organisation can obtain over REST (SPEC §6.1), on the real
+//! `threatlog serve` binary with users of several organisations on one node: correlations
+//! never name or follow an attribute the user may not see, and, against a model written from
+//! the SPEC alone, every event, attribute, object, correlation, search hit and export line
+//! each user obtains is exactly what the model allows.
+
+mod common;
+
+use common::accounts::org_user;
+use common::server::Server;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+/// A value only an object hidden from other organisations holds (and Org B's event).
+const HIDDEN: &str = "198.51.100.7";
+/// A value both organisations share openly.
+const SHARED: &str = "203.0.113.8";
+
+fn post(server: &Server, key: &str, path: &str, body: &Value) -> Value {
+    let (status, reply) = server.request("POST", path, Some(key), Some(&body.to_string()));
+    assert_eq!(status, 200, "POST {path}: {reply}");
+    reply
+}
+
+fn get(server: &Server, key: &str, path: &str) -> Value {
+    let (status, reply) = server.request("GET", path, Some(key), None);
+    assert_eq!(status, 200, "GET {path}: {reply}");
+    reply
+}
+
+fn add_event(server: &Server, key: &str, event: Value) -> Value {
+    post(server, key, "/events/add", &json!({ "Event": event }))["Event"].clone()
+}
+
+/// The uuids of an event's `RelatedEvent` list.
+fn related_events(event: &Value) -> BTreeSet<String> {
+    event["Event"]["RelatedEvent"]
+        .as_array()
+        .unwrap_or_else(|| panic!("RelatedEvent in {event}"))
+        .iter()
+        .map(|related| related["Event"]["uuid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The values of an attribute's `RelatedAttribute` list.
+fn related_values(attribute: &Value) -> Vec<String> {
+    attribute["RelatedAttribute"]
+        .as_array()
+        .unwrap_or_else(|| panic!("RelatedAttribute in {attribute}"))
+        .iter()
+        .map(|related| related["value"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn correlations_never_reach_an_attribute_the_user_may_not_see() {
+    let (_temp, dir) = common::node();
+    let a = org_user(&dir, "Org A", "analyst@a.example");
+    let b = org_user(&dir, "Org B", "analyst@b.example");
+    let server = Server::start(&dir);
+
+    // Org A's community event: an open attribute, and an object for Org A only whose
+    // attribute inherits the object's level.
+    let secret = add_event(
+        &server,
+        &a,
+        json!({"info": "A: object for A only", "distribution": "1",
+            "Attribute": [{"type": "comment", "value": "nothing to correlate"}],
+            "Object": [{"name": "domain-ip", "distribution": "0", "Attribute": [
+                {"type": "ip-dst", "object_relation": "ip", "value": HIDDEN}]}]}),
+    );
+    let secret_uuid = secret["uuid"].as_str().unwrap().to_string();
+    let open = add_event(
+        &server,
+        &a,
+        json!({"info": "A: open", "distribution": "1",
+            "Attribute": [{"type": "ip-dst", "value": SHARED}]}),
+    );
+    let open_uuid = open["uuid"].as_str().unwrap().to_string();
+    // Org B's event holds both values.
+    let own = add_event(
+        &server,
+        &b,
+        json!({"info": "B's event", "distribution": "1", "Attribute": [
+            {"type": "ip-dst", "value": HIDDEN},
+            {"type": "ip-dst", "value": SHARED}]}),
+    );
+    let own_id = own["id"].as_str().unwrap().to_string();
+    let attribute_id = |value: &str| {
+        own["Attribute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|attribute| attribute["value"] == value)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // Org A sees its hidden attribute correlate with B's event, and the open one too.
+    let seen_by_a = get(&server, &a, &format!("/events/view/{secret_uuid}"));
+    let b_uuid = own["uuid"].as_str().unwrap().to_string();
+    assert_eq!(related_events(&seen_by_a), BTreeSet::from([b_uuid.clone()]));
+
+    // B's own event relates to A's open event only.
+    let seen_by_b = get(&server, &b, &format!("/events/view/{own_id}"));
+    assert_eq!(related_events(&seen_by_b), BTreeSet::from([open_uuid]));
+    // A's event with the hidden object shows B neither the object nor a correlation through it.
+    let secret_by_b = get(&server, &b, &format!("/events/view/{secret_uuid}"));
+    assert_eq!(secret_by_b["Event"]["Object"], json!([]), "{secret_by_b}");
+    assert_eq!(related_events(&secret_by_b), BTreeSet::new());
+
+    // attributes/view of B's attribute lists no correlation for the hidden value, and A's open
+    // attribute for the shared one.
+    let hidden_view = get(
+        &server,
+        &b,
+        &format!("/attributes/view/{}", attribute_id(HIDDEN)),
+    );
+    assert_eq!(
+        related_values(&hidden_view["Attribute"]),
+        Vec::<String>::new()
+    );
+    let shared_view = get(
+        &server,
+        &b,
+        &format!("/attributes/view/{}", attribute_id(SHARED)),
+    );
+    assert_eq!(related_values(&shared_view["Attribute"]), vec![SHARED]);
+
+    // attributes/restSearch with correlations: B's hidden-value hit carries none.
+    let found = post(
+        &server,
+        &b,
+        "/attributes/restSearch",
+        &json!({"value": HIDDEN, "includeCorrelations": 1}),
+    );
+    let hits = found["response"]["Attribute"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{found}");
+    assert_eq!(hits[0]["Event"]["uuid"], b_uuid, "{found}");
+    assert_eq!(related_values(&hits[0]), Vec::<String>::new());
+}
+
+/// Cases of the REST property below run by `make test` (`PROPTEST_CASES` sets more).
+const REST_CASES: u32 = 100;
+/// The values the events draw from, so that they correlate.
+const POOL: [&str; 8] = [
+    "192.0.2.1",
+    "192.0.2.2",
+    "192.0.2.3",
+    "198.51.100.1",
+    "198.51.100.2",
+    "203.0.113.1",
+    "203.0.113.2",
+    "203.0.113.3",
+];
+/// The node's `views.correlation_max`: values matching more attributes are not followed.
+const CORRELATION_MAX: usize = 100;
+
+/// One organisation's user as the model sees it.
+#[derive(Clone, Debug)]
+struct User {
+    key: String,
+    org: usize,
+    site_admin: bool,
+}
+
+/// An attribute in the model: its event, levels (5 inherits) and value.
+#[derive(Clone, Debug)]
+struct ModelAttribute {
+    event: String,
+    level: u8,
+    object_level: Option<u8>,
+    value: String,
+}
+
+/// An event in the model: its owner organisation and level.
+#[derive(Clone, Debug)]
+struct ModelEvent {
+    owner: usize,
+    level: u8,
+    objects: Vec<(String, u8)>,
+}
+
+/// What users of several organisations may see on one node (SPEC §6.1), written from the
+/// SPEC alone: events by distribution and sharing group, items by their own level and their
+/// object's.
+#[derive(Default)]
+struct Model {
+    /// Organisations (by index) in the sharing group.
+    members: BTreeSet<usize>,
+    events: std::collections::BTreeMap<String, ModelEvent>,
+    attributes: std::collections::BTreeMap<String, ModelAttribute>,
+}
+
+impl Model {
+    fn level_allows(&self, user: &User, level: u8) -> bool {
+        match level {
+            1..=3 | 5 => true,
+            4 => self.members.contains(&user.org),
+            _ => false,
+        }
+    }
+
+    fn sees_event(&self, user: &User, uuid: &str) -> bool {
+        let event = &self.events[uuid];
+        user.site_admin
+            || event.owner == user.org
+            || self.level_allows(user, event.level) && event.level != 5
+    }
+
+    fn sees_item(&self, user: &User, event: &str, levels: &[u8]) -> bool {
+        self.sees_event(user, event)
+            && (user.site_admin
+                || self.events[event].owner == user.org
+                || levels.iter().all(|level| self.level_allows(user, *level)))
+    }
+
+    fn sees_attribute(&self, user: &User, uuid: &str) -> bool {
+        let attribute = &self.attributes[uuid];
+        let mut levels = vec![attribute.level];
+        levels.extend(attribute.object_level);
+        self.sees_item(user, &attribute.event, &levels)
+    }
+
+    /// The attributes `user` sees with `value`.
+    fn visible_with_value(&self, user: &User, value: &str) -> BTreeSet<String> {
+        self.attributes
+            .iter()
+            .filter(|(uuid, a)| a.value == value && self.sees_attribute(user, uuid))
+            .map(|(uuid, _)| uuid.clone())
+            .collect()
+    }
+
+    /// Whether `value` matches more attributes than the node follows.
+    fn over_correlating(&self, value: &str) -> bool {
+        self.attributes
+            .values()
+            .filter(|a| a.value == value)
+            .count()
+            > CORRELATION_MAX
+    }
+
+    /// The events `user` should see listed as related to `event`.
+    fn related_events(&self, user: &User, event: &str) -> BTreeSet<String> {
+        let mine: Vec<&ModelAttribute> = self
+            .attributes
+            .iter()
+            .filter(|(uuid, a)| a.event == event && self.sees_attribute(user, uuid))
+            .map(|(_, a)| a)
+            .collect();
+        let mut out = BTreeSet::new();
+        for attribute in mine {
+            if self.over_correlating(&attribute.value) {
+                continue;
+            }
+            for other in self.visible_with_value(user, &attribute.value) {
+                let other = &self.attributes[&other].event;
+                if other != event {
+                    out.insert(other.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One random event: its owner (a user index), level, attributes (level, value) and an
+/// optional object (level, its attribute's level and value).
+type NewEvent = (usize, u8, Vec<(u8, usize)>, Option<(u8, u8, usize)>, usize);
+
+fn new_event() -> impl Strategy<Value = NewEvent> {
+    (
+        0..3usize,
+        0..5u8,
+        prop::collection::vec((0..6u8, 0..POOL.len()), 1..3),
+        prop::option::of((0..6u8, 0..6u8, 0..POOL.len())),
+        0..POOL.len(),
+    )
+}
+
+/// The uuids in a list of MISP items.
+fn uuids(list: &Value) -> BTreeSet<String> {
+    list.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item["uuid"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+struct RestWorld {
+    server: Server,
+    users: Vec<User>,
+    group: String,
+    model: std::cell::RefCell<Model>,
+}
+
+impl RestWorld {
+    fn check(&self, user: &User, event: &str, value: &str) -> Result<(), TestCaseError> {
+        let model = self.model.borrow();
+        let path = format!("/events/view/{event}");
+        let (status, shown) = self.server.request("GET", &path, Some(&user.key), None);
+        let fail = |what: String| Err(TestCaseError::fail(format!("{user:?}: {what}")));
+        if !model.sees_event(user, event) {
+            if status != 404 {
+                return fail(format!(
+                    "an event it may not see answered {status}: {shown}"
+                ));
+            }
+        } else {
+            if status != 200 {
+                return fail(format!("{path} answered {status}: {shown}"));
+            }
+            let mut attributes = uuids(&shown["Event"]["Attribute"]);
+            for object in shown["Event"]["Object"].as_array().unwrap() {
+                attributes.extend(uuids(&object["Attribute"]));
+            }
+            let expected: BTreeSet<String> = model
+                .attributes
+                .iter()
+                .filter(|(uuid, a)| a.event == event && model.sees_attribute(user, uuid))
+                .map(|(uuid, _)| uuid.clone())
+                .collect();
+            if attributes != expected {
+                return fail(format!(
+                    "{path} shows {attributes:?}, the model {expected:?}"
+                ));
+            }
+            let objects = uuids(&shown["Event"]["Object"]);
+            let expected: BTreeSet<String> = model.events[event]
+                .objects
+                .iter()
+                .filter(|(_, level)| model.sees_item(user, event, &[*level]))
+                .map(|(uuid, _)| uuid.clone())
+                .collect();
+            if objects != expected {
+                return fail(format!(
+                    "{path} shows objects {objects:?}, the model {expected:?}"
+                ));
+            }
+            let related: BTreeSet<String> = shown["Event"]["RelatedEvent"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["Event"]["uuid"].as_str().unwrap().to_string())
+                .collect();
+            let expected = model.related_events(user, event);
+            if related != expected {
+                return fail(format!(
+                    "{path} relates {related:?}, the model {expected:?}"
+                ));
+            }
+        }
+        // A search hit, its correlations and an export line per attribute with `value`.
+        let expected = model.visible_with_value(user, value);
+        let body = json!({"value": value, "includeCorrelations": 1});
+        let (status, found) = self.server.request(
+            "POST",
+            "/attributes/restSearch",
+            Some(&user.key),
+            Some(&body.to_string()),
+        );
+        if status != 200 {
+            return fail(format!("restSearch answered {status}: {found}"));
+        }
+        let hits = found["response"]["Attribute"].as_array().unwrap();
+        let found_uuids: BTreeSet<String> = uuids(&found["response"]["Attribute"]);
+        if found_uuids != expected {
+            return fail(format!(
+                "restSearch {value} found {found_uuids:?}, the model {expected:?}"
+            ));
+        }
+        for hit in hits {
+            let uuid = hit["uuid"].as_str().unwrap();
+            let related = uuids(&hit["RelatedAttribute"]);
+            let expected: BTreeSet<String> = match model.over_correlating(value) {
+                true => BTreeSet::new(),
+                false => model
+                    .visible_with_value(user, value)
+                    .into_iter()
+                    .filter(|other| model.attributes[other].event != model.attributes[uuid].event)
+                    .collect(),
+            };
+            if related != expected {
+                return fail(format!(
+                    "{uuid} correlates with {related:?}, the model {expected:?}"
+                ));
+            }
+        }
+        let body = json!({"value": value, "returnFormat": "csv"});
+        let (status, csv) = self.server.request_text(
+            "POST",
+            "/attributes/restSearch",
+            Some(&user.key),
+            Some(&body.to_string()),
+        );
+        if status != 200 {
+            return fail(format!("the CSV export answered {status}: {csv}"));
+        }
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+        let column = header.iter().position(|name| *name == "uuid").unwrap();
+        let exported: BTreeSet<String> = lines
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                line.split(',')
+                    .nth(column)
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .collect();
+        if exported != expected {
+            return fail(format!(
+                "the CSV export lists {exported:?}, the model {expected:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds a random event as its owner; returns its uuid.
+    fn add(&self, (owner, level, attributes, object, _): &NewEvent) -> String {
+        let user = &self.users[1 + owner];
+        let mut model = self.model.borrow_mut();
+        // Only a member may share with the group.
+        let level = match (*level, model.members.contains(&user.org)) {
+            (4, false) => 3,
+            (level, _) => level,
+        };
+        let group = |item: &mut Value, level: u8| {
+            item["distribution"] = json!(level.to_string());
+            if level == 4 {
+                if model.members.contains(&user.org) {
+                    item["sharing_group_uuid"] = json!(self.group);
+                } else {
+                    item["distribution"] = json!("3");
+                }
+            }
+        };
+        let uuid = Uuid::new_v4().to_string();
+        let mut event = json!({"uuid": uuid, "info": "model", "Attribute": [], "Object": []});
+        group(&mut event, level);
+        let mut added = Vec::new();
+        for (item_level, value) in attributes {
+            let attribute_uuid = Uuid::new_v4().to_string();
+            let mut attribute =
+                json!({"uuid": attribute_uuid, "type": "ip-dst", "value": POOL[*value]});
+            group(&mut attribute, *item_level);
+            let stated = attribute["distribution"].as_str().unwrap().parse().unwrap();
+            added.push((attribute_uuid, stated, None, POOL[*value]));
+            event["Attribute"].as_array_mut().unwrap().push(attribute);
+        }
+        let mut objects = Vec::new();
+        if let Some((object_level, inner_level, value)) = object {
+            let object_uuid = Uuid::new_v4().to_string();
+            let inner_uuid = Uuid::new_v4().to_string();
+            let mut inner = json!({"uuid": inner_uuid, "type": "ip-dst",
+                "object_relation": "ip", "value": POOL[*value]});
+            group(&mut inner, *inner_level);
+            let mut object =
+                json!({"uuid": object_uuid, "name": "domain-ip", "Attribute": [inner.clone()]});
+            group(&mut object, *object_level);
+            let stated_object: u8 = object["distribution"].as_str().unwrap().parse().unwrap();
+            let stated_inner = inner["distribution"].as_str().unwrap().parse().unwrap();
+            added.push((inner_uuid, stated_inner, Some(stated_object), POOL[*value]));
+            objects.push((object_uuid, stated_object));
+            event["Object"].as_array_mut().unwrap().push(object);
+        }
+        let stated_level = event["distribution"].as_str().unwrap().parse().unwrap();
+        let body = json!({ "Event": event });
+        let (status, reply) = self.server.request(
+            "POST",
+            "/events/add",
+            Some(&user.key),
+            Some(&body.to_string()),
+        );
+        assert_eq!(status, 200, "{reply}");
+        model.events.insert(
+            uuid.clone(),
+            ModelEvent {
+                owner: user.org,
+                level: stated_level,
+                objects,
+            },
+        );
+        for (attribute, level, object_level, value) in added {
+            model.attributes.insert(
+                attribute,
+                ModelAttribute {
+                    event: uuid.clone(),
+                    level,
+                    object_level,
+                    value: value.to_string(),
+                },
+            );
+        }
+        uuid
+    }
+}
+
+#[test]
+fn every_read_of_every_user_is_allowed_by_the_model() {
+    let (_temp, dir) = common::node();
+    // Organisations 1–3; 0 is the node's own, whose site admin sees everything.
+    let mut users = vec![User {
+        key: common::accounts::admin_key(&dir),
+        org: 0,
+        site_admin: true,
+    }];
+    for (org, name) in [(1, "Org A"), (2, "Org B"), (3, "Org M")] {
+        let email = format!("user@{org}.example");
+        users.push(User {
+            key: org_user(&dir, name, &email),
+            org,
+            site_admin: false,
+        });
+    }
+    let email = "auditor@2.example";
+    users.push(User {
+        key: common::accounts::cli_user(&dir, "Org B", "read-only", email),
+        org: 2,
+        site_admin: false,
+    });
+    let server = Server::start(&dir);
+    // A sharing group of the node's organisation, Org A and Org M.
+    let admin = users[0].key.clone();
+    let (status, group) = server.request(
+        "POST",
+        "/sharingGroups/add",
+        Some(&admin),
+        Some(r#"{"SharingGroup": {"name": "model", "releasability": "model"}}"#),
+    );
+    assert_eq!(status, 200, "{group}");
+    let group_id = group["SharingGroup"]["id"].as_str().unwrap().to_string();
+    for name in ["Org%20A", "Org%20M"] {
+        let path = format!("/sharingGroups/addOrg/{group_id}/{name}");
+        let (status, added) = server.request("POST", &path, Some(&admin), None);
+        assert_eq!(status, 200, "{added}");
+    }
+    let world = RestWorld {
+        server,
+        users,
+        group: group["SharingGroup"]["uuid"].as_str().unwrap().to_string(),
+        model: std::cell::RefCell::new(Model {
+            members: BTreeSet::from([0, 1, 3]),
+            ..Model::default()
+        }),
+    };
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(REST_CASES);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&new_event(), |new| {
+        let event = world.add(&new);
+        for user in &world.users {
+            world.check(user, &event, POOL[new.4])?;
+        }
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("{error}");
+    }
+}
