@@ -299,3 +299,71 @@ fn tag_definitions_stay_on_their_node_and_attaching_never_rewrites_them() {
         "an event carrying a non-exportable tag reached an external peer"
     );
 }
+
+#[test]
+fn a_relay_cannot_pass_on_entries_of_an_event_the_receiver_does_not_hold_as_inherited() {
+    use threatlog::log::{EntryId, Stub};
+    use threatlog::store::Held;
+    use threatlog::sync::engine;
+    use threatlog::sync::peer::{self, PeerSettings};
+
+    let temp = tempfile::tempdir().unwrap();
+    let a = common::engine::init(&temp.path().join("a"), "Org A");
+    let b = common::engine::init(&temp.path().join("b"), "Org B");
+    // A's event for its own organisation, then an attribute added to it: an entry that
+    // inherits the event's level and does not state it.
+    let actor = threatlog::change::Actor {
+        org: a.org.uuid,
+        user: "analyst@a.example".into(),
+    };
+    let event = threatlog::model::Event::from_json(&json!({"Event": {
+        "info": "A only", "distribution": "0",
+        "Attribute": [{"type": "ip-dst", "value": "192.0.2.77"}]}}))
+    .unwrap();
+    a.append(threatlog::change::event_drafts(&event, &actor))
+        .unwrap();
+    let attribute = common::hostile::set_op(
+        threatlog::proto::RecordKind::Attribute,
+        &uuid::Uuid::new_v4(),
+        json!({"type": "ip-dst", "category": "Network activity", "value": "192.0.2.78"}),
+    );
+    let added = a
+        .append(threatlog::change::event_ops_drafts(
+            event.uuid,
+            threatlog::change::INHERIT,
+            vec![attribute],
+            &actor,
+        ))
+        .unwrap();
+    let inherited = added.entries.last().unwrap().clone();
+    // H, an external peer of B, relays it after A's earlier entries, those of the event as
+    // stubs.
+    let h = common::hostile::Hostile::new();
+    let card = Card::decode(&h.card()).unwrap();
+    let h_on_b = peer::pair(&b.store, &b.origin(), card, PeerSettings::default()).unwrap();
+    let mut items = Vec::new();
+    for sequence in 1..inherited.sequence() {
+        let id = EntryId {
+            origin: a.origin(),
+            sequence,
+        };
+        let Some(Held::Entry(entry)) = a.store.held(&id).unwrap() else {
+            panic!("A holds its own entry {sequence}");
+        };
+        // A's directory entries in full, the event's own as stubs.
+        items.push(match entry.event() == Some(event.uuid) {
+            false => threatlog::sync::release::Released::Entry(entry),
+            true => threatlog::sync::release::Released::Stub(Stub::of(&entry)),
+        });
+    }
+    items.push(threatlog::sync::release::Released::Entry(inherited.clone()));
+    let segment = common::hostile::segment_of(threatlog::sync::encode_items(&items));
+    let answer = engine::receive(&b, &h_on_b, segment);
+    let error = answer.expect_err("B accepted a level-0 event's entry from a relay");
+    assert!(error.to_string().contains("policy violation"), "{error}");
+    assert!(!matches!(
+        b.store.held(&inherited.id()).unwrap(),
+        Some(Held::Entry(_))
+    ));
+    assert_eq!(peer::status(&b.store, &h_on_b.key).unwrap().violations, 1);
+}

@@ -12,6 +12,8 @@
 
 mod common;
 
+use common::engine::{card_of, init};
+
 use common::hostile::{entry_item, segment_of, Hostile};
 use proptest::prelude::*;
 use serde_json::json;
@@ -78,23 +80,8 @@ fn contents() -> impl Strategy<Value = Vec<Vec<(u8, bool)>>> {
     prop::collection::vec(prop::collection::vec((0..4u8, any::<bool>()), 1..4), 2..=2)
 }
 
-fn card_of(node: &Node) -> Card {
-    Card {
-        key: node.origin(),
-        org_uuid: node.org.uuid,
-        org_name: node.org.name.clone(),
-        endpoint: "127.0.0.1:9".into(),
-        org_key: Some(node.org_key()),
-    }
-}
-
 fn pair(node: &Node, card: Card) -> Peer {
     peer::pair(&node.store, &node.origin(), card, PeerSettings::default()).unwrap()
-}
-
-fn init(dir: &Path, name: &str) -> Node {
-    Node::init(dir, name, None, false).unwrap();
-    Node::open(dir).unwrap()
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -388,6 +388,13 @@ async fn set_published(
             fields.insert("published".into(), json!(published));
             if published {
                 fields.insert("publish_timestamp".into(), json!(now_seconds().to_string()));
+                // The publish states the event's level in its fields too, so that a peer
+                // that holds nothing else of the event yet can judge what follows it.
+                for name in ["distribution", "sharing_group_uuid"] {
+                    if let Some(value) = access.record.field(name) {
+                        fields.insert(name.into(), value.clone());
+                    }
+                }
             }
             let ops = vec![change::record_op(
                 RecordKind::Event,

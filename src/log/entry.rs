@@ -229,6 +229,14 @@ impl VerifiedEntry {
         Uuid::from_slice(&self.entry.event_uuid).ok()
     }
 
+    /// Whether the entry deletes its event.
+    pub fn is_tombstone(&self) -> bool {
+        self.entry
+            .ops
+            .iter()
+            .any(|op| matches!(op.op, Some(crate::proto::op::Op::Tombstone(_))))
+    }
+
     /// The draft the entry was sealed from, to seal it again elsewhere in the chain.
     pub fn into_draft(self) -> Draft {
         Draft {

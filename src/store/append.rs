@@ -41,6 +41,9 @@ pub(crate) struct Writer {
     pub trees: super::merkle::Trees,
     /// Provisional stubs: where each origin's begin, how many each peer sent.
     pub provisional: super::provisional::Provisional,
+    /// Tag names given a local id since the state was read: batches still in the pipeline
+    /// are not readable yet, and a tag is named by many of them. One entry per distinct tag.
+    numbered_tags: foldhash::HashSet<Vec<u8>>,
 }
 
 impl Writer {
@@ -416,14 +419,18 @@ impl Store {
             };
             for (kind, record) in touched.records {
                 // A tag is named again and again; other records are new when touched.
-                if kind == RecordKind::Tag && self.local_id(kind, &record).is_some() {
+                if kind == RecordKind::Tag && self.is_numbered(writer, &record) {
                     continue;
                 }
                 self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record);
             }
         }
         for (kind, key) in number {
-            if self.local_id(*kind, key).is_none() {
+            let numbered = match kind {
+                RecordKind::Tag => self.is_numbered(writer, key),
+                _ => self.local_id(*kind, key).is_some(),
+            };
+            if !numbered {
                 self.assign_id(&mut batch, &mut next_ids, &mut new_ids, *kind, key);
             }
         }
@@ -481,6 +488,16 @@ impl Store {
                 WriteFailure::Write(error) => error,
                 WriteFailure::Earlier => StoreError::EarlierWriteFailed,
             })
+    }
+
+    /// Whether the tag `name` has a local id, stored or in a batch still in the pipeline;
+    /// if not, notes it as numbered by the batch being prepared.
+    fn is_numbered(&self, writer: &mut Writer, name: &[u8]) -> bool {
+        if writer.numbered_tags.contains(name) || self.local_id(RecordKind::Tag, name).is_some() {
+            return true;
+        }
+        writer.numbered_tags.insert(name.to_vec());
+        false
     }
 
     /// Gives a record its local numeric id when it is created.

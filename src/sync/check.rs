@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::release::{entry_reach, event_reach, reach};
 use crate::log::VerifiedEntry;
-use crate::policy::{check_arrival, Party, Reach};
+use crate::policy::{check_arrival, is_relay, Party, Reach};
 use crate::proto::{op::Op, RecordKind};
 use crate::store::Rejection;
 use crate::view::{read, ViewRead};
@@ -58,22 +58,41 @@ pub fn check_entry(
         // every peer by the directory rule; it has no hop limit to check.
         return Ok(());
     };
-    let record = read::record(views, RecordKind::Event, event.as_bytes()).map_err(kv)?;
-    // The event's level as held here (the latest write wins, so a revealed old entry is
-    // judged by the event's level now); for an event not held yet, or held only in part (a
-    // publish revealed before its event's fields), the level the entry itself sets.
-    let event_level = match record.filter(|record| record.field("distribution").is_some()) {
-        Some(record) => event_reach(views, &record).map_err(kv)?,
-        None => stated_event_reach(views, entry, &event)
-            .map_err(kv)?
-            .unwrap_or(Reach::Inherit),
-    };
     let item = entry_reach(views, entry).map_err(kv)?;
+    // The event's level is the relays' to keep (SPEC §6.4). Its origin releases old entries
+    // by the level of the event's last publish, which may not have reached this node yet,
+    // while an old entry states the level it was written at; so only the item's own level
+    // is checked on what an origin sends itself.
+    let event_level = match is_relay(sender, origin) {
+        true => relayed_event_level(views, entry, &event).map_err(kv)?,
+        false => Reach::Inherit,
+    };
     for level in [&event_level, &item] {
         check_arrival(sender, receiver, origin, level)
             .map_err(|violation| Rejection::Policy(format!("{VIOLATION}: {}", violation.reason)))?;
     }
     Ok(())
+}
+
+/// The level of `event` a relayed `entry` is judged by: the event's as held here (the latest
+/// write wins, so a revealed old entry is judged by the event's level now); for an event not
+/// held yet, or held only in part, the level the entry itself states (the event's fields, a
+/// publish, a tombstone); else level 0, as an honest relay passes on an event's entries only
+/// after what states its level.
+fn relayed_event_level(
+    views: &dyn ViewRead,
+    entry: &VerifiedEntry,
+    event: &Uuid,
+) -> Result<Reach, crate::view::KvError> {
+    let record = read::record(views, RecordKind::Event, event.as_bytes())?;
+    if let Some(record) = record.filter(|record| record.field("distribution").is_some()) {
+        return event_reach(views, &record);
+    }
+    Ok(match stated_event_reach(views, entry, event)? {
+        Some(reach) => reach,
+        None if entry.is_tombstone() => entry_reach(views, entry)?,
+        None => Reach::Level(0),
+    })
 }
 
 /// The event distribution an entry itself sets, if it sets one.

@@ -380,7 +380,7 @@ impl<'a> Releaser<'a> {
             return self.directory_facts(entry, origin);
         };
         let item = entry_reach(&views, entry)?;
-        let gate = if ops.iter().any(|op| matches!(op.op, Some(Op::Tombstone(_)))) {
+        let gate = if entry.is_tombstone() {
             Gate::Tombstone
         } else if !ops.is_empty() && ops.iter().all(|op| matches!(op.op, Some(Op::Sighting(_)))) {
             Gate::Sighting

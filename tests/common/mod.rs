@@ -57,6 +57,7 @@ pub fn node() -> (tempfile::TempDir, PathBuf) {
     (temp, dir)
 }
 pub mod accounts;
+pub mod engine;
 pub mod forge;
 pub mod hostile;
 pub mod identity;
