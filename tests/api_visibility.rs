@@ -1,8 +1,8 @@
 //! What a user of another organisation can obtain over REST (SPEC §6.1), on the real
 //! `threatlog serve` binary with users of several organisations on one node: correlations
 //! never name or follow an attribute the user may not see, and, against a model written from
-//! the SPEC alone, every event, attribute, object, correlation, search hit and export line
-//! each user obtains is exactly what the model allows.
+//! the SPEC alone, every event, index line, attribute, object, correlation, search hit and
+//! export line (CSV and STIX 2.1) each user obtains is exactly what the model allows.
 
 mod common;
 
@@ -143,6 +143,17 @@ fn correlations_never_reach_an_attribute_the_user_may_not_see() {
     assert_eq!(hits.len(), 1, "{found}");
     assert_eq!(hits[0]["Event"]["uuid"], b_uuid, "{found}");
     assert_eq!(related_values(&hits[0]), Vec::<String>::new());
+
+    // Searching events for the hidden value finds B's own event only, not A's event that
+    // holds it where B may not look.
+    let found = post(&server, &b, "/events/restSearch", &json!({"value": HIDDEN}));
+    let events: Vec<&Value> = found["response"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| &event["Event"]["uuid"])
+        .collect();
+    assert_eq!(events, vec![&json!(b_uuid)], "{found}");
 }
 
 /// Cases of the REST property below run by `make test` (`PROPTEST_CASES` sets more).
@@ -420,6 +431,86 @@ impl RestWorld {
         if exported != expected {
             return fail(format!(
                 "the CSV export lists {exported:?}, the model {expected:?}"
+            ));
+        }
+        // The STIX 2.1 bundle of the events with `value`: one report per event, one
+        // indicator or observation per matched attribute, each named by its MISP uuid.
+        let body = json!({"value": value, "returnFormat": "stix2"});
+        let (status, bundle) = self.server.request(
+            "POST",
+            "/events/restSearch",
+            Some(&user.key),
+            Some(&body.to_string()),
+        );
+        if status != 200 {
+            return fail(format!("the STIX export answered {status}: {bundle}"));
+        }
+        let named = |prefix: &str| -> BTreeSet<String> {
+            bundle["objects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|object| object["id"].as_str()?.strip_prefix(prefix))
+                .map(str::to_string)
+                .collect()
+        };
+        let mut stix_attributes = named("indicator--");
+        stix_attributes.extend(named("observed-data--"));
+        if stix_attributes != expected {
+            return fail(format!(
+                "the STIX export holds {stix_attributes:?}, the model {expected:?}"
+            ));
+        }
+        let reports = named("report--");
+        let expected_events: BTreeSet<String> = expected
+            .iter()
+            .map(|uuid| model.attributes[uuid].event.clone())
+            .collect();
+        if reports != expected_events {
+            return fail(format!(
+                "the STIX export reports {reports:?}, the model {expected_events:?}"
+            ));
+        }
+        // The events holding `value` where the user sees it, and no event that holds it only
+        // where the user may not look.
+        let body = json!({"value": value});
+        let (status, events) = self.server.request(
+            "POST",
+            "/events/restSearch",
+            Some(&user.key),
+            Some(&body.to_string()),
+        );
+        if status != 200 {
+            return fail(format!("events/restSearch answered {status}: {events}"));
+        }
+        let holding: BTreeSet<String> = events["response"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|event| event["Event"]["uuid"].as_str().unwrap().to_string())
+            .collect();
+        if holding != expected_events {
+            return fail(format!(
+                "events/restSearch {value} found {holding:?}, the model {expected_events:?}"
+            ));
+        }
+        // The event index lists every event the user may see, and no other.
+        let (status, index) = self
+            .server
+            .request("GET", "/events/index", Some(&user.key), None);
+        if status != 200 {
+            return fail(format!("events/index answered {status}: {index}"));
+        }
+        let listed = uuids(&index);
+        let expected: BTreeSet<String> = model
+            .events
+            .keys()
+            .filter(|uuid| model.sees_event(user, uuid))
+            .cloned()
+            .collect();
+        if listed != expected {
+            return fail(format!(
+                "events/index lists {listed:?}, the model {expected:?}"
             ));
         }
         Ok(())

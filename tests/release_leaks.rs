@@ -1,7 +1,8 @@
 //! Paths that once released more than SPEC §6 allows, each tried with real nodes (real binary,
-//! RocksDB, mutual-TLS gRPC): TLP tags written in another case, a deleted event's history, an
-//! event widened but not published again, a local tag that displaced the global one, and tag
-//! definitions rewritten by attaching a tag.
+//! RocksDB, mutual-TLS gRPC): TLP tags written in another case, a deleted event's history, a
+//! deletion held back from a peer that holds the event, an event widened but not published
+//! again, a local tag that displaced the global one, and tag definitions rewritten by
+//! attaching a tag.
 
 mod common;
 
@@ -124,6 +125,46 @@ fn a_deleted_event_keeps_its_level_for_its_old_entries() {
         !holds_event(&items, secret_uuid),
         "an entry of the deleted level-0 event was released"
     );
+}
+
+#[test]
+fn a_deletion_reaches_every_peer_that_was_sent_the_event() {
+    let a = Peer::start("Org A");
+    let b = Peer::start("Org B");
+    pair(&a, &b, &["--relationship", "external"]);
+    let gone = tagged_event(&a, "deleted later", &[], &addresses("192.0.2", 1));
+    wait_for("the event on B", || b.event(&gone));
+    // A raises the event to tlp:red, over B's amber ceiling, publishes, then deletes it.
+    assert_eq!(attach(&a, &a.key, &gone, "tlp:red", false).0, 200);
+    a.publish(&gone);
+    a.post(&format!("/events/delete/{gone}"), json!({}));
+    // Another event B holds is narrowed to A's organisation, then deleted: its tombstone
+    // states level 0, and still goes to B, which accepts it from its origin.
+    let narrowed = tagged_event(
+        &a,
+        "narrowed, then deleted",
+        &[],
+        &addresses("203.0.113", 1),
+    );
+    wait_for("the second event on B", || b.event(&narrowed));
+    a.post(
+        &format!("/events/edit/{narrowed}"),
+        json!({"Event": {"distribution": "0"}}),
+    );
+    a.post(&format!("/events/delete/{narrowed}"), json!({}));
+    let after = tagged_event(&a, "after the deletion", &[], &addresses("198.51.100", 1));
+    wait_for("the later event on B", || b.event(&after));
+    assert!(
+        b.event(&gone).is_none(),
+        "B still holds an event its origin deleted"
+    );
+    assert!(
+        b.event(&narrowed).is_none(),
+        "B still holds the narrowed event its origin deleted"
+    );
+    let report = b.peers()[0].clone();
+    assert_eq!(report["status"]["violations"], 0, "{report}");
+    assert_eq!(report["status"]["last_error"], Value::Null, "{report}");
 }
 
 #[test]

@@ -141,7 +141,8 @@ struct EventModel {
 impl EventModel {
     /// Whether the model lets `peer` have `entry` (sequence `sequence`) now; `received_any`
     /// says whether the peer already holds an entry of the event in full. A deletion may go
-    /// to every peer that holds any of the event, and to every peer that may see it.
+    /// to every peer that holds any of the event, and to every peer that may see it as it
+    /// was deleted.
     fn allows(&self, entry: &Written, sequence: u64, peer: &PeerModel, received_any: bool) -> bool {
         match entry.kind {
             Kind::Tombstone => received_any || self.visible_deletion(entry, peer),
@@ -157,10 +158,10 @@ impl EventModel {
     }
 
     /// Whether `peer` must have received `entry` once everything is synced: what the model
-    /// allows, and a deletion where the peer holds some of the event and may still see it.
+    /// allows, and a deletion wherever the peer holds some of the event.
     fn owed(&self, entry: &Written, sequence: u64, peer: &PeerModel, received_any: bool) -> bool {
         match entry.kind {
-            Kind::Tombstone => received_any && self.visible_deletion(entry, peer),
+            Kind::Tombstone => received_any,
             // A sighting held back while the event was narrower waits for the next publish
             // to reveal it, which a deleted event never has.
             Kind::Sighting if self.deleted.is_some() => false,

@@ -18,12 +18,12 @@ use super::correlations::related_attributes;
 use super::error::ApiError;
 use super::events::{event_json, event_json_with, now_seconds};
 use super::request::{parse_ref, truthy, JsonBody};
-use super::visibility::{event_access, EventAccess};
+use super::visibility::{attribute_visible, event_access, EventAccess};
 use super::ApiState;
 use crate::model::date::{civil_from_days, days_from_civil};
 use crate::node::Node;
 use crate::proto::RecordKind;
-use crate::view::read::EventOptions;
+use crate::view::read::{self, EventOptions};
 use crate::view::search::{self, Deleted, Hit, OneOf, Query, Range, Scope, TagQuery};
 
 /// The event columns CSV's `include_context` appends.
@@ -336,14 +336,33 @@ struct Found {
     hit: Hit,
 }
 
-/// The hits the caller may see, in event id order.
+/// The hits the caller may see, in event id order. A hit's matched attributes are narrowed
+/// to those the caller sees, and a hit whose matches are all hidden is dropped: a search must
+/// not tell a user that an event holds a value they may not see.
 fn visible_hits(node: &Node, caller: &Caller, query: &Query) -> Result<Vec<Found>, ApiError> {
-    let hits = search::search(&node.store.views(), query)?;
+    let views = node.store.views();
+    let hits = search::search(&views, query)?;
     let mut found = Vec::new();
-    for hit in hits {
-        if let Some(access) = event_access(node, caller, &hit.event)? {
-            found.push(Found { access, hit });
+    for mut hit in hits {
+        let Some(access) = event_access(node, caller, &hit.event)? else {
+            continue;
+        };
+        if !hit.attributes.is_empty() {
+            let mut visible = Vec::with_capacity(hit.attributes.len());
+            for uuid in hit.attributes {
+                let record = read::record(&views, RecordKind::Attribute, uuid.as_bytes())?;
+                if let Some(record) = record {
+                    if attribute_visible(node, caller, &access, &record)? {
+                        visible.push(uuid);
+                    }
+                }
+            }
+            if visible.is_empty() {
+                continue;
+            }
+            hit.attributes = visible;
         }
+        found.push(Found { access, hit });
     }
     found.sort_by_key(|found| found.access.id);
     Ok(found)

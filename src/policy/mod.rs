@@ -106,8 +106,8 @@ pub enum Gate {
     /// Sightings skip the publish gate.
     Sighting,
     /// Tombstones skip the publish gate: a deletion goes at once to every peer the event's
-    /// facts at its deletion (and at its last publish) let see it, so that it cannot be held
-    /// back from a peer that holds any of the event.
+    /// facts at its deletion let see it, and the sender adds every peer it sent any of the
+    /// event, so that it cannot be held back.
     Tombstone,
     /// Directory data (organisations, tag definitions): released to every peer.
     Directory,

@@ -6,12 +6,17 @@ use rocksdb::WriteBatch;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::{Store, StoreError, CF_RELEASE};
+use super::{Store, StoreError, CF_LOCAL, CF_RELEASE};
 use crate::log::{OriginKey, VerifiedEntry};
 use crate::proto::{op::Op, RecordKind};
 
 /// Key prefix of publish markers: `p ‖ event uuid` → [`Publish`].
 const PUBLISH_PREFIX: u8 = b'p';
+
+/// Key prefix of release marks in [`CF_LOCAL`]: `released/ ‖ peer node key ‖ event uuid` →
+/// nothing. Sync state of this node, never replicated: which peers were sent any entry of
+/// an event in full, so that its deletion reaches them all (SPEC §6.2).
+const RELEASED_PREFIX: &[u8] = b"released/";
 
 /// The entry that last published an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +98,13 @@ impl Publish {
     }
 }
 
+fn released_key(peer: &OriginKey, event: &Uuid) -> Vec<u8> {
+    let mut key = RELEASED_PREFIX.to_vec();
+    key.extend_from_slice(&peer.0);
+    key.extend_from_slice(event.as_bytes());
+    key
+}
+
 fn publish_key(event: &Uuid) -> Vec<u8> {
     let mut key = vec![PUBLISH_PREFIX];
     key.extend_from_slice(event.as_bytes());
@@ -136,5 +148,20 @@ impl Store {
             .get_cf(self.cf(CF_RELEASE), publish_key(event))?
             .map(|bytes| Publish::decode(&bytes))
             .transpose()
+    }
+
+    /// Notes that peer `peer` was sent an entry of `event` in full.
+    pub fn note_released(&self, peer: &OriginKey, event: &Uuid) -> Result<(), StoreError> {
+        Ok(self
+            .db
+            .put_cf(self.cf(CF_LOCAL), released_key(peer, event), [])?)
+    }
+
+    /// Whether peer `peer` was ever sent an entry of `event` in full.
+    pub fn was_released(&self, peer: &OriginKey, event: &Uuid) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_LOCAL), released_key(peer, event))?
+            .is_some())
     }
 }

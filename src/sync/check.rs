@@ -58,7 +58,12 @@ pub fn check_entry(
         // every peer by the directory rule; it has no hop limit to check.
         return Ok(());
     };
-    let item = entry_reach(views, entry).map_err(kv)?;
+    // A tombstone carries no content; its origin sends it to every peer that may hold any
+    // of the event (SPEC §6.2), which may be wider than the level it states.
+    let item = match entry.is_tombstone() {
+        true => Reach::Inherit,
+        false => entry_reach(views, entry).map_err(kv)?,
+    };
     // The event's level is the relays' to keep (SPEC §6.4). Its origin releases old entries
     // by the level of the event's last publish, which may not have reached this node yet,
     // while an old entry states the level it was written at; so only the item's own level

@@ -3,7 +3,7 @@
 //! stub.
 
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 use crate::log::{EntryId, OriginKey, Stub, VerifiedEntry};
@@ -115,6 +115,8 @@ pub struct Releaser<'a> {
     /// An event's global tags as of one of its entries (its latest publish or its tombstone),
     /// with how many entries of the event were held when they were replayed.
     tags_then: HashMap<(Uuid, EntryId), (usize, Vec<String>)>,
+    /// Events an entry of which this releaser has sent the peer in full.
+    released: HashSet<Uuid>,
 }
 
 impl<'a> Releaser<'a> {
@@ -133,6 +135,7 @@ impl<'a> Releaser<'a> {
             events: HashMap::new(),
             exportable: HashMap::new(),
             tags_then: HashMap::new(),
+            released: HashSet::new(),
         }
     }
 
@@ -171,13 +174,30 @@ impl<'a> Releaser<'a> {
         entry: &VerifiedEntry,
     ) -> Result<Result<(), policy::Withheld>, StoreError> {
         let facts = self.facts(entry)?;
-        Ok(policy::release(
-            self.sender,
-            self.peer,
-            &self.rules,
-            &facts,
-            self.default_tlp,
-        ))
+        let decision = self.judge(&facts);
+        let Some(event) = entry.event() else {
+            return Ok(decision);
+        };
+        match (facts.gate, &decision) {
+            // A deletion also goes to every peer that was sent any of the event, which must
+            // learn that it is gone (SPEC §6.2).
+            (Gate::Tombstone, Err(_))
+                if self.node.store.was_released(&self.peer.node, &event)? =>
+            {
+                return Ok(Ok(()));
+            }
+            (Gate::Directory, _) | (_, Err(_)) => {}
+            (_, Ok(())) => {
+                if self.released.insert(event) {
+                    self.node.store.note_released(&self.peer.node, &event)?;
+                }
+            }
+        }
+        Ok(decision)
+    }
+
+    fn judge(&self, facts: &EntryFacts) -> Result<(), policy::Withheld> {
+        policy::release(self.sender, self.peer, &self.rules, facts, self.default_tlp)
     }
 
     /// The facts about `event` (SPEC §6.2). A deleted event keeps the reach its tombstone
@@ -390,15 +410,24 @@ impl<'a> Releaser<'a> {
         let event_facts = self.event_facts(&event)?;
         let item_tlp = Tlp::strictest(item_tags.iter().map(String::as_str));
         let publish = event_facts.publish;
+        // A deletion is judged by the facts at its deletion (and, in `decide`, by whether
+        // the peer was sent any of the event); the others also by the latest publish's.
+        let (event_published, event_tlp) = match gate {
+            Gate::Tombstone => (
+                Reach::Inherit,
+                Tlp::strictest(event_facts.tags.iter().map(String::as_str)),
+            ),
+            _ => (event_facts.reach_published, event_facts.tlp),
+        };
         Ok(EntryFacts {
             origin,
             event: event_facts.reach,
-            event_published: event_facts.reach_published,
+            event_published,
             item,
             gate,
             published_after: publish.is_some_and(|publish| publish.covers(entry)),
             event_tags: event_facts.tags,
-            tlp: event_facts.tlp.max(item_tlp),
+            tlp: event_tlp.max(item_tlp),
             creator: event_facts.creator,
             has_local_tag,
             has_unexportable_tag,
