@@ -280,9 +280,17 @@ impl Model {
     }
 }
 
-/// One random event: its owner (a user index), level, attributes (level, value) and an
-/// optional object (level, its attribute's level and value).
-type NewEvent = (usize, u8, Vec<(u8, usize)>, Option<(u8, u8, usize)>, usize);
+/// One random event: its owner (a user index), level, attributes (level, value), an
+/// optional object (level, its attribute's level and value), the value searched for, and
+/// whether its levels are sent as JSON numbers rather than MISP's strings.
+type NewEvent = (
+    usize,
+    u8,
+    Vec<(u8, usize)>,
+    Option<(u8, u8, usize)>,
+    usize,
+    bool,
+);
 
 fn new_event() -> impl Strategy<Value = NewEvent> {
     (
@@ -291,7 +299,27 @@ fn new_event() -> impl Strategy<Value = NewEvent> {
         prop::collection::vec((0..6u8, 0..POOL.len()), 1..3),
         prop::option::of((0..6u8, 0..6u8, 0..POOL.len())),
         0..POOL.len(),
+        any::<bool>(),
     )
+}
+
+/// Turns every `distribution` in `value` from a string into a number.
+fn numeric_levels(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            for (name, field) in fields.iter_mut() {
+                match (
+                    name.as_str(),
+                    field.as_str().and_then(|s| s.parse::<u8>().ok()),
+                ) {
+                    ("distribution", Some(level)) => *field = json!(level),
+                    _ => numeric_levels(field),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(numeric_levels),
+        _ => {}
+    }
 }
 
 /// The uuids in a list of MISP items.
@@ -517,7 +545,7 @@ impl RestWorld {
     }
 
     /// Adds a random event as its owner; returns its uuid.
-    fn add(&self, (owner, level, attributes, object, _): &NewEvent) -> String {
+    fn add(&self, (owner, level, attributes, object, _, numeric): &NewEvent) -> String {
         let user = &self.users[1 + owner];
         let mut model = self.model.borrow_mut();
         // Only a member may share with the group.
@@ -565,6 +593,9 @@ impl RestWorld {
             event["Object"].as_array_mut().unwrap().push(object);
         }
         let stated_level = event["distribution"].as_str().unwrap().parse().unwrap();
+        if *numeric {
+            numeric_levels(&mut event);
+        }
         let body = json!({ "Event": event });
         let (status, reply) = self.server.request(
             "POST",

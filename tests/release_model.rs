@@ -158,13 +158,14 @@ impl EventModel {
     }
 
     /// Whether `peer` must have received `entry` once everything is synced: what the model
-    /// allows, and a deletion wherever the peer holds some of the event.
+    /// allows of a live event, and a deletion wherever the peer holds some of the event.
     fn owed(&self, entry: &Written, sequence: u64, peer: &PeerModel, received_any: bool) -> bool {
         match entry.kind {
             Kind::Tombstone => received_any,
-            // A sighting held back while the event was narrower waits for the next publish
-            // to reveal it, which a deleted event never has.
-            Kind::Sighting if self.deleted.is_some() => false,
+            // An entry held back while the event was narrower (or, for a sighting, while
+            // it was hidden) waits for the next publish to reveal it, which a deleted event
+            // never has: what the peer is owed of it is its deletion.
+            _ if self.deleted.is_some() => false,
             _ => self.released(entry, sequence, peer),
         }
     }

@@ -53,13 +53,27 @@ impl Store {
 
     /// The entries that changed `event`, in arrival order.
     pub fn event_entries(&self, event: &Uuid) -> Result<Vec<EntryId>, StoreError> {
+        Ok(self
+            .event_arrivals(event)?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect())
+    }
+
+    /// The entries that changed `event` with their arrival numbers, in arrival order.
+    pub fn event_arrivals(&self, event: &Uuid) -> Result<Vec<(u64, EntryId)>, StoreError> {
         let mut out = Vec::new();
-        for (_, value) in super::views::scan_cf(&self.db, self.cf(CF_EVENT_LOG), event.as_bytes())?
+        for (key, value) in
+            super::views::scan_cf(&self.db, self.cf(CF_EVENT_LOG), event.as_bytes())?
         {
-            if value.len() == 40 {
+            let arrival = key
+                .get(16..24)
+                .and_then(|bytes| bytes.try_into().ok())
+                .map(u64::from_be_bytes);
+            if let (Some(arrival), 40) = (arrival, value.len()) {
                 let origin = OriginKey::from_slice(&value[..32])?;
                 let sequence = u64::from_be_bytes(value[32..].try_into().unwrap_or_default());
-                out.push(EntryId { origin, sequence });
+                out.push((arrival, EntryId { origin, sequence }));
             }
         }
         Ok(out)

@@ -14,7 +14,7 @@ use crate::policy::Party;
 use crate::store::{Held, Incoming, Ingested, Publish, Rejection, Source, StoreError};
 
 /// Withheld entries an outbox remembers, so that a publish later in the same stream can
-/// reveal them at once.
+/// reveal them at once. Past it, a publish looks up every earlier entry of its event.
 const STUBS_REMEMBERED_MAX: usize = 100_000;
 
 /// Why a received segment was not wholly stored.
@@ -53,10 +53,16 @@ pub struct Outbox<'a> {
     peer: Peer,
     /// The peer's release decisions.
     releaser: Releaser<'a>,
-    /// Entries sent as stubs so far, by event, to reveal when the event is published.
-    stubbed: HashMap<Uuid, Vec<EntryId>>,
+    /// Entries sent as stubs so far, with their arrival numbers, by event, to reveal when
+    /// the event is published.
+    stubbed: HashMap<Uuid, Vec<(u64, EntryId)>>,
     /// How many ids `stubbed` holds.
     remembered: usize,
+    /// A stub was not remembered, for `STUBS_REMEMBERED_MAX`.
+    forgot: bool,
+    /// The arrival position the stream started after: what came before went in earlier
+    /// streams, as entries or stubs.
+    started: u64,
     /// The arrival position sent up to.
     cursor: u64,
 }
@@ -70,8 +76,35 @@ impl<'a> Outbox<'a> {
             peer,
             stubbed: HashMap::new(),
             remembered: 0,
+            forgot: false,
+            started: cursor,
             cursor,
         }
+    }
+
+    /// The entries of `event` before arrival position `before` that the peer may hold only as
+    /// stubs, in arrival order: those this stream withheld, and those earlier streams sent
+    /// (or every earlier one, once this stream has forgotten some). Entries the peer already
+    /// holds in full may be among them; it keeps one copy.
+    fn withheld_before(&mut self, event: &Uuid, before: u64) -> Result<Vec<EntryId>, StoreError> {
+        let remembered = self.stubbed.remove(event).unwrap_or_default();
+        self.remembered -= remembered.len();
+        if self.started == 0 && !self.forgot {
+            return Ok(remembered.into_iter().map(|(_, id)| id).collect());
+        }
+        let mut earlier: Vec<(u64, EntryId)> = self
+            .node
+            .store
+            .event_arrivals(event)?
+            .into_iter()
+            .filter(|(at, id)| {
+                *at < before && (self.forgot || *at <= self.started) && id.origin != self.peer.key
+            })
+            .collect();
+        earlier.extend(remembered);
+        earlier.sort();
+        earlier.dedup();
+        Ok(earlier.into_iter().map(|(_, id)| id).collect())
     }
 
     /// The next segment, or `None` when the peer has been sent everything that arrived so
@@ -111,14 +144,7 @@ impl<'a> Outbox<'a> {
                         items.push(released.clone());
                         // Newest first: the receiver judges each revealed entry by the
                         // event's latest state, which the newer entries carry.
-                        for earlier in self
-                            .stubbed
-                            .remove(&event)
-                            .unwrap_or_default()
-                            .into_iter()
-                            .rev()
-                        {
-                            self.remembered -= 1;
+                        for earlier in self.withheld_before(&event, arrival)?.into_iter().rev() {
                             if let Some(Held::Entry(entry)) = self.node.store.held(&earlier)? {
                                 if self.releaser.decide(&entry)?.is_ok() {
                                     bytes += entry.stored().len();
@@ -132,10 +158,16 @@ impl<'a> Outbox<'a> {
                 Released::Stub(stub) => {
                     bytes += prover.prove(stub)?;
                     if let Some(event) = event {
-                        if self.remembered < STUBS_REMEMBERED_MAX && stub.id.origin != self.peer.key
-                        {
-                            self.stubbed.entry(event).or_default().push(stub.id);
-                            self.remembered += 1;
+                        if stub.id.origin != self.peer.key {
+                            if self.remembered < STUBS_REMEMBERED_MAX {
+                                self.stubbed
+                                    .entry(event)
+                                    .or_default()
+                                    .push((arrival, stub.id));
+                                self.remembered += 1;
+                            } else {
+                                self.forgot = true;
+                            }
                         }
                     }
                 }

@@ -1,0 +1,92 @@
+//! Entries withheld while their event was unpublished reach the peer in full once the event
+//! is published, even when the stream that withheld them has ended (a restart, a reconnect)
+//! in between. Nodes in one process: real RocksDB, the real sync engine on both sides.
+
+mod common;
+
+use common::engine::{card_of, init};
+use serde_json::json;
+use threatlog::change::{self, Actor};
+use threatlog::model::Event;
+use threatlog::node::Node;
+use threatlog::policy::{Relationship, Tlp};
+use threatlog::store::Held;
+use threatlog::sync::engine::{self, Outbox};
+use threatlog::sync::peer::{self, Card, Peer, PeerSettings};
+use uuid::Uuid;
+
+fn pair(node: &Node, card: Card) -> Peer {
+    let settings = PeerSettings {
+        relationship: Some(Relationship::External),
+        tlp_max: Some(Tlp::Amber),
+        ..PeerSettings::default()
+    };
+    peer::pair(&node.store, &node.origin(), card, settings).unwrap()
+}
+
+/// One stream from `sender` to `receiver`, from the receiver's cursor until it has caught up.
+fn stream(sender: &Node, receiver_on_sender: &Peer, receiver: &Node, sender_on_receiver: &Peer) {
+    let cursor = peer::cursor(&receiver.store, &sender_on_receiver.key).unwrap();
+    let mut outbox = Outbox::new(sender, receiver_on_sender.clone(), cursor);
+    while let Some(segment) = outbox.next_segment().unwrap() {
+        engine::receive(receiver, sender_on_receiver, segment).unwrap();
+    }
+}
+
+/// A level-3 event `uuid` with attributes of `values`.
+fn event(uuid: Uuid, published: bool, values: &[&str]) -> Event {
+    let attributes: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(at, value)| {
+            let attribute = Uuid::from_u128(uuid.as_u128().wrapping_add(1 + at as u128));
+            json!({"uuid": attribute.to_string(), "type": "ip-dst", "value": value})
+        })
+        .collect();
+    Event::from_json(&json!({"Event": {
+        "uuid": uuid.to_string(), "info": "published later", "distribution": "3",
+        "published": published, "Attribute": attributes}}))
+    .unwrap()
+}
+
+#[test]
+fn entries_withheld_by_an_earlier_stream_arrive_when_their_event_is_published() {
+    let temp = tempfile::tempdir().unwrap();
+    let a = init(&temp.path().join("a"), "Org A");
+    let b = init(&temp.path().join("b"), "Org B");
+    let b_on_a = pair(&a, card_of(&b));
+    let a_on_b = pair(&b, card_of(&a));
+    let actor = Actor {
+        org: a.org.uuid,
+        user: "analyst@a.example".into(),
+    };
+    let uuid = Uuid::new_v4();
+    let drafts =
+        |published, values: &[&str]| change::event_drafts(&event(uuid, published, values), &actor);
+    a.append(drafts(false, &["192.0.2.1"])).unwrap();
+    a.append(drafts(false, &["192.0.2.1", "192.0.2.2"]))
+        .unwrap();
+    // The first stream withholds both, then ends.
+    stream(&a, &b_on_a, &b, &a_on_b);
+    let entries = a.store.event_entries(&uuid).unwrap();
+    assert_eq!(entries.len(), 2);
+    for id in &entries {
+        assert!(
+            matches!(b.store.held(id).unwrap(), Some(Held::Stub(_))),
+            "{id:?}"
+        );
+    }
+    // Published; the next stream carries the publish and reveals what came before it.
+    a.append(drafts(true, &["192.0.2.1", "192.0.2.2"])).unwrap();
+    stream(&a, &b_on_a, &b, &a_on_b);
+    let entries = a.store.event_entries(&uuid).unwrap();
+    assert_eq!(entries.len(), 3);
+    for id in &entries {
+        assert!(
+            matches!(b.store.held(id).unwrap(), Some(Held::Entry(_))),
+            "{id:?} is still withheld from B"
+        );
+    }
+    let status = peer::status(&b.store, &a_on_b.key).unwrap();
+    assert_eq!(status.violations, 0);
+}
