@@ -6,7 +6,6 @@
 //! works on a stopped node and on a running one.
 
 pub mod bundle;
-pub mod cli;
 pub mod export;
 pub mod replay;
 pub mod verify;

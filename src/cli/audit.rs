@@ -1,14 +1,15 @@
 //! The `threatlog audit` subcommands: argument parsing and output around the audit functions.
 
-use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
-use super::export::{export, ExportOptions};
-use super::verify::{verify_bundle, verify_store, Report};
-use super::{parse_time_ms, prove, replay, AuditError, Source};
-use crate::log::{EntryId, OriginKey};
-use crate::store::Store;
+use super::output::spinner;
+use threatlog::audit::export::{export, ExportOptions};
+use threatlog::audit::verify::{verify_bundle, verify_store, Report};
+use threatlog::audit::{parse_time_ms, prove, replay, AuditError, Source};
+use threatlog::log::{EntryId, OriginKey};
+use threatlog::store::Store;
 
 /// `threatlog audit …`.
 #[derive(Clone, Debug, clap::Subcommand)]
@@ -75,9 +76,9 @@ pub fn run(dir: &Path, command: AuditCommand) -> Result<(), AuditError> {
                 })
                 .transpose()?;
             let until_ms = until.as_deref().map(parse_time_ms).transpose()?;
-            let exporter = crate::node::origin_of(dir).unwrap_or(OriginKey([0; 32]));
+            let exporter = threatlog::node::origin_of(dir).unwrap_or(OriginKey([0; 32]));
             let file = std::fs::File::create(&out)?;
-            let bar = bar("exporting");
+            let bar = spinner("exporting", "entries");
             let summary = export(
                 &store,
                 &exporter,
@@ -98,7 +99,7 @@ pub fn run(dir: &Path, command: AuditCommand) -> Result<(), AuditError> {
         }
         AuditCommand::Verify { file, json } => {
             let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-            let bar = bar("verifying");
+            let bar = spinner("verifying", "entries");
             let progress = |done| bar.set_position(done);
             let result = match &file {
                 Some(path) => {
@@ -114,7 +115,7 @@ pub fn run(dir: &Path, command: AuditCommand) -> Result<(), AuditError> {
                 }
                 other => AuditError::Failed(format!("verification failed: {other}")),
             })?;
-            report.peak_rss_kib = super::verify::peak_rss_kib();
+            report.peak_rss_kib = threatlog::audit::verify::peak_rss_kib();
             print_report(&report, json);
             Ok(())
         }
@@ -174,7 +175,7 @@ pub fn run(dir: &Path, command: AuditCommand) -> Result<(), AuditError> {
                     let subject = Uuid::parse_str(&target).map_err(|_| {
                         AuditError::Usage(format!("'{target}' is neither ORIGIN:SEQ nor a uuid"))
                     })?;
-                    let ids = super::entries_touching(&store, &subject)?;
+                    let ids = threatlog::audit::entries_touching(&store, &subject)?;
                     if ids.is_empty() {
                         return Err(AuditError::Usage(format!("no entry touched {subject}")));
                     }
@@ -247,17 +248,4 @@ fn print_report(report: &Report, json: bool) {
             let _ = writeln!(out);
         }
     }
-}
-
-/// A progress bar on a terminal; hidden otherwise.
-fn bar(message: &'static str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new_spinner().with_message(message);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} entries ({per_sec})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    bar
 }

@@ -1,0 +1,63 @@
+//! `threatlog init` and `serve`.
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use uuid::Uuid;
+
+use super::open;
+use threatlog::node::{InitReport, Node};
+
+/// `threatlog init`: creates the node in `dir`.
+pub fn init(
+    dir: &Path,
+    org_name: &str,
+    org_uuid: Option<Uuid>,
+    force: bool,
+    org_key: Option<&Path>,
+) -> Result<()> {
+    if org_name.trim().is_empty() {
+        bail!("--org-name must not be empty");
+    }
+    let org_key = org_key.map(threatlog::node::read_org_key).transpose()?;
+    let report = Node::init_with(dir, org_name.trim(), org_uuid, force, org_key)?;
+    print_init_report(dir, &report);
+    Ok(())
+}
+
+/// What a new node is: its keys, organisation and admin user, with the admin key shown once.
+fn print_init_report(dir: &Path, report: &InitReport) {
+    println!("initialised node in {}", dir.display());
+    println!("  node key:     {}", report.origin);
+    println!("  organisation: {} ({})", report.org.name, report.org.uuid);
+    println!("  org key:      {}", report.org_key);
+    println!("  admin user:   {}", report.admin_email);
+    println!("  admin key:    {}", report.admin_key);
+    println!(
+        "The admin key is shown once; it is also in {}/admin.key (mode 0600).",
+        dir.display()
+    );
+}
+
+/// `threatlog serve`: runs the node in `dir`, initialising an empty directory first.
+pub fn serve(dir: &Path, api_listen: Option<String>, sync_listen: Option<String>) -> Result<()> {
+    if let Some(report) = threatlog::api::server::init_if_empty(dir)? {
+        print_init_report(dir, &report);
+    }
+    let node = open(dir)?;
+    for line in threatlog::interop::catalog::load_configured(&node)? {
+        println!("{line}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(threatlog::api::server::serve(
+        node,
+        api_listen,
+        sync_listen,
+        |url| {
+            println!("REST API listening on {url}");
+        },
+    ))?;
+    Ok(())
+}
