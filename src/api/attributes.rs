@@ -11,7 +11,7 @@ use super::events::{
     editable_event, event_json, event_json_with, now_seconds, stored_timestamp, visible_event,
 };
 use super::request::{flag_field, parse_ref, JsonBody};
-use super::visibility::{event_access, record_visibility, EventAccess};
+use super::visibility::{event_access, item_entry_visibility, EventAccess};
 use super::ApiState;
 use crate::change::{self, Visibility};
 use crate::model::Attribute;
@@ -66,15 +66,6 @@ fn find(node: &Node, caller: &Caller, text: &str) -> Result<Found, ApiError> {
         record,
         event,
     })
-}
-
-/// The visibility of the entries that change an attribute: its own, or the event's when it
-/// inherits (5).
-fn attribute_visibility(record: &Record, event: Visibility) -> Visibility {
-    match record_visibility(record) {
-        (5, _) => event,
-        own => own,
-    }
 }
 
 /// The op that unpublishes the event and moves its timestamp, as MISP does on every change
@@ -311,7 +302,7 @@ pub async fn delete(
                 fields.insert("timestamp".into(), json!(now_seconds().to_string()));
                 change::record_op(RecordKind::Attribute, found.uuid.as_bytes(), None, &fields)
             };
-            let visibility = attribute_visibility(&found.record, event.visibility);
+            let visibility = item_entry_visibility(&found.record, event.visibility);
             append_touching(node, &caller, &event, visibility, vec![op])?;
             Ok(())
         })

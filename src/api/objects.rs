@@ -14,9 +14,9 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::events::{editable_event, event_json, now_seconds, visible_event};
 use super::request::{flag_field, parse_ref, text_field, JsonBody};
-use super::visibility::{record_visibility, EventAccess};
+use super::visibility::{item_entry_visibility, EventAccess};
 use super::ApiState;
-use crate::change::{self, Visibility};
+use crate::change::{self};
 use crate::model::{MispObject, ObjectReference};
 use crate::node::Node;
 use crate::proto::RecordKind;
@@ -60,14 +60,6 @@ fn find(
         record,
         event,
     })
-}
-
-/// The visibility of entries that change a record with its own distribution inside `event`.
-fn own_visibility(record: &Record, event: Visibility) -> Visibility {
-    match record_visibility(record) {
-        (5, _) => event,
-        own => own,
-    }
 }
 
 /// The object `uuid` in an event's MISP JSON.
@@ -306,7 +298,7 @@ async fn delete_object(
                     }
                 })
                 .collect();
-            let visibility = own_visibility(&found.record, event.visibility);
+            let visibility = item_entry_visibility(&found.record, event.visibility);
             append_touching(node, &caller, &event, visibility, ops)?;
             Ok(object_id)
         })
@@ -383,7 +375,7 @@ fn add_reference(
         Some(found.uuid),
         &fields,
     );
-    let visibility = own_visibility(&found.record, event.visibility);
+    let visibility = item_entry_visibility(&found.record, event.visibility);
     append_touching(node, caller, &event, visibility, vec![op])?;
     let json = event_json(node, caller, &event, true, false)?;
     let reference = reference_in(&json, &reference.uuid)
@@ -449,7 +441,7 @@ async fn delete_reference(
                     .flatten()
             });
             let visibility = object_record
-                .map(|record| own_visibility(&record, event.visibility))
+                .map(|record| item_entry_visibility(&record, event.visibility))
                 .unwrap_or(event.visibility);
             append_touching(node, &caller, &event, visibility, vec![op])?;
             Ok(reference_id)

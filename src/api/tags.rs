@@ -10,9 +10,8 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::events::now_seconds;
 use super::request::{flag_field, parse_ref, text_field, JsonBody, Ref};
-use super::visibility::{event_access, record_visibility, EventAccess};
+use super::visibility::{event_access, item_entry_visibility, EventAccess};
 use super::ApiState;
 use crate::change::{self, Visibility};
 use crate::node::Node;
@@ -46,10 +45,7 @@ fn target(node: &Node, caller: &Caller, uuid: &Uuid) -> Result<Target, ApiError>
         if let Some(record) = record.filter(Record::is_live) {
             let event_uuid = record.event.ok_or_else(missing)?;
             let event = event_access(node, caller, &event_uuid)?.ok_or_else(missing)?;
-            let visibility = match record_visibility(&record) {
-                (5, _) => event.visibility,
-                own => own,
-            };
+            let visibility = item_entry_visibility(&record, event.visibility);
             return Ok(Target { event, visibility });
         }
     }
@@ -77,14 +73,6 @@ fn parse_request(node: &Node, body: &Map<String, Value>) -> Result<(Uuid, String
     Ok((uuid, name))
 }
 
-/// The op that unpublishes the event after a global tag change, as MISP does.
-fn unpublish_op(event: &Uuid) -> crate::proto::Op {
-    let mut fields = Map::new();
-    fields.insert("published".into(), json!(false));
-    fields.insert("timestamp".into(), json!(now_seconds().to_string()));
-    change::record_op(RecordKind::Event, event.as_bytes(), None, &fields)
-}
-
 /// Checks that the caller may change tags of `local`ity on the target.
 fn check_permission(caller: &Caller, target: &Target, local: bool) -> Result<(), ApiError> {
     caller.require_write()?;
@@ -109,7 +97,7 @@ fn append(
         drafts.extend(change::event_ops_drafts(
             event,
             target.event.visibility,
-            vec![unpublish_op(&event)],
+            vec![super::attributes::touch_event(&event)],
             &actor,
         ));
     }

@@ -43,6 +43,15 @@ pub fn record_visibility(record: &Record) -> Visibility {
     (level, group)
 }
 
+/// The visibility of the entries that change an item (attribute, object, report) `record` of
+/// an event whose entries carry `event`: its own, or the event's when it inherits (5).
+pub fn item_entry_visibility(record: &Record, event: Visibility) -> Visibility {
+    match record_visibility(record) {
+        (5, _) => event,
+        own => own,
+    }
+}
+
 /// Whether `org` is a member of sharing group `group`: listed in its record's
 /// `SharingGroupOrg[].Organisation.uuid`, `SharingGroupOrg[].org_uuid` or `organisations`
 /// (the uuid list [`super::sharing_groups`] writes), unless the group is deleted.
@@ -302,10 +311,7 @@ pub fn visible_attribute(
     if !attribute_visible(node, caller, &access, &record)? {
         return Ok(None);
     }
-    let visibility = match record_visibility(&record) {
-        (5, _) => access.visibility,
-        own => own,
-    };
+    let visibility = item_entry_visibility(&record, access.visibility);
     Ok(Some(VisibleAttribute {
         record,
         access,
