@@ -1,6 +1,7 @@
 //! `threatlog serve`: opens (or first initialises) the node, listens, writes the bound address
 //! to `DIR/run/api.addr`, and shuts down gracefully on SIGINT or SIGTERM: in-flight requests
-//! finish and every acknowledged append is already durable.
+//! finish, the sync service, the feed schedule and the checkpoint timer stop and are waited
+//! for, and every acknowledged append is already durable.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -152,8 +153,11 @@ pub async fn serve(
         until_stopped(stopped.clone()),
         |addr| println!("sync service listening on {addr}"),
     ));
-    crate::interop::feed_fetch::spawn_schedule(Arc::clone(&node));
-    tokio::spawn(crate::audit::checkpoint_timer(Arc::clone(&node)));
+    let feeds = crate::interop::feed_fetch::spawn_schedule(Arc::clone(&node), stopped.clone());
+    let checkpoints = tokio::spawn(crate::audit::checkpoint_timer(
+        Arc::clone(&node),
+        stopped.clone(),
+    ));
     let app = router(ApiState::new(Arc::clone(&node)));
     let addr_file = write_addr_file(&dir, bound)?;
     let url = format!("{}://{bound}", if tls.is_some() { "https" } else { "http" });
@@ -176,6 +180,16 @@ pub async fn serve(
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::error!("sync service: {error}"),
         Err(error) => tracing::error!("sync service task: {error}"),
+    }
+    // The timers stop with the signal too (a feed fetch under way finishes first).
+    for (name, task) in [
+        ("checkpoint timer", Some(checkpoints)),
+        ("feed schedule", feeds),
+    ] {
+        let Some(task) = task else { continue };
+        if let Err(error) = task.await {
+            tracing::error!("{name}: {error}");
+        }
     }
     // The address is stale once the listener is gone; failing to remove it changes nothing.
     let _ = std::fs::remove_file(&addr_file);

@@ -223,13 +223,16 @@ pub fn entries_touching(store: &Store, subject: &Uuid) -> Result<Vec<EntryId>, A
 }
 
 /// Signs a checkpoint of `node`'s own log every `audit.checkpoint_interval_s` seconds when
-/// the log has grown; runs until the runtime stops.
-pub async fn checkpoint_timer(node: Arc<Node>) {
+/// the log has grown, until `stop` turns true.
+pub async fn checkpoint_timer(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let period = Duration::from_secs(node.config.audit.checkpoint_interval_s.max(1));
     let mut ticker = tokio::time::interval(period);
     // The first tick fires at once: a restarted node states its size without waiting.
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
         let node = Arc::clone(&node);
         let signed = tokio::task::spawn_blocking(move || node.checkpoint(true)).await;
         match signed {

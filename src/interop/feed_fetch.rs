@@ -453,24 +453,30 @@ pub fn fetch_feed(
 }
 
 /// Fetches every feed every `interval_s` seconds while the node serves (0: never), logging
-/// what each fetch did.
-pub fn spawn_schedule(node: Arc<Node>) {
+/// what each fetch did, until `stop` turns true (a fetch under way finishes first).
+pub fn spawn_schedule(
+    node: Arc<Node>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
     let interval_s = node.config.feeds.fetch_interval_s;
     if interval_s == 0 {
-        return;
+        return None;
     }
-    tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(interval_s));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            interval.tick().await;
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
             let node = Arc::clone(&node);
             let done = tokio::task::spawn_blocking(move || fetch_all(&node)).await;
             if let Err(error) = done {
                 tracing::warn!("scheduled feed fetch stopped: {error}");
             }
         }
-    });
+    }))
 }
 
 /// Fetches every configured feed once, logging each outcome.
