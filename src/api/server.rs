@@ -165,7 +165,7 @@ pub async fn serve(
     on_ready(&url);
     let served = match tls {
         Some(acceptor) => {
-            axum::serve(super::tls::TlsListener::new(listener, acceptor), app)
+            axum::serve(super::tls::TlsListener::new(listener, bound, acceptor), app)
                 .with_graceful_shutdown(until_stopped(stopped))
                 .await
         }

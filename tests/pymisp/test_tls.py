@@ -1,6 +1,9 @@
-"""HTTPS: with a certificate and key configured, PyMISP works over TLS and plain HTTP does not."""
+"""HTTPS: with a certificate and key configured, PyMISP works over TLS and plain HTTP does not;
+clients that open connections and never handshake hold up nobody."""
 
+import socket
 import subprocess
+from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -20,7 +23,9 @@ def _self_signed(directory):
     return cert, key
 
 
-def test_pymisp_over_https(tmp_path):
+def _https_node(tmp_path):
+    """A node serving its API over HTTPS with a self-signed certificate; returns it and the
+    certificate's path."""
     data = tmp_path / "data"
     cli(data, "init", "--org-name", "TLS CERT")
     cert, key = _self_signed(tmp_path)
@@ -29,7 +34,11 @@ def test_pymisp_over_https(tmp_path):
     text = text.replace('# tls_cert = "/etc/threatlog/api.crt"', f'tls_cert = "{cert}"')
     text = text.replace('# tls_key = "/etc/threatlog/api.key"', f'tls_key = "{key}"')
     config.write_text(text)
-    node = Node(data, https=True)
+    return Node(data, https=True), cert
+
+
+def test_pymisp_over_https(tmp_path):
+    node, cert = _https_node(tmp_path)
     try:
         misp = PyMISP(node.url, node.admin_key, ssl=str(cert))
         assert misp.misp_instance_version["version"] == "2.5.0"
@@ -42,5 +51,24 @@ def test_pymisp_over_https(tmp_path):
         with pytest.raises(requests.exceptions.ConnectionError):
             requests.get(plain, headers={"Authorization": node.admin_key}, timeout=5)
     finally:
+        node.stop()
+    assert node.process.returncode == 0
+
+
+def test_connections_that_never_handshake_hold_up_nobody(tmp_path):
+    node, cert = _https_node(tmp_path)
+    address = urlparse(node.url)
+    # Connections that never start a TLS handshake (each would be dropped after 10 s).
+    idle = [socket.create_connection((address.hostname, address.port)) for _ in range(20)]
+    try:
+        misp = PyMISP(node.url, node.admin_key, ssl=str(cert), timeout=5)
+        assert misp.misp_instance_version["version"] == "2.5.0"
+        event = MISPEvent()
+        event.info = "served beside idle connections"
+        created = misp.add_event(event, pythonify=True)
+        assert created.info == "served beside idle connections"
+    finally:
+        for connection in idle:
+            connection.close()
         node.stop()
     assert node.process.returncode == 0
