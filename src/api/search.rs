@@ -145,7 +145,8 @@ fn epoch(value: &Value, now: i64) -> Option<i64> {
             };
             if let Some(unit) = unit {
                 if let Ok(count) = text[..text.len() - 1].parse::<i64>() {
-                    return Some(now - count * unit);
+                    // An age past the representable reaches back to the earliest time.
+                    return Some(now.saturating_sub(count.saturating_mul(unit)));
                 }
             }
             parse_date(text).map(|(y, m, d)| days_from_civil(y, m, d) * DAY_SECONDS)
@@ -807,6 +808,20 @@ pub fn attributes_route() -> MethodRouter<ApiState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_past_the_representable_reach_back_to_the_earliest_time() {
+        let now = 1_800_000_000;
+        assert_eq!(epoch(&json!("2d"), now), Some(now - 2 * DAY_SECONDS));
+        assert_eq!(
+            epoch(&json!("9999999999999999w"), now),
+            Some(now - i64::MAX)
+        );
+        assert_eq!(epoch(&json!("-9999999999999999w"), now), Some(i64::MAX));
+        // As a date bound: a date long before year 1, not a panic.
+        let bound = date_bound(Some(&json!("9999999999999999w")), now).unwrap();
+        assert!(bound.starts_with('-'), "{bound}");
+    }
 
     #[test]
     fn terms_and_negations() {
