@@ -49,6 +49,11 @@ pub const QUARANTINE_FAILURES: u32 = 5;
 pub const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
 /// HTTP/2 connection window.
 pub const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// mTLS handshakes of incoming sync connections under way at once; further connections wait
+/// in the kernel's backlog.
+pub const HANDSHAKES_MAX: usize = 1024;
+/// Pause after a failed `accept` (for example, out of file descriptors) before retrying.
+pub const ACCEPT_RETRY_DELAY_MS: u64 = 50;
 
 /// Why an item from a peer could not be decoded.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

@@ -809,13 +809,23 @@ pub async fn serve(
     on_ready(bound);
     let (connections, incoming) = mpsc::channel::<Result<PeerStream, std::io::Error>>(16);
     let accept = tokio::spawn(async move {
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(super::HANDSHAKES_MAX));
         loop {
-            let Ok((tcp, remote)) = listener.accept().await else {
-                continue;
+            let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
+                return;
+            };
+            let (tcp, remote) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!("accepting a sync connection failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(super::ACCEPT_RETRY_DELAY_MS)).await;
+                    continue;
+                }
             };
             let acceptor = acceptor.clone();
             let connections = connections.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let _ = tcp.set_nodelay(true);
                 let handshake = tokio::time::timeout(
                     Duration::from_millis(HANDSHAKE_MS_MAX),
