@@ -24,22 +24,36 @@ fn pair(node: &Node, card: Card) -> Peer {
     peer::pair(&node.store, &node.origin(), card, settings).unwrap()
 }
 
-/// One stream from `sender` to `receiver`, from the receiver's cursor until it has caught up.
-fn stream(sender: &Node, receiver_on_sender: &Peer, receiver: &Node, sender_on_receiver: &Peer) {
+/// One stream from `sender` to `receiver`, from the receiver's cursor until it has caught up;
+/// returns the most items one segment held.
+fn stream(
+    sender: &Node,
+    receiver_on_sender: &Peer,
+    receiver: &Node,
+    sender_on_receiver: &Peer,
+) -> usize {
     let cursor = peer::cursor(&receiver.store, &sender_on_receiver.key).unwrap();
     let mut outbox = Outbox::new(sender, receiver_on_sender.clone(), cursor);
+    let mut largest = 0;
     while let Some(segment) = outbox.next_segment().unwrap() {
+        largest = largest.max(segment.items.len());
         engine::receive(receiver, sender_on_receiver, segment).unwrap();
     }
+    largest
 }
 
-/// A level-3 event `uuid` with attributes of `values`.
+/// A level-3 event `uuid` with attributes of `values`, the n-th with uuid `uuid` + n + 1.
 fn event(uuid: Uuid, published: bool, values: &[&str]) -> Event {
+    let numbered: Vec<(usize, &str)> = values.iter().copied().enumerate().collect();
+    event_with(uuid, published, &numbered)
+}
+
+/// A level-3 event `uuid` with attributes (n, value), each with uuid `uuid` + n + 1.
+fn event_with(uuid: Uuid, published: bool, values: &[(usize, &str)]) -> Event {
     let attributes: Vec<_> = values
         .iter()
-        .enumerate()
         .map(|(at, value)| {
-            let attribute = Uuid::from_u128(uuid.as_u128().wrapping_add(1 + at as u128));
+            let attribute = Uuid::from_u128(uuid.as_u128().wrapping_add(1 + *at as u128));
             json!({"uuid": attribute.to_string(), "type": "ip-dst", "value": value})
         })
         .collect();
@@ -93,4 +107,49 @@ fn entries_withheld_by_an_earlier_stream_arrive_when_their_event_is_published() 
     assert_eq!(b.store.event_entries(&uuid).unwrap().len(), 4);
     let status = peer::status(&b.store, &a_on_b.key).unwrap();
     assert_eq!((status.violations, status.last_error), (0, None));
+}
+
+#[test]
+fn a_large_event_is_revealed_over_several_segments() {
+    let temp = tempfile::tempdir().unwrap();
+    let a = init(&temp.path().join("a"), "Org A");
+    let b = init(&temp.path().join("b"), "Org B");
+    let b_on_a = pair(&a, card_of(&b));
+    let a_on_b = pair(&b, card_of(&a));
+    let actor = Actor {
+        org: a.org.uuid,
+        user: "analyst@a.example".into(),
+    };
+    let uuid = Uuid::new_v4();
+    // More entries than one segment carries, each adding one attribute, then a stream ends.
+    let entries = threatlog::sync::SEGMENT_ITEMS_MAX + 100;
+    let values: Vec<String> = (0..entries)
+        .map(|n| format!("10.{}.{}.{}", n / 65536, n / 256 % 256, n % 256))
+        .collect();
+    for (n, value) in values.iter().enumerate() {
+        let event = event_with(uuid, false, &[(n, value.as_str())]);
+        a.append(change::event_drafts(&event, &actor)).unwrap();
+    }
+    stream(&a, &b_on_a, &b, &a_on_b);
+    let last = values.last().unwrap().as_str();
+    let published = event_with(uuid, true, &[(entries - 1, last)]);
+    a.append(change::event_drafts(&published, &actor)).unwrap();
+    let largest = stream(&a, &b_on_a, &b, &a_on_b);
+    assert!(
+        largest <= threatlog::sync::SEGMENT_ITEMS_MAX,
+        "a segment held {largest} items"
+    );
+    let held = a.store.event_entries(&uuid).unwrap();
+    assert_eq!(held.len(), entries + 1);
+    for id in &held {
+        assert!(
+            matches!(b.store.held(id).unwrap(), Some(Held::Entry(_))),
+            "{id:?}"
+        );
+    }
+    let shown = b.event_json(&uuid).unwrap().unwrap();
+    assert_eq!(
+        shown["Event"]["Attribute"].as_array().unwrap().len(),
+        entries
+    );
 }

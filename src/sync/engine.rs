@@ -63,6 +63,9 @@ pub struct Outbox<'a> {
     /// The arrival position the stream started after: what came before went in earlier
     /// streams, as entries or stubs.
     started: u64,
+    /// Entries of a published event still to reveal, newest last: a segment reveals what
+    /// fits, the next ones the rest.
+    revealing: Vec<EntryId>,
     /// The arrival position sent up to.
     cursor: u64,
 }
@@ -78,6 +81,7 @@ impl<'a> Outbox<'a> {
             remembered: 0,
             forgot: false,
             started: cursor,
+            revealing: Vec::new(),
             cursor,
         }
     }
@@ -111,16 +115,20 @@ impl<'a> Outbox<'a> {
     /// far. A segment may hold no items (all it covered was withheld from the peer
     /// altogether); its cursor still moves on.
     pub fn next_segment(&mut self) -> Result<Option<wire::Segment>, StoreError> {
-        let positions = self
-            .node
-            .store
-            .arrivals_after(self.cursor, super::SEGMENT_ITEMS_MAX)?;
-        if positions.is_empty() {
-            return Ok(None);
-        }
         self.releaser.refresh();
         let mut items = Vec::new();
         let mut bytes = 0usize;
+        self.reveal(&mut items, &mut bytes)?;
+        let positions = match self.revealing.is_empty() {
+            true => self
+                .node
+                .store
+                .arrivals_after(self.cursor, super::SEGMENT_ITEMS_MAX)?,
+            false => Vec::new(),
+        };
+        if positions.is_empty() && items.is_empty() {
+            return Ok(None);
+        }
         let mut prover = Prover::new(self.node, &self.peer.key);
         for (arrival, id) in positions {
             self.cursor = arrival;
@@ -142,15 +150,10 @@ impl<'a> Outbox<'a> {
                     bytes += entry.stored().len();
                     if let Some((event, _)) = Publish::of(entry) {
                         items.push(released.clone());
-                        // Newest first: the receiver judges each revealed entry by the
-                        // event's latest state, which the newer entries carry.
-                        for earlier in self.withheld_before(&event, arrival)?.into_iter().rev() {
-                            if let Some(Held::Entry(entry)) = self.node.store.held(&earlier)? {
-                                if self.releaser.decide(&entry)?.is_ok() {
-                                    bytes += entry.stored().len();
-                                    items.push(Released::Entry(entry));
-                                }
-                            }
+                        self.revealing = self.withheld_before(&event, arrival)?;
+                        self.reveal(&mut items, &mut bytes)?;
+                        if !self.revealing.is_empty() {
+                            break;
                         }
                         continue;
                     }
@@ -192,6 +195,24 @@ impl<'a> Outbox<'a> {
             checkpoints: prover.notes,
         };
         Ok(Some(segment))
+    }
+
+    /// Adds to `items` the entries still to reveal that the peer may have now, newest first
+    /// (the receiver judges each revealed entry by the event's latest state, which the newer
+    /// entries carry), while the segment has room.
+    fn reveal(&mut self, items: &mut Vec<Released>, bytes: &mut usize) -> Result<(), StoreError> {
+        while *bytes < super::SEGMENT_BYTES_MAX && items.len() < super::SEGMENT_ITEMS_MAX {
+            let Some(id) = self.revealing.pop() else {
+                break;
+            };
+            if let Some(Held::Entry(entry)) = self.node.store.held(&id)? {
+                if self.releaser.decide(&entry)?.is_ok() {
+                    *bytes += entry.stored().len();
+                    items.push(Released::Entry(entry));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A checkpoint of this node's own log covering its own stubs among `items`, signed now
