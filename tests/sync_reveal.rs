@@ -24,6 +24,38 @@ fn pair(node: &Node, card: Card) -> Peer {
     peer::pair(&node.store, &node.origin(), card, settings).unwrap()
 }
 
+/// A, paired with B of another organisation; B pulls from A.
+struct Pair {
+    a: Node,
+    b: Node,
+    /// B on A.
+    b_on_a: Peer,
+    /// A on B.
+    a_on_b: Peer,
+    /// A's analyst.
+    actor: Actor,
+    _temp: tempfile::TempDir,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let temp = tempfile::tempdir().unwrap();
+        let a = init(&temp.path().join("a"), "Org A");
+        let b = init(&temp.path().join("b"), "Org B");
+        Pair {
+            b_on_a: pair(&a, card_of(&b)),
+            a_on_b: pair(&b, card_of(&a)),
+            actor: Actor {
+                org: a.org.uuid,
+                user: "analyst@a.example".into(),
+            },
+            a,
+            b,
+            _temp: temp,
+        }
+    }
+}
+
 /// One stream from `sender` to `receiver`, from the receiver's cursor until it has caught up;
 /// returns the most items one segment held.
 fn stream(
@@ -40,6 +72,21 @@ fn stream(
         engine::receive(receiver, sender_on_receiver, segment).unwrap();
     }
     largest
+}
+
+/// For each entry of `event` on `a`, in arrival order, whether `b` holds it in full (else as
+/// a stub).
+fn held_in_full(a: &Node, b: &Node, event: &Uuid) -> Vec<bool> {
+    a.store
+        .event_entries(event)
+        .unwrap()
+        .iter()
+        .map(|id| match b.store.held(id).unwrap() {
+            Some(Held::Entry(_)) => true,
+            Some(Held::Stub(_)) => false,
+            None => panic!("B holds nothing at {id:?}"),
+        })
+        .collect()
 }
 
 /// A level-3 event `uuid` with attributes of `values`, the n-th with uuid `uuid` + n + 1.
@@ -65,15 +112,14 @@ fn event_with(uuid: Uuid, published: bool, values: &[(usize, &str)]) -> Event {
 
 #[test]
 fn entries_withheld_by_an_earlier_stream_arrive_when_their_event_is_published() {
-    let temp = tempfile::tempdir().unwrap();
-    let a = init(&temp.path().join("a"), "Org A");
-    let b = init(&temp.path().join("b"), "Org B");
-    let b_on_a = pair(&a, card_of(&b));
-    let a_on_b = pair(&b, card_of(&a));
-    let actor = Actor {
-        org: a.org.uuid,
-        user: "analyst@a.example".into(),
-    };
+    let Pair {
+        a,
+        b,
+        b_on_a,
+        a_on_b,
+        actor,
+        _temp,
+    } = Pair::new();
     let uuid = Uuid::new_v4();
     let drafts =
         |published, values: &[&str]| change::event_drafts(&event(uuid, published, values), &actor);
@@ -82,25 +128,11 @@ fn entries_withheld_by_an_earlier_stream_arrive_when_their_event_is_published() 
         .unwrap();
     // The first stream withholds both, then ends.
     stream(&a, &b_on_a, &b, &a_on_b);
-    let entries = a.store.event_entries(&uuid).unwrap();
-    assert_eq!(entries.len(), 2);
-    for id in &entries {
-        assert!(
-            matches!(b.store.held(id).unwrap(), Some(Held::Stub(_))),
-            "{id:?}"
-        );
-    }
+    assert_eq!(held_in_full(&a, &b, &uuid), [false, false]);
     // Published; the next stream carries the publish and reveals what came before it.
     a.append(drafts(true, &["192.0.2.1", "192.0.2.2"])).unwrap();
     stream(&a, &b_on_a, &b, &a_on_b);
-    let entries = a.store.event_entries(&uuid).unwrap();
-    assert_eq!(entries.len(), 3);
-    for id in &entries {
-        assert!(
-            matches!(b.store.held(id).unwrap(), Some(Held::Entry(_))),
-            "{id:?} is still withheld from B"
-        );
-    }
+    assert_eq!(held_in_full(&a, &b, &uuid), [true, true, true]);
     // Published again in a later stream: what B already holds comes again and is kept once.
     a.append(drafts(true, &["192.0.2.1", "192.0.2.2"])).unwrap();
     stream(&a, &b_on_a, &b, &a_on_b);
@@ -111,15 +143,14 @@ fn entries_withheld_by_an_earlier_stream_arrive_when_their_event_is_published() 
 
 #[test]
 fn a_large_event_is_revealed_over_several_segments() {
-    let temp = tempfile::tempdir().unwrap();
-    let a = init(&temp.path().join("a"), "Org A");
-    let b = init(&temp.path().join("b"), "Org B");
-    let b_on_a = pair(&a, card_of(&b));
-    let a_on_b = pair(&b, card_of(&a));
-    let actor = Actor {
-        org: a.org.uuid,
-        user: "analyst@a.example".into(),
-    };
+    let Pair {
+        a,
+        b,
+        b_on_a,
+        a_on_b,
+        actor,
+        _temp,
+    } = Pair::new();
     let uuid = Uuid::new_v4();
     // More entries than one segment carries, each adding one attribute, then a stream ends.
     let entries = threatlog::sync::SEGMENT_ITEMS_MAX + 100;
@@ -139,14 +170,7 @@ fn a_large_event_is_revealed_over_several_segments() {
         largest <= threatlog::sync::SEGMENT_ITEMS_MAX,
         "a segment held {largest} items"
     );
-    let held = a.store.event_entries(&uuid).unwrap();
-    assert_eq!(held.len(), entries + 1);
-    for id in &held {
-        assert!(
-            matches!(b.store.held(id).unwrap(), Some(Held::Entry(_))),
-            "{id:?}"
-        );
-    }
+    assert_eq!(held_in_full(&a, &b, &uuid), vec![true; entries + 1]);
     let shown = b.event_json(&uuid).unwrap().unwrap();
     assert_eq!(
         shown["Event"]["Attribute"].as_array().unwrap().len(),
