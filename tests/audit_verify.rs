@@ -432,7 +432,7 @@ fn a_torsion_signature_is_refused_by_audit_verify_as_by_ingest() {
     ];
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let answer = runtime.block_on(async {
-        let mut client = threatlog::sync::transport::connect_as(&key, b_card.key, b_addr.trim())
+        let mut client = threatlog::sync::connect_as(&key, b_card.key, b_addr.trim())
             .await
             .unwrap();
         client

@@ -345,7 +345,7 @@ fn tag_definitions_stay_on_their_node_and_attaching_never_rewrites_them() {
 fn a_relay_cannot_pass_on_entries_of_an_event_the_receiver_does_not_hold_as_inherited() {
     use threatlog::log::{EntryId, Stub};
     use threatlog::store::Held;
-    use threatlog::sync::engine;
+    use threatlog::sync::exchange;
     use threatlog::sync::peer::{self, PeerSettings};
 
     let temp = tempfile::tempdir().unwrap();
@@ -399,7 +399,7 @@ fn a_relay_cannot_pass_on_entries_of_an_event_the_receiver_does_not_hold_as_inhe
     }
     items.push(threatlog::sync::release::Released::Entry(inherited.clone()));
     let segment = common::hostile::segment_of(threatlog::sync::encode_items(&items));
-    let answer = engine::receive(&b, &h_on_b, segment);
+    let answer = exchange::receive(&b, &h_on_b, segment);
     let error = answer.expect_err("B accepted a level-0 event's entry from a relay");
     assert!(error.to_string().contains("policy violation"), "{error}");
     assert!(!matches!(

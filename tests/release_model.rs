@@ -7,7 +7,7 @@
 //! with a violation; after a final publish, every allowed entry has arrived.
 //!
 //! Real nodes (RocksDB in temp dirs) driven in one process through the sync engine
-//! ([`threatlog::sync::engine`]), the code the gRPC transport runs for each segment. The
+//! ([`threatlog::sync::exchange`]), the code the gRPC transport runs for each segment. The
 //! model below is written from SPEC §6 alone and shares no code with the release path.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default [`CASES`]).
@@ -29,7 +29,7 @@ use threatlog::policy::{Relationship, Tlp};
 use threatlog::proto::{op::Op, RecordKind};
 use threatlog::store::{Held, Incoming};
 use threatlog::sync::decode_segment;
-use threatlog::sync::engine::{self, Outbox};
+use threatlog::sync::exchange::{self, Outbox};
 use threatlog::sync::peer::{self, Card, Peer, PeerSettings};
 use uuid::Uuid;
 
@@ -804,7 +804,8 @@ impl World {
             }
             if deliver {
                 let receiver = &self.receivers[index];
-                if let Err(error) = engine::receive(&receiver.node, &receiver.sender_on_it, segment)
+                if let Err(error) =
+                    exchange::receive(&receiver.node, &receiver.sender_on_it, segment)
                 {
                     // "rejected ORIGIN:SEQUENCE: reason" names the entry.
                     let text = error.to_string();
@@ -946,7 +947,7 @@ fn world_decision(world: &World, index: usize, id: &EntryId) -> String {
     let node = &world.sender;
     let mut releaser = threatlog::sync::release::Releaser::new(
         node,
-        engine::party(&world.receivers[index].on_sender),
+        exchange::party(&world.receivers[index].on_sender),
         world.receivers[index].on_sender.rules.clone(),
     );
     match node.store.held(id).unwrap() {

@@ -203,7 +203,7 @@ fn paired_peers_get_inclusion_and_consistency_proofs_over_grpc() {
     let endpoint = std::fs::read_to_string(a.path.join("run/sync.addr")).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (inclusion, consistency) = runtime.block_on(async {
-        let mut client = threatlog::sync::transport::connect_as(&auditor, origin, endpoint.trim())
+        let mut client = threatlog::sync::connect_as(&auditor, origin, endpoint.trim())
             .await
             .expect("the paired auditor connects");
         let inclusion = client

@@ -169,7 +169,8 @@ fn a_hostile_peer_is_refused_recorded_and_quarantined_while_honest_sync_goes_on(
     assert_eq!(report["status"]["failures"], 4, "{report}");
     assert_eq!(report["status"]["quarantined"], false, "{report}");
 
-    // A valid entry resets the failure count.
+    // A valid segment between failures does not wipe them out: they count within their
+    // window, so a peer alternating good and bad segments is quarantined all the same.
     let (h_second, entries) = h.own_event("H's second event");
     let items = entries
         .iter()
@@ -177,7 +178,9 @@ fn a_hostile_peer_is_refused_recorded_and_quarantined_while_honest_sync_goes_on(
         .collect();
     assert_eq!(push_h(segment(items)), Ok(String::new()));
     wait_for("H's second event on B", || b.event(&h_second.to_string()));
-    assert_eq!(hostile_report(&b, &h_origin)["status"]["failures"], 0);
+    let report = hostile_report(&b, &h_origin);
+    assert_eq!(report["status"]["failures"], 4, "{report}");
+    assert_eq!(report["status"]["quarantined"], false, "{report}");
 
     // 5. A message over the gRPC limit is refused by the transport, and recorded.
     let oversized = vec![0x5a; threatlog::sync::MESSAGE_BYTES_MAX + 1024];
@@ -188,6 +191,21 @@ fn a_hostile_peer_is_refused_recorded_and_quarantined_while_honest_sync_goes_on(
         error.starts_with("refused push message").then_some(error)
     });
     assert!(error.contains("too large"), "{error}");
+    // The fifth failure within the window: quarantined, until the operator releases H, whose
+    // count then starts afresh.
+    let report = hostile_report(&b, &h_origin);
+    assert_eq!(report["status"]["failures"], 5, "{report}");
+    assert_eq!(report["status"]["quarantined"], true, "{report}");
+    let refused = push_h(segment(vec![]));
+    assert!(refused.expect_err("quarantined").contains("quarantined"));
+    let id = report["id"].to_string();
+    b.post(
+        &format!("/servers/pull/{}", id.trim_matches('"')),
+        json!({}),
+    );
+    let report = hostile_report(&b, &h_origin);
+    assert_eq!(report["status"]["failures"], 0, "{report}");
+    assert_eq!(report["status"]["quarantined"], false, "{report}");
 
     // 6. Garbage where an entry's bytes belong.
     let answer = push_h(segment(vec![entry_item(Bytes::from_static(
@@ -244,20 +262,21 @@ fn a_hostile_peer_is_refused_recorded_and_quarantined_while_honest_sync_goes_on(
     assert_eq!(a_report["org_name"], "Org A");
     assert_eq!(a_report["status"]["last_error"], Value::Null, "{a_report}");
 
-    // Five failures in a row: quarantined, and further pushes are refused outright.
-    assert_eq!(hostile_report(&b, &h_origin)["status"]["failures"], 4);
-    assert_eq!(
-        hostile_report(&b, &h_origin)["status"]["quarantined"],
-        false
-    );
-    let answer = push_h(segment(vec![entry_item(Bytes::from_static(b"\x00"))]));
-    assert!(
-        answer
-            .as_deref()
-            .unwrap()
-            .starts_with("rejected undecodable item"),
-        "{answer:?}"
-    );
+    // Five failures within the window: quarantined, and further pushes are refused outright.
+    assert_eq!(hostile_report(&b, &h_origin)["status"]["failures"], 3);
+    for failures in [4, 5] {
+        let answer = push_h(segment(vec![entry_item(Bytes::from_static(b"\x00"))]));
+        assert!(
+            answer
+                .as_deref()
+                .unwrap()
+                .starts_with("rejected undecodable item"),
+            "{answer:?}"
+        );
+        let report = hostile_report(&b, &h_origin);
+        assert_eq!(report["status"]["failures"], failures, "{report}");
+        assert_eq!(report["status"]["quarantined"], failures == 5, "{report}");
+    }
     let report = hostile_report(&b, &h_origin);
     assert_eq!(report["status"]["failures"], 5, "{report}");
     assert_eq!(report["status"]["quarantined"], true, "{report}");

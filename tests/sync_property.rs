@@ -4,7 +4,7 @@
 //! received the honest traffic alone.
 //!
 //! Real nodes (RocksDB in temp dirs) driven in one process through the sync engine
-//! ([`threatlog::sync::engine`]), the code the gRPC transport runs for each segment: honest
+//! ([`threatlog::sync::exchange`]), the code the gRPC transport runs for each segment: honest
 //! nodes A and C send their segments to B; hostile peers H1 and H2, paired with B and certified
 //! by their own org keys, push hand-built attacks in between. R is a copy of B taken before any
 //! sync and receives the honest segments only, in the same order. B's view digest must equal
@@ -22,7 +22,7 @@ use threatlog::change::{self, Actor};
 use threatlog::log::{seal, EntryId, Head, NodeKey, Stub, VerifiedEntry};
 use threatlog::node::Node;
 use threatlog::proto::sync as wire;
-use threatlog::sync::engine::{self, Outbox};
+use threatlog::sync::exchange::{self, Outbox};
 use threatlog::sync::peer::{self, Card, Peer, PeerSettings};
 use threatlog::sync::{encode_items, release::Released};
 use uuid::Uuid;
@@ -187,7 +187,7 @@ fn world(contents: &[Vec<(u8, bool)>]) -> World {
         hostile.chain.push(certificate.clone());
         let on_b = pair(&b, hostile.identity.card(&hostile.key));
         // Its certificate is honest traffic: on B before the copy, so R holds it too.
-        engine::receive(
+        exchange::receive(
             &b,
             &on_b,
             segment_of(vec![entry_item(certificate.stored().clone())]),
@@ -335,16 +335,16 @@ proptest! {
                     let segment = &world.honest[*index].segments[next[*index]];
                     next[*index] += 1;
                     let on_b = &world.honest_on_b[*index];
-                    let b = engine::receive(&world.b, on_b, segment.clone());
+                    let b = exchange::receive(&world.b, on_b, segment.clone());
                     prop_assert!(b.is_ok(), "B refused an honest segment: {:?}", b.err());
-                    let r = engine::receive(&world.r, on_b, segment.clone());
+                    let r = exchange::receive(&world.r, on_b, segment.clone());
                     prop_assert!(r.is_ok(), "R refused an honest segment: {:?}", r.err());
                 }
                 Step::Hostile { by, attack } => {
                     let Some(segment) = world.attack(*by, attack) else {
                         continue;
                     };
-                    let answer = engine::receive(&world.b, &world.hostile_on_b[*by], segment);
+                    let answer = exchange::receive(&world.b, &world.hostile_on_b[*by], segment);
                     if !matches!(attack, Attack::ForgedStub { .. }) {
                         prop_assert!(answer.is_err(), "B accepted {attack:?}");
                     }

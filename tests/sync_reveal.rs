@@ -11,7 +11,7 @@ use threatlog::model::Event;
 use threatlog::node::Node;
 use threatlog::policy::{Relationship, Tlp};
 use threatlog::store::Held;
-use threatlog::sync::engine::{self, Outbox};
+use threatlog::sync::exchange::{self, Outbox};
 use threatlog::sync::peer::{self, Card, Peer, PeerSettings};
 use uuid::Uuid;
 
@@ -69,7 +69,7 @@ fn stream(
     let mut largest = 0;
     while let Some(segment) = outbox.next_segment().unwrap() {
         largest = largest.max(segment.items.len());
-        engine::receive(receiver, sender_on_receiver, segment).unwrap();
+        exchange::receive(receiver, sender_on_receiver, segment).unwrap();
     }
     largest
 }

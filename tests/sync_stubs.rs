@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use threatlog::log::checkpoint::verify_origin_note;
 use threatlog::log::{EntryHash, EntryId, NodeKey, OriginKey, Stub, VerifiedEntry};
 use threatlog::proto::sync as wire;
+use threatlog::sync::connect_as;
 use threatlog::sync::peer::Card;
-use threatlog::sync::transport::connect_as;
 use uuid::Uuid;
 
 /// Longest wait for a condition between nodes.

@@ -2,7 +2,7 @@
 //! `/sharing_groups/add` and `edit` accept threatlog's `nodes` (node keys in hex) and MISP's
 //! `SharingGroupServer` list, whose servers name paired peers by `Server.id` (or `server_id`)
 //! or by a `node_key` field. Both end in the group record's `nodes` field, a list of node keys
-//! that [`crate::sync::release::group_of`] reads.
+//! that [`crate::sync::reach::group_of`] reads.
 
 use serde_json::{json, Map, Value};
 

@@ -147,7 +147,7 @@ pub async fn serve(
         let _ = stopped.wait_for(|stop| *stop).await;
     };
     let sync_listen = sync_listen.unwrap_or_else(|| node.config.sync.listen.clone());
-    let sync = tokio::spawn(crate::sync::transport::serve(
+    let sync = tokio::spawn(crate::sync::serve(
         Arc::clone(&node),
         sync_listen,
         until_stopped(stopped.clone()),

@@ -89,7 +89,7 @@ pub fn run(options: &SyncOptions) -> Result<()> {
     let (ready_send, ready) = std::sync::mpsc::channel();
     let serve_node = Arc::clone(&a);
     let server = runtime.spawn(async move {
-        crate::sync::transport::serve(
+        crate::sync::serve(
             serve_node,
             "127.0.0.1:0".into(),
             async move {

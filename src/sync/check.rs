@@ -3,13 +3,12 @@
 //! [`crate::policy::authority`] before this): the origin time against the receiver's clock,
 //! and the hop rules.
 
-use serde_json::Value;
 use uuid::Uuid;
 
-use super::release::{entry_reach, event_reach, reach};
+use super::reach::{entry_reach, event_reach, stated_event_reach};
 use crate::log::VerifiedEntry;
 use crate::policy::{check_arrival, is_relay, Party, Reach};
-use crate::proto::{op::Op, RecordKind};
+use crate::proto::RecordKind;
 use crate::store::Rejection;
 use crate::view::{read, ViewRead};
 
@@ -98,35 +97,6 @@ fn relayed_event_level(
         None if entry.is_tombstone() => entry_reach(views, entry)?,
         None => Reach::Level(0),
     })
-}
-
-/// The event distribution an entry itself sets, if it sets one.
-pub(crate) fn stated_event_reach(
-    views: &dyn ViewRead,
-    entry: &VerifiedEntry,
-    event: &Uuid,
-) -> Result<Option<Reach>, crate::view::KvError> {
-    for op in &entry.entry().ops {
-        let Some(Op::Set(set)) = &op.op else { continue };
-        if set.kind != RecordKind::Event as i32 || set.key.as_ref() != event.as_bytes() {
-            continue;
-        }
-        let Ok(fields) = serde_json::from_slice::<Value>(&set.fields_json) else {
-            continue;
-        };
-        let level = fields.get("distribution").and_then(|value| match value {
-            Value::String(text) => text.parse::<u32>().ok(),
-            other => other.as_u64().map(|n| n as u32),
-        });
-        if let Some(level) = level {
-            let group = fields
-                .get("sharing_group_uuid")
-                .and_then(Value::as_str)
-                .and_then(|text| Uuid::parse_str(text).ok());
-            return Ok(Some(reach(views, level, group)?));
-        }
-    }
-    Ok(None)
 }
 
 #[cfg(test)]

@@ -1,438 +1,233 @@
-//! The sync engine without its transport: the segments this node sends a peer, and what it
-//! does with a segment a peer sends. Blocking (it reads and writes RocksDB): the gRPC transport
-//! runs it on blocking threads, and nodes in one process can be driven with it directly.
+//! Per-peer sync state as pure state machines: when to open the next session with a peer,
+//! where it resumes, and when the peer's failures put it in quarantine. No IO and no clock:
+//! every input carries `now` (ms since the epoch), so the client's tasks, the in-process
+//! transport of the tests and the unit tests below drive the same code (the shape of
+//! raft-rs's `RawNode`: feed in what happened, ask what to do next).
 
-use std::collections::HashMap;
-use uuid::Uuid;
+use serde::{Deserialize, Serialize};
 
-use super::peer::{self, Peer};
-use super::release::{Released, Releaser};
-use super::{check, encode_proven_items, wire};
-use crate::log::{EntryId, OriginKey};
-use crate::node::Node;
-use crate::policy::Party;
-use crate::store::{Held, Incoming, Ingested, Publish, Rejection, Source, StoreError};
-
-/// Withheld entries an outbox remembers, so that a publish later in the same stream can
-/// reveal them at once. Past it, a publish looks up every earlier entry of its event.
-const STUBS_REMEMBERED_MAX: usize = 100_000;
-
-/// Why a received segment was not wholly stored.
-#[derive(Debug, thiserror::Error)]
-pub enum ReceiveError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The peer sent something this node refuses; recorded in the peer's status.
-    #[error("{0}")]
-    Peer(String),
+/// What a peer's session loop does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Open a session now, pulling after `cursor`.
+    Connect {
+        /// The arrival position of the peer's log received up to.
+        cursor: u64,
+    },
+    /// Wait until `at_ms`, then ask again.
+    Wait {
+        /// When the next attempt is due (ms since the epoch).
+        at_ms: i64,
+    },
+    /// Stop: the peer is quarantined until an operator releases it.
+    Stop,
 }
 
-/// The party a peer is in release and check decisions.
-pub fn party(peer: &Peer) -> Party {
-    Party {
-        node: peer.key,
-        org: peer.org_uuid,
-    }
-}
-
-/// The party this node is.
-pub fn own_party(node: &Node) -> Party {
-    Party {
-        node: node.origin(),
-        org: node.org.uuid,
-    }
-}
-
-/// What this node sends one peer: its log in arrival order after a cursor, each entry
-/// released, withheld (a stub with its inclusion proof) or revealed as the peer's rules say.
-pub struct Outbox<'a> {
-    /// The node.
-    node: &'a Node,
-    /// The peer.
-    peer: Peer,
-    /// The peer's release decisions.
-    releaser: Releaser<'a>,
-    /// Entries sent as stubs so far, with their arrival numbers, by event, to reveal when
-    /// the event is published.
-    stubbed: HashMap<Uuid, Vec<(u64, EntryId)>>,
-    /// How many ids `stubbed` holds.
-    remembered: usize,
-    /// A stub was not remembered, for `STUBS_REMEMBERED_MAX`.
-    forgot: bool,
-    /// The arrival position the stream started after: what came before went in earlier
-    /// streams, as entries or stubs.
-    started: u64,
-    /// Entries of a published event still to reveal, newest last: a segment reveals what
-    /// fits, the next ones the rest.
-    revealing: Vec<EntryId>,
-    /// The arrival position sent up to.
+/// One peer's session loop: its resume cursor and its backoff. The session starts at the
+/// cursor, each accepted segment moves it, and a failed session is retried after a delay that
+/// doubles from `retry_ms_min` up to `retry_ms_max` and falls back to the minimum once a
+/// segment goes through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSync {
+    /// Where the next session resumes.
     cursor: u64,
+    /// The delay before the retry after the next failure.
+    delay_ms: u64,
+    /// The first and the longest delay.
+    retry_ms: (u64, u64),
+    /// When the next session may start (ms since the epoch).
+    due_ms: i64,
+    /// The peer is quarantined.
+    quarantined: bool,
 }
 
-impl<'a> Outbox<'a> {
-    /// The outbox to `peer` after arrival position `cursor`.
-    pub fn new(node: &'a Node, peer: Peer, cursor: u64) -> Self {
-        Outbox {
-            node,
-            releaser: Releaser::new(node, party(&peer), peer.rules.clone()),
-            peer,
-            stubbed: HashMap::new(),
-            remembered: 0,
-            forgot: false,
-            started: cursor,
-            revealing: Vec::new(),
+impl PeerSync {
+    /// A peer received up to `cursor`, due now, with retry delays from `retry_ms_min` to
+    /// `retry_ms_max`.
+    pub fn new(cursor: u64, retry_ms_min: u64, retry_ms_max: u64) -> Self {
+        PeerSync {
             cursor,
+            delay_ms: retry_ms_min,
+            retry_ms: (retry_ms_min, retry_ms_max.max(retry_ms_min)),
+            due_ms: i64::MIN,
+            quarantined: false,
         }
     }
 
-    /// The entries of `event` before arrival position `before` that the peer may hold only as
-    /// stubs, in arrival order: those this stream withheld, and those earlier streams sent
-    /// (or every earlier one, once this stream has forgotten some). Entries the peer already
-    /// holds in full may be among them; it keeps one copy.
-    fn withheld_before(&mut self, event: &Uuid, before: u64) -> Result<Vec<EntryId>, StoreError> {
-        let remembered = self.stubbed.remove(event).unwrap_or_default();
-        self.remembered -= remembered.len();
-        if self.started == 0 && !self.forgot {
-            return Ok(remembered.into_iter().map(|(_, id)| id).collect());
+    /// What to do at `now_ms`.
+    pub fn next(&self, now_ms: i64) -> Next {
+        match (self.quarantined, now_ms >= self.due_ms) {
+            (true, _) => Next::Stop,
+            (false, true) => Next::Connect {
+                cursor: self.cursor,
+            },
+            (false, false) => Next::Wait { at_ms: self.due_ms },
         }
-        let mut earlier: Vec<(u64, EntryId)> = self
-            .node
-            .store
-            .event_arrivals(event)?
-            .into_iter()
-            .filter(|(at, id)| {
-                *at < before && (self.forgot || *at <= self.started) && id.origin != self.peer.key
-            })
-            .collect();
-        earlier.extend(remembered);
-        earlier.sort();
-        earlier.dedup();
-        Ok(earlier.into_iter().map(|(_, id)| id).collect())
     }
 
-    /// The next segment, or `None` when the peer has been sent everything that arrived so
-    /// far. A segment may hold no items (all it covered was withheld from the peer
-    /// altogether); its cursor still moves on.
-    pub fn next_segment(&mut self) -> Result<Option<wire::Segment>, StoreError> {
-        self.releaser.refresh();
-        let mut items = Vec::new();
-        let mut bytes = 0usize;
-        self.reveal(&mut items, &mut bytes)?;
-        let positions = match self.revealing.is_empty() {
-            true => self
-                .node
-                .store
-                .arrivals_after(self.cursor, super::SEGMENT_ITEMS_MAX)?,
-            false => Vec::new(),
-        };
-        if positions.is_empty() && items.is_empty() {
-            return Ok(None);
+    /// The cursor the next session resumes at.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// A segment of the current session was wholly accepted; `cursor` is the sender's
+    /// arrival position it covers up to. A refused segment is not reported: the cursor stays
+    /// and the session ends with a failure.
+    pub fn accepted(&mut self, cursor: u64) {
+        // A cursor never goes back: a sender restarting from an older position resends what
+        // the receiver holds, and ingest is idempotent.
+        self.cursor = self.cursor.max(cursor);
+        self.delay_ms = self.retry_ms.0;
+    }
+
+    /// The session ended at `now_ms`: `failed` when it ended by an error (a refused or
+    /// deferred segment, a lost connection, a peer gone), and `quarantined` when the peer's
+    /// failures have put it in quarantine. A session that ends without failure (a push-only
+    /// peer caught up) is due again at once.
+    pub fn ended(&mut self, now_ms: i64, failed: bool, quarantined: bool) {
+        self.quarantined = quarantined;
+        if !failed {
+            self.due_ms = now_ms;
+            self.delay_ms = self.retry_ms.0;
+            return;
         }
-        let mut prover = Prover::new(self.node, &self.peer.key);
-        for (arrival, id) in positions {
-            self.cursor = arrival;
-            let Some(held) = self.node.store.held(&id)? else {
-                continue;
+        let delay = i64::try_from(self.delay_ms).unwrap_or(i64::MAX);
+        self.due_ms = now_ms.saturating_add(delay);
+        self.delay_ms = self.delay_ms.saturating_mul(2).min(self.retry_ms.1);
+    }
+
+    /// An operator released the peer from quarantine: due at once.
+    pub fn release(&mut self, now_ms: i64) {
+        self.quarantined = false;
+        self.due_ms = now_ms;
+        self.delay_ms = self.retry_ms.0;
+    }
+}
+
+/// The failures a peer caused recently: a peer is quarantined once `max` of them fall within
+/// `window_ms`, whatever succeeded in between (a peer alternating good and bad segments is
+/// quarantined as surely as one sending only bad ones). Stored with the peer's status.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureWindow {
+    /// Times of the failures still in the window, oldest first (ms since the epoch).
+    times_ms: Vec<i64>,
+}
+
+impl FailureWindow {
+    /// Records a failure at `now_ms`; true when `max` failures now fall within the window
+    /// that ends at `now_ms`.
+    pub fn record(&mut self, now_ms: i64, window_ms: i64, max: u32) -> bool {
+        self.forget_before(now_ms.saturating_sub(window_ms));
+        self.times_ms.push(now_ms);
+        // Only the last `max` can matter for the next decision.
+        let keep = usize::try_from(max).unwrap_or(usize::MAX).max(1);
+        if self.times_ms.len() > keep {
+            self.times_ms.drain(..self.times_ms.len() - keep);
+        }
+        self.times_ms.len() >= keep
+    }
+
+    /// Failures within the window that ends at `now_ms`.
+    pub fn count(&self, now_ms: i64, window_ms: i64) -> u32 {
+        let start = now_ms.saturating_sub(window_ms);
+        let count = self.times_ms.iter().filter(|time| **time > start).count();
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
+    /// Forgets every failure (an operator released the peer).
+    pub fn clear(&mut self) {
+        self.times_ms.clear();
+    }
+
+    fn forget_before(&mut self, start_ms: i64) {
+        self.times_ms.retain(|time| *time > start_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 250;
+    const MAX: u64 = 30_000;
+    const T0: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn retries_double_up_to_the_longest_delay_and_reset_after_a_good_segment() {
+        let mut sync = PeerSync::new(0, MIN, MAX);
+        assert_eq!(sync.next(T0), Next::Connect { cursor: 0 });
+        let mut now = T0;
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            sync.ended(now, true, false);
+            let Next::Wait { at_ms } = sync.next(now) else {
+                panic!("a failed session is retried later");
             };
-            // A provisional stub is a peer's unconfirmed claim: passing it on would make this
-            // node answer for it. It arrives again once final (or is replaced).
-            if matches!(held, Held::Stub(_)) && self.node.store.is_provisional(&id)? {
-                continue;
-            }
-            let event = match &held {
-                Held::Entry(entry) => entry.event(),
-                Held::Stub(_) => None,
-            };
-            let released = self.releaser.release(held)?;
-            match &released {
-                Released::Entry(entry) => {
-                    bytes += entry.stored().len();
-                    if let Some((event, _)) = Publish::of(entry) {
-                        items.push(released.clone());
-                        self.revealing = self.withheld_before(&event, arrival)?;
-                        self.reveal(&mut items, &mut bytes)?;
-                        if !self.revealing.is_empty() {
-                            break;
-                        }
-                        continue;
-                    }
-                }
-                Released::Stub(stub) => {
-                    bytes += prover.prove(stub)?;
-                    if let Some(event) = event {
-                        if stub.id.origin != self.peer.key {
-                            if self.remembered < STUBS_REMEMBERED_MAX {
-                                self.stubbed
-                                    .entry(event)
-                                    .or_default()
-                                    .push((arrival, stub.id));
-                                self.remembered += 1;
-                            } else {
-                                self.forgot = true;
-                            }
-                        }
-                    }
-                }
-            }
-            items.push(released);
-            if bytes >= super::SEGMENT_BYTES_MAX {
-                break;
-            }
+            waits.push(at_ms - now);
+            assert_eq!(sync.next(at_ms - 1), Next::Wait { at_ms });
+            now = at_ms;
+            assert_eq!(sync.next(now), Next::Connect { cursor: 0 });
         }
-        if let Some(note) = self.own_checkpoint_for(&items)? {
-            prover.notes.push(note);
-        }
-        let (certificates, revocations) =
-            super::identity::attach(&self.node.store, &items, &self.peer.key)?;
-        let segment = wire::Segment {
-            items: encode_proven_items(&items, &prover.proofs),
-            cursor: self.cursor,
-            head_cursor: self.node.store.last_arrival(),
-            head_time_ms: crate::node::now_ms(),
-            certificates,
-            revocations,
-            checkpoints: prover.notes,
-        };
-        Ok(Some(segment))
-    }
-
-    /// Adds to `items` the entries still to reveal that the peer may have now, newest first
-    /// (the receiver judges each revealed entry by the event's latest state, which the newer
-    /// entries carry), while the segment has room.
-    fn reveal(&mut self, items: &mut Vec<Released>, bytes: &mut usize) -> Result<(), StoreError> {
-        while *bytes < super::SEGMENT_BYTES_MAX && items.len() < super::SEGMENT_ITEMS_MAX {
-            let Some(id) = self.revealing.pop() else {
-                break;
-            };
-            if let Some(Held::Entry(entry)) = self.node.store.held(&id)? {
-                if self.releaser.decide(&entry)?.is_ok() {
-                    *bytes += entry.stored().len();
-                    items.push(Released::Entry(entry));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A checkpoint of this node's own log covering its own stubs among `items`, signed now
-    /// if the latest does not reach them. The peer holds those stubs as final (they come from
-    /// their origin); with the checkpoint it can prove them to its own peers, which otherwise
-    /// hold them as provisional claims (SPEC §7).
-    fn own_checkpoint_for(&self, items: &[Released]) -> Result<Option<String>, StoreError> {
-        let own = self.node.origin();
-        let last = items
-            .iter()
-            .filter_map(|item| match item {
-                Released::Stub(stub) if stub.id.origin == own => Some(stub.id.sequence),
-                _ => None,
-            })
-            .max();
-        let Some(last) = last else {
-            return Ok(None);
-        };
-        let covering = |checkpoint: Option<(u64, String)>| {
-            checkpoint.and_then(|(size, note)| (size >= last).then_some(note))
-        };
-        if let Some(note) = covering(self.node.store.latest_checkpoint(&own)?) {
-            return Ok(Some(note));
-        }
-        Ok(covering(self.node.store.issue_checkpoint(self.node.key())?))
-    }
-}
-
-/// Inclusion proofs for the stubs of one segment to one peer (SPEC §7): a stub of another
-/// origin than the peer's and this node's is proven against the origin's checkpoint that
-/// this node holds and agrees with, so that the peer can hold it as final.
-struct Prover<'a> {
-    /// The node.
-    node: &'a Node,
-    /// The peer: it holds its own entries.
-    peer: OriginKey,
-    /// The checkpoint each origin's stubs are proven against in this segment, if any.
-    checkpoints: HashMap<OriginKey, Option<u64>>,
-    /// The proofs, by stub.
-    proofs: HashMap<EntryId, super::StubProof>,
-    /// The checkpoint notes the proofs lead to.
-    notes: Vec<String>,
-}
-
-impl<'a> Prover<'a> {
-    fn new(node: &'a Node, peer: &OriginKey) -> Self {
-        Prover {
-            node,
-            peer: *peer,
-            checkpoints: HashMap::new(),
-            proofs: HashMap::new(),
-            notes: Vec::new(),
-        }
-    }
-
-    /// Proves `stub` when a checkpoint covers it; returns the bytes that adds to the segment.
-    fn prove(&mut self, stub: &crate::log::Stub) -> Result<usize, StoreError> {
-        let origin = stub.id.origin;
-        if origin == self.peer || origin == self.node.origin() {
-            // The peer holds its own entries, and this node's own stubs are its word.
-            return Ok(0);
-        }
-        let mut bytes = 0;
-        let size = match self.checkpoints.get(&origin) {
-            Some(size) => *size,
-            None => {
-                let chosen = self.node.store.proof_checkpoint(&origin)?;
-                let size = chosen.map(|(size, note)| {
-                    bytes += note.len();
-                    self.notes.push(note);
-                    size
-                });
-                self.checkpoints.insert(origin, size);
-                size
-            }
-        };
-        let Some(size) = size.filter(|size| stub.id.sequence <= *size) else {
-            return Ok(bytes);
-        };
-        let hashes = self
-            .node
-            .store
-            .inclusion_proof(&origin, stub.id.sequence, size)?;
-        bytes += hashes.len() * 32;
-        self.proofs.insert(stub.id, (size, hashes));
-        Ok(bytes)
-    }
-}
-
-/// Decodes, checks and stores one segment from `peer`, advancing its cursor when every item
-/// is accepted. Rejections are recorded in the peer's status.
-pub fn receive(node: &Node, peer: &Peer, segment: wire::Segment) -> Result<Ingested, ReceiveError> {
-    let decoded = super::decode_segment(segment.items, &segment.checkpoints);
-    let (items, decode_error) = (decoded.items, decoded.error);
-    let sender = party(peer);
-    let receiver = own_party(node);
-    let cursor = if decode_error.is_none() && segment.cursor > 0 {
-        vec![peer::cursor_pair(&peer.key, segment.cursor)]
-    } else {
-        vec![]
-    };
-    let clock = check::Clock {
-        now_ms: crate::node::now_ms(),
-        skew_max_ms: i64::try_from(node.config.sync.clock_skew_max_s.saturating_mul(1000))
-            .unwrap_or(i64::MAX),
-    };
-    // Certificates and revocations first: the entries are judged by them.
-    if let Err(error) = super::identity::receive(
-        &node.store,
-        peer.key,
-        &segment.certificates,
-        &segment.revocations,
-        &items,
-    ) {
-        let text = format!("rejected identity statement: {error}");
-        record_failure(node, peer, &text)?;
-        return Err(ReceiveError::Peer(text));
-    }
-    let mut judge = super::identity::Judge::new(&node.store);
-    let source = Source {
-        peer: peer.key,
-        proven: decoded.proven,
-        origins_max: node.config.sync.origins_per_peer_max,
-    };
-    let report = node
-        .store
-        .ingest(&items, &source, &cursor, &mut |entry, views| {
-            judge.check(entry).map_err(Rejection::Policy)?;
-            check::check_entry(sender, receiver, entry, views, clock)
-        })?;
-    charge(node, &report.charges);
-    // The checkpoints the proofs led to are the origins' word: learn them as from a hello.
-    for note in &decoded.checkpoints {
-        super::checkpoints::accept_relayed(node, &peer.key, note);
-    }
-    let deferred = report
-        .rejected
-        .as_ref()
-        .is_some_and(|rejected| rejected.reason.is_deferred());
-    let last_time = items.iter().rev().find_map(|item| match item {
-        Incoming::Entry(entry) => Some(entry.entry().time_ms),
-        Incoming::Stub(_) => None,
-    });
-    let failure = match (&report.rejected, &decode_error) {
-        (Some(rejected), _) => Some(format!("rejected {rejected}")),
-        (None, Some(error)) => Some(format!("rejected undecodable item: {error}")),
-        (None, None) => None,
-    };
-    let status = peer::update_status(&node.store, &peer.key, |status| {
-        status.received += (report.entries + report.stubs + report.revealed) as u64;
-        status.remote_head = status.remote_head.max(segment.head_cursor);
-        status.remote_head_time_ms = segment.head_time_ms;
-        if let Some(time) = last_time {
-            status.received_time_ms = time;
-        }
-        match &failure {
-            // Not the peer's fault (an entry dated ahead of this node's clock, a stub waiting
-            // for its proof): shown, not counted, and the segment is sent again later.
-            Some(text) if deferred => status.last_error = Some(text.clone()),
-            Some(text) => count_failure(status, text),
-            None => {
-                // A deferral is shown only until the peer's next segment goes through.
-                if status.failures == 0 {
-                    status.last_error = None;
-                }
-                status.failures = 0;
-            }
-        }
-    })?;
-    match failure {
-        Some(text) => {
-            tracing::warn!(peer = %peer.key, org = %peer.org_name, quarantined = status.quarantined, "{text}");
-            Err(ReceiveError::Peer(text))
-        }
-        None => Ok(report),
-    }
-}
-
-/// Counts one failure caused by the peer: the last error, violations, and quarantine after
-/// [`super::QUARANTINE_FAILURES`] in a row.
-fn count_failure(status: &mut peer::PeerStatus, text: &str) {
-    if text.contains(check::VIOLATION) {
-        status.violations += 1;
-    }
-    status.failures += 1;
-    status.last_error = Some(text.to_string());
-    if status.failures >= super::QUARANTINE_FAILURES {
-        status.quarantined = true;
-        status.state = "quarantined".into();
-    }
-}
-
-/// Charges the peers whose provisional stubs an authenticated item replaced with a policy
-/// violation each (SPEC §7): they sent a stub for a position whose real entry differs.
-fn charge(node: &Node, charges: &[crate::store::Charge]) {
-    for charge in charges {
-        let text = format!(
-            "{}: stub {} sent by this peer claimed hash {}, but the origin's authenticated item \
-             there has hash {}; the stub was replaced",
-            check::VIOLATION,
-            charge.id,
-            hex::encode(charge.claimed),
-            hex::encode(charge.authentic)
+        assert_eq!(
+            waits,
+            [250, 500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]
         );
-        match peer::peer(&node.store, &charge.peer) {
-            Ok(Some(peer)) => {
-                if let Err(error) = record_failure(node, &peer, &text) {
-                    tracing::error!(peer = %charge.peer, "recording a violation failed: {error}");
-                }
-            }
-            // No longer paired: the stub is gone all the same.
-            Ok(None) => tracing::warn!(peer = %charge.peer, "unpaired peer: {text}"),
-            Err(error) => tracing::error!(peer = %charge.peer, "reading the peer failed: {error}"),
-        }
+        sync.accepted(7);
+        sync.ended(now, true, false);
+        assert_eq!(sync.next(now), Next::Wait { at_ms: now + 250 });
     }
-}
 
-/// Records a failure caused by `peer` outside a segment's items, and logs it.
-pub fn record_failure(node: &Node, peer: &Peer, text: &str) -> Result<(), StoreError> {
-    let status = peer::update_status(&node.store, &peer.key, |status| count_failure(status, text))?;
-    tracing::warn!(peer = %peer.key, org = %peer.org_name, quarantined = status.quarantined, "{text}");
-    Ok(())
+    #[test]
+    fn sessions_resume_after_the_last_accepted_segment() {
+        let mut sync = PeerSync::new(40, MIN, MAX);
+        assert_eq!(sync.next(T0), Next::Connect { cursor: 40 });
+        sync.accepted(52);
+        sync.accepted(60);
+        // The next segment is refused: the session ends with a failure.
+        sync.ended(T0, true, false);
+        assert_eq!(sync.next(T0 + 250), Next::Connect { cursor: 60 });
+        // A sender that restarts from an older position cannot move the cursor back.
+        sync.accepted(55);
+        assert_eq!(sync.cursor(), 60);
+        // A push-only session that ends cleanly is due again at once.
+        sync.ended(T0 + 300, false, false);
+        assert_eq!(sync.next(T0 + 300), Next::Connect { cursor: 60 });
+    }
+
+    #[test]
+    fn a_quarantined_peer_stops_until_released() {
+        let mut sync = PeerSync::new(3, MIN, MAX);
+        sync.ended(T0, true, true);
+        assert_eq!(sync.next(T0 + 3_600_000), Next::Stop);
+        sync.release(T0 + 10);
+        assert_eq!(sync.next(T0 + 10), Next::Connect { cursor: 3 });
+    }
+
+    #[test]
+    fn failures_count_within_the_window_whatever_succeeds_between_them() {
+        const WINDOW: i64 = 3_600_000;
+        let mut window = FailureWindow::default();
+        // Four failures a quarter of an hour apart: inside one hour, not yet five.
+        for n in 0..4 {
+            assert!(!window.record(T0 + n * 900_000, WINDOW, 5));
+        }
+        assert_eq!(window.count(T0 + 2_700_000, WINDOW), 4);
+        // The fifth within the hour of the second quarantines, even though the first has
+        // left the window.
+        assert!(!window.record(T0 + 3_600_000, WINDOW, 5));
+        assert_eq!(window.count(T0 + 3_600_000, WINDOW), 4);
+        assert!(window.record(T0 + 3_700_000, WINDOW, 5));
+    }
+
+    #[test]
+    fn failures_further_apart_than_the_window_never_quarantine() {
+        const WINDOW: i64 = 60_000;
+        let mut window = FailureWindow::default();
+        for n in 0..100 {
+            assert!(!window.record(T0 + n * 15_001, WINDOW, 5));
+        }
+        assert_eq!(window.count(T0 + 99 * 15_001, WINDOW), 4);
+        window.clear();
+        assert_eq!(window.count(T0 + 99 * 15_001, WINDOW), 0);
+    }
 }

@@ -1,16 +1,35 @@
 //! Replication between paired nodes (SPEC §7): segments of entries and stubs pulled (and
 //! pushed) over gRPC with mutual TLS, filtered per peer by the release policy, and checked on
-//! arrival. [`transport`] is the only file that touches tonic; [`engine`] is what a session
-//! sends and does with what it receives.
+//! arrival.
+//!
+//! - [`exchange`]: what a session sends and does with what it receives (outbox, receive,
+//!   hello, reveal), blocking and transport-free, so nodes in one process can be driven with it;
+//! - [`engine`]: per-peer state as pure state machines (backoff, resume cursor, quarantine
+//!   window), driven with `now`;
+//! - [`release`] and [`check`]: what a peer may receive, and what this node accepts, both
+//!   from the [`reach`] of events and entries;
+//! - [`service`] (the gRPC server), [`client`] (sessions and per-peer tasks) and [`bridge`]
+//!   (their blocking work): the only files that touch tonic; [`tls`] the mutual-TLS identity;
+//! - [`memory`]: sessions between nodes in one process, for running several nodes together;
+//! - [`peer`]: paired peers, cursors and status; [`identity`] and [`checkpoints`]: org
+//!   certificates and checkpoints that travel with segments and hellos.
 
+pub mod bridge;
 pub mod check;
 pub mod checkpoints;
+pub mod client;
 pub mod engine;
+pub mod exchange;
 pub mod identity;
+pub mod memory;
 pub mod peer;
+pub mod reach;
 pub mod release;
+pub mod service;
 pub mod tls;
-pub mod transport;
+
+pub use client::connect_as;
+pub use service::serve;
 
 use std::collections::{HashMap, HashSet};
 
@@ -42,8 +61,13 @@ pub const RETRY_DELAY_MS_MIN: u64 = 250;
 pub const RETRY_DELAY_MS_MAX: u64 = 30_000;
 /// Signed checkpoints one segment may carry for its stubs' proofs: at most one per item.
 pub const SEGMENT_CHECKPOINTS_MAX: usize = SEGMENT_ITEMS_MAX;
-/// Consecutive failures after which a peer is quarantined.
+/// Time a TLS handshake may take before the connection is dropped.
+pub const HANDSHAKE_MS_MAX: u64 = 10_000;
+/// Failures within [`QUARANTINE_WINDOW_MS`] after which a peer is quarantined.
 pub const QUARANTINE_FAILURES: u32 = 5;
+/// The window a peer's failures are counted in: an hour, so that a peer alternating good and
+/// bad segments is quarantined, while an honest peer's rare refusals never add up.
+pub const QUARANTINE_WINDOW_MS: i64 = 3_600_000;
 /// HTTP/2 stream window: large enough that a 100 ms round trip does not cap a stream at the
 /// default window's ~1 MB/s.
 pub const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;

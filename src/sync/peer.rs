@@ -50,8 +50,12 @@ pub struct PeerStatus {
     pub state: String,
     /// The last error, if the last attempt failed.
     pub last_error: Option<String>,
-    /// Consecutive failures.
+    /// Failures the peer caused within the last [`super::QUARANTINE_WINDOW_MS`].
     pub failures: u32,
+    /// When those failures happened: [`super::QUARANTINE_FAILURES`] of them within the window
+    /// quarantine the peer.
+    #[serde(default)]
+    pub failure_window: super::engine::FailureWindow,
     /// Quarantined after repeated failures: not pulled from, its pushes refused.
     pub quarantined: bool,
     /// Policy violations recorded against the peer.
@@ -354,6 +358,7 @@ pub fn release_quarantine(store: &Store, key: &OriginKey) -> Result<(), StoreErr
     update_status(store, key, |status| {
         status.quarantined = false;
         status.failures = 0;
+        status.failure_window.clear();
         status.state = "idle".into();
     })
     .map(|_| ())

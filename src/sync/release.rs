@@ -6,78 +6,13 @@ use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
+use super::reach::{entry_reach, event_reach, group_of};
 use crate::log::{EntryId, OriginKey, Stub, VerifiedEntry};
 use crate::node::Node;
 use crate::policy::{self, EntryFacts, Gate, Group, Party, PeerRules, Reach, Tlp};
 use crate::proto::{op::Op, RecordKind};
 use crate::store::{Held, StoreError};
-use crate::view::{read, tag_links, KvError, Record, Stamp, ViewRead};
-
-/// A sharing group's members as the policy needs them, from its view record.
-pub fn group_of(record: &Record) -> Group {
-    let mut group = Group {
-        roaming: record.field("roaming").and_then(Value::as_bool) == Some(true),
-        ..Group::default()
-    };
-    if record.field("deleted").and_then(Value::as_bool) == Some(true) {
-        return group;
-    }
-    let uuid_of = |member: &Value| {
-        member
-            .pointer("/Organisation/uuid")
-            .or_else(|| member.get("org_uuid"))
-            .or_else(|| member.get("uuid"))
-            .or(Some(member))
-            .and_then(Value::as_str)
-            .and_then(|text| Uuid::parse_str(text).ok())
-    };
-    for field in ["SharingGroupOrg", "organisations"] {
-        if let Some(members) = record.field(field).and_then(Value::as_array) {
-            group.orgs.extend(members.iter().filter_map(uuid_of));
-        }
-    }
-    if let Some(nodes) = record.field("nodes").and_then(Value::as_array) {
-        group.nodes.extend(
-            nodes
-                .iter()
-                .filter_map(Value::as_str)
-                .filter_map(OriginKey::from_hex),
-        );
-    }
-    group
-}
-
-/// The reach of a distribution level and sharing group read from the views.
-pub fn reach(views: &dyn ViewRead, level: u32, group: Option<Uuid>) -> Result<Reach, KvError> {
-    Ok(match level {
-        5 => Reach::Inherit,
-        4 => Reach::Group(match group {
-            Some(uuid) => read::record(views, RecordKind::SharingGroup, uuid.as_bytes())?
-                .map(|r| group_of(&r)),
-            None => None,
-        }),
-        level => Reach::Level(level.min(4) as u8),
-    })
-}
-
-/// The reach an event record states.
-pub fn event_reach(views: &dyn ViewRead, record: &Record) -> Result<Reach, KvError> {
-    let level = record
-        .str_field("distribution")
-        .and_then(|text| text.parse::<u32>().ok())
-        .unwrap_or(0);
-    let group = record
-        .str_field("sharing_group_uuid")
-        .and_then(|text| Uuid::parse_str(text).ok());
-    reach(views, level, group)
-}
-
-/// The reach an entry's own visibility states.
-pub fn entry_reach(views: &dyn ViewRead, entry: &VerifiedEntry) -> Result<Reach, KvError> {
-    let visibility = entry.entry().visibility.clone().unwrap_or_default();
-    let group = Uuid::from_slice(&visibility.sharing_group).ok();
-    reach(views, visibility.distribution, group)
-}
+use crate::view::{read, tag_links, KvError, Stamp, ViewRead};
 
 /// Names of the tags attached to `target`, with whether each is local.
 fn tags_of(views: &dyn ViewRead, target: &Uuid) -> Result<Vec<(String, bool)>, KvError> {
@@ -332,7 +267,7 @@ impl<'a> Releaser<'a> {
         let Some(Held::Entry(entry)) = self.node.store.held(&id)? else {
             return Ok(None);
         };
-        if let Some(reach) = super::check::stated_event_reach(views, &entry, event)? {
+        if let Some(reach) = super::reach::stated_event_reach(views, &entry, event)? {
             return Ok(Some(reach));
         }
         Ok(Some(entry_reach(views, &entry)?))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use threatlog::log::checkpoint::{self, Checkpoint};
 use threatlog::log::{merkle, OriginKey, VerifiedEntry};
 use threatlog::proto::sync as wire;
-use threatlog::sync::transport::connect_as;
+use threatlog::sync::connect_as;
 use uuid::Uuid;
 
 use super::hostile::{self, Hostile, CALL_SECONDS_MAX};

@@ -9,7 +9,7 @@ use threatlog::change::{self, Actor};
 use threatlog::log::{seal, Draft, Head, NodeKey, OriginKey, VerifiedEntry};
 use threatlog::proto::{self, op::Op, sync as wire, RecordKind};
 use threatlog::store::Incoming;
-use threatlog::sync::transport::connect_as;
+use threatlog::sync::connect_as;
 use uuid::Uuid;
 
 use super::identity::Org;
