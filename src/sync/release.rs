@@ -11,7 +11,7 @@ use crate::log::{EntryId, OriginKey, Stub, VerifiedEntry};
 use crate::node::Node;
 use crate::policy::{self, EntryFacts, Gate, Group, Party, PeerRules, Reach, Tlp};
 use crate::proto::{op::Op, RecordKind};
-use crate::store::{Held, StoreError};
+use crate::store::{Held, Publish, StoreError};
 use crate::view::{read, tag_links, KvError, Stamp, ViewRead};
 
 /// Names of the tags attached to `target`, with whether each is local.
@@ -36,9 +36,64 @@ struct EventFacts {
     publish: Option<crate::store::Publish>,
 }
 
+/// What release reads of the sender's log, views and tag definitions: a node's store, or
+/// anything else that holds them (in memory).
+pub trait ReleaseFacts {
+    /// The views.
+    fn views(&self) -> Box<dyn ViewRead + '_>;
+    /// The latest publish of `event`, if any.
+    fn publish_of(&self, event: &Uuid) -> Result<Option<Publish>, StoreError>;
+    /// The ids of the entries of `event` held, in arrival order.
+    fn event_entries(&self, event: &Uuid) -> Result<Vec<EntryId>, StoreError>;
+    /// A held log item.
+    fn held(&self, id: &EntryId) -> Result<Option<Held>, StoreError>;
+    /// Whether `peer` has been sent an entry of `event` in full.
+    fn was_released(&self, peer: &OriginKey, event: &Uuid) -> Result<bool, StoreError>;
+    /// Notes that `peer` has been sent an entry of `event` in full.
+    fn note_released(&self, peer: &OriginKey, event: &Uuid) -> Result<(), StoreError>;
+    /// Whether the tag `name` may leave this node (its definition's `exportable`, default
+    /// true).
+    fn tag_exportable(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+impl ReleaseFacts for Node {
+    fn views(&self) -> Box<dyn ViewRead + '_> {
+        Box::new(self.store.views())
+    }
+
+    fn publish_of(&self, event: &Uuid) -> Result<Option<Publish>, StoreError> {
+        self.store.publish_of(event)
+    }
+
+    fn event_entries(&self, event: &Uuid) -> Result<Vec<EntryId>, StoreError> {
+        self.store.event_entries(event)
+    }
+
+    fn held(&self, id: &EntryId) -> Result<Option<Held>, StoreError> {
+        self.store.held(id)
+    }
+
+    fn was_released(&self, peer: &OriginKey, event: &Uuid) -> Result<bool, StoreError> {
+        self.store.was_released(peer, event)
+    }
+
+    fn note_released(&self, peer: &OriginKey, event: &Uuid) -> Result<(), StoreError> {
+        self.store.note_released(peer, event)
+    }
+
+    fn tag_exportable(&self, name: &str) -> Result<bool, StoreError> {
+        let definition = self.tag_definition(name)?;
+        Ok(definition
+            .get("exportable")
+            .and_then(Value::as_bool)
+            .unwrap_or(true))
+    }
+}
+
 /// Decides, for one peer, what each held log item becomes on the wire.
 pub struct Releaser<'a> {
-    node: &'a Node,
+    /// What it reads.
+    facts: &'a dyn ReleaseFacts,
     sender: Party,
     peer: Party,
     rules: PeerRules,
@@ -58,12 +113,25 @@ impl<'a> Releaser<'a> {
     /// A releaser from `node` to `peer` with `rules`.
     pub fn new(node: &'a Node, peer: Party, rules: PeerRules) -> Self {
         let default_tlp = node.config.node.default_tlp.parse().unwrap_or(Tlp::Green);
+        let sender = Party {
+            node: node.origin(),
+            org: node.org.uuid,
+        };
+        Releaser::over(node, sender, default_tlp, peer, rules)
+    }
+
+    /// A releaser from `sender`, whose log and views `facts` reads and whose events without a
+    /// TLP tag count as `default_tlp`, to `peer` with `rules`.
+    pub fn over(
+        facts: &'a dyn ReleaseFacts,
+        sender: Party,
+        default_tlp: Tlp,
+        peer: Party,
+        rules: PeerRules,
+    ) -> Self {
         Releaser {
-            sender: Party {
-                node: node.origin(),
-                org: node.org.uuid,
-            },
-            node,
+            facts,
+            sender,
             peer,
             rules,
             default_tlp,
@@ -116,15 +184,13 @@ impl<'a> Releaser<'a> {
         match (facts.gate, &decision) {
             // A deletion also goes to every peer that was sent any of the event, which must
             // learn that it is gone (SPEC §6.2).
-            (Gate::Tombstone, Err(_))
-                if self.node.store.was_released(&self.peer.node, &event)? =>
-            {
+            (Gate::Tombstone, Err(_)) if self.facts.was_released(&self.peer.node, &event)? => {
                 return Ok(Ok(()));
             }
             (Gate::Directory, _) | (_, Err(_)) => {}
             (_, Ok(())) => {
                 if self.released.insert(event) {
-                    self.node.store.note_released(&self.peer.node, &event)?;
+                    self.facts.note_released(&self.peer.node, &event)?;
                 }
             }
         }
@@ -143,12 +209,12 @@ impl<'a> Releaser<'a> {
         if let Some(cached) = self.events.get(event) {
             return Ok(cached.clone());
         }
-        let views = self.node.store.views();
-        let record = read::record(&views, RecordKind::Event, event.as_bytes())?;
-        let publish = self.node.store.publish_of(event)?;
+        let views = self.facts.views();
+        let record = read::record(&*views, RecordKind::Event, event.as_bytes())?;
+        let publish = self.facts.publish_of(event)?;
         let (reach_published, tags_published) = match publish {
             Some(publish) => (
-                self.stated_reach(&views, event, publish.origin, publish.sequence)?
+                self.stated_reach(&*views, event, publish.origin, publish.sequence)?
                     .unwrap_or(Reach::Inherit),
                 self.tags_then(
                     event,
@@ -163,7 +229,7 @@ impl<'a> Releaser<'a> {
         let tlp_published = Tlp::strictest(tags_published.iter().map(String::as_str));
         let facts = match record {
             Some(record) if record.is_live() => {
-                let tags: Vec<String> = tags_of(&views, event)?
+                let tags: Vec<String> = tags_of(&*views, event)?
                     .into_iter()
                     .filter(|(_, local)| !local)
                     .map(|(name, _)| name)
@@ -175,7 +241,7 @@ impl<'a> Releaser<'a> {
                     .and_then(|text| Uuid::parse_str(text).ok())
                     .or(record.owner.as_ref().map(|(org, _)| *org));
                 EventFacts {
-                    reach: event_reach(&views, &record)?,
+                    reach: event_reach(&*views, &record)?,
                     reach_published,
                     tlp: Tlp::strictest(tags.iter().map(String::as_str)).max(tlp_published),
                     tags,
@@ -189,7 +255,7 @@ impl<'a> Releaser<'a> {
                 });
                 let (reach, tags) = match tombstone {
                     Some((origin, sequence)) => (
-                        self.stated_reach(&views, event, origin, sequence)?,
+                        self.stated_reach(&*views, event, origin, sequence)?,
                         self.tags_then(event, EntryId { origin, sequence })?,
                     ),
                     None => (None, Vec::new()),
@@ -213,7 +279,7 @@ impl<'a> Releaser<'a> {
     /// The global tags `event` had as of its entry `until`, replayed in stamp order from the
     /// event's entries this node holds (entries it holds only as stubs add nothing).
     fn tags_then(&mut self, event: &Uuid, until: EntryId) -> Result<Vec<String>, StoreError> {
-        let ids = self.node.store.event_entries(event)?;
+        let ids = self.facts.event_entries(event)?;
         if let Some((count, tags)) = self.tags_then.get(&(*event, until)) {
             if *count == ids.len() {
                 return Ok(tags.clone());
@@ -221,7 +287,7 @@ impl<'a> Releaser<'a> {
         }
         let mut entries = Vec::with_capacity(ids.len());
         for id in &ids {
-            if let Some(Held::Entry(entry)) = self.node.store.held(id)? {
+            if let Some(Held::Entry(entry)) = self.facts.held(id)? {
                 entries.push((Stamp::of(&entry), entry));
             }
         }
@@ -264,7 +330,7 @@ impl<'a> Releaser<'a> {
         sequence: u64,
     ) -> Result<Option<Reach>, StoreError> {
         let id = crate::log::EntryId { origin, sequence };
-        let Some(Held::Entry(entry)) = self.node.store.held(&id)? else {
+        let Some(Held::Entry(entry)) = self.facts.held(&id)? else {
             return Ok(None);
         };
         if let Some(reach) = super::reach::stated_event_reach(views, &entry, event)? {
@@ -277,12 +343,7 @@ impl<'a> Releaser<'a> {
         if let Some(known) = self.exportable.get(name) {
             return Ok(*known);
         }
-        let exportable = self
-            .node
-            .tag_definition(name)?
-            .get("exportable")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
+        let exportable = self.facts.tag_exportable(name)?;
         self.exportable.insert(name.to_string(), exportable);
         Ok(exportable)
     }
@@ -293,7 +354,7 @@ impl<'a> Releaser<'a> {
             node: entry.origin(),
             org: entry.origin_org(),
         };
-        let views = self.node.store.views();
+        let views = self.facts.views();
         let ops = &entry.entry().ops;
         let mut has_local_tag = false;
         let mut has_unexportable_tag = false;
@@ -325,7 +386,7 @@ impl<'a> Releaser<'a> {
             }
         }
         for target in &targets {
-            for (name, local) in tags_of(&views, target)? {
+            for (name, local) in tags_of(&*views, target)? {
                 if !local && Tlp::of_tag(&name).is_some() {
                     item_tags.insert(name);
                 }
@@ -334,7 +395,7 @@ impl<'a> Releaser<'a> {
         let Some(event) = entry.event() else {
             return self.directory_facts(entry, origin);
         };
-        let item = entry_reach(&views, entry)?;
+        let item = entry_reach(&*views, entry)?;
         let gate = if entry.is_tombstone() {
             Gate::Tombstone
         } else if !ops.is_empty() && ops.iter().all(|op| matches!(op.op, Some(Op::Sighting(_)))) {
@@ -376,13 +437,13 @@ impl<'a> Releaser<'a> {
         entry: &VerifiedEntry,
         origin: Party,
     ) -> Result<EntryFacts, StoreError> {
-        let views = self.node.store.views();
+        let views = self.facts.views();
         let mut event = Reach::Inherit;
         let mut gate = Gate::Directory;
         for op in &entry.entry().ops {
             if let Some(Op::Set(set)) = &op.op {
                 if set.kind == RecordKind::SharingGroup as i32 {
-                    let record = read::record(&views, RecordKind::SharingGroup, &set.key)?;
+                    let record = read::record(&*views, RecordKind::SharingGroup, &set.key)?;
                     event = Reach::Group(record.map(|record| Group {
                         roaming: true,
                         ..group_of(&record)
@@ -417,4 +478,191 @@ pub enum Released {
     Entry(VerifiedEntry),
     /// Its stub.
     Stub(Stub),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::{self, Actor};
+    use crate::log::{seal, Draft, Head, NodeKey};
+    use crate::policy::Relationship;
+    use crate::view::{apply, MemoryViews};
+    use serde_json::json;
+    use std::cell::RefCell;
+
+    /// A sender's log, views and release marks, in memory.
+    #[derive(Default)]
+    struct Memory {
+        views: MemoryViews,
+        entries: Vec<VerifiedEntry>,
+        released: RefCell<HashSet<(OriginKey, Uuid)>>,
+    }
+
+    impl ReleaseFacts for Memory {
+        fn views(&self) -> Box<dyn ViewRead + '_> {
+            Box::new(self.views.clone())
+        }
+
+        fn publish_of(&self, event: &Uuid) -> Result<Option<Publish>, StoreError> {
+            Ok(self
+                .entries
+                .iter()
+                .filter_map(Publish::of)
+                .filter(|(of, _)| of == event)
+                .map(|(_, publish)| publish)
+                .last())
+        }
+
+        fn event_entries(&self, event: &Uuid) -> Result<Vec<EntryId>, StoreError> {
+            Ok(self
+                .entries
+                .iter()
+                .filter(|entry| entry.event() == Some(*event))
+                .map(VerifiedEntry::id)
+                .collect())
+        }
+
+        fn held(&self, id: &EntryId) -> Result<Option<Held>, StoreError> {
+            let found = self.entries.iter().find(|entry| entry.id() == *id);
+            Ok(found.map(|entry| Held::Entry(entry.clone())))
+        }
+
+        fn was_released(&self, peer: &OriginKey, event: &Uuid) -> Result<bool, StoreError> {
+            Ok(self.released.borrow().contains(&(*peer, *event)))
+        }
+
+        fn note_released(&self, peer: &OriginKey, event: &Uuid) -> Result<(), StoreError> {
+            self.released.borrow_mut().insert((*peer, *event));
+            Ok(())
+        }
+
+        fn tag_exportable(&self, _name: &str) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+    }
+
+    /// A sender writing its own chain into [`Memory`].
+    struct Sender {
+        key: NodeKey,
+        actor: Actor,
+        head: Head,
+        time_ms: i64,
+        memory: Memory,
+    }
+
+    impl Sender {
+        fn write(&mut self, drafts: Vec<Draft>) -> Vec<VerifiedEntry> {
+            let mut written = Vec::new();
+            for draft in drafts {
+                self.time_ms += 1;
+                let entry = seal(
+                    &self.key,
+                    self.actor.org,
+                    &self.head,
+                    draft,
+                    self.time_ms,
+                    [7; 16],
+                )
+                .unwrap();
+                self.head = Head::after(&entry);
+                apply(&mut self.memory.views, &entry).unwrap();
+                self.memory.entries.push(entry.clone());
+                written.push(entry);
+            }
+            written
+        }
+
+        /// A new unpublished event of `level` with one attribute and the tags `tags`.
+        fn event(&mut self, level: u8, tags: &[&str]) -> (Uuid, Vec<VerifiedEntry>) {
+            let uuid = Uuid::new_v4();
+            let tags: Vec<Value> = tags.iter().map(|name| json!({"name": name})).collect();
+            let event = crate::model::Event::from_json(&json!({"Event": {
+                "uuid": uuid.to_string(), "info": "in memory", "date": "2026-01-01",
+                "distribution": level.to_string(), "published": false, "Tag": tags,
+                "Attribute": [{"type": "ip-dst", "value": "192.0.2.7"}],
+            }}))
+            .unwrap();
+            let drafts = change::event_drafts(&event, &self.actor);
+            (uuid, self.write(drafts))
+        }
+
+        fn publish(&mut self, event: Uuid, level: u8) -> Vec<VerifiedEntry> {
+            let mut fields = serde_json::Map::new();
+            fields.insert("published".into(), json!(true));
+            fields.insert("distribution".into(), json!(level.to_string()));
+            let op = change::record_op(RecordKind::Event, event.as_bytes(), None, &fields);
+            let drafts = change::event_ops_drafts(event, (level, None), vec![op], &self.actor);
+            self.write(drafts)
+        }
+    }
+
+    /// What `releaser` makes of each of `entries`: true for the full entry.
+    fn released(releaser: &mut Releaser<'_>, entries: &[VerifiedEntry]) -> Vec<bool> {
+        releaser.refresh();
+        entries
+            .iter()
+            .map(|entry| {
+                let held = Held::Entry(entry.clone());
+                matches!(releaser.release(held).unwrap(), Released::Entry(_))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn release_runs_over_a_log_and_views_held_in_memory() {
+        let key = NodeKey::from_seed(&[3; 32]);
+        let mut sender = Sender {
+            actor: Actor {
+                org: Uuid::from_u128(1),
+                user: "analyst@a.example".into(),
+            },
+            head: Head::EMPTY,
+            time_ms: 1_000,
+            memory: Memory::default(),
+            key,
+        };
+        let (shared, created) = sender.event(3, &["tlp:green"]);
+        let (red, red_created) = sender.event(3, &["tlp:red"]);
+        let (own, own_created) = sender.event(0, &[]);
+        let party = Party {
+            node: sender.key.origin(),
+            org: sender.actor.org,
+        };
+        let peer = Party {
+            node: NodeKey::from_seed(&[4; 32]).origin(),
+            org: Uuid::from_u128(2),
+        };
+        let rules = PeerRules {
+            relationship: Relationship::External,
+            tlp_max: Tlp::Amber,
+            tags_include: vec![],
+            tags_exclude: vec![],
+            orgs_include: vec![],
+            orgs_exclude: vec![],
+        };
+        // Nothing leaves before a publish.
+        let mut releaser = Releaser::over(&sender.memory, party, Tlp::Green, peer, rules.clone());
+        assert!(released(&mut releaser, &created).iter().all(|full| !full));
+        drop(releaser);
+        let published = sender.publish(shared, 3);
+        let red_published = sender.publish(red, 3);
+        let own_published = sender.publish(own, 0);
+        let mut releaser = Releaser::over(&sender.memory, party, Tlp::Green, peer, rules);
+        // Published at level 3 and green: everything, and the release is marked.
+        let all = [created, published].concat();
+        assert_eq!(released(&mut releaser, &all), vec![true; all.len()]);
+        assert!(sender
+            .memory
+            .released
+            .borrow()
+            .contains(&(peer.node, shared)));
+        // Red is over the peer's amber ceiling; level 0 stays with the organisation.
+        let held_back = [red_created, red_published, own_created, own_published].concat();
+        assert_eq!(
+            released(&mut releaser, &held_back),
+            vec![false; held_back.len()]
+        );
+        let marks = sender.memory.released.borrow().len();
+        assert_eq!(marks, 1);
+    }
 }
