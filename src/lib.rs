@@ -32,6 +32,7 @@ pub mod api;
 pub mod audit;
 pub mod bench;
 pub mod change;
+pub mod clock;
 pub mod config;
 pub mod interop;
 pub mod log;

@@ -173,12 +173,10 @@ pub struct Node {
     pub peers_changed: tokio::sync::watch::Sender<u64>,
 }
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch, from the system's clock; a node reads its own clock
+/// ([`Node::now_ms`]).
 pub fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    crate::clock::Clock::now_ms(&crate::clock::SystemClock)
 }
 
 /// A new random API key of [`API_KEY_CHARS`] alphanumeric characters.
@@ -251,31 +249,6 @@ fn read_seed(path: &Path) -> Result<Option<[u8; 32]>, NodeError> {
     Ok(Some(seed))
 }
 
-/// A roster, signed by `org_key` as a community operator's, of the organisations `store`
-/// binds as strongly as a pairing card: the node's own and those of its paired peers.
-pub fn roster(store: &Store, org_key: &OrgKey) -> Result<crate::log::identity::Roster, NodeError> {
-    use crate::log::identity::{Roster, RosterMember};
-    use crate::store::BindingSource;
-    let mut names: std::collections::HashMap<Uuid, String> = crate::sync::peer::peers(store)?
-        .into_iter()
-        .map(|peer| (peer.org_uuid, peer.org_name))
-        .collect();
-    if let Some(own) = store.own_certificate()? {
-        names.insert(own.org_uuid, own.org_name);
-    }
-    let members: Vec<RosterMember> = store
-        .bindings()?
-        .into_iter()
-        .filter(|binding| binding.source >= BindingSource::Card)
-        .map(|binding| RosterMember {
-            org_name: names.get(&binding.org_uuid).cloned().unwrap_or_default(),
-            org_uuid: binding.org_uuid,
-            org_keys: binding.keys,
-        })
-        .collect();
-    Ok(Roster::issue(org_key, &members, now_ms())?)
-}
-
 /// The origin key of the node in `dir`, from its key file.
 pub fn origin_of(dir: &Path) -> Result<OriginKey, NodeError> {
     Ok(read_key(dir)?.origin())
@@ -342,8 +315,14 @@ impl Node {
                 org_key
             }
         };
-        let certificate =
-            Certificate::issue(&org_key, org.uuid, &org.name, key.origin(), now_ms(), None)?;
+        let certificate = Certificate::issue(
+            &org_key,
+            org.uuid,
+            &org.name,
+            key.origin(),
+            store.now_ms(),
+            None,
+        )?;
         store.put_meta(
             META_ORG,
             &serde_json::to_vec(&(org.uuid, &org.name)).unwrap_or_default(),
@@ -373,11 +352,19 @@ impl Node {
         })
     }
 
-    /// Opens the node in `dir`.
+    /// Opens the node in `dir`, on the system's clock.
     pub fn open(dir: &Path) -> Result<Node, NodeError> {
+        Node::open_with_clock(dir, std::sync::Arc::new(crate::clock::SystemClock))
+    }
+
+    /// Opens the node in `dir`, reading the time from `clock`.
+    pub fn open_with_clock(
+        dir: &Path,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> Result<Node, NodeError> {
         let key = read_key(dir)?;
         let config = Config::load(dir)?;
-        let store = Store::open(dir)?;
+        let store = Store::open_with_clock(dir, clock)?;
         store.set_own_origin(key.origin());
         let (uuid, name): (Uuid, String) = store
             .meta(META_ORG)?
@@ -399,7 +386,7 @@ impl Node {
                     Err(error) => return Err(error),
                 };
                 let certificate =
-                    Certificate::issue(&org_key, uuid, &name, key.origin(), now_ms(), None)?;
+                    Certificate::issue(&org_key, uuid, &name, key.origin(), store.now_ms(), None)?;
                 (certificate, true)
             }
         };
@@ -475,7 +462,7 @@ impl Node {
             self.org.uuid,
             &self.org.name,
             node,
-            now_ms(),
+            self.now_ms(),
             expires_ms,
         )?)
     }
@@ -544,7 +531,7 @@ impl Node {
     pub fn append(&self, drafts: Vec<crate::log::Draft>) -> Result<Appended, NodeError> {
         let appended = self
             .store
-            .append(&self.key, self.org.uuid, drafts, now_ms())?;
+            .append(&self.key, self.org.uuid, drafts, self.now_ms())?;
         self.checkpoint(false)?;
         Ok(appended)
     }
@@ -563,10 +550,15 @@ impl Node {
         Ok(self.store.issue_checkpoint(&self.key)?)
     }
 
+    /// The time now, from the node's clock (ms since the epoch).
+    pub fn now_ms(&self) -> i64 {
+        self.store.now_ms()
+    }
+
     /// Cosigns a peer's checkpoint note after checking it against what the node holds (see
     /// [`Store::cosign_checkpoint`]); returns the cosignature line.
     pub fn cosign(&self, note: &str) -> Result<String, crate::store::AcceptError> {
-        let timestamp = u64::try_from(now_ms() / 1000).unwrap_or(0);
+        let timestamp = u64::try_from(self.now_ms() / 1000).unwrap_or(0);
         self.store.cosign_checkpoint(&self.key, note, timestamp)
     }
 

@@ -12,21 +12,23 @@
 //!
 //! Real nodes (RocksDB in temp dirs) in one process, connected by the in-memory transport
 //! ([`threatlog::sync::memory`]); when each session opens and where it resumes is decided by
-//! the same per-peer state machine the gRPC client runs ([`threatlog::sync::engine`]), on a
-//! clock the test moves.
+//! the same per-peer state machine the gRPC client runs ([`threatlog::sync::engine`]). Nodes
+//! and schedules read one clock the test moves ([`threatlog::clock::ManualClock`]).
 //!
 //! `PROPTEST_CASES` sets the number of cases (default [`CASES`]).
 
 mod common;
 
-use common::engine::{card_of, init};
+use common::engine::card_of;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Value};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use threatlog::change::{self, Actor};
+use threatlog::clock::{Clock, ManualClock};
 use threatlog::log::EntryId;
 use threatlog::node::Node;
 use threatlog::policy::{Relationship, Tlp};
@@ -54,7 +56,7 @@ const TLPS: [(&str, u8); 5] = [
 const DEFAULT_TLP_RANK: u8 = 1;
 /// The ceilings a node gives a peer, with their ranks.
 const CEILINGS: [(Tlp, u8); 3] = [(Tlp::Green, 1), (Tlp::Amber, 2), (Tlp::Red, 4)];
-/// Where the test's clock starts (ms since the epoch); the nodes' own clocks stamp entries.
+/// Where the clock the nodes and the test share starts (ms since the epoch).
 const T0_MS: i64 = 1_800_000_000_000;
 /// Rounds of sessions the healing may take before the network counts as not converging.
 const HEAL_ROUNDS_MAX: usize = 16;
@@ -214,6 +216,8 @@ impl EventModel {
 /// The nodes of one case. Open sessions borrow them; a restart replaces one.
 struct Nodes {
     topology: Topology,
+    /// The clock they all read.
+    clock: Arc<ManualClock>,
     dirs: Vec<PathBuf>,
     /// `None` only while a node restarts.
     nodes: Vec<Option<Node>>,
@@ -221,7 +225,6 @@ struct Nodes {
 }
 
 /// What the changes wrote, and the test's clock and pull schedules.
-#[derive(Default)]
 struct Book {
     /// Every event the changes created, in order.
     events: Vec<(Uuid, EventModel)>,
@@ -229,8 +232,8 @@ struct Book {
     written: BTreeMap<EntryId, usize>,
     /// Attribute values handed out (unique: no correlations between events).
     values: u32,
-    /// The test's clock (ms since the epoch).
-    now_ms: i64,
+    /// The clock every node and pull schedule reads, moved by the test.
+    clock: Arc<ManualClock>,
     /// Each pull's state machine, as the puller's client task keeps it.
     pulls: BTreeMap<(usize, usize), PeerSync>,
 }
@@ -256,8 +259,8 @@ fn schedule(cursor: u64) -> PeerSync {
 }
 
 impl Nodes {
-    /// New nodes, paired as `topology` says, each pulling from each of its peers.
-    fn new(topology: Topology) -> Self {
+    /// New nodes on `clock`, paired as `topology` says, each pulling from each of its peers.
+    fn new(topology: Topology, clock: Arc<ManualClock>) -> Self {
         let temp = temp_dir();
         let dirs: Vec<PathBuf> = (0..topology.nodes)
             .map(|at| temp.path().join(format!("node-{at}")))
@@ -265,7 +268,10 @@ impl Nodes {
         let nodes: Vec<Node> = dirs
             .iter()
             .enumerate()
-            .map(|(at, dir)| init(dir, &format!("Org {at}")))
+            .map(|(at, dir)| {
+                Node::init(dir, &format!("Org {at}"), None, false).unwrap();
+                Node::open_with_clock(dir, clock.clone()).unwrap()
+            })
             .collect();
         for &(a, b, ab, ba) in &topology.edges {
             for (from, to, ceiling) in [(a, b, ab), (b, a, ba)] {
@@ -282,6 +288,7 @@ impl Nodes {
         }
         Nodes {
             topology,
+            clock,
             dirs,
             nodes: nodes.into_iter().map(Some).collect(),
             _temp: temp,
@@ -298,7 +305,7 @@ impl Nodes {
     fn restart(&mut self, at: usize) {
         // The old node must close its database before the new one opens it.
         self.nodes[at] = None;
-        self.nodes[at] = Some(Node::open(&self.dirs[at]).unwrap());
+        self.nodes[at] = Some(Node::open_with_clock(&self.dirs[at], self.clock.clone()).unwrap());
     }
 
     fn actor(&self, at: usize) -> Actor {
@@ -422,7 +429,7 @@ impl Book {
         segments: usize,
         lose: bool,
     ) -> Result<bool, TestCaseError> {
-        let now_ms = self.now_ms;
+        let now_ms = self.clock.now_ms();
         let schedule = self.pulls.get_mut(&pull).unwrap();
         let session = match sessions.entry(pull) {
             Entry::Occupied(open) => open.into_mut(),
@@ -471,19 +478,22 @@ impl Book {
             self.pulls
                 .get_mut(&pull)
                 .unwrap()
-                .ended(self.now_ms, true, false);
+                .ended(self.clock.now_ms(), true, false);
         }
     }
 }
 
 /// Runs the steps, then heals the network and checks it.
 fn run(topology: Topology, steps: Vec<Step>) -> Result<(), TestCaseError> {
-    let mut nodes = Nodes::new(topology);
+    let clock = Arc::new(ManualClock::new(T0_MS));
+    let mut nodes = Nodes::new(topology, clock.clone());
     let pull_list = nodes.topology.pulls();
     let mut book = Book {
-        now_ms: T0_MS,
+        events: Vec::new(),
+        written: BTreeMap::new(),
+        values: 0,
+        clock,
         pulls: pull_list.iter().map(|pull| (*pull, schedule(0))).collect(),
-        ..Book::default()
     };
     let mut steps = steps.into_iter();
     // Epochs between restarts: open sessions borrow the nodes, a restart replaces one.
@@ -491,7 +501,7 @@ fn run(topology: Topology, steps: Vec<Step>) -> Result<(), TestCaseError> {
         let mut restart = None;
         let mut sessions = Sessions::new();
         for step in steps.by_ref() {
-            book.now_ms += 1;
+            book.clock.advance(1);
             match step {
                 Step::Sync {
                     pull,
@@ -509,7 +519,7 @@ fn run(topology: Topology, steps: Vec<Step>) -> Result<(), TestCaseError> {
                     restart = Some(node % nodes.topology.nodes);
                     break;
                 }
-                Step::Wait { ms } => book.now_ms += ms,
+                Step::Wait { ms } => book.clock.advance(ms),
                 change => book.change(&nodes, &change),
             }
         }
@@ -535,7 +545,7 @@ fn heal(nodes: &Nodes, book: &mut Book) -> Result<(), TestCaseError> {
     let pull_list = nodes.topology.pulls();
     for _ in 0..HEAL_ROUNDS_MAX {
         // Past every backoff.
-        book.now_ms += RETRY_DELAY_MS_MAX as i64 + 1;
+        book.clock.advance(RETRY_DELAY_MS_MAX as i64 + 1);
         let before: Vec<u64> = (0..nodes.topology.nodes)
             .map(|at| nodes.node(at).store.last_arrival())
             .collect();

@@ -54,7 +54,7 @@ pub fn export(
         format: bundle::FORMAT.into(),
         version: bundle::VERSION,
         exported_by: exporter.to_string(),
-        created_ms: crate::node::now_ms(),
+        created_ms: store.now_ms(),
         until_ms: options.until_ms,
     };
     let mut writer = Writer::new(out, &header)?;

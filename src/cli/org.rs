@@ -186,16 +186,17 @@ fn certify(
     expires_days: Option<u32>,
     org_key: Option<&Path>,
 ) -> Result<()> {
-    let (org_key, own, _) = org_key_and_certificate(dir, org_key)?;
+    let (org_key, own, store) = org_key_and_certificate(dir, org_key)?;
+    let now_ms = store.now_ms();
     let target = threatlog::log::OriginKey::from_hex(node_key)
         .context("the node key must be 64 hex digits")?;
-    let expires = expires_days.map(|days| threatlog::node::now_ms() + i64::from(days) * 86_400_000);
+    let expires = expires_days.map(|days| now_ms + i64::from(days) * 86_400_000);
     let certificate = threatlog::log::identity::Certificate::issue(
         &org_key,
         own.org_uuid,
         &own.org_name,
         target,
-        threatlog::node::now_ms(),
+        now_ms,
         expires,
     )?;
     println!("{}", certificate.to_text());
@@ -211,6 +212,7 @@ fn revoke(
     org_key: Option<&Path>,
 ) -> Result<()> {
     let (org_key, own, store) = org_key_and_certificate(dir, org_key)?;
+    let now_ms = store.now_ms();
     drop(store);
     let target = threatlog::log::OriginKey::from_hex(node_key)
         .context("the node key must be 64 hex digits")?;
@@ -219,7 +221,7 @@ fn revoke(
         own.org_uuid,
         target,
         from_sequence,
-        threatlog::node::now_ms(),
+        now_ms,
         reason,
     )?;
     let mut body = serde_json::Map::new();
@@ -254,7 +256,7 @@ fn roster(dir: &Path, command: RosterCommand) -> Result<()> {
     match command {
         RosterCommand::Export { out, org_key } => {
             let (org_key, _, store) = org_key_and_certificate(dir, org_key.as_deref())?;
-            let roster = threatlog::node::roster(&store, &org_key)?;
+            let roster = threatlog::sync::identity::roster(&store, &org_key)?;
             std::fs::write(&out, format!("{}\n", roster.to_text()))
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!(

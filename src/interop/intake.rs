@@ -10,7 +10,7 @@ use super::freetext::{self, Find, FreetextError};
 use crate::api::visibility::record_visibility;
 use crate::change;
 use crate::model::ModelError;
-use crate::node::{now_ms, ImportCounts, Node, NodeError};
+use crate::node::{ImportCounts, Node, NodeError};
 use crate::proto::RecordKind;
 use crate::store::StoreError;
 use crate::view::{read, Record};
@@ -125,7 +125,7 @@ pub fn import_freetext(
         });
     }
     let finds = freetext::extract(text)?;
-    let now = now_ms() / 1000;
+    let now = node.now_ms() / 1000;
     let (attributes, duplicates) = freetext::new_attributes(&finds, &event, distribution, now)?;
     if !attributes.is_empty() {
         let mut touch = Map::new();

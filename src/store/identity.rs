@@ -191,7 +191,7 @@ impl Store {
             keys: vec![certificate.org_key],
             source: BindingSource::Own,
             statement: certificate.to_text(),
-            bound_ms: crate::node::now_ms(),
+            bound_ms: self.now_ms(),
         };
         self.put_local(&[
             (OWN_KEY.to_vec(), certificate.stored().to_vec()),
@@ -288,7 +288,7 @@ impl Store {
                     keys: vec![certificate.org_key],
                     source: BindingSource::FirstUse,
                     statement: certificate.to_text(),
-                    bound_ms: crate::node::now_ms(),
+                    bound_ms: self.now_ms(),
                 };
                 pairs.push((
                     key(BINDING_PREFIX, &[certificate.org_uuid.as_bytes()]),
@@ -379,7 +379,7 @@ impl Store {
             keys: vec![org_key],
             source: BindingSource::Card,
             statement: card.to_string(),
-            bound_ms: crate::node::now_ms(),
+            bound_ms: self.now_ms(),
         };
         self.put_local(&[(key(BINDING_PREFIX, &[org.as_bytes()]), json(&binding))])?;
         Ok(())
@@ -466,7 +466,7 @@ impl Store {
                 keys: member.org_keys.clone(),
                 source: BindingSource::Roster,
                 statement: reference.clone(),
-                bound_ms: crate::node::now_ms(),
+                bound_ms: self.now_ms(),
             };
             pairs.push((
                 key(BINDING_PREFIX, &[member.org_uuid.as_bytes()]),
@@ -545,7 +545,7 @@ impl Store {
             received_source,
             node_key,
             via,
-            detected_ms: crate::node::now_ms(),
+            detected_ms: self.now_ms(),
         };
         let mut pairs = vec![
             (

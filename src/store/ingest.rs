@@ -794,7 +794,7 @@ impl Store {
             sequence: received.sequence(),
             held: encode(&held),
             received: encode(received),
-            detected_ms: crate::node::now_ms(),
+            detected_ms: self.now_ms(),
         };
         tracing::error!(
             origin = %received.origin(),

@@ -19,7 +19,7 @@ mod views;
 
 use rocksdb::{ColumnFamilyDescriptor, DBCompressionType, Options, DB};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub use append::Appended;
 pub use checkpoints::{AcceptError, SplitView};
@@ -36,6 +36,7 @@ pub use release::Publish;
 pub use verify::{VerifyFailure, VerifySummary};
 pub use views::DbViews;
 
+use crate::clock::{Clock, SystemClock};
 use crate::log::{LogError, OriginKey};
 use crate::policy::authority::OrgKeys;
 use crate::view::{KvError, Table, ViewRead};
@@ -262,11 +263,29 @@ pub struct Store {
     _lock: Option<DirLock>,
     /// Opened with [`Store::open_read_only`]: nothing is written.
     read_only: bool,
+    /// Where the time comes from.
+    clock: Arc<dyn Clock>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database under `dir/db`.
+    /// The time now, from the store's clock (ms since the epoch).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The store's clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
+    }
+
+    /// Opens (creating if needed) the database under `dir/db`, on the system's clock.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with_clock(dir, Arc::new(SystemClock))
+    }
+
+    /// Opens (creating if needed) the database under `dir/db`; every time the store and its
+    /// node stamp is read from `clock`.
+    pub fn open_with_clock(dir: &Path, clock: Arc<dyn Clock>) -> Result<Store, StoreError> {
         let lock = DirLock::acquire(dir)?;
         let path = dir.join("db");
         let (mut options, families) = open_options();
@@ -285,6 +304,7 @@ impl Store {
             dir: dir.to_path_buf(),
             _lock: Some(lock),
             read_only: false,
+            clock,
         };
         store.check_format()?;
         let mut writer = append::Writer::load(&store)?;
@@ -395,6 +415,7 @@ impl Store {
             dir: dir.to_path_buf(),
             _lock: None,
             read_only: true,
+            clock: Arc::new(SystemClock),
         };
         match store.meta(META_FORMAT)? {
             Some(found) if found == FORMAT_VERSION.to_string().as_bytes() => {}

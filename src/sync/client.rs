@@ -208,10 +208,10 @@ async fn peer_task(node: Arc<Node>, peer: Peer) {
     };
     let mut sync = PeerSync::new(cursor, super::RETRY_DELAY_MS_MIN, super::RETRY_DELAY_MS_MAX);
     loop {
-        match sync.next(crate::node::now_ms()) {
+        match sync.next(node.store.now_ms()) {
             Next::Connect { .. } => {}
             Next::Wait { at_ms } => {
-                let wait_ms = at_ms.saturating_sub(crate::node::now_ms()).max(0);
+                let wait_ms = at_ms.saturating_sub(node.store.now_ms()).max(0);
                 tokio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())).await;
                 continue;
             }
@@ -247,7 +247,7 @@ async fn peer_task(node: Arc<Node>, peer: Peer) {
                 (true, quarantined)
             }
         };
-        sync.ended(crate::node::now_ms(), failed, quarantined);
+        sync.ended(node.store.now_ms(), failed, quarantined);
     }
 }
 

@@ -189,7 +189,7 @@ impl<'a> Outbox<'a> {
             items: encode_proven_items(&items, &prover.proofs),
             cursor: self.cursor,
             head_cursor: self.node.store.last_arrival(),
-            head_time_ms: crate::node::now_ms(),
+            head_time_ms: self.node.store.now_ms(),
             certificates,
             revocations,
             checkpoints: prover.notes,
@@ -315,7 +315,7 @@ pub fn receive(node: &Node, peer: &Peer, segment: wire::Segment) -> Result<Inges
         vec![]
     };
     let clock = check::Clock {
-        now_ms: crate::node::now_ms(),
+        now_ms: node.store.now_ms(),
         skew_max_ms: i64::try_from(node.config.sync.clock_skew_max_s.saturating_mul(1000))
             .unwrap_or(i64::MAX),
     };
@@ -437,7 +437,7 @@ fn charge(node: &Node, charges: &[crate::store::Charge]) {
 
 /// Records a failure caused by `peer` outside a segment's items, and logs it.
 pub fn record_failure(node: &Node, peer: &Peer, text: &str) -> Result<(), StoreError> {
-    let now_ms = crate::node::now_ms();
+    let now_ms = node.store.now_ms();
     let status = peer::update_status(&node.store, &peer.key, |status| {
         count_failure(status, text, now_ms)
     })?;
@@ -557,7 +557,7 @@ pub fn answer_reveal(
         items: super::encode_items(&items),
         cursor: 0,
         head_cursor: node.store.last_arrival(),
-        head_time_ms: crate::node::now_ms(),
+        head_time_ms: node.store.now_ms(),
         certificates,
         revocations,
         checkpoints: Vec::new(),

@@ -214,3 +214,31 @@ impl<'a> Judge<'a> {
         }
     }
 }
+
+/// A roster, signed by `org_key` as a community operator's, of the organisations `store`
+/// binds as strongly as a pairing card: the node's own and those of its paired peers.
+pub fn roster(
+    store: &Store,
+    org_key: &crate::log::identity::OrgKey,
+) -> Result<crate::log::identity::Roster, crate::node::NodeError> {
+    use crate::log::identity::{Roster, RosterMember};
+    use crate::store::BindingSource;
+    let mut names: std::collections::HashMap<Uuid, String> = super::peer::peers(store)?
+        .into_iter()
+        .map(|peer| (peer.org_uuid, peer.org_name))
+        .collect();
+    if let Some(own) = store.own_certificate()? {
+        names.insert(own.org_uuid, own.org_name);
+    }
+    let members: Vec<RosterMember> = store
+        .bindings()?
+        .into_iter()
+        .filter(|binding| binding.source >= BindingSource::Card)
+        .map(|binding| RosterMember {
+            org_name: names.get(&binding.org_uuid).cloned().unwrap_or_default(),
+            org_uuid: binding.org_uuid,
+            org_keys: binding.keys,
+        })
+        .collect();
+    Ok(Roster::issue(org_key, &members, store.now_ms())?)
+}
