@@ -14,13 +14,12 @@
 
 mod common;
 
-use common::engine::{card_of, init};
+use common::engine::{card_of, init, temp_dir};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Map};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use threatlog::change::{self, Actor, Visibility};
 use threatlog::log::{EntryId, VerifiedEntry};
 use threatlog::model::Organisation;
@@ -317,14 +316,6 @@ fn pair(node: &Node, card: Card, relationship: Relationship, tlp_max: Tlp) -> Pe
         ..PeerSettings::default()
     };
     peer::pair(&node.store, &node.origin(), card, settings).unwrap()
-}
-
-/// Temp dirs on a memory file system where there is one: the cases sync every append.
-fn temp_dir() -> tempfile::TempDir {
-    match Path::new("/dev/shm").is_dir() {
-        true => tempfile::tempdir_in("/dev/shm").unwrap(),
-        false => tempfile::tempdir().unwrap(),
-    }
 }
 
 fn world() -> World {

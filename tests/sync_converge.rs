@@ -19,13 +19,13 @@
 
 mod common;
 
-use common::engine::card_of;
+use common::engine::{card_of, temp_dir};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Value};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use threatlog::change::{self, Actor};
 use threatlog::clock::{Clock, ManualClock};
@@ -243,14 +243,6 @@ type Sessions<'a> = HashMap<(usize, usize), Session<'a>>;
 
 fn fail(message: String) -> TestCaseError {
     TestCaseError::fail(message)
-}
-
-/// Temp dirs on a memory file system where there is one: the cases sync every append.
-fn temp_dir() -> tempfile::TempDir {
-    match Path::new("/dev/shm").is_dir() {
-        true => tempfile::tempdir_in("/dev/shm").unwrap(),
-        false => tempfile::tempdir().unwrap(),
-    }
 }
 
 /// A pull's state machine as a client task starts it: resuming after `cursor`.

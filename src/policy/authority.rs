@@ -29,7 +29,7 @@ use crate::view::{
     owner_only, read, tag_link_key, KvError, Table, TagLinkState, ViewRead, TAG_TARGETS,
 };
 
-mod directory;
+pub mod directory;
 #[cfg(test)]
 mod tests;
 

@@ -95,13 +95,6 @@ impl PeerSync {
         self.due_ms = now_ms.saturating_add(delay);
         self.delay_ms = self.delay_ms.saturating_mul(2).min(self.retry_ms.1);
     }
-
-    /// An operator released the peer from quarantine: due at once.
-    pub fn release(&mut self, now_ms: i64) {
-        self.quarantined = false;
-        self.due_ms = now_ms;
-        self.delay_ms = self.retry_ms.0;
-    }
 }
 
 /// The failures a peer caused recently: a peer is quarantined once `max` of them fall within
@@ -195,12 +188,12 @@ mod tests {
     }
 
     #[test]
-    fn a_quarantined_peer_stops_until_released() {
+    fn a_quarantined_peer_stops_for_good() {
+        // Released by an operator, the peer gets a new task and a new state machine.
         let mut sync = PeerSync::new(3, MIN, MAX);
         sync.ended(T0, true, true);
-        assert_eq!(sync.next(T0 + 3_600_000), Next::Stop);
-        sync.release(T0 + 10);
-        assert_eq!(sync.next(T0 + 10), Next::Connect { cursor: 3 });
+        assert_eq!(sync.next(T0), Next::Stop);
+        assert_eq!(sync.next(T0 + 86_400_000), Next::Stop);
     }
 
     #[test]

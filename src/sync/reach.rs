@@ -6,6 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::log::{OriginKey, VerifiedEntry};
+use crate::policy::authority::directory::member_org;
 use crate::policy::{Group, Reach};
 use crate::proto::{op::Op, RecordKind};
 use crate::view::{read, KvError, Record, ViewRead};
@@ -19,18 +20,9 @@ pub fn group_of(record: &Record) -> Group {
     if record.field("deleted").and_then(Value::as_bool) == Some(true) {
         return group;
     }
-    let uuid_of = |member: &Value| {
-        member
-            .pointer("/Organisation/uuid")
-            .or_else(|| member.get("org_uuid"))
-            .or_else(|| member.get("uuid"))
-            .or(Some(member))
-            .and_then(Value::as_str)
-            .and_then(|text| Uuid::parse_str(text).ok())
-    };
     for field in ["SharingGroupOrg", "organisations"] {
         if let Some(members) = record.field(field).and_then(Value::as_array) {
-            group.orgs.extend(members.iter().filter_map(uuid_of));
+            group.orgs.extend(members.iter().filter_map(member_org));
         }
     }
     if let Some(nodes) = record.field("nodes").and_then(Value::as_array) {

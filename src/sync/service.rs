@@ -94,16 +94,16 @@ impl SyncService {
         })
     }
 
-    /// Runs `work` on a blocking thread; a store failure is the service's internal error.
+    /// Runs `work` on a blocking thread and answers with what it returns.
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Node) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, Status> {
+        work: impl FnOnce(&Node) -> Result<T, Status> + Send + 'static,
+    ) -> Result<Response<T>, Status> {
         let node = Arc::clone(&self.node);
         tokio::task::spawn_blocking(move || work(&node))
             .await
             .map_err(|error| Status::internal(error.to_string()))?
-            .map_err(|error| Status::internal(error.to_string()))
+            .map(Response::new)
     }
 }
 
@@ -122,9 +122,8 @@ impl wire::sync_server::Sync for SyncService {
             )));
         }
         let notes = request.into_inner().checkpoints;
-        self.blocking(move |node| exchange::answer_hello(node, &peer, &notes))
+        self.blocking(move |node| exchange::answer_hello(node, &peer, &notes).map_err(internal))
             .await
-            .map(Response::new)
     }
 
     type PullStream = ReceiverStream<Result<wire::Segment, Status>>;
@@ -199,9 +198,7 @@ impl wire::sync_server::Sync for SyncService {
         self.peer_of(&request)?;
         let query = request.into_inner();
         let origin = origin_of(&query.origin)?;
-        let node = Arc::clone(&self.node);
-        tokio::task::spawn_blocking(move || {
-            let failed = |error: StoreError| Status::failed_precondition(error.to_string());
+        self.blocking(move |node| {
             let size = match query.size {
                 0 => node
                     .store
@@ -219,11 +216,9 @@ impl wire::sync_server::Sync for SyncService {
                 .store
                 .tree_leaf(&origin, query.sequence)
                 .map_err(failed)?;
-            proof_reply(&node, &origin, size, hashes, leaf)
+            proof_reply(node, &origin, size, hashes, leaf)
         })
         .await
-        .map_err(|error| Status::internal(error.to_string()))?
-        .map(Response::new)
     }
 
     async fn consistency(
@@ -238,9 +233,7 @@ impl wire::sync_server::Sync for SyncService {
                 "sizes must satisfy 0 < old_size <= new_size",
             ));
         }
-        let node = Arc::clone(&self.node);
-        tokio::task::spawn_blocking(move || {
-            let failed = |error: StoreError| Status::failed_precondition(error.to_string());
+        self.blocking(move |node| {
             let hashes = node
                 .store
                 .consistency_proof(&origin, query.old_size, query.new_size)
@@ -249,11 +242,9 @@ impl wire::sync_server::Sync for SyncService {
                 .store
                 .tree_root(&origin, query.old_size)
                 .map_err(failed)?;
-            proof_reply(&node, &origin, query.new_size, hashes, old_root)
+            proof_reply(node, &origin, query.new_size, hashes, old_root)
         })
         .await
-        .map_err(|error| Status::internal(error.to_string()))?
-        .map(Response::new)
     }
 
     async fn reveal(
@@ -269,9 +260,8 @@ impl wire::sync_server::Sync for SyncService {
                 super::REVEAL_IDS_MAX
             )));
         }
-        self.blocking(move |node| exchange::answer_reveal(node, &peer, ids))
+        self.blocking(move |node| exchange::answer_reveal(node, &peer, ids).map_err(internal))
             .await
-            .map(Response::new)
     }
 }
 
@@ -283,7 +273,6 @@ fn proof_reply(
     hashes: Vec<[u8; 32]>,
     leaf_or_old_root: [u8; 32],
 ) -> Result<wire::Proof, Status> {
-    let failed = |error: StoreError| Status::failed_precondition(error.to_string());
     Ok(wire::Proof {
         size,
         root: node
@@ -302,6 +291,17 @@ fn proof_reply(
     })
 }
 
+/// A store failure answering a peer: the service's internal error.
+fn internal(error: StoreError) -> Status {
+    Status::internal(error.to_string())
+}
+
+/// A store failure answering a proof request: the asked sizes or positions are not held.
+fn failed(error: StoreError) -> Status {
+    Status::failed_precondition(error.to_string())
+}
+
+/// The origin key a request names.
 fn origin_of(bytes: &[u8]) -> Result<OriginKey, Status> {
     OriginKey::from_slice(bytes).map_err(|_| Status::invalid_argument("origin is not a node key"))
 }

@@ -22,3 +22,12 @@ pub fn card_of(node: &Node) -> Card {
         org_key: Some(node.org_key()),
     }
 }
+
+/// Temp dirs on a memory file system where there is one: cases of many nodes sync every
+/// append.
+pub fn temp_dir() -> tempfile::TempDir {
+    match Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm").unwrap(),
+        false => tempfile::tempdir().unwrap(),
+    }
+}

@@ -65,17 +65,19 @@ fn listed_orgs(value: Option<&Value>) -> BTreeSet<Uuid> {
     let Some(list) = value.and_then(Value::as_array) else {
         return BTreeSet::new();
     };
-    list.iter()
-        .filter_map(|member| {
-            member
-                .pointer("/Organisation/uuid")
-                .or_else(|| member.get("org_uuid"))
-                .or_else(|| member.get("uuid"))
-                .or(Some(member))
-                .and_then(Value::as_str)
-                .and_then(|text| Uuid::parse_str(text).ok())
-        })
-        .collect()
+    list.iter().filter_map(member_org).collect()
+}
+
+/// The organisation uuid a sharing group member names: a uuid, or an object naming one
+/// (`{"Organisation": {"uuid"}}`, `{"org_uuid"}`, `{"uuid"}`).
+pub fn member_org(member: &Value) -> Option<Uuid> {
+    member
+        .pointer("/Organisation/uuid")
+        .or_else(|| member.get("org_uuid"))
+        .or_else(|| member.get("uuid"))
+        .or(Some(member))
+        .and_then(Value::as_str)
+        .and_then(|text| Uuid::parse_str(text).ok())
 }
 
 /// The relay nodes listed in a group's `nodes` field.
