@@ -1,6 +1,7 @@
 //! Entries withheld while their event was unpublished reach the peer in full once the event
 //! is published, even when the stream that withheld them has ended (a restart, a reconnect)
-//! in between. Nodes in one process: real RocksDB, the real sync engine on both sides.
+//! in between; an open stream releases each segment under the peer's rules as they are then.
+//! Nodes in one process: real RocksDB, the real sync engine on both sides.
 
 mod common;
 
@@ -12,6 +13,7 @@ use threatlog::node::Node;
 use threatlog::policy::{Relationship, Tlp};
 use threatlog::store::Held;
 use threatlog::sync::exchange::{self, Outbox};
+use threatlog::sync::memory::Session;
 use threatlog::sync::peer::{self, Card, Peer, PeerSettings};
 use uuid::Uuid;
 
@@ -176,4 +178,66 @@ fn a_large_event_is_revealed_over_several_segments() {
         shown["Event"]["Attribute"].as_array().unwrap().len(),
         entries
     );
+}
+
+/// A published level-3 event of one attribute, tagged `tlp`.
+fn tagged(uuid: Uuid, tlp: &str) -> Event {
+    Event::from_json(&json!({"Event": {
+        "uuid": uuid.to_string(), "info": "tagged", "distribution": "3", "published": true,
+        "Tag": [{"name": tlp}],
+        "Attribute": [{"type": "ip-dst", "value": "198.51.100.9"}]}}))
+    .unwrap()
+}
+
+#[test]
+fn an_open_stream_follows_the_peers_rules_as_they_are_now() {
+    let Pair {
+        a,
+        b,
+        b_on_a,
+        actor,
+        _temp,
+        ..
+    } = Pair::new();
+    let first = Uuid::new_v4();
+    a.append(change::event_drafts(&tagged(first, "tlp:amber"), &actor))
+        .unwrap();
+    let mut session = Session::open(&b, &a, 0).unwrap();
+    while let Some(segment) = session.next_segment().unwrap() {
+        session.deliver(segment).unwrap();
+    }
+    assert!(held_in_full(&a, &b, &first).iter().all(|full| *full));
+
+    // A's operator lowers B's ceiling to green while the stream is open: the next segment
+    // withholds the next amber event.
+    let settings = PeerSettings {
+        tlp_max: Some(Tlp::Green),
+        ..PeerSettings::default()
+    };
+    let mut lowered = b_on_a.clone();
+    settings.apply(&mut lowered);
+    peer::put_peer(&a.store, lowered).unwrap();
+    let second = Uuid::new_v4();
+    a.append(change::event_drafts(&tagged(second, "tlp:amber"), &actor))
+        .unwrap();
+    let segment = session.next_segment().unwrap().expect("the second event");
+    session.deliver(segment).unwrap();
+    assert!(held_in_full(&a, &b, &second).iter().all(|full| !full));
+
+    // Quarantined, then unpaired: the open stream ends at its next segment.
+    peer::update_status(&a.store, &b_on_a.key, |status| status.quarantined = true).unwrap();
+    a.append(change::event_drafts(
+        &tagged(Uuid::new_v4(), "tlp:green"),
+        &actor,
+    ))
+    .unwrap();
+    let ended = session
+        .next_segment()
+        .expect_err("a quarantined peer gets nothing more");
+    assert!(ended.to_string().contains("quarantined"), "{ended}");
+    peer::remove_peer(&a.store, &b_on_a.key).unwrap();
+    let ended = session
+        .next_segment()
+        .expect_err("an unpaired peer gets nothing more");
+    assert_eq!(ended.to_string(), "node key is not paired");
 }

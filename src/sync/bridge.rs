@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
-use super::exchange::{self, Outbox, ReceiveError};
+use super::exchange::{self, ExchangeError, Outbox};
 use super::peer::Peer;
 use super::{tls, wire};
 use crate::node::Node;
@@ -40,11 +40,11 @@ pub enum SyncError {
     Peer(String),
 }
 
-impl From<ReceiveError> for SyncError {
-    fn from(error: ReceiveError) -> Self {
+impl From<ExchangeError> for SyncError {
+    fn from(error: ExchangeError) -> Self {
         match error {
-            ReceiveError::Store(error) => SyncError::Store(error),
-            ReceiveError::Peer(text) => SyncError::Peer(text),
+            ExchangeError::Store(error) => SyncError::Store(error),
+            ExchangeError::Peer(text) => SyncError::Peer(text),
         }
     }
 }
@@ -89,7 +89,7 @@ pub fn produce(
     cursor: u64,
     follow: bool,
     mut feed: Feed<'_>,
-) -> Result<(), StoreError> {
+) -> Result<(), ExchangeError> {
     let sender = feed.sender;
     let mut arrivals = node.store.subscribe_arrivals();
     let mut outbox = Outbox::new(node, peer, cursor);

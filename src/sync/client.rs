@@ -52,6 +52,9 @@ pub async fn connect_as(
         .initial_stream_window_size(super::STREAM_WINDOW_BYTES)
         .initial_connection_window_size(super::CONNECTION_WINDOW_BYTES)
         .connect_timeout(Duration::from_millis(super::HANDSHAKE_MS_MAX))
+        .http2_keep_alive_interval(Duration::from_secs(super::KEEPALIVE_INTERVAL_S))
+        .keep_alive_timeout(Duration::from_secs(super::KEEPALIVE_TIMEOUT_S))
+        .keep_alive_while_idle(true)
         .connect_with_connector(connector)
         .await?;
     Ok(wire::sync_client::SyncClient::new(channel)
@@ -87,7 +90,7 @@ async fn session(node: &Arc<Node>, peer: &Peer, sync: &mut PeerSync) -> Result<(
     }
     set_state("syncing")?;
     if let Some(request) = blocking(node, exchange::reveal_request).await?? {
-        let segment = client.reveal(request).await?.into_inner();
+        let segment = within_deadline(client.reveal(request)).await?.into_inner();
         receive(node, peer, sync, segment).await?;
     }
     let mut stream = client
@@ -127,6 +130,20 @@ async fn receive(
     Ok(())
 }
 
+/// A unary call that must be answered within [`super::CALL_DEADLINE_MS`]: a peer that accepts
+/// a call and never answers it would otherwise hold the session for ever.
+async fn within_deadline<T>(
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, SyncError> {
+    match tokio::time::timeout(Duration::from_millis(super::CALL_DEADLINE_MS), call).await {
+        Ok(answer) => Ok(answer?),
+        Err(_) => Err(SyncError::Peer(format!(
+            "the peer did not answer within {} ms",
+            super::CALL_DEADLINE_MS
+        ))),
+    }
+}
+
 /// Runs `work` on a blocking thread.
 async fn blocking<T: Send + 'static>(
     node: &Arc<Node>,
@@ -145,7 +162,7 @@ async fn hello(
     client: &mut Client,
 ) -> Result<wire::HelloResponse, SyncError> {
     let request = blocking(node, exchange::hello_request).await??;
-    let response = client.hello(request).await?.into_inner();
+    let response = within_deadline(client.hello(request)).await?.into_inner();
     if response.protocol_version != super::PROTOCOL_VERSION {
         return Err(SyncError::Peer(format!(
             "peer speaks protocol version {}, this node {}",

@@ -17,13 +17,15 @@ use crate::store::{Held, Incoming, Ingested, Publish, Rejection, Source, StoreEr
 /// reveal them at once. Past it, a publish looks up every earlier entry of its event.
 const STUBS_REMEMBERED_MAX: usize = 100_000;
 
-/// Why a received segment was not wholly stored.
+/// Why an exchange with a peer stopped: a received segment not wholly stored, or a peer this
+/// node no longer serves.
 #[derive(Debug, thiserror::Error)]
-pub enum ReceiveError {
+pub enum ExchangeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The peer sent something this node refuses; recorded in the peer's status.
+    /// The peer sent something this node refuses (recorded in the peer's status), or is no
+    /// longer paired, or is quarantined.
     #[error("{0}")]
     Peer(String),
 }
@@ -113,8 +115,15 @@ impl<'a> Outbox<'a> {
 
     /// The next segment, or `None` when the peer has been sent everything that arrived so
     /// far. A segment may hold no items (all it covered was withheld from the peer
-    /// altogether); its cursor still moves on.
-    pub fn next_segment(&mut self) -> Result<Option<wire::Segment>, StoreError> {
+    /// altogether); its cursor still moves on. Each segment is released under the peer's
+    /// rules as they are now; a peer unpaired or quarantined since the last segment gets an
+    /// [`ExchangeError::Peer`] instead, which ends its stream.
+    pub fn next_segment(&mut self) -> Result<Option<wire::Segment>, ExchangeError> {
+        let current = served_peer(self.node, &self.peer.key)?;
+        if current.rules != self.peer.rules {
+            self.releaser.set_rules(current.rules.clone());
+        }
+        self.peer = current;
         self.releaser.refresh();
         let mut items = Vec::new();
         let mut bytes = 0usize;
@@ -304,7 +313,11 @@ impl<'a> Prover<'a> {
 
 /// Decodes, checks and stores one segment from `peer`, advancing its cursor when every item
 /// is accepted. Rejections are recorded in the peer's status.
-pub fn receive(node: &Node, peer: &Peer, segment: wire::Segment) -> Result<Ingested, ReceiveError> {
+pub fn receive(
+    node: &Node,
+    peer: &Peer,
+    segment: wire::Segment,
+) -> Result<Ingested, ExchangeError> {
     let decoded = super::decode_segment(segment.items, &segment.checkpoints);
     let (items, decode_error) = (decoded.items, decoded.error);
     let sender = party(peer);
@@ -329,7 +342,7 @@ pub fn receive(node: &Node, peer: &Peer, segment: wire::Segment) -> Result<Inges
     ) {
         let text = format!("rejected identity statement: {error}");
         record_failure(node, peer, &text)?;
-        return Err(ReceiveError::Peer(text));
+        return Err(ExchangeError::Peer(text));
     }
     let mut judge = super::identity::Judge::new(&node.store);
     let source = Source {
@@ -388,7 +401,7 @@ pub fn receive(node: &Node, peer: &Peer, segment: wire::Segment) -> Result<Inges
     match failure {
         Some(text) => {
             tracing::warn!(peer = %peer.key, org = %peer.org_name, quarantined = status.quarantined, "{text}");
-            Err(ReceiveError::Peer(text))
+            Err(ExchangeError::Peer(text))
         }
         None => Ok(report),
     }
@@ -446,11 +459,11 @@ pub fn record_failure(node: &Node, peer: &Peer, text: &str) -> Result<(), StoreE
 }
 
 /// The peer with node key `key` that this node serves: paired, and not quarantined.
-pub fn served_peer(node: &Node, key: &OriginKey) -> Result<Peer, ReceiveError> {
+pub fn served_peer(node: &Node, key: &OriginKey) -> Result<Peer, ExchangeError> {
     let peer = peer::peer(&node.store, key)?
-        .ok_or_else(|| ReceiveError::Peer("node key is not paired".into()))?;
+        .ok_or_else(|| ExchangeError::Peer("node key is not paired".into()))?;
     if peer::status(&node.store, key)?.quarantined {
-        return Err(ReceiveError::Peer(
+        return Err(ExchangeError::Peer(
             "this node has quarantined you after repeated failures".into(),
         ));
     }

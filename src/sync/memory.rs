@@ -6,11 +6,10 @@
 //! with a segment in flight (a lost connection); the [`super::engine`] state machines decide
 //! when the next session opens and where it resumes.
 
-use super::exchange::{self, Outbox, ReceiveError};
+use super::exchange::{self, ExchangeError, Outbox};
 use super::peer::Peer;
 use super::wire;
 use crate::node::Node;
-use crate::store::StoreError;
 
 /// A pull session: `puller` receives `server`'s log after a cursor.
 pub struct Session<'a> {
@@ -25,7 +24,7 @@ pub struct Session<'a> {
 impl<'a> Session<'a> {
     /// Opens a session in which `puller` pulls `server`'s log after `cursor`: both must have
     /// paired the other, and neither quarantined it.
-    pub fn open(puller: &'a Node, server: &'a Node, cursor: u64) -> Result<Self, ReceiveError> {
+    pub fn open(puller: &'a Node, server: &'a Node, cursor: u64) -> Result<Self, ExchangeError> {
         let server_on_puller = exchange::served_peer(puller, &server.origin())?;
         let puller_on_server = exchange::served_peer(server, &puller.origin())?;
         let hello = exchange::hello_request(puller)?;
@@ -43,14 +42,15 @@ impl<'a> Session<'a> {
     }
 
     /// The server's next segment, or `None` when the puller has everything that arrived so
-    /// far (a live session waits for more; ask again after new arrivals).
-    pub fn next_segment(&mut self) -> Result<Option<wire::Segment>, StoreError> {
+    /// far (a live session waits for more; ask again after new arrivals). An error ends the
+    /// session: the server no longer serves the puller.
+    pub fn next_segment(&mut self) -> Result<Option<wire::Segment>, ExchangeError> {
         self.outbox.next_segment()
     }
 
     /// Hands `segment` to the puller; on success returns its cursor, which the puller's
     /// [`super::engine::PeerSync`] resumes after.
-    pub fn deliver(&self, segment: wire::Segment) -> Result<u64, ReceiveError> {
+    pub fn deliver(&self, segment: wire::Segment) -> Result<u64, ExchangeError> {
         let cursor = segment.cursor;
         exchange::receive(self.puller, &self.server_on_puller, segment)?;
         Ok(cursor)

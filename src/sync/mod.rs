@@ -61,6 +61,13 @@ pub const RETRY_DELAY_MS_MIN: u64 = 250;
 pub const RETRY_DELAY_MS_MAX: u64 = 30_000;
 /// Signed checkpoints one segment may carry for its stubs' proofs: at most one per item.
 pub const SEGMENT_CHECKPOINTS_MAX: usize = SEGMENT_ITEMS_MAX;
+/// Time a peer has to answer a hello or a reveal request.
+pub const CALL_DEADLINE_MS: u64 = 30_000;
+/// Seconds between HTTP/2 pings on a sync connection, idle or not: a peer that vanished
+/// without closing is noticed.
+pub const KEEPALIVE_INTERVAL_S: u64 = 30;
+/// Seconds a ping may go unanswered before the connection is closed.
+pub const KEEPALIVE_TIMEOUT_S: u64 = 20;
 /// Time a TLS handshake may take before the connection is dropped.
 pub const HANDSHAKE_MS_MAX: u64 = 10_000;
 /// Failures within [`QUARANTINE_WINDOW_MS`] after which a peer is quarantined.

@@ -142,6 +142,11 @@ impl<'a> Releaser<'a> {
         }
     }
 
+    /// Releases by `rules` from now on (the operator changed the peer's policy).
+    pub fn set_rules(&mut self, rules: PeerRules) {
+        self.rules = rules;
+    }
+
     /// Forgets cached event facts (call between segments: events change).
     pub fn refresh(&mut self) {
         self.events.clear();

@@ -88,10 +88,7 @@ impl SyncService {
             .get::<PeerIdentity>()
             .and_then(|identity| identity.0)
             .ok_or_else(|| Status::unauthenticated("no paired client certificate"))?;
-        exchange::served_peer(&self.node, &key).map_err(|error| match error {
-            exchange::ReceiveError::Peer(text) => Status::permission_denied(text),
-            exchange::ReceiveError::Store(error) => Status::internal(error.to_string()),
-        })
+        exchange::served_peer(&self.node, &key).map_err(refused)
     }
 
     /// Runs `work` on a blocking thread and answers with what it returns.
@@ -147,7 +144,7 @@ impl wire::sync_server::Sync for SyncService {
             };
             if let Err(error) = produce(&node, peer, cursor, follow, feed) {
                 tracing::warn!(peer = %to, "pull stream ended: {error}");
-                let _ = sender.blocking_send(Err(Status::internal(error.to_string())));
+                let _ = sender.blocking_send(Err(refused(error)));
             }
         });
         Ok(Response::new(ReceiverStream::new(receiver)))
@@ -291,6 +288,14 @@ fn proof_reply(
     })
 }
 
+/// Why this node stopped serving a peer: refused, or an internal failure.
+fn refused(error: exchange::ExchangeError) -> Status {
+    match error {
+        exchange::ExchangeError::Peer(text) => Status::permission_denied(text),
+        exchange::ExchangeError::Store(error) => internal(error),
+    }
+}
+
 /// A store failure answering a peer: the service's internal error.
 fn internal(error: StoreError) -> Status {
     Status::internal(error.to_string())
@@ -400,6 +405,8 @@ pub async fn serve(
         .initial_stream_window_size(super::STREAM_WINDOW_BYTES)
         .initial_connection_window_size(super::CONNECTION_WINDOW_BYTES)
         .max_concurrent_streams(super::STREAMS_PER_CONNECTION_MAX)
+        .http2_keepalive_interval(Some(Duration::from_secs(super::KEEPALIVE_INTERVAL_S)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(super::KEEPALIVE_TIMEOUT_S)))
         .add_service(service)
         .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown)
         .await;
