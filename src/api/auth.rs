@@ -158,15 +158,6 @@ impl Caller {
             user: self.user.email.clone(),
         }
     }
-
-    /// Refuses callers who may not write.
-    pub fn require_write(&self) -> Result<(), ApiError> {
-        if self.role.write || self.role.site_admin {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden())
-        }
-    }
 }
 
 /// The [`Caller`] for a stored user: their organisation from the directory (a nameless one

@@ -6,16 +6,14 @@
 
 use serde_json::{json, Map, Value};
 
-use super::error::ApiError;
+use super::group::NOT_SAVED;
+use crate::api::error::ApiError;
 use crate::log::OriginKey;
 use crate::node::Node;
 use crate::sync::peer;
 
 /// Most nodes one group lists; keeps the record (and its entry) small.
 pub const NODES_MAX: usize = 1_000;
-
-/// MISP's validation failure name for a group that could not be saved.
-const NOT_SAVED: &str = "The sharing group could not be saved.";
 
 fn invalid(message: String) -> ApiError {
     ApiError::validation(NOT_SAVED, "SharingGroupServer", message)
