@@ -523,6 +523,50 @@ mod tests {
     }
 
     #[test]
+    fn an_item_inherits_only_at_level_5_and_names_a_group_only_at_level_4() {
+        let group = Some(Uuid::from_u128(7));
+        let event = Visibility::new(3, None);
+        assert_eq!(Visibility::new(5, group).within(event), event);
+        assert_eq!(
+            Visibility::new(4, group).within(event),
+            Visibility::new(4, group)
+        );
+        assert_eq!(
+            Visibility::new(1, group).within(event),
+            Visibility::new(1, None)
+        );
+        assert!(Distribution::INHERIT.inherits());
+        assert!(!Distribution::SHARING_GROUP.inherits());
+        assert!(Distribution::CONNECTED.community_wide());
+        assert!(!Distribution::ORGANISATION.community_wide());
+    }
+
+    #[test]
+    fn an_unpublish_moves_the_timestamp_only_when_given_one() {
+        let event = Uuid::from_u128(9);
+        let fields = |op: proto::Op| match op.op {
+            Some(Op::Set(set)) => serde_json::from_slice::<Value>(&set.fields_json).unwrap(),
+            other => panic!("not a set: {other:?}"),
+        };
+        assert_eq!(
+            fields(unpublish_op(&event, Some(1_700_000_000))),
+            json!({"published": false, "timestamp": "1700000000"})
+        );
+        assert_eq!(
+            fields(unpublish_op(&event, None)),
+            json!({"published": false})
+        );
+        assert_eq!(
+            fields(delete_op(RecordKind::Attribute, event.as_bytes(), false, 5)),
+            json!({"deleted": true, "timestamp": "5"})
+        );
+        assert!(matches!(
+            delete_op(RecordKind::Attribute, event.as_bytes(), true, 5).op,
+            Some(Op::Erase(_))
+        ));
+    }
+
+    #[test]
     fn ops_are_grouped_by_visibility_with_the_event_last() {
         let group = "11111111-2222-4333-8444-555555555555";
         let event = Event::from_json(&json!({"Event": {

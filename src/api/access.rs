@@ -434,3 +434,89 @@ pub fn editable_event(node: &Node, caller: &Caller, text: &str) -> Result<EventA
     require(caller, Action::ChangeEvent(&access))?;
     Ok(access)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Organisation;
+    use crate::node::User;
+
+    fn caller(role_id: u8, org: u128) -> Caller {
+        let org = Uuid::from_u128(org);
+        Caller {
+            user: User {
+                email: format!("user{role_id}@org{org}"),
+                org,
+                role: role_id,
+                key_hash: String::new(),
+            },
+            org: Organisation {
+                uuid: org,
+                name: String::new(),
+            },
+            role: Role::by_id(role_id).unwrap(),
+            id: 1,
+        }
+    }
+
+    #[test]
+    fn a_site_admin_of_another_organisation_does_not_change_its_sharing_group() {
+        let owner = Some(Uuid::from_u128(1));
+        let site_admin_elsewhere = caller(1, 2);
+        assert!(!allows(
+            &site_admin_elsewhere,
+            Action::ChangeGroup { owner }
+        ));
+        assert!(allows(&site_admin_elsewhere, Action::CreateGroup));
+        // A group whose owner is unknown is nobody's to change.
+        assert!(!allows(&caller(2, 1), Action::ChangeGroup { owner: None }));
+        assert!(allows(&caller(2, 1), Action::ChangeGroup { owner }));
+        // Members marked extend may add to it; plain users never.
+        let extenders = [Uuid::from_u128(3)];
+        assert!(allows(
+            &caller(2, 3),
+            Action::ExtendGroup {
+                owner,
+                extenders: &extenders
+            }
+        ));
+        assert!(!allows(
+            &caller(3, 3),
+            Action::ExtendGroup {
+                owner,
+                extenders: &extenders
+            }
+        ));
+    }
+
+    #[test]
+    fn an_org_admin_manages_only_their_own_users_and_grants_no_site_admin() {
+        let org_admin = caller(2, 1);
+        assert!(allows(
+            &org_admin,
+            Action::ManageUsersOf(&Uuid::from_u128(1))
+        ));
+        assert!(!allows(
+            &org_admin,
+            Action::ManageUsersOf(&Uuid::from_u128(2))
+        ));
+        assert!(!allows(&org_admin, Action::GrantRole(ROLES_SITE_ADMIN)));
+        assert!(allows(&caller(1, 1), Action::GrantRole(ROLES_SITE_ADMIN)));
+        assert!(!allows(&org_admin, Action::AdministerNode));
+        assert!(!allows(&caller(3, 1), Action::AdministerUsers));
+    }
+
+    #[test]
+    fn read_only_users_write_nothing_and_audit() {
+        let auditor = caller(6, 1);
+        assert!(!allows(&auditor, Action::Write));
+        assert!(!allows(&auditor, Action::EditTags));
+        assert!(allows(&auditor, Action::Audit));
+        assert!(!allows(&caller(3, 1), Action::Audit));
+        assert!(!allows(&caller(3, 1), Action::Publish));
+        assert!(allows(&caller(4, 1), Action::Publish));
+    }
+
+    /// MISP's site admin role.
+    const ROLES_SITE_ADMIN: Role = crate::api::auth::ROLES[0];
+}
