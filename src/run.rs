@@ -197,5 +197,7 @@ pub async fn serve(
         signal.abort();
     }
     tasks.join().await;
+    // Finished once it sent the stop, or aborted above; either way this returns at once.
+    let _ = signal.await;
     Ok(served?)
 }

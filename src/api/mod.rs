@@ -1,8 +1,9 @@
 //! The MISP-compatible REST API (SPEC §9), on axum. Every request is authenticated by API key
 //! ([`auth`]); every endpoint asks [`access`] whether the caller may do what it asks, and reads
 //! are answered from the views with MISP's visibility rules ([`access`] too); every write
-//! becomes log entries through [`Node::append`], never a direct view write. Blocking RocksDB
-//! work runs on tokio's blocking pool ([`ApiState::blocking`], [`ApiState::reply`]).
+//! becomes log entries through [`Node::append`], never a direct view write. A handler starts
+//! from a [`Call`] (state and caller), and runs its blocking RocksDB work on tokio's blocking
+//! pool through [`ApiState::reply`] (or [`ApiState::saved`], [`ApiState::blocking`]).
 //!
 //! One module per MISP resource, each exposing its own `routes()`, which [`router`] merges:
 //! - [`events`]: `/events/…` — add, view, edit, delete, publish ([`events`]), the index
@@ -28,7 +29,8 @@
 //! - [`identity`]: `/identity/…`; [`audit`]: `/audit/…` (checkpoints and proofs).
 //!
 //! Beside them: [`access`] who may do what, [`auth`] API keys and roles, [`error`] MISP's error
-//! bodies, [`request`] body and path parsing, [`server`] the REST listener, [`tls`] HTTPS.
+//! bodies, [`request`] body and path parsing, [`server`] the REST listener (everything else
+//! `threatlog serve` starts is [`crate::run`]'s), [`tls`] HTTPS.
 
 pub mod access;
 pub mod attributes;

@@ -35,6 +35,26 @@ pub(super) struct Found {
     pub(super) hit: Hit,
 }
 
+impl Found {
+    /// The hit's event as the caller sees it, without correlations, with only its matched
+    /// attributes when the query matched attributes.
+    pub(super) fn event_json(
+        &self,
+        node: &Node,
+        caller: &Caller,
+        include_deleted: bool,
+    ) -> Result<Value, ApiError> {
+        let options = EventOptions {
+            include_deleted,
+            correlation_max: node.config.views.correlation_max,
+            correlations: false,
+            only_attributes: (!self.hit.attributes.is_empty())
+                .then(|| self.hit.attributes.iter().copied().collect()),
+        };
+        event_json_with(node, caller, &self.access, options, false)
+    }
+}
+
 /// The hits the caller may see, in event id order. A hit's matched attributes are narrowed
 /// to those the caller sees, and a hit whose matches are all hidden is dropped: a search must
 /// not tell a user that an event holds a value they may not see.
@@ -133,19 +153,12 @@ fn export_events(
     let include_deleted = request.query.deleted != Deleted::Live;
     let skip = request.limit.map_or(0, |limit| limit * (request.page - 1));
     let mut events = Vec::new();
-    for Found { access, hit } in found
+    for hit in found
         .iter()
         .skip(skip)
         .take(request.limit.unwrap_or(usize::MAX))
     {
-        let options = EventOptions {
-            include_deleted,
-            correlation_max: node.config.views.correlation_max,
-            correlations: false,
-            only_attributes: (!hit.attributes.is_empty())
-                .then(|| hit.attributes.iter().copied().collect()),
-        };
-        events.push(event_json_with(node, caller, access, options, false)?);
+        events.push(hit.event_json(node, caller, include_deleted)?);
     }
     Ok(events)
 }

@@ -12,10 +12,8 @@ use super::Found;
 use crate::api::auth::Caller;
 use crate::api::error::ApiError;
 use crate::api::events::correlations::related_attributes;
-use crate::api::events::render::event_json_with;
 use crate::model::date::civil_from_days;
 use crate::node::Node;
-use crate::view::read::EventOptions;
 use crate::view::search::Deleted;
 
 /// The event columns CSV's `include_context` appends.
@@ -115,15 +113,9 @@ pub(super) fn attribute_rows(
     let include_deleted = request.query.deleted != Deleted::Live;
     let mut rows = Vec::new();
     let mut seen = 0;
-    for Found { access, hit } in found {
-        let options = EventOptions {
-            include_deleted,
-            correlation_max: node.config.views.correlation_max,
-            correlations: false,
-            only_attributes: (!hit.attributes.is_empty())
-                .then(|| hit.attributes.iter().copied().collect()),
-        };
-        let event = event_json_with(node, caller, access, options, false)?;
+    for found in found {
+        let hit = &found.hit;
+        let event = found.event_json(node, caller, include_deleted)?;
         let mut listed = listed_attributes(&event);
         let wanted: Vec<String> = if hit.attributes.is_empty() {
             listed.keys().cloned().collect()

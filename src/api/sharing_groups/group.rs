@@ -12,6 +12,7 @@ use crate::api::request::parse_ref;
 use crate::node::Node;
 use crate::policy::authority::{CREATOR_FIELD, EXTEND_FIELD};
 use crate::proto::RecordKind;
+use crate::sync::peer;
 use crate::view::{read, Record};
 
 /// MISP's message for a sharing group that does not exist or is not visible.
@@ -183,7 +184,7 @@ pub fn group_json(node: &Node, group: &Group) -> Result<Value, ApiError> {
         },
         "Organisation": creator,
         "SharingGroupOrg": members,
-        "SharingGroupServer": super::nodes::servers_json(node, group.record.field("nodes")),
+        "SharingGroupServer": servers_json(node, group.record.field("nodes")),
     }))
 }
 
@@ -207,4 +208,34 @@ pub fn write(
 /// The stored form of a uuid list (members, extenders).
 pub fn uuid_list(uuids: &[Uuid]) -> Value {
     Value::Array(uuids.iter().map(|u| json!(u.to_string())).collect())
+}
+
+/// MISP's `SharingGroupServer` list for the node keys in `nodes`: paired peers with their
+/// server id, this node as server 0, other nodes by key alone.
+pub fn servers_json(node: &Node, nodes: Option<&Value>) -> Value {
+    let peers = peer::peers(&node.store).unwrap_or_default();
+    let keys = nodes.and_then(Value::as_array).cloned().unwrap_or_default();
+    let out: Vec<Value> = keys
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|hex| {
+            let own = node.origin().to_string() == hex;
+            let paired = peers.iter().find(|peer| peer.key.to_string() == hex);
+            let (id, name, url) = match (own, paired) {
+                (true, _) => ("0".to_string(), "Local instance".to_string(), String::new()),
+                (false, Some(peer)) => (
+                    peer.id.to_string(),
+                    peer.org_name.clone(),
+                    peer.endpoint.clone(),
+                ),
+                (false, None) => ("".to_string(), String::new(), String::new()),
+            };
+            json!({
+                "server_id": id,
+                "all_orgs": false,
+                "Server": {"id": id, "name": name, "url": url, "node_key": hex},
+            })
+        })
+        .collect();
+    Value::Array(out)
 }
