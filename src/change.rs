@@ -22,24 +22,100 @@ pub struct Actor {
     pub user: String,
 }
 
-/// A visibility: distribution level and, for level 4, the sharing group.
-type VisibilityKey = (u8, Option<Uuid>);
+/// A MISP distribution level (SPEC §6.1), stored as its number in JSON fields and in
+/// protobuf (`Visibility.distribution`): 0 the owner organisation only, 1 this community,
+/// 2 connected communities, 3 all communities, 4 a sharing group, 5 inherit the event's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Distribution(pub u8);
+
+impl Distribution {
+    /// 0: the owner organisation only.
+    pub const ORGANISATION: Distribution = Distribution(0);
+    /// 1: every organisation of this community.
+    pub const COMMUNITY: Distribution = Distribution(1);
+    /// 2: connected communities (lands as 1 one hop away).
+    pub const CONNECTED: Distribution = Distribution(2);
+    /// 3: all communities.
+    pub const ALL: Distribution = Distribution(3);
+    /// 4: the members of a sharing group.
+    pub const SHARING_GROUP: Distribution = Distribution(4);
+    /// 5: an item inherits its event's distribution.
+    pub const INHERIT: Distribution = Distribution(5);
+
+    /// Whether this level inherits the event's (5).
+    pub fn inherits(self) -> bool {
+        self == Distribution::INHERIT
+    }
+
+    /// Whether every organisation with users on a node holding the data sees it (1–3).
+    pub fn community_wide(self) -> bool {
+        (1..=3).contains(&self.0)
+    }
+
+    /// The level as stored.
+    pub fn level(self) -> u8 {
+        self.0
+    }
+}
+
+impl From<u8> for Distribution {
+    fn from(level: u8) -> Self {
+        Distribution(level)
+    }
+}
+
+/// A visibility: distribution level and, for level 4, the sharing group. The API reads an
+/// event's from its record to place changes to the event in the right entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Visibility {
+    /// The distribution level.
+    pub distribution: Distribution,
+    /// The sharing group, for level 4 (stored as given otherwise, and ignored there).
+    pub sharing_group: Option<Uuid>,
+}
+
+impl Visibility {
+    /// Level `distribution` with `sharing_group`.
+    pub const fn new(distribution: u8, sharing_group: Option<Uuid>) -> Visibility {
+        Visibility {
+            distribution: Distribution(distribution),
+            sharing_group,
+        }
+    }
+
+    /// The visibility of entries about an item with this own visibility inside a context
+    /// whose entries carry `context`: the context's when the item inherits (5), else its own
+    /// (the sharing group only for level 4).
+    pub fn within(self, context: Visibility) -> Visibility {
+        match self.distribution {
+            Distribution::INHERIT => context,
+            Distribution::SHARING_GROUP => self,
+            distribution => Visibility {
+                distribution,
+                sharing_group: None,
+            },
+        }
+    }
+}
 
 /// The visibility of entries about an event and of the items that inherit its distribution:
 /// level 5, so that the event's reach when an entry is released decides (SPEC §6.2 evaluates
 /// release now), not its reach when the entry was written.
-pub const INHERIT: Visibility = (5, None);
+pub const INHERIT: Visibility = Visibility {
+    distribution: Distribution::INHERIT,
+    sharing_group: None,
+};
 
 /// Ops grouped by visibility, in first-use order. Local tag links get groups of their own,
 /// because an entry that carries one never leaves the node and must not hold back anything
 /// else.
 #[derive(Default)]
 struct Groups {
-    groups: Vec<((VisibilityKey, bool), Vec<proto::Op>)>,
+    groups: Vec<((Visibility, bool), Vec<proto::Op>)>,
 }
 
 impl Groups {
-    fn push(&mut self, key: VisibilityKey, op: proto::Op) {
+    fn push(&mut self, key: Visibility, op: proto::Op) {
         let local = matches!(&op.op, Some(Op::Tag(link)) if link.local);
         let key = (key, local);
         match self.groups.iter_mut().find(|(k, _)| *k == key) {
@@ -118,19 +194,15 @@ pub fn sighting_op(sighting: &Sighting, attribute: &Uuid) -> proto::Op {
 
 /// The visibility of an item with its own `distribution` inside a context whose visibility is
 /// `inherited` (level 5 inherits).
-fn visibility(distribution: u8, group: Option<Uuid>, inherited: VisibilityKey) -> VisibilityKey {
-    match distribution {
-        5 => inherited,
-        4 => (4, group),
-        level => (level, None),
-    }
+fn visibility(distribution: u8, group: Option<Uuid>, inherited: Visibility) -> Visibility {
+    Visibility::new(distribution, group).within(inherited)
 }
 
 fn attribute_ops(
     groups: &mut Groups,
     attribute: &Attribute,
     parent: Option<Uuid>,
-    inherited: VisibilityKey,
+    inherited: Visibility,
 ) {
     let key = visibility(
         attribute.distribution,
@@ -154,7 +226,7 @@ fn attribute_ops(
     }
 }
 
-fn object_ops(groups: &mut Groups, object: &MispObject, inherited: VisibilityKey) {
+fn object_ops(groups: &mut Groups, object: &MispObject, inherited: Visibility) {
     let key = visibility(object.distribution, object.sharing_group_uuid, inherited);
     groups.push(
         key,
@@ -240,10 +312,11 @@ fn drafts(mut groups: Groups, event: Option<Uuid>, actor: &Actor) -> Vec<Draft> 
         .groups
         .sort_by_key(|(_, ops)| ops.iter().any(sets_event));
     let mut out = Vec::new();
-    for (((distribution, group), _local), ops) in groups.groups {
+    for ((key, _local), ops) in groups.groups {
         let visibility = proto::Visibility {
-            distribution: u32::from(distribution),
-            sharing_group: group
+            distribution: u32::from(key.distribution.level()),
+            sharing_group: key
+                .sharing_group
                 .map(|uuid| Bytes::copy_from_slice(uuid.as_bytes()))
                 .unwrap_or_default(),
         };
@@ -294,16 +367,12 @@ pub fn directory_draft(ops: Vec<proto::Op>, actor: &Actor) -> Draft {
         actor,
         None,
         &proto::Visibility {
-            distribution: 1,
+            distribution: u32::from(Distribution::COMMUNITY.level()),
             sharing_group: Bytes::new(),
         },
         ops,
     )
 }
-
-/// A visibility: distribution level 0–4 and, for level 4, the sharing group. The API reads an
-/// event's from its record to place changes to the event in the right entries.
-pub type Visibility = (u8, Option<Uuid>);
 
 /// The op that sets `fields` of the record `kind`/`key` (child of `parent` for object
 /// attributes and references), last writer wins per field.
@@ -334,11 +403,55 @@ pub fn erase_op(kind: RecordKind, key: &[u8]) -> proto::Op {
     }))
 }
 
+/// The op that deletes the record `kind`/`key` of an event: erased when `hard`, else marked
+/// `deleted` with its timestamp moved to `timestamp` (epoch seconds), as MISP's soft delete.
+pub fn delete_op(kind: RecordKind, key: &[u8], hard: bool, timestamp: i64) -> proto::Op {
+    if hard {
+        return erase_op(kind, key);
+    }
+    let mut fields = Map::new();
+    fields.insert("deleted".into(), json!(true));
+    fields.insert("timestamp".into(), json!(timestamp.to_string()));
+    record_op(kind, key, None, &fields)
+}
+
 /// The op that deletes the entry's whole event.
 pub fn tombstone_op(reason: &str) -> proto::Op {
     op(Op::Tombstone(proto::EventTombstone {
         reason: reason.to_string(),
     }))
+}
+
+/// The op that unpublishes `event`, as MISP does on every change of its contents; with
+/// `timestamp` (epoch seconds) it also moves the event's timestamp to it.
+pub fn unpublish_op(event: &Uuid, timestamp: Option<i64>) -> proto::Op {
+    let mut fields = Map::new();
+    fields.insert("published".into(), json!(false));
+    if let Some(timestamp) = timestamp {
+        fields.insert("timestamp".into(), json!(timestamp.to_string()));
+    }
+    record_op(RecordKind::Event, event.as_bytes(), None, &fields)
+}
+
+/// The drafts of a change inside `event`: `ops` with `visibility`, then, with the event's own
+/// `event_visibility`, the op that unpublishes the event and moves its timestamp to
+/// `timestamp`, as MISP does on every change of an event's contents.
+pub fn event_change_drafts(
+    event: Uuid,
+    visibility: Visibility,
+    ops: Vec<proto::Op>,
+    event_visibility: Visibility,
+    timestamp: i64,
+    actor: &Actor,
+) -> Vec<Draft> {
+    let mut drafts = event_ops_drafts(event, visibility, ops, actor);
+    drafts.extend(event_ops_drafts(
+        event,
+        event_visibility,
+        vec![unpublish_op(&event, Some(timestamp))],
+        actor,
+    ));
+    drafts
 }
 
 /// The drafts that apply `ops` to `event`, all with `visibility`.
@@ -407,6 +520,50 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn an_item_inherits_only_at_level_5_and_names_a_group_only_at_level_4() {
+        let group = Some(Uuid::from_u128(7));
+        let event = Visibility::new(3, None);
+        assert_eq!(Visibility::new(5, group).within(event), event);
+        assert_eq!(
+            Visibility::new(4, group).within(event),
+            Visibility::new(4, group)
+        );
+        assert_eq!(
+            Visibility::new(1, group).within(event),
+            Visibility::new(1, None)
+        );
+        assert!(Distribution::INHERIT.inherits());
+        assert!(!Distribution::SHARING_GROUP.inherits());
+        assert!(Distribution::CONNECTED.community_wide());
+        assert!(!Distribution::ORGANISATION.community_wide());
+    }
+
+    #[test]
+    fn an_unpublish_moves_the_timestamp_only_when_given_one() {
+        let event = Uuid::from_u128(9);
+        let fields = |op: proto::Op| match op.op {
+            Some(Op::Set(set)) => serde_json::from_slice::<Value>(&set.fields_json).unwrap(),
+            other => panic!("not a set: {other:?}"),
+        };
+        assert_eq!(
+            fields(unpublish_op(&event, Some(1_700_000_000))),
+            json!({"published": false, "timestamp": "1700000000"})
+        );
+        assert_eq!(
+            fields(unpublish_op(&event, None)),
+            json!({"published": false})
+        );
+        assert_eq!(
+            fields(delete_op(RecordKind::Attribute, event.as_bytes(), false, 5)),
+            json!({"deleted": true, "timestamp": "5"})
+        );
+        assert!(matches!(
+            delete_op(RecordKind::Attribute, event.as_bytes(), true, 5).op,
+            Some(Op::Erase(_))
+        ));
     }
 
     #[test]

@@ -19,12 +19,19 @@ pub trait Clock: Send + Sync {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
+impl SystemClock {
+    /// Milliseconds since the Unix epoch (0 before it, the largest time past `i64`).
+    pub fn now_ms(&self) -> i64 {
         let since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock::now_ms(self)
     }
 }
 

@@ -22,7 +22,10 @@
 //! - [`audit`]: bundle export, offline verify, replay, history and proofs for auditors.
 //! - [`interop`]: exports (CSV, text, hashes, Suricata, Snort, STIX 2.1), MISP feeds in and out,
 //!   freetext and STIX 2.1 imports, taxonomies and galaxies.
-//! - [`node`]: a node's data directory, identity, users and the operations the CLI runs (IO).
+//! - [`node`]: a node's data directory, identity, organisations and users, and the operations
+//!   the CLI runs (IO).
+//! - [`run`]: `threatlog serve`: starts the REST API, sync service, feed schedule and
+//!   checkpoint timer, and joins them all on shutdown (IO).
 //! - [`policy`]: who may see what across nodes (release to a peer, hop checks) and who may
 //!   write what (write authority, asked by every local append and every ingest) (pure).
 //! - [`sync`]: replication with paired peers over gRPC and mutual TLS: release, checks, engine.
@@ -39,6 +42,7 @@ pub mod log;
 pub mod model;
 pub mod node;
 pub mod policy;
+pub mod run;
 pub mod store;
 pub mod sync;
 pub mod view;

@@ -367,7 +367,7 @@ fn a_torsion_signature_is_refused_by_audit_verify_as_by_ingest() {
         last.origin_org(),
         &Head::after(&last),
         draft,
-        threatlog::node::now_ms(),
+        threatlog::clock::SystemClock.now_ms(),
         [9; threatlog::log::SALT_BYTES],
     )
     .unwrap();

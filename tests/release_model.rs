@@ -455,7 +455,7 @@ impl World {
     }
 
     fn visibility(&self, level: u8) -> Visibility {
-        (level, (level == 4).then_some(self.group))
+        Visibility::new(level, (level == 4).then_some(self.group))
     }
 
     /// Ops on event `uuid` with `visibility`, followed by the unpublish every change of an
@@ -644,7 +644,9 @@ impl World {
                         let mut fields = Map::new();
                         fields.insert("published".into(), json!(published));
                         if published {
-                            let (level, group) = self.visibility(model.facts.level);
+                            let visibility = self.visibility(model.facts.level);
+                            let (level, group) =
+                                (visibility.distribution.0, visibility.sharing_group);
                             fields.insert("distribution".into(), json!(level.to_string()));
                             let group = group.map(|group| group.to_string());
                             fields.insert("sharing_group_uuid".into(), json!(group));

@@ -312,7 +312,7 @@ fn an_entry_dated_a_day_ahead_is_refused_for_now_without_charging_the_peer() {
     let edit = |info: &str| vec![set_op(RecordKind::Event, &h_event, json!({"info": info}))];
     let tomorrow = fed.h.seal_at(
         fed.h.draft(fed.h.org, Some(h_event), edit("from tomorrow")),
-        threatlog::node::now_ms() + DAY_MS,
+        threatlog::clock::SystemClock.now_ms() + DAY_MS,
     );
     let answer = fed.push(&[&tomorrow]).expect("B answers the push");
     assert!(

@@ -399,8 +399,12 @@ impl Book {
                 fields.insert("sharing_group_uuid".into(), Value::Null);
                 let op = change::record_op(RecordKind::Event, uuid.as_bytes(), None, &fields);
                 // A publish states the event's level, as REST writes it.
-                let drafts =
-                    change::event_ops_drafts(uuid, (level, None), vec![op], &nodes.actor(at));
+                let drafts = change::event_ops_drafts(
+                    uuid,
+                    change::Visibility::new(level, None),
+                    vec![op],
+                    &nodes.actor(at),
+                );
                 let sequence = self.write(nodes.node(at), index, drafts);
                 self.events[index].1.publishes.push(sequence);
             }

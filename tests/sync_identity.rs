@@ -63,7 +63,7 @@ fn forged_tombstone(key: &NodeKey, org: Uuid, event: &str) -> VerifiedEntry {
         org,
         &Head::EMPTY,
         draft,
-        threatlog::node::now_ms(),
+        threatlog::clock::SystemClock.now_ms(),
         salt(),
     )
     .unwrap()
@@ -187,7 +187,7 @@ fn a_second_org_key_for_a_bound_org_is_an_identity_conflict_with_evidence() {
         x_org,
         &Head::after(&certificate),
         tombstone.into_draft(),
-        threatlog::node::now_ms(),
+        threatlog::clock::SystemClock.now_ms(),
         salt(),
     )
     .unwrap();
@@ -434,7 +434,12 @@ fn legacy_directory(dir: &std::path::Path, org_name: &str) -> String {
     .unwrap();
     drafts.extend(change::event_drafts(&event, &actor));
     store
-        .append(&key, org.uuid, drafts, threatlog::node::now_ms())
+        .append(
+            &key,
+            org.uuid,
+            drafts,
+            threatlog::clock::SystemClock.now_ms(),
+        )
         .unwrap();
     let api_key = new_api_key();
     let user = User {

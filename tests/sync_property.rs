@@ -229,7 +229,7 @@ impl World {
                         org,
                         &Head::EMPTY,
                         draft,
-                        threatlog::node::now_ms(),
+                        threatlog::clock::SystemClock.now_ms(),
                         *Uuid::new_v4().as_bytes(),
                     )
                     .unwrap(),
@@ -276,7 +276,10 @@ impl World {
                     user: "mallory@h.example".into(),
                 };
                 let mut drafts = change::event_drafts(&event, &actor);
-                entry(hostile.seal_at(drafts.remove(0), threatlog::node::now_ms() + DAY_MS))
+                entry(hostile.seal_at(
+                    drafts.remove(0),
+                    threatlog::clock::SystemClock.now_ms() + DAY_MS,
+                ))
             }
         }
     }

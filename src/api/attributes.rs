@@ -1,45 +1,42 @@
-//! `/attributes/…`: add (one, a list, or a value list), edit, delete (soft or hard), view.
+//! `/attributes/…`: add (one, a list, or a value list), edit, delete (soft or hard), view,
+//! and MISP's type registry (`describeTypes.json`). Search is [`super::search`]'s.
 
-use axum::extract::{Path, State};
-use axum::{Extension, Json};
-use serde_json::{json, Map, Value};
+use axum::extract::Path;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::access::{editable_event, event_item, visible_event, EventAccess};
 use super::auth::Caller;
 use super::error::{ApiError, DUPLICATE_ATTRIBUTE, INVALID_ATTRIBUTE};
-use super::events::{
-    editable_event, event_json, event_json_with, now_seconds, stored_timestamp, visible_event,
-};
-use super::request::{flag_field, parse_ref, JsonBody};
-use super::visibility::{event_access, item_entry_visibility, EventAccess};
-use super::ApiState;
-use crate::change::{self, Visibility};
-use crate::model::Attribute;
+use super::events::append_to_event;
+use super::events::render::{attribute_in, event_json, event_json_with, stored_timestamp};
+use super::request::{flag_field, parse_ref, require_new, JsonBody};
+use super::{ApiState, Call};
+use crate::change;
+use crate::model::{self, Attribute};
 use crate::node::Node;
-use crate::proto::{self, RecordKind};
+use crate::policy::visibility::item_entry_visibility;
+use crate::proto::RecordKind;
 use crate::view::read::EventOptions;
-use crate::view::{read, Record};
+use crate::view::Record;
+
+/// The routes of `/attributes/…` (restSearch is [`super::search`]'s).
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/attributes/describeTypes.json", get(describe_types))
+        .route("/attributes/add/{event}", post(add))
+        .route("/attributes/add/{event}/{*options}", post(add))
+        .route("/attributes/edit/{id}", post(edit))
+        .route("/attributes/delete/{id}", post(delete))
+        .route("/attributes/view/{id}", get(view))
+}
 
 /// MISP's name for a refused attribute write.
 const NOT_ADDED: &str = "Could not add Attribute";
 /// MISP's name for a refused attribute edit.
 const NOT_EDITED: &str = "Could not edit Attribute";
-
-/// The attribute `uuid` as MISP JSON, found in an event's MISP JSON (also inside objects).
-pub fn attribute_in(event: &Value, uuid: &Uuid) -> Option<Value> {
-    let uuid = uuid.to_string();
-    let top = event.pointer("/Event/Attribute").and_then(Value::as_array);
-    let objects = event.pointer("/Event/Object").and_then(Value::as_array);
-    let in_objects = objects
-        .into_iter()
-        .flatten()
-        .filter_map(|object| object.get("Attribute").and_then(Value::as_array));
-    top.into_iter()
-        .chain(in_objects)
-        .flatten()
-        .find(|attribute| attribute.get("uuid").and_then(Value::as_str) == Some(uuid.as_str()))
-        .cloned()
-}
 
 /// A visible attribute: its uuid, record and event.
 struct Found {
@@ -54,48 +51,39 @@ fn find(node: &Node, caller: &Caller, text: &str) -> Result<Found, ApiError> {
     let uuid = parse_ref(text)
         .and_then(|reference| reference.resolve(node, RecordKind::Attribute))
         .ok_or_else(missing)?;
-    let record = read::record(&node.store.views(), RecordKind::Attribute, uuid.as_bytes())?
-        .filter(Record::is_live)
-        .ok_or_else(missing)?;
-    let event = record.event.ok_or_else(missing)?;
-    let event = event_access(node, caller, &event)?.ok_or_else(missing)?;
-    let json = event_json(node, caller, &event, true, false)?;
+    let item = event_item(node, caller, RecordKind::Attribute, &uuid)?.ok_or_else(missing)?;
+    let json = event_json(node, caller, &item.access, true, false)?;
     attribute_in(&json, &uuid).ok_or_else(missing)?;
     Ok(Found {
         uuid,
-        record,
-        event,
+        record: item.record,
+        event: item.access,
     })
 }
 
-/// The op that unpublishes the event and moves its timestamp, as MISP does on every change
-/// of its contents.
-pub(super) fn touch_event(event: &Uuid) -> proto::Op {
-    let mut fields = Map::new();
-    fields.insert("published".into(), json!(false));
-    fields.insert("timestamp".into(), json!(now_seconds().to_string()));
-    change::record_op(RecordKind::Event, event.as_bytes(), None, &fields)
-}
-
-/// Appends `ops` at `visibility` and, at the event's own visibility, the op that unpublishes
-/// the event and bumps its timestamp, as MISP does on every change inside an event.
-pub(super) fn append_touching(
+/// Appends `attributes` (added, or updated in place) of `event` outside objects, with the
+/// event's unpublish, and answers them as the caller now sees them (MISP JSON; deleted ones
+/// too with `include_deleted`). `attributes/add`, `attributes/edit` and the freetext import
+/// write through here.
+pub fn append_attributes(
     node: &Node,
     caller: &Caller,
     event: &EventAccess,
-    visibility: Visibility,
-    ops: Vec<proto::Op>,
-) -> Result<(), ApiError> {
-    let actor = caller.actor();
-    let mut drafts = change::event_ops_drafts(event.uuid, visibility, ops, &actor);
-    drafts.extend(change::event_ops_drafts(
+    attributes: &[Attribute],
+    include_deleted: bool,
+) -> Result<Vec<Value>, ApiError> {
+    node.append(change::attribute_drafts(
         event.uuid,
         event.visibility,
-        vec![touch_event(&event.uuid)],
-        &actor,
-    ));
-    node.append(drafts)?;
-    Ok(())
+        attributes,
+        vec![change::unpublish_op(&event.uuid, Some(node.now_seconds()))],
+        &caller.actor(),
+    ))?;
+    let after = event_json(node, caller, event, include_deleted, false)?;
+    Ok(attributes
+        .iter()
+        .filter_map(|attribute| attribute_in(&after, &attribute.uuid))
+        .collect())
 }
 
 /// The attributes of an add request: one object, a list, or one object whose `value` is a
@@ -159,27 +147,20 @@ fn check_new(node: &Node, existing: &Value, attributes: &[Attribute]) -> Result<
             ));
         }
         seen.push(this);
-        if read::record(
-            &node.store.views(),
+        require_new(
+            node,
             RecordKind::Attribute,
-            attribute.uuid.as_bytes(),
-        )?
-        .is_some()
-        {
-            return Err(ApiError::validation(
-                NOT_ADDED,
-                "uuid",
-                "An attribute with this uuid already exists.",
-            ));
-        }
+            &attribute.uuid,
+            (NOT_ADDED, "uuid"),
+            "An attribute with this uuid already exists.",
+        )?;
     }
     Ok(())
 }
 
 /// `POST /attributes/add/{event}`.
 pub async fn add(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(params): Path<Vec<(String, String)>>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -188,11 +169,11 @@ pub async fn add(
         .find(|(name, _)| name == "event")
         .map(|(_, value)| value.clone())
         .unwrap_or_default();
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             // MISP looks the event up first: a bad event reference is 404 whatever the body.
             let event = editable_event(node, &caller, &event_ref)?;
-            let now = now_seconds();
+            let now = node.now_seconds();
             let mut attributes = Vec::new();
             for item in requested(&body)? {
                 let mut attribute = Attribute::from_json(&item)
@@ -203,40 +184,25 @@ pub async fn add(
             let existing = event_json(node, &caller, &event, false, false)?;
             check_new(node, &existing, &attributes)?;
             super::taxonomies::check_attributes(node, &attributes, NOT_ADDED)?;
-            let extra = vec![touch_event(&event.uuid)];
-            let drafts = change::attribute_drafts(
-                event.uuid,
-                event.visibility,
-                &attributes,
-                extra,
-                &caller.actor(),
-            );
-            node.append(drafts)?;
-            let after = event_json(node, &caller, &event, false, false)?;
-            let added: Vec<Value> = attributes
-                .iter()
-                .filter_map(|attribute| attribute_in(&after, &attribute.uuid))
-                .collect();
+            let added = append_attributes(node, &caller, &event, &attributes, false)?;
             // PyMISP reads one attribute as an object, several as a list.
             Ok(match <[Value; 1]>::try_from(added) {
                 Ok([one]) => json!({ "Attribute": one }),
                 Err(added) => json!({ "Attribute": added }),
             })
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `POST /attributes/edit/{id}`: the body's fields replace the attribute's.
 pub async fn edit(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let changes = body.object("Attribute");
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             let found = find(node, &caller, &id)?;
             let event = editable_event(node, &caller, &found.event.uuid.to_string())?;
             let sent = changes
@@ -256,7 +222,7 @@ pub async fn edit(
             merged.extend(changes.clone());
             merged.insert("uuid".into(), json!(found.uuid.to_string()));
             if !changes.contains_key("timestamp") {
-                merged.insert("timestamp".into(), json!(now_seconds()));
+                merged.insert("timestamp".into(), json!(node.now_seconds()));
             }
             let attribute = Attribute::from_json(&Value::Object(merged))
                 .map_err(|error| ApiError::model(NOT_EDITED, &error))?;
@@ -265,27 +231,18 @@ pub async fn edit(
                 std::slice::from_ref(&attribute),
                 NOT_EDITED,
             )?;
-            let drafts = change::attribute_drafts(
-                event.uuid,
-                event.visibility,
-                &[attribute],
-                vec![touch_event(&event.uuid)],
-                &caller.actor(),
-            );
-            node.append(drafts)?;
-            let after = event_json(node, &caller, &event, true, false)?;
-            let attribute = attribute_in(&after, &found.uuid)
+            let attribute = append_attributes(node, &caller, &event, &[attribute], true)?
+                .into_iter()
+                .next()
                 .ok_or_else(|| ApiError::not_found(INVALID_ATTRIBUTE))?;
             Ok(json!({ "Attribute": attribute }))
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `POST /attributes/delete/{id}`: soft delete, or erase with `{"hard": 1}`.
 pub async fn delete(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -294,16 +251,14 @@ pub async fn delete(
         .blocking(move |node| {
             let found = find(node, &caller, &id)?;
             let event = editable_event(node, &caller, &found.event.uuid.to_string())?;
-            let op = if hard {
-                change::erase_op(RecordKind::Attribute, found.uuid.as_bytes())
-            } else {
-                let mut fields = Map::new();
-                fields.insert("deleted".into(), json!(true));
-                fields.insert("timestamp".into(), json!(now_seconds().to_string()));
-                change::record_op(RecordKind::Attribute, found.uuid.as_bytes(), None, &fields)
-            };
+            let op = change::delete_op(
+                RecordKind::Attribute,
+                found.uuid.as_bytes(),
+                hard,
+                node.now_seconds(),
+            );
             let visibility = item_entry_visibility(&found.record, event.visibility);
-            append_touching(node, &caller, &event, visibility, vec![op])?;
+            append_to_event(node, &caller, &event, visibility, vec![op])?;
             Ok(())
         })
         .await?;
@@ -312,12 +267,11 @@ pub async fn delete(
 
 /// `GET /attributes/view/{id}` (and HEAD).
 pub async fn view(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             let found = find(node, &caller, &id)?;
             let event = visible_event(node, &caller, &found.event.uuid.to_string())?;
             let options = EventOptions {
@@ -329,10 +283,15 @@ pub async fn view(
             let json = event_json_with(node, &caller, &event, options, false)?;
             let mut attribute = attribute_in(&json, &found.uuid)
                 .ok_or_else(|| ApiError::not_found(INVALID_ATTRIBUTE))?;
-            let related = super::correlations::related_attributes(node, &caller, &attribute)?;
+            let related =
+                super::events::correlations::related_attributes(node, &caller, &attribute)?;
             attribute["RelatedAttribute"] = Value::Array(related);
             Ok(json!({ "Attribute": attribute }))
         })
-        .await?;
-    Ok(Json(json))
+        .await
+}
+
+/// `GET /attributes/describeTypes.json`.
+pub async fn describe_types() -> Json<Value> {
+    Json(model::registry().describe_types_json())
 }

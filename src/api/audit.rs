@@ -10,26 +10,29 @@
 //!   checkpoints), fork proofs (an origin that signed two entries at one position) and
 //!   identity conflicts (a second org key for a bound organisation, SPEC §4.1).
 
-use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::extract::Path;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::auth::Caller;
+use super::access::{self, Action};
 use super::error::ApiError;
-use super::ApiState;
+use super::{ApiState, Call};
 use crate::audit::{self, bundle::encode_data, AuditError};
 use crate::log::{EntryId, OriginKey};
 use crate::node::Node;
 
-/// MISP's role id of read-only users, the auditor role.
-const ROLE_AUDITOR: u8 = 6;
-
-fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
-    if caller.role.site_admin || caller.role.id == ROLE_AUDITOR {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
+/// The routes of `/audit/…`.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/audit/checkpoint", get(checkpoint))
+        .route("/audit/alerts", get(alerts))
+        .route("/audit/checkpoint/{origin}", get(checkpoint_of))
+        .route("/audit/proof/inclusion/{origin}/{seq}", get(inclusion))
+        .route(
+            "/audit/proof/consistency/{origin}/{m}/{n}",
+            get(consistency),
+        )
 }
 
 fn origin(text: &str) -> Result<OriginKey, ApiError> {
@@ -71,26 +74,19 @@ fn checkpoint_json(node: &Node, origin: &OriginKey) -> Result<Value, ApiError> {
 }
 
 /// `GET /audit/checkpoint`.
-pub async fn checkpoint(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    require_auditor(&caller)?;
+pub async fn checkpoint(Call { state, caller }: Call) -> Result<Json<Value>, ApiError> {
+    access::require(&caller, Action::Audit)?;
     state
-        .blocking(|node| checkpoint_json(node, &node.origin()))
+        .reply(|node| checkpoint_json(node, &node.origin()))
         .await
-        .map(Json)
 }
 
 /// `GET /audit/alerts`: split-view and fork proofs, each naming the origin that misbehaved,
 /// and identity conflicts with both signed statements.
-pub async fn alerts(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    require_auditor(&caller)?;
+pub async fn alerts(Call { state, caller }: Call) -> Result<Json<Value>, ApiError> {
+    access::require(&caller, Action::Audit)?;
     state
-        .blocking(|node| {
+        .reply(|node| {
             let split_views: Vec<Value> = node
                 .store
                 .split_views()?
@@ -99,57 +95,52 @@ pub async fn alerts(
                 .collect();
             let forks = node.store.fork_proofs()?;
             let identity_conflicts = node.store.identity_conflicts()?;
-            Ok(Json(json!({
+            Ok(json!({
                 "split_views": split_views,
                 "forks": forks,
                 "identity_conflicts": identity_conflicts,
-            })))
+            }))
         })
         .await
 }
 
 /// `GET /audit/checkpoint/{origin}`.
 pub async fn checkpoint_of(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(text): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require_auditor(&caller)?;
+    access::require(&caller, Action::Audit)?;
     let origin = origin(&text)?;
     state
-        .blocking(move |node| checkpoint_json(node, &origin))
+        .reply(move |node| checkpoint_json(node, &origin))
         .await
-        .map(Json)
 }
 
 /// `GET /audit/proof/inclusion/{origin}/{seq}`.
 pub async fn inclusion(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path((text, sequence)): Path<(String, u64)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_auditor(&caller)?;
+    access::require(&caller, Action::Audit)?;
     let origin = origin(&text)?;
     state
-        .blocking(move |node| {
+        .reply(move |node| {
             let proof =
                 audit::prove(&node.store, &EntryId { origin, sequence }).map_err(audit_error)?;
             serde_json::to_value(proof).map_err(|error| ApiError::internal(&error))
         })
         .await
-        .map(Json)
 }
 
 /// `GET /audit/proof/consistency/{origin}/{m}/{n}`.
 pub async fn consistency(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path((text, old, new)): Path<(String, u64, u64)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_auditor(&caller)?;
+    access::require(&caller, Action::Audit)?;
     let origin = origin(&text)?;
     state
-        .blocking(move |node| {
+        .reply(move |node| {
             let held = node.store.tree_size(&origin);
             if old == 0 || old > new || new > held {
                 return Err(ApiError::not_found(format!(
@@ -167,5 +158,4 @@ pub async fn consistency(
             }))
         })
         .await
-        .map(Json)
 }

@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::ApiState;
 use crate::change::Actor;
 use crate::model::Organisation;
-use crate::node::{User, API_KEY_CHARS};
+use crate::node::{Node, NodeError, User, API_KEY_CHARS};
 
 /// A MISP role with its default id and what it allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,15 +158,24 @@ impl Caller {
             user: self.user.email.clone(),
         }
     }
+}
 
-    /// Refuses callers who may not write.
-    pub fn require_write(&self) -> Result<(), ApiError> {
-        if self.role.write || self.role.site_admin {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden())
-        }
-    }
+/// The [`Caller`] for a stored user: their organisation from the directory (a nameless one
+/// when the directory does not hold it) and their role (read-only when the id is unknown).
+fn caller(node: &Node, user: User) -> Result<Caller, NodeError> {
+    let org = match node.organisation(&user.org)? {
+        Some(entry) => entry.org,
+        None => Organisation {
+            uuid: user.org,
+            name: String::new(),
+        },
+    };
+    Ok(Caller {
+        id: node.user_id(&user.email)?,
+        role: Role::by_id(user.role).unwrap_or(ROLES[5]),
+        org,
+        user,
+    })
 }
 
 /// The API key of a request: `Authorization` (bare, or after `Bearer `) or `X-MISP-AUTH`.
@@ -193,7 +202,7 @@ pub async fn authenticate(
             let Some(user) = node.user_by_key(&key)? else {
                 return Ok(None);
             };
-            Ok(Some(node.caller(user)?))
+            Ok(Some(caller(node, user)?))
         })
         .await;
     match caller {

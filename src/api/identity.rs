@@ -9,16 +9,22 @@
 //! - `POST /identity/roster/trust` `{"key": HEX, "name": …}`: trusts an operator's org key;
 //! - `GET /identity/keys`: the bindings.
 
-use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::extract::Path;
+use axum::routing::post;
+use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use super::auth::Caller;
+use super::access::{self, Action};
 use super::error::ApiError;
 use super::request::{text_field, JsonBody};
-use super::ApiState;
+use super::{ApiState, Call};
 use crate::log::identity::{OrgPublicKey, Revocation, Roster};
 use crate::node::Node;
+
+/// The routes of `/identity/…`.
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/identity/{*op}", post(handle).get(handle))
+}
 
 /// An identity administration operation, run by the REST handler and by `threatlog org` on a
 /// stopped node alike.
@@ -70,16 +76,11 @@ pub fn run(node: &Node, op: &str, object: &Map<String, Value>) -> Result<Value, 
 
 /// `POST /identity/{*op}` (and `GET /identity/keys`).
 pub async fn handle(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(op): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    if !caller.role.site_admin {
-        return Err(ApiError::forbidden());
-    }
+    access::require(&caller, Action::AdministerNode)?;
     let object = body.object("Identity");
-    state
-        .blocking(move |node| run(node, &op, &object).map(Json))
-        .await
+    state.reply(move |node| run(node, &op, &object)).await
 }

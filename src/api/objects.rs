@@ -4,23 +4,42 @@
 //! Changes go to the entries of the object's own visibility (5 inherits the event's), and
 //! every change unpublishes the event and bumps its timestamp, as MISP does.
 
-use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::extract::Path;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::attributes::{append_touching, touch_event};
+use super::access::{editable_event, event_item, EventAccess};
 use super::auth::Caller;
 use super::error::ApiError;
-use super::events::{editable_event, event_json, now_seconds, visible_event};
-use super::request::{flag_field, parse_ref, text_field, JsonBody};
-use super::visibility::{item_entry_visibility, EventAccess};
-use super::ApiState;
-use crate::change::{self};
+use super::events::append_to_event;
+use super::events::render::event_json;
+use super::request::{flag_field, parse_ref, require_new, text_field, JsonBody};
+use super::{ApiState, Call};
+use crate::change;
 use crate::model::{MispObject, ObjectReference};
 use crate::node::Node;
+use crate::policy::visibility::item_entry_visibility;
 use crate::proto::RecordKind;
 use crate::view::{read, Record};
+
+/// The routes of `/objects/…` and `/objectReferences/…`.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/objects/add/{event}", post(add))
+        .route("/objects/edit/{id}", post(edit))
+        .route("/objects/delete/{id}", post(delete))
+        .route("/objects/delete/{id}/{hard}", post(delete_hard_path))
+        .route("/objects/view/{id}", get(view))
+        .route("/objectReferences/add", post(add_ref))
+        .route("/objectReferences/add/{object}", post(add_ref_to))
+        .route("/objectReferences/delete/{id}", post(delete_ref))
+        .route(
+            "/objectReferences/delete/{id}/{hard}",
+            post(delete_ref_hard_path),
+        )
+}
 
 /// MISP's message for an object that does not exist or is not visible.
 const INVALID_OBJECT: &str = "Invalid object.";
@@ -50,15 +69,11 @@ fn find(
     let uuid = parse_ref(text)
         .and_then(|reference| reference.resolve(node, kind))
         .ok_or_else(missing)?;
-    let record = read::record(&node.store.views(), kind, uuid.as_bytes())?
-        .filter(Record::is_live)
-        .ok_or_else(missing)?;
-    let event = record.event.ok_or_else(missing)?;
-    let event = visible_event(node, caller, &event.to_string()).map_err(|_| missing())?;
+    let item = event_item(node, caller, kind, &uuid)?.ok_or_else(missing)?;
     Ok(Found {
         uuid,
-        record,
-        event,
+        record: item.record,
+        event: item.access,
     })
 }
 
@@ -98,9 +113,8 @@ fn object_body(
     Ok(json!({ "Object": object }))
 }
 
-/// Timestamps unset parts of `object` with now.
-fn stamp(object: &mut MispObject) {
-    let now = now_seconds();
+/// Timestamps unset parts of `object` with `now`.
+fn stamp(object: &mut MispObject, now: i64) {
     object.timestamp = Some(object.timestamp.unwrap_or(now));
     for attribute in &mut object.attributes {
         attribute.timestamp = Some(attribute.timestamp.unwrap_or(now));
@@ -119,14 +133,14 @@ fn check_new(node: &Node, object: &MispObject, existing: Option<Uuid>) -> Result
         // An attribute of the object being edited may be updated in place.
         Ok(record.gone.is_some() || existing.is_none() || record.parent() != existing)
     };
-    if existing.is_none()
-        && read::record(&views, RecordKind::Object, object.uuid.as_bytes())?.is_some()
-    {
-        return Err(ApiError::validation(
-            OBJECT_NOT_SAVED,
-            "uuid",
+    if existing.is_none() {
+        require_new(
+            node,
+            RecordKind::Object,
+            &object.uuid,
+            (OBJECT_NOT_SAVED, "uuid"),
             "An object with this uuid already exists.",
-        ));
+        )?;
     }
     for attribute in &object.attributes {
         if taken(RecordKind::Attribute, &attribute.uuid)? {
@@ -151,68 +165,64 @@ fn check_new(node: &Node, object: &MispObject, existing: Option<Uuid>) -> Result
 
 /// `POST /objects/add/{event}` with a MISP object, wrapped (`{"Object": …}`) or bare.
 pub async fn add(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(event_ref): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             let event = editable_event(node, &caller, &event_ref)?;
             let value = body.0.unwrap_or(Value::Null);
             let mut object = MispObject::from_json(&value)
                 .map_err(|error| ApiError::model(OBJECT_NOT_SAVED, &error))?;
-            stamp(&mut object);
+            stamp(&mut object, node.now_seconds());
             check_new(node, &object, None)?;
             let drafts = change::object_drafts(
                 event.uuid,
                 event.visibility,
                 std::slice::from_ref(&object),
-                vec![touch_event(&event.uuid)],
+                vec![change::unpublish_op(&event.uuid, Some(node.now_seconds()))],
                 &caller.actor(),
             );
             node.append(drafts)?;
             object_body(node, &caller, &event, &object.uuid)
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `POST /objects/edit/{id}`: the body's fields replace the object's; its attributes and
 /// references are added, or updated when their uuids are the object's already.
 pub async fn edit(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let changes = body.object("Object");
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             let found = find(node, &caller, RecordKind::Object, &id, INVALID_OBJECT)?;
             let event = editable_event(node, &caller, &found.event.uuid.to_string())?;
             let mut merged = found.record.values();
             merged.extend(changes.clone());
             merged.insert("uuid".into(), json!(found.uuid.to_string()));
             if !changes.contains_key("timestamp") {
-                merged.insert("timestamp".into(), json!(now_seconds()));
+                merged.insert("timestamp".into(), json!(node.now_seconds()));
             }
             let mut object = MispObject::from_json(&Value::Object(merged))
                 .map_err(|error| ApiError::model(OBJECT_NOT_SAVED, &error))?;
-            stamp(&mut object);
+            stamp(&mut object, node.now_seconds());
             check_new(node, &object, Some(found.uuid))?;
             let drafts = change::object_drafts(
                 event.uuid,
                 event.visibility,
                 std::slice::from_ref(&object),
-                vec![touch_event(&event.uuid)],
+                vec![change::unpublish_op(&event.uuid, Some(node.now_seconds()))],
                 &caller.actor(),
             );
             node.append(drafts)?;
             object_body(node, &caller, &event, &found.uuid)
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// The uuids of the object's attributes and references, from the event's JSON.
@@ -247,8 +257,7 @@ fn members(json: &Value, object: &Uuid) -> Vec<(RecordKind, Uuid)> {
 /// or with `{"hard": 1}` (or `/objects/delete/{id}/1`) erased with its attributes and
 /// references.
 pub async fn delete(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -258,8 +267,7 @@ pub async fn delete(
 
 /// `POST /objects/delete/{id}/{hard}`.
 pub async fn delete_hard_path(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path((id, hard)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let hard = matches!(hard.as_str(), "1" | "true");
@@ -288,18 +296,11 @@ async fn delete_object(
                 .iter()
                 .filter(|(kind, _)| hard || *kind != RecordKind::Reference)
                 .map(|(kind, uuid)| {
-                    if hard {
-                        change::erase_op(*kind, uuid.as_bytes())
-                    } else {
-                        let mut fields = Map::new();
-                        fields.insert("deleted".into(), json!(true));
-                        fields.insert("timestamp".into(), json!(now_seconds().to_string()));
-                        change::record_op(*kind, uuid.as_bytes(), None, &fields)
-                    }
+                    change::delete_op(*kind, uuid.as_bytes(), hard, node.now_seconds())
                 })
                 .collect();
             let visibility = item_entry_visibility(&found.record, event.visibility);
-            append_touching(node, &caller, &event, visibility, ops)?;
+            append_to_event(node, &caller, &event, visibility, ops)?;
             Ok(object_id)
         })
         .await?;
@@ -312,17 +313,15 @@ async fn delete_object(
 
 /// `GET /objects/view/{id}` (and HEAD): `{"Object": …}`.
 pub async fn view(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             let found = find(node, &caller, RecordKind::Object, &id, INVALID_OBJECT)?;
             object_body(node, &caller, &found.event, &found.uuid)
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// Adds the reference in `body` to the object named by `object` (or by the body's
@@ -344,15 +343,15 @@ fn add_reference(
     body.insert("object_uuid".into(), json!(found.uuid.to_string()));
     let mut reference = ObjectReference::from_json(&Value::Object(body))
         .map_err(|error| ApiError::model(REFERENCE_NOT_SAVED, &error))?;
-    reference.timestamp = Some(reference.timestamp.unwrap_or_else(now_seconds));
+    reference.timestamp = Some(reference.timestamp.unwrap_or_else(|| node.now_seconds()));
     let views = node.store.views();
-    if read::record(&views, RecordKind::Reference, reference.uuid.as_bytes())?.is_some() {
-        return Err(ApiError::validation(
-            REFERENCE_NOT_SAVED,
-            "uuid",
-            "An object reference with this uuid already exists.",
-        ));
-    }
+    require_new(
+        node,
+        RecordKind::Reference,
+        &reference.uuid,
+        (REFERENCE_NOT_SAVED, "uuid"),
+        "An object reference with this uuid already exists.",
+    )?;
     let mut referenced_type = None;
     for (kind, type_id) in [(RecordKind::Attribute, 0), (RecordKind::Object, 1)] {
         let record = read::record(&views, kind, reference.referenced_uuid.as_bytes())?;
@@ -376,7 +375,7 @@ fn add_reference(
         &fields,
     );
     let visibility = item_entry_visibility(&found.record, event.visibility);
-    append_touching(node, caller, &event, visibility, vec![op])?;
+    append_to_event(node, caller, &event, visibility, vec![op])?;
     let json = event_json(node, caller, &event, true, false)?;
     let reference = reference_in(&json, &reference.uuid)
         .ok_or_else(|| ApiError::not_found(INVALID_REFERENCE))?;
@@ -386,29 +385,25 @@ fn add_reference(
 /// `POST /objectReferences/add` with `{"ObjectReference": {"object_uuid", "referenced_uuid",
 /// "relationship_type"}}` or the bare object.
 pub async fn add_ref(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.object("ObjectReference");
-    let json = state
-        .blocking(move |node| add_reference(node, &caller, None, &body))
-        .await?;
-    Ok(Json(json))
+    state
+        .reply(move |node| add_reference(node, &caller, None, &body))
+        .await
 }
 
 /// `POST /objectReferences/add/{object}`.
 pub async fn add_ref_to(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(object): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.object("ObjectReference");
-    let json = state
-        .blocking(move |node| add_reference(node, &caller, Some(object), &body))
-        .await?;
-    Ok(Json(json))
+    state
+        .reply(move |node| add_reference(node, &caller, Some(object), &body))
+        .await
 }
 
 async fn delete_reference(
@@ -426,14 +421,12 @@ async fn delete_reference(
                 .store
                 .local_id(RecordKind::Reference, found.uuid.as_bytes())
                 .unwrap_or(0);
-            let op = if hard {
-                change::erase_op(RecordKind::Reference, found.uuid.as_bytes())
-            } else {
-                let mut fields = Map::new();
-                fields.insert("deleted".into(), json!(true));
-                fields.insert("timestamp".into(), json!(now_seconds().to_string()));
-                change::record_op(RecordKind::Reference, found.uuid.as_bytes(), None, &fields)
-            };
+            let op = change::delete_op(
+                RecordKind::Reference,
+                found.uuid.as_bytes(),
+                hard,
+                node.now_seconds(),
+            );
             // A reference lives in its object's entries.
             let object_record = found.record.parent().and_then(|parent| {
                 read::record(&node.store.views(), RecordKind::Object, parent.as_bytes())
@@ -443,7 +436,7 @@ async fn delete_reference(
             let visibility = object_record
                 .map(|record| item_entry_visibility(&record, event.visibility))
                 .unwrap_or(event.visibility);
-            append_touching(node, &caller, &event, visibility, vec![op])?;
+            append_to_event(node, &caller, &event, visibility, vec![op])?;
             Ok(reference_id)
         })
         .await?;
@@ -456,8 +449,7 @@ async fn delete_reference(
 
 /// `POST /objectReferences/delete/{id}`: soft delete (`{"hard": 1}` erases).
 pub async fn delete_ref(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -467,8 +459,7 @@ pub async fn delete_ref(
 
 /// `POST /objectReferences/delete/{id}/{hard}` (PyMISP sends `/true` for a hard delete).
 pub async fn delete_ref_hard_path(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path((id, hard)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let hard = matches!(hard.as_str(), "1" | "true");

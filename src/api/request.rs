@@ -1,5 +1,6 @@
-//! Reading requests: JSON bodies within the configured size limit, and the ids or uuids MISP
-//! accepts in paths.
+//! Reading requests: JSON bodies within the configured size limit, the ids or uuids MISP
+//! accepts in paths, CakePHP-style named options, and the check that a record a request
+//! creates is new.
 
 use axum::body::{Body, HttpBody};
 use axum::extract::{FromRequest, Request};
@@ -12,6 +13,7 @@ use super::error::ApiError;
 use super::ApiState;
 use crate::node::Node;
 use crate::proto::RecordKind;
+use crate::view::read;
 
 /// A request body parsed as JSON; `None` when the body is empty (PyMISP sends none to
 /// `events/delete`). Over the size limit is 413, not JSON is 400, both with MISP's body.
@@ -134,6 +136,29 @@ pub fn truthy(value: &Value) -> bool {
         Value::Array(items) => items.iter().any(truthy),
         _ => false,
     }
+}
+
+/// Refuses a request to create record `kind`/`uuid` when the views hold one already (live or
+/// deleted): MISP's validation failure `name` on `field`, with `message`.
+pub fn require_new(
+    node: &Node,
+    kind: RecordKind,
+    uuid: &Uuid,
+    (name, field): (&str, &str),
+    message: &str,
+) -> Result<(), ApiError> {
+    if read::record(&node.store.views(), kind, uuid.as_bytes())?.is_some() {
+        return Err(ApiError::validation(name, field, message));
+    }
+    Ok(())
+}
+
+/// Whether CakePHP-style named options (`metadata:1/deleted:1`) set `name`.
+pub fn option_set(options: &str, name: &str) -> bool {
+    options
+        .split('/')
+        .filter_map(|part| part.split_once(':'))
+        .any(|(key, value)| key == name && !matches!(value, "0" | "false" | ""))
 }
 
 #[cfg(test)]

@@ -3,17 +3,20 @@
 //! its pairing card (`card`, or `authkey` holding the card, as PyMISP's `MISPServer` has no
 //! card field) and the policy fields of [`crate::sync::peer::PeerSettings`]. A new server is
 //! external unless the request says `relationship: internal` (or MISP's `internal: true`),
-//! whatever organisation its card names.
+//! whatever organisation its card names. Also `/servers/getVersion` and
+//! `/servers/getPyMISPVersion.json`, which PyMISP calls when it connects.
 
-use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::extract::Path;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::access::{self, Action};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::request::{flag_field, text_field, JsonBody};
-use super::ApiState;
+use super::{ApiState, Call};
 use crate::node::Node;
 use crate::policy::Relationship;
 use crate::sync::peer::{self, Card, PairError, PeerReport, PeerSettings};
@@ -21,12 +24,41 @@ use crate::sync::peer::{self, Card, PairError, PeerReport, PeerSettings};
 /// MISP's message for a server that does not exist.
 const INVALID_SERVER: &str = "Invalid server";
 
-fn require_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.role.site_admin {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
+/// The routes of `/servers/…`: peers, and the version endpoints PyMISP calls when it
+/// connects.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/servers/getVersion", get(version))
+        .route("/servers/getVersion.json", get(version))
+        .route("/servers/getPyMISPVersion.json", get(pymisp_version))
+        .route("/servers/index", get(index).post(index))
+        .route("/servers/add", post(add))
+        .route("/servers/card", post(card).get(card))
+        .route("/servers/edit/{id}", post(edit))
+        .route("/servers/delete/{id}", post(delete))
+        .route("/servers/pull/{*id}", post(sync_now).get(sync_now))
+        .route("/servers/push/{*id}", post(sync_now).get(sync_now))
+}
+
+/// The MISP version the API reports: purely numeric and dotted, as PyMISP requires.
+pub const MISP_VERSION: &str = "2.5.0";
+
+/// `GET /servers/getVersion`.
+pub async fn version(Extension(caller): Extension<Caller>) -> Json<Value> {
+    Json(json!({
+        "version": MISP_VERSION,
+        "pymisp_recommended_version": MISP_VERSION,
+        "perm_sync": caller.role.sync || caller.role.site_admin,
+        "perm_sighting": caller.role.write,
+        "perm_galaxy_editor": caller.role.org_admin,
+        "request_encoding": ["gzip", "br"],
+        "filter_sightings": true,
+    }))
+}
+
+/// `GET /servers/getPyMISPVersion.json`.
+pub async fn pymisp_version() -> Json<Value> {
+    Json(json!({ "version": MISP_VERSION }))
 }
 
 fn pair_error(error: PairError) -> ApiError {
@@ -246,44 +278,31 @@ async fn handle(
     id: String,
     body: Option<JsonBody>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&caller)?;
+    access::require(&caller, Action::AdministerNode)?;
     let object = body.map(|body| body.object("Server")).unwrap_or_default();
     // `pull/{id}/{event}` names an event too; sync is whole-log, so only the id counts.
     let id = id.split('/').next().unwrap_or_default().to_string();
-    state
-        .blocking(move |node| run(node, op, &id, &object).map(Json))
-        .await
+    state.reply(move |node| run(node, op, &id, &object)).await
 }
 
 /// `GET|POST /servers/index`.
-pub async fn index(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn index(Call { state, caller }: Call) -> Result<Json<Value>, ApiError> {
     handle(state, caller, ServerOp::Index, String::new(), None).await
 }
 
 /// `POST /servers/card`: this node's pairing card (threatlog's own).
-pub async fn card(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn card(Call { state, caller }: Call) -> Result<Json<Value>, ApiError> {
     handle(state, caller, ServerOp::Card, String::new(), None).await
 }
 
 /// `POST /servers/add`: pairs the node whose card is in `card` (or `authkey`, or `url`).
-pub async fn add(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    body: JsonBody,
-) -> Result<Json<Value>, ApiError> {
+pub async fn add(Call { state, caller }: Call, body: JsonBody) -> Result<Json<Value>, ApiError> {
     handle(state, caller, ServerOp::Add, String::new(), Some(body)).await
 }
 
 /// `POST /servers/edit/{id}`.
 pub async fn edit(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -292,8 +311,7 @@ pub async fn edit(
 
 /// `POST /servers/delete/{id}`: unpairs the peer.
 pub async fn delete(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     handle(state, caller, ServerOp::Delete, id, None).await
@@ -302,8 +320,7 @@ pub async fn delete(
 /// `POST /servers/pull/{id}` and `/servers/push/{id}`: releases a quarantined peer and
 /// restarts its sync task at once (sync is continuous; this only hurries it).
 pub async fn sync_now(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     handle(state, caller, ServerOp::SyncNow, id, None).await

@@ -40,7 +40,7 @@ fn print_init_report(dir: &Path, report: &InitReport) {
 
 /// `threatlog serve`: runs the node in `dir`, initialising an empty directory first.
 pub fn serve(dir: &Path, api_listen: Option<String>, sync_listen: Option<String>) -> Result<()> {
-    if let Some(report) = threatlog::api::server::init_if_empty(dir)? {
+    if let Some(report) = threatlog::run::init_if_empty(dir)? {
         print_init_report(dir, &report);
     }
     let node = open(dir)?;
@@ -51,7 +51,7 @@ pub fn serve(dir: &Path, api_listen: Option<String>, sync_listen: Option<String>
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(threatlog::api::server::serve(
+    runtime.block_on(threatlog::run::serve(
         node,
         api_listen,
         sync_listen,

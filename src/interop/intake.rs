@@ -7,10 +7,10 @@ use std::path::Path;
 use uuid::Uuid;
 
 use super::freetext::{self, Find, FreetextError};
-use crate::api::visibility::record_visibility;
 use crate::change;
 use crate::model::ModelError;
 use crate::node::{ImportCounts, Node, NodeError};
+use crate::policy::visibility::record_visibility;
 use crate::proto::RecordKind;
 use crate::store::StoreError;
 use crate::view::{read, Record};

@@ -1,10 +1,12 @@
 //! Who may see what across nodes (SPEC §6): the release decision for one entry and one peer,
 //! and the hop check a receiver applies to what arrives. Pure: the sync layer gathers the
 //! facts (current event state, tags, sharing groups) and asks these functions. Who may write
-//! what (SPEC §4.2) is [`authority`], which reads the views it is given.
+//! what (SPEC §4.2) is [`authority`], which reads the views it is given; the distribution a
+//! record or item states, as every reader reads it, is [`visibility`].
 
 pub mod authority;
 mod tlp;
+pub mod visibility;
 
 pub use tlp::Tlp;
 

@@ -596,7 +596,12 @@ mod tests {
             fields.insert("published".into(), json!(true));
             fields.insert("distribution".into(), json!(level.to_string()));
             let op = change::record_op(RecordKind::Event, event.as_bytes(), None, &fields);
-            let drafts = change::event_ops_drafts(event, (level, None), vec![op], &self.actor);
+            let drafts = change::event_ops_drafts(
+                event,
+                change::Visibility::new(level, None),
+                vec![op],
+                &self.actor,
+            );
             self.write(drafts)
         }
     }

@@ -77,7 +77,7 @@ impl Hostile {
     /// Seals `draft` now after `head` (not necessarily the chain's), without adding it to the
     /// chain.
     pub fn seal_after(&self, head: &Head, draft: Draft) -> VerifiedEntry {
-        self.seal_after_at(head, draft, threatlog::node::now_ms())
+        self.seal_after_at(head, draft, threatlog::clock::SystemClock.now_ms())
     }
 
     /// Seals `draft` after the chain's head at `time_ms`, without adding it to the chain.
@@ -87,7 +87,7 @@ impl Hostile {
 
     /// Seals `draft` now, without adding it to the chain.
     pub fn seal(&self, draft: Draft) -> VerifiedEntry {
-        self.seal_at(draft, threatlog::node::now_ms())
+        self.seal_at(draft, threatlog::clock::SystemClock.now_ms())
     }
 
     /// Seals `draft` now onto the chain.

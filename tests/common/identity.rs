@@ -40,7 +40,7 @@ impl Org {
             self.uuid,
             &self.name,
             node.origin(),
-            threatlog::node::now_ms(),
+            threatlog::clock::SystemClock.now_ms(),
             None,
         )
         .unwrap()
@@ -58,7 +58,7 @@ impl Org {
             self.uuid,
             head,
             draft,
-            threatlog::node::now_ms(),
+            threatlog::clock::SystemClock.now_ms(),
             *Uuid::new_v4().as_bytes(),
         )
         .unwrap()

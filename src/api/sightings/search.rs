@@ -1,20 +1,19 @@
-//! Reading and deleting sightings: `/sightings/restSearch`, `/sightings/listSightings` and
+//! Searching, listing and deleting sightings: `/sightings/restSearch`, `/sightings/listSightings` and
 //! `/sightings/delete/{uuid}`. Sightings are immutable in the log (the earliest copy of a
 //! uuid wins), so a deletion is recorded on the sighted attribute's record, as the internal
 //! field `__sighting_deleted:<uuid>`; the endpoints here leave such sightings out.
 
-use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::extract::Path;
+use axum::Json;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::events::now_seconds;
-use super::request::{parse_ref, text_field, JsonBody};
-use super::visibility::visible_attribute;
-use super::ApiState;
+use crate::api::access::{self, visible_attribute, Action, EventAccess};
+use crate::api::auth::Caller;
+use crate::api::error::ApiError;
+use crate::api::request::{parse_ref, text_field, JsonBody};
+use crate::api::{ApiState, Call};
 use crate::change::{self, Visibility};
 use crate::node::Node;
 use crate::proto::RecordKind;
@@ -37,9 +36,9 @@ struct Context {
     record: Record,
     /// The attribute's value, for the `value` filter.
     value: String,
-    /// Whether the caller's organisation owns the event (or the caller is a site admin):
-    /// only the owner writes to the attribute's record, where deletions are marked.
-    editable: bool,
+    /// The event's access: only its owner writes to the attribute's record, where deletions
+    /// are marked.
+    access: EventAccess,
 }
 
 /// The context of attribute `uuid` if it is live and visible to `caller`.
@@ -60,8 +59,8 @@ fn context(node: &Node, caller: &Caller, uuid: &Uuid) -> Result<Option<Context>,
             .str_field("value")
             .unwrap_or_default()
             .to_string(),
-        editable: found.access.editable,
         record: found.record,
+        access: found.access,
     }))
 }
 
@@ -164,7 +163,7 @@ fn filters(node: &Node, body: &Map<String, Value>) -> Result<Filters, ApiError> 
     filters.from = first_text(body, "from").and_then(|t| parse_time(&t));
     filters.to = first_text(body, "to").and_then(|t| parse_time(&t));
     if let Some(last) = first_text(body, "last").and_then(|t| parse_last(&t)) {
-        let since = now_seconds().saturating_sub(last);
+        let since = node.now_seconds().saturating_sub(last);
         filters.from = Some(filters.from.map_or(since, |from| from.max(since)));
     }
     Ok(filters)
@@ -355,13 +354,12 @@ fn search(node: &Node, caller: &Caller, filters: &Filters) -> Result<Vec<Value>,
 /// [{"Sighting": …}]}`. Filters: `value`, `uuid`/`id` (of the attribute, or of the event
 /// with context `event`), `type`, `source`, `org`, `from`, `to`, `last`.
 pub async fn rest_search(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.object("request");
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             let filters = filters(node, &body)?;
             let found = search(node, &caller, &filters)?;
             let wrapped: Vec<Value> = found
@@ -370,20 +368,18 @@ pub async fn rest_search(
                 .collect();
             Ok(json!({ "response": wrapped }))
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `POST /sightings/restSearch/{context}` (`attribute` or `event`, with `id`).
 pub async fn rest_search_context(
-    state: State<ApiState>,
-    caller: Extension<Caller>,
+    call: Call,
     Path(context): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let mut object = body.object("request");
     object.insert("context".into(), json!(context));
-    rest_search(state, caller, JsonBody(Some(Value::Object(object)))).await
+    rest_search(call, JsonBody(Some(Value::Object(object)))).await
 }
 
 async fn list(
@@ -397,8 +393,8 @@ async fn list(
     if !body.contains_key("id") {
         return Err(ApiError::not_found(INVALID_SIGHTING));
     }
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             let filters = filters(node, &body)?;
             let found = search(node, &caller, &filters)?;
             Ok(Value::Array(
@@ -408,15 +404,13 @@ async fn list(
                     .collect(),
             ))
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `POST /sightings/listSightings` with `{"context": "attribute"|"event", "id"}`:
 /// `[{"Sighting": …}]`.
 pub async fn list_body(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     list(state, caller, body.object("Sighting")).await
@@ -425,8 +419,7 @@ pub async fn list_body(
 /// `GET|POST /sightings/listSightings/{id}` (an attribute unless the body says
 /// `"context": "event"`).
 pub async fn list_path(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -437,8 +430,7 @@ pub async fn list_path(
 
 /// `GET|POST /sightings/listSightings/{id}/{context}`.
 pub async fn list_path_context(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path((id, context)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let mut object = Map::new();
@@ -451,8 +443,7 @@ pub async fn list_path_context(
 /// write access when their organisation owns the event (the mark is a change to the
 /// attribute's record, which only the owner may make).
 pub async fn delete(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let url = format!("/sightings/delete/{id}");
@@ -476,14 +467,12 @@ pub async fn delete(
                 .and_then(|org| org.get("uuid"))
                 .and_then(Value::as_str)
                 .and_then(|text| Uuid::parse_str(text).ok());
-            if !caller.role.site_admin && org != Some(caller.org.uuid) {
+            if !access::allows(&caller, Action::DeleteSighting { sighter: org }) {
                 return Err(missing());
             }
-            caller.require_write()?;
+            access::require(&caller, Action::Write)?;
             // Peers accept changes to an event's records from its owner organisation only.
-            if !context.editable {
-                return Err(ApiError::forbidden());
-            }
+            access::require(&caller, Action::ChangeEvent(&context.access))?;
             let mut fields = Map::new();
             fields.insert(marker, json!(true));
             let op = change::record_op(
@@ -501,7 +490,11 @@ pub async fn delete(
             Ok(())
         })
         .await?;
-    Ok(super::saved("Sighting successfully deleted.", &url, None))
+    Ok(crate::api::saved(
+        "Sighting successfully deleted.",
+        &url,
+        None,
+    ))
 }
 
 #[cfg(test)]

@@ -3,23 +3,23 @@
 //! the log; the tags this node knows are those defined here and those any entry has attached.
 //! Deleting sets the definition's `deleted` field (links to events stay as they are).
 
-use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::extract::Path;
+use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::request::{flag_field, parse_ref, text_field, JsonBody, Ref};
-use super::ApiState;
+use crate::api::access::{self, Action};
+use crate::api::error::ApiError;
+use crate::api::request::{flag_field, parse_ref, text_field, JsonBody, Ref};
+use crate::api::Call;
 use crate::node::{Node, DEFAULT_TAG_COLOUR};
 use crate::proto::RecordKind;
 
 /// MISP's message for an unknown tag.
-const INVALID_TAG: &str = "Invalid Tag.";
+pub const INVALID_TAG: &str = "Invalid Tag.";
 /// MISP's validation failure name for a tag that could not be saved.
 const NOT_SAVED: &str = "The Tag could not be saved.";
 /// Longest tag name accepted, in bytes (MISP's `tags.name` column is 255 characters).
-const TAG_NAME_BYTES_MAX: usize = 255;
+pub const TAG_NAME_BYTES_MAX: usize = 255;
 /// Fields of a definition a client may set.
 const EDITABLE: [&str; 5] = [
     "colour",
@@ -28,15 +28,6 @@ const EDITABLE: [&str; 5] = [
     "numerical_value",
     "local_only",
 ];
-
-/// Refuses callers without MISP's tag editor permission (org admins, sync users, site admins).
-fn require_tag_editor(caller: &Caller) -> Result<(), ApiError> {
-    if caller.role.site_admin || caller.role.org_admin || caller.role.sync {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
-}
 
 /// Whether tag `name` with `definition` is one this node shows: defined here or attached by
 /// some entry, and not deleted.
@@ -115,15 +106,11 @@ fn editable_fields(body: &Map<String, Value>) -> Map<String, Value> {
 }
 
 /// `POST /tags/add` with `{"Tag": {"name", "colour", "exportable", …}}` or the bare object.
-pub async fn add(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    body: JsonBody,
-) -> Result<Json<Value>, ApiError> {
+pub async fn add(Call { state, caller }: Call, body: JsonBody) -> Result<Json<Value>, ApiError> {
     let body = body.object("Tag");
-    let json = state
-        .blocking(move |node| {
-            require_tag_editor(&caller)?;
+    state
+        .reply(move |node| {
+            access::require(&caller, Action::EditTags)?;
             let name = text_field(&body, "name")
                 .map(|name| name.trim().to_string())
                 .unwrap_or_default();
@@ -149,17 +136,13 @@ pub async fn add(
             let (name, definition) = find(node, &name)?;
             Ok(json!({ "Tag": tag_json(node, &name, &definition) }))
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `GET /tags/index`: `{"Tag": [...]}`, in name order.
-pub async fn index(
-    State(state): State<ApiState>,
-    Extension(_caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    let json = state
-        .blocking(move |node| {
+pub async fn index(Call { state, .. }: Call) -> Result<Json<Value>, ApiError> {
+    state
+        .reply(move |node| {
             let mut definitions = node.tag_definitions()?;
             for name in node.store.numbered(RecordKind::Tag)? {
                 let name = String::from_utf8_lossy(&name).into_owned();
@@ -172,37 +155,33 @@ pub async fn index(
                 .collect();
             Ok(json!({ "Tag": Value::Array(tags) }))
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `GET /tags/view/{id}`: `{"Tag": {…}}`.
 pub async fn view(
-    State(state): State<ApiState>,
-    Extension(_caller): Extension<Caller>,
+    Call { state, .. }: Call,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             let (name, definition) = find(node, &id)?;
             Ok(json!({ "Tag": tag_json(node, &name, &definition) }))
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `POST /tags/edit/{id}`: the body's colour, exportable, hide_tag, numerical_value and
 /// local_only replace the definition's (a tag's name is its key and is not changed).
 pub async fn edit(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.object("Tag");
-    let json = state
-        .blocking(move |node| {
-            require_tag_editor(&caller)?;
+    state
+        .reply(move |node| {
+            access::require(&caller, Action::EditTags)?;
             let (name, _) = find(node, &id)?;
             if text_field(&body, "name").is_some_and(|new| new.trim() != name) {
                 return Err(ApiError::validation(
@@ -218,20 +197,18 @@ pub async fn edit(
             let (name, definition) = find(node, &name)?;
             Ok(json!({ "Tag": tag_json(node, &name, &definition) }))
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `POST /tags/delete/{id}`: marks the definition deleted.
 pub async fn delete(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let url = format!("/tags/delete/{id}");
     state
         .blocking(move |node| {
-            require_tag_editor(&caller)?;
+            access::require(&caller, Action::EditTags)?;
             let (name, _) = find(node, &id)?;
             let mut fields = Map::new();
             fields.insert("deleted".into(), json!(true));

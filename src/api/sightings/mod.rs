@@ -1,24 +1,48 @@
-//! `/sightings/add`: a sighting of one attribute (by id or uuid), or of every visible attribute
-//! with a given value.
+//! `/sightings/…`: adding a sighting of one attribute (by id or uuid), or of every visible
+//! attribute with a given value; searching, listing and deleting them is [`search`]'s.
 
-use axum::extract::{Path, State};
+pub mod search;
+
+use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::access::{self, visible_attribute, Action};
 use super::auth::Caller;
 use super::error::ApiError;
-use super::events::now_seconds;
 use super::request::{parse_ref, text_field, JsonBody};
-use super::visibility::visible_attribute;
-use super::ApiState;
-use crate::change;
+use super::{ApiState, Call};
+use crate::change::{self, Visibility};
 use crate::model::Sighting;
 use crate::node::Node;
 use crate::proto::RecordKind;
 use crate::view::index::value_prefix;
 use crate::view::{Table, ViewRead};
+
+/// The routes of `/sightings/…`.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/sightings/add", post(add))
+        .route("/sightings/add/{id}", post(add_to))
+        .route("/sightings/restSearch", post(search::rest_search))
+        .route(
+            "/sightings/restSearch/{context}",
+            post(search::rest_search_context),
+        )
+        .route("/sightings/listSightings", post(search::list_body))
+        .route(
+            "/sightings/listSightings/{id}",
+            get(search::list_path).post(search::list_path),
+        )
+        .route(
+            "/sightings/listSightings/{id}/{context}",
+            get(search::list_path_context).post(search::list_path_context),
+        )
+        .route("/sightings/delete/{id}", post(search::delete))
+}
 
 /// MISP's message when no attribute matches.
 const NO_ATTRIBUTES: &str =
@@ -35,7 +59,7 @@ struct Sightable {
     uuid: Uuid,
     event: Uuid,
     event_id: u64,
-    visibility: crate::change::Visibility,
+    visibility: Visibility,
 }
 
 /// The attribute `uuid` if it is live, not deleted and visible to the caller.
@@ -74,7 +98,7 @@ fn add_sightings(
     let date = text_field(body, "date_sighting")
         .or_else(|| text_field(body, "timestamp"))
         .and_then(|text| text.trim().parse::<i64>().ok())
-        .unwrap_or_else(now_seconds);
+        .unwrap_or_else(|| node.now_seconds());
     let mut drafts = Vec::new();
     let mut last = Value::Null;
     for attribute in &attributes {
@@ -112,15 +136,11 @@ fn no_attributes() -> ApiError {
 }
 
 /// `POST /sightings/add` with `{"id"|"uuid"}` of an attribute, or `{"value"}`/`{"values"}`.
-pub async fn add(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    body: JsonBody,
-) -> Result<Json<Value>, ApiError> {
+pub async fn add(Call { state, caller }: Call, body: JsonBody) -> Result<Json<Value>, ApiError> {
     let body = body.object("Sighting");
-    let json = state
-        .blocking(move |node| {
-            caller.require_write()?;
+    state
+        .reply(move |node| {
+            access::require(&caller, Action::Write)?;
             let named = text_field(&body, "uuid").or_else(|| text_field(&body, "id"));
             let mut found = Vec::new();
             if let Some(named) = named {
@@ -158,14 +178,12 @@ pub async fn add(
             }
             add_sightings(node, &caller, &body, found)
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `POST /sightings/add/{attribute id or uuid}`.
 pub async fn add_to(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -173,8 +191,7 @@ pub async fn add_to(
     object.insert("uuid".into(), json!(id));
     object.remove("id");
     add(
-        State(state),
-        Extension(caller),
+        Call { state, caller },
         JsonBody(Some(Value::Object(object))),
     )
     .await

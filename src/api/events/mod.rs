@@ -1,24 +1,60 @@
-//! `/events/…`: add, view (and HEAD), edit, delete, publish, unpublish, index.
+//! `/events/…`: add, view (and HEAD), edit, delete, publish, unpublish; the index
+//! ([`index`]), the event JSON as a caller sees it ([`render`]) with its correlations
+//! ([`correlations`]) and landed levels ([`landed`]), and the freetext import ([`freetext`]).
 
-use axum::extract::{Path, State};
+pub mod correlations;
+pub mod freetext;
+pub mod index;
+pub mod landed;
+pub mod render;
+
+use axum::extract::Path;
 use axum::http::{StatusCode, Uri};
-use axum::{Extension, Json};
+use axum::routing::post;
+use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::access::{self, editable_event, event_access, visible_event, Action, EventAccess};
 use super::auth::Caller;
-use super::correlations::set_related_events;
 use super::error::{ApiError, INVALID_EVENT};
-use super::request::{parse_ref, truthy, JsonBody};
-use super::visibility::{event_access, filter_event, EventAccess};
-use super::ApiState;
-use crate::change;
+use super::request::{option_set, truthy, JsonBody};
+use super::{ApiState, Call};
+use crate::change::{self, Visibility};
 use crate::model::{Event, ModelError};
-use crate::node::{now_ms, Node, NodeError};
+use crate::node::{Node, NodeError};
 use crate::policy::authority::Refusal;
-use crate::proto::RecordKind;
+use crate::policy::visibility::record_visibility;
+use crate::proto::{self, RecordKind};
 use crate::store::StoreError;
-use crate::view::read::{self, EventOptions};
+use crate::view::read;
+use render::{event_json, stored_timestamp};
+
+/// The routes of `/events/…` (restSearch is [`super::search`]'s).
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/events/add", post(add))
+        .route("/events/add/{*options}", post(add_with_options))
+        .route(
+            "/events/view/{id}",
+            axum::routing::get(view).post(view_post),
+        )
+        .route(
+            "/events/view/{id}/{*options}",
+            axum::routing::get(view_with_options),
+        )
+        .route("/events/edit/{id}", post(edit).put(edit))
+        .route("/events/edit/{id}/{*options}", post(edit_with_options))
+        .route("/events/delete/{id}", post(delete).delete(delete))
+        .route("/events/freeTextImport/{event}", post(freetext::import))
+        .route("/events/publish/{id}", post(publish))
+        .route("/events/unpublish/{id}", post(unpublish))
+        .route(
+            "/events/index",
+            axum::routing::get(index::index).post(index::index_post),
+        )
+        .route("/events", axum::routing::get(index::index))
+}
 
 /// MISP's name for a refused event write.
 const EVENT_NOT_SAVED: &str = "The event could not be saved.";
@@ -28,111 +64,37 @@ const EVENT_EXISTS: &str =
 /// Reason recorded in the tombstone of an event deleted through the API.
 const DELETE_REASON: &str = "deleted through the REST API";
 
-/// The current time in epoch seconds, MISP's timestamp unit.
-pub fn now_seconds() -> i64 {
-    now_ms() / 1000
-}
-
-/// Whether CakePHP-style named options (`metadata:1/deleted:1`) set `name`.
-fn option_set(options: &str, name: &str) -> bool {
-    options
-        .split('/')
-        .filter_map(|part| part.split_once(':'))
-        .any(|(key, value)| key == name && !matches!(value, "0" | "false" | ""))
-}
-
-/// The visible event named by `text` (id or uuid), or MISP's 404.
-pub fn visible_event(node: &Node, caller: &Caller, text: &str) -> Result<EventAccess, ApiError> {
-    let uuid = parse_ref(text)
-        .and_then(|reference| reference.resolve(node, RecordKind::Event))
-        .ok_or_else(|| ApiError::not_found(INVALID_EVENT))?;
-    event_access(node, caller, &uuid)?.ok_or_else(|| ApiError::not_found(INVALID_EVENT))
-}
-
-/// The visible event named by `text` that the caller may change.
-pub fn editable_event(node: &Node, caller: &Caller, text: &str) -> Result<EventAccess, ApiError> {
-    caller.require_write()?;
-    let access = visible_event(node, caller, text)?;
-    if !access.editable {
-        return Err(ApiError::forbidden());
-    }
-    Ok(access)
-}
-
-/// The event's MISP JSON as the caller may see it; `metadata` leaves out its contents.
-pub fn event_json(
+/// Appends `ops` about an item of `event` with `visibility` and, with the event's own
+/// visibility, the op that unpublishes the event and bumps its timestamp, as MISP does on every
+/// change inside an event ([`change::event_change_drafts`]).
+pub fn append_to_event(
     node: &Node,
     caller: &Caller,
-    access: &EventAccess,
-    include_deleted: bool,
-    metadata: bool,
-) -> Result<Value, ApiError> {
-    let options = EventOptions {
-        include_deleted,
-        correlation_max: node.config.views.correlation_max,
-        ..EventOptions::default()
-    };
-    event_json_with(node, caller, access, options, metadata)
-}
-
-/// [`event_json`] with explicit read options (search results render only the attributes
-/// they list, without correlations).
-pub fn event_json_with(
-    node: &Node,
-    caller: &Caller,
-    access: &EventAccess,
-    options: EventOptions,
-    metadata: bool,
-) -> Result<Value, ApiError> {
-    let ids = |kind: RecordKind, key: &[u8]| node.store.local_id(kind, key);
-    // Correlations are drawn once the event holds only what the caller may see.
-    let read_options = EventOptions {
-        correlations: false,
-        ..options.clone()
-    };
-    let mut event = read::event(&node.store.views(), &access.uuid, &ids, read_options)?
-        .ok_or_else(|| ApiError::not_found(INVALID_EVENT))?;
-    filter_event(node, caller, access, &mut event)?;
-    node.show_tag_definitions(&mut event)?;
-    if options.correlations {
-        set_related_events(node, caller, access, &mut event, options.correlation_max)?;
-    }
-    super::sighting_admin::drop_deleted(node, &mut event)?;
-    super::landed::show_landed_levels(node, &access.uuid, &mut event);
-    if let Some(fields) = event.get_mut("Event").and_then(Value::as_object_mut) {
-        if let Some(orgc) = fields.get("Orgc").and_then(|o| o.get("uuid")).cloned() {
-            let orgc_id = orgc
-                .as_str()
-                .and_then(|text| Uuid::parse_str(text).ok())
-                .and_then(|uuid| {
-                    node.store
-                        .local_id(RecordKind::Organisation, uuid.as_bytes())
-                });
-            let orgc_id = orgc_id.unwrap_or(0).to_string();
-            fields.insert("orgc_id".into(), json!(orgc_id));
-            if let Some(orgc) = fields.get_mut("Orgc").and_then(Value::as_object_mut) {
-                orgc.insert("id".into(), json!(orgc_id));
-            }
-        }
-        if metadata {
-            for list in ["Attribute", "Object", "EventReport"] {
-                fields.remove(list);
-            }
-        }
-    }
-    Ok(event)
+    event: &EventAccess,
+    visibility: Visibility,
+    ops: Vec<proto::Op>,
+) -> Result<(), ApiError> {
+    node.append(change::event_change_drafts(
+        event.uuid,
+        visibility,
+        ops,
+        event.visibility,
+        node.now_seconds(),
+        &caller.actor(),
+    ))?;
+    Ok(())
 }
 
 /// Fills what the API sets on every written event: Orgc (the caller's organisation unless a
-/// site admin or sync user names another), timestamps, and `published` only for publishers.
-fn stamp_event(event: &mut Event, caller: &Caller) {
-    let now = now_seconds();
-    let may_set_orgc = caller.role.site_admin || caller.role.sync;
+/// site admin or sync user names another), timestamps (`now`), and `published` only for
+/// publishers.
+fn stamp_event(event: &mut Event, caller: &Caller, now: i64) {
+    let may_set_orgc = access::allows(caller, Action::SetCreator);
     if event.orgc.is_none() || !may_set_orgc {
         event.orgc = Some(caller.org.clone());
     }
     event.timestamp = Some(event.timestamp.unwrap_or(now).max(1));
-    if event.published && caller.role.publish {
+    if event.published && access::allows(caller, Action::Publish) {
         event.publish_timestamp = Some(now);
     } else {
         event.published = false;
@@ -147,12 +109,6 @@ fn stamp_event(event: &mut Event, caller: &Caller) {
             attribute.timestamp = attribute.timestamp.or(timestamp);
         }
     }
-}
-
-/// The `timestamp` of a stored record, if it has one.
-pub(super) fn stored_timestamp(node: &Node, kind: RecordKind, uuid: &Uuid) -> Option<i64> {
-    let record = read::record(&node.store.views(), kind, uuid.as_bytes()).ok()??;
-    record.str_field("timestamp")?.parse().ok()
 }
 
 /// MISP's edit rule, last writer wins on `timestamp`: an attribute sent with a timestamp no
@@ -184,14 +140,14 @@ async fn add_event(
     body: JsonBody,
     metadata: bool,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require_write()?;
+    access::require(&caller, Action::Write)?;
     let value = body
         .0
         .ok_or_else(|| ApiError::bad_request("The request has no event in its body."))?;
     let mut event = parse_event(&value)?;
-    stamp_event(&mut event, &caller);
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
+            stamp_event(&mut event, &caller, node.now_seconds());
             if let Some(record) = read::record(
                 &node.store.views(),
                 RecordKind::Event,
@@ -219,23 +175,17 @@ async fn add_event(
                 .ok_or_else(|| ApiError::not_found(INVALID_EVENT))?;
             event_json(node, &caller, &access, false, metadata)
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `POST /events/add`.
-pub async fn add(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    body: JsonBody,
-) -> Result<Json<Value>, ApiError> {
+pub async fn add(Call { state, caller }: Call, body: JsonBody) -> Result<Json<Value>, ApiError> {
     add_event(state, caller, body, false).await
 }
 
 /// `POST /events/add/metadata:1` (and other named options).
 pub async fn add_with_options(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(options): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -248,19 +198,17 @@ async fn view_event(
     id: String,
     include_deleted: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             let access = visible_event(node, &caller, &id)?;
             event_json(node, &caller, &access, include_deleted, false)
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `GET /events/view/{id}` (and HEAD: 200 or 404).
 pub async fn view(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     view_event(state, caller, id, false).await
@@ -268,8 +216,7 @@ pub async fn view(
 
 /// `GET /events/view/{id}/deleted:1/…`.
 pub async fn view_with_options(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path((id, options)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     view_event(state, caller, id, option_set(&options, "deleted")).await
@@ -277,8 +224,7 @@ pub async fn view_with_options(
 
 /// `POST /events/view/{id}` with `{"deleted": …}`, as PyMISP's `get_event(deleted=…)` sends.
 pub async fn view_post(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -294,8 +240,8 @@ async fn edit_event(
     metadata: bool,
 ) -> Result<Json<Value>, ApiError> {
     let changes = body.object("Event");
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             let access = editable_event(node, &caller, &id)?;
             let mut merged: Map<String, Value> = access.record.values();
             merged.extend(changes.clone());
@@ -309,8 +255,8 @@ async fn edit_event(
             let stored_orgc = access.record.field("Orgc").cloned();
             let mut event = parse_event(&Value::Object(merged))?;
             drop_unchanged(node, &mut event);
-            stamp_event(&mut event, &caller);
-            if !(caller.role.site_admin || caller.role.sync) {
+            stamp_event(&mut event, &caller, node.now_seconds());
+            if !access::allows(&caller, Action::SetCreator) {
                 // Editing keeps the creator organisation.
                 if let Some(orgc) = stored_orgc {
                     event.orgc = crate::model::Organisation::from_json(&orgc).ok();
@@ -320,15 +266,13 @@ async fn edit_event(
             node.append(change::event_drafts(&event, &caller.actor()))?;
             event_json(node, &caller, &access, false, metadata)
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }
 
 /// `POST /events/edit/{id}`: the body's fields replace the event's; contents it lists are
 /// added or updated.
 pub async fn edit(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -337,8 +281,7 @@ pub async fn edit(
 
 /// `POST /events/edit/{id}/metadata:1`.
 pub async fn edit_with_options(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path((id, options)): Path<(String, String)>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -347,8 +290,7 @@ pub async fn edit_with_options(
 
 /// `POST|DELETE /events/delete/{id}`: appends the event's tombstone.
 pub async fn delete(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
@@ -358,7 +300,7 @@ pub async fn delete(
             let ops = vec![change::tombstone_op(DELETE_REASON)];
             // The tombstone states the event's level: once the event is gone, nothing else
             // tells which peers held it.
-            let visibility = super::visibility::record_visibility(&access.record);
+            let visibility = record_visibility(&access.record);
             let drafts = change::event_ops_drafts(access.uuid, visibility, ops, &caller.actor());
             node.append(drafts)?;
             Ok(access.id)
@@ -380,14 +322,17 @@ async fn set_published(
 ) -> Result<u64, ApiError> {
     state
         .blocking(move |node| {
-            if published && !caller.role.publish {
-                return Err(ApiError::forbidden());
+            if published {
+                access::require(&caller, Action::Publish)?;
             }
             let access = editable_event(node, &caller, &id)?;
-            let mut fields = Map::new();
-            fields.insert("published".into(), json!(published));
-            if published {
-                fields.insert("publish_timestamp".into(), json!(now_seconds().to_string()));
+            let op = if published {
+                let mut fields = Map::new();
+                fields.insert("published".into(), json!(true));
+                fields.insert(
+                    "publish_timestamp".into(),
+                    json!(node.now_seconds().to_string()),
+                );
                 // The publish states the event's level in its fields too, so that a peer
                 // that holds nothing else of the event yet can judge what follows it.
                 for name in ["distribution", "sharing_group_uuid"] {
@@ -395,17 +340,15 @@ async fn set_published(
                         fields.insert(name.into(), value.clone());
                     }
                 }
-            }
-            let ops = vec![change::record_op(
-                RecordKind::Event,
-                access.uuid.as_bytes(),
-                None,
-                &fields,
-            )];
+                change::record_op(RecordKind::Event, access.uuid.as_bytes(), None, &fields)
+            } else {
+                change::unpublish_op(&access.uuid, None)
+            };
+            let ops = vec![op];
             // A publish states the event's level: the event's old entries go no further than
             // it allows until the next publish, whatever the event is widened to meanwhile.
             let visibility = match published {
-                true => super::visibility::record_visibility(&access.record),
+                true => record_visibility(&access.record),
                 false => access.visibility,
             };
             node.append(change::event_ops_drafts(
@@ -421,8 +364,7 @@ async fn set_published(
 
 /// `POST /events/publish/{id}`.
 pub async fn publish(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
@@ -436,8 +378,7 @@ pub async fn publish(
 
 /// `POST /events/unpublish/{id}`.
 pub async fn unpublish(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {

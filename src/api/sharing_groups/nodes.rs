@@ -6,16 +6,14 @@
 
 use serde_json::{json, Map, Value};
 
-use super::error::ApiError;
+use super::group::NOT_SAVED;
+use crate::api::error::ApiError;
 use crate::log::OriginKey;
 use crate::node::Node;
 use crate::sync::peer;
 
 /// Most nodes one group lists; keeps the record (and its entry) small.
 pub const NODES_MAX: usize = 1_000;
-
-/// MISP's validation failure name for a group that could not be saved.
-const NOT_SAVED: &str = "The sharing group could not be saved.";
 
 fn invalid(message: String) -> ApiError {
     ApiError::validation(NOT_SAVED, "SharingGroupServer", message)
@@ -116,34 +114,4 @@ pub fn apply(node: &Node, body: &Value, fields: &mut Map<String, Value>) -> Resu
         fields.insert("nodes".into(), nodes);
     }
     Ok(())
-}
-
-/// MISP's `SharingGroupServer` list for the node keys in `nodes`: paired peers with their
-/// server id, this node as server 0, other nodes by key alone.
-pub fn servers_json(node: &Node, nodes: Option<&Value>) -> Value {
-    let peers = peer::peers(&node.store).unwrap_or_default();
-    let keys = nodes.and_then(Value::as_array).cloned().unwrap_or_default();
-    let out: Vec<Value> = keys
-        .iter()
-        .filter_map(Value::as_str)
-        .map(|hex| {
-            let own = node.origin().to_string() == hex;
-            let paired = peers.iter().find(|peer| peer.key.to_string() == hex);
-            let (id, name, url) = match (own, paired) {
-                (true, _) => ("0".to_string(), "Local instance".to_string(), String::new()),
-                (false, Some(peer)) => (
-                    peer.id.to_string(),
-                    peer.org_name.clone(),
-                    peer.endpoint.clone(),
-                ),
-                (false, None) => ("".to_string(), String::new(), String::new()),
-            };
-            json!({
-                "server_id": id,
-                "all_orgs": false,
-                "Server": {"id": id, "name": name, "url": url, "node_key": hex},
-            })
-        })
-        .collect();
-    Value::Array(out)
 }

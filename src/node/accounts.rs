@@ -1,24 +1,22 @@
-//! Organisations and users: the node operations behind `threatlog org …`, `threatlog user …`
-//! and the API's caller lookup, plus the endpoints PyMISP calls when it connects.
+//! Organisations and users of a node: the directory's organisations (log records) and the
+//! node-local users with their API keys (never replicated). The CLI's `threatlog org …` and
+//! `threatlog user …` and the API's caller lookup and administration run these.
 
-use axum::extract::{Path, State};
-use axum::{Extension, Json};
-use serde_json::{json, Value};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::sync::Mutex;
 use uuid::Uuid;
 
-use super::auth::{Caller, Role};
-use super::error::ApiError;
-use super::ApiState;
+use super::{Node, NodeError};
 use crate::change;
-use crate::model::{self, Organisation};
-use crate::node::{Node, NodeError, User};
+use crate::model::Organisation;
 use crate::proto::RecordKind;
 use crate::view::{read, Table, ViewRead};
 
-/// The MISP version the API reports: purely numeric and dotted, as PyMISP requires.
-pub const MISP_VERSION: &str = "2.5.0";
-
+/// Length of API keys, as MISP's.
+pub const API_KEY_CHARS: usize = 40;
 /// Local key prefix of user ids: `user_id/EMAIL` → id (8, big-endian).
 const USER_ID_PREFIX: &str = "user_id/";
 /// Local key of the next user id.
@@ -26,6 +24,33 @@ const USER_NEXT_ID: &[u8] = b"user_next_id";
 /// Serialises user id assignment: the read-increment-write of [`USER_NEXT_ID`] must not race
 /// within the process (the data-directory lock keeps other processes out).
 static USER_ID_LOCK: Mutex<()> = Mutex::new(());
+
+/// A local user (node-local state, never replicated).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Login email.
+    pub email: String,
+    /// The user's organisation.
+    pub org: Uuid,
+    /// MISP role id (1 site admin … 6 read-only).
+    pub role: u8,
+    /// SHA-256 (hex) of the API key; the key itself is never stored.
+    pub key_hash: String,
+}
+
+/// A new random API key of [`API_KEY_CHARS`] alphanumeric characters.
+pub fn new_api_key() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..API_KEY_CHARS)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// SHA-256 hex of an API key, as stored.
+pub fn api_key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
 
 /// An organisation known to the node, with whether it is local (has users here) or remote.
 #[derive(Clone, Debug, PartialEq)]
@@ -143,100 +168,58 @@ impl Node {
         Ok(id)
     }
 
-    /// The [`Caller`] for a stored user.
-    pub fn caller(&self, user: User) -> Result<Caller, NodeError> {
-        let org = match self.organisation(&user.org)? {
-            Some(entry) => entry.org,
-            None => Organisation {
-                uuid: user.org,
-                name: String::new(),
-            },
-        };
-        Ok(Caller {
-            id: self.user_id(&user.email)?,
-            role: Role::by_id(user.role).unwrap_or(crate::api::auth::ROLES[5]),
+    /// Creates a user and returns its API key (shown once; only its hash is stored).
+    pub fn add_user(&self, email: &str, org: Uuid, role: u8) -> Result<String, NodeError> {
+        let key = new_api_key();
+        let user = User {
+            email: email.to_string(),
             org,
-            user,
-        })
+            role,
+            key_hash: api_key_hash(&key),
+        };
+        let encoded = serde_json::to_vec(&user).unwrap_or_default();
+        self.store.put_local(&[
+            (format!("user/{email}").into_bytes(), encoded),
+            (
+                format!("apikey/{}", user.key_hash).into_bytes(),
+                email.as_bytes().to_vec(),
+            ),
+        ])?;
+        Ok(key)
     }
-}
 
-/// `GET /servers/getVersion`.
-pub async fn version(Extension(caller): Extension<Caller>) -> Json<Value> {
-    Json(json!({
-        "version": MISP_VERSION,
-        "pymisp_recommended_version": MISP_VERSION,
-        "perm_sync": caller.role.sync || caller.role.site_admin,
-        "perm_sighting": caller.role.write,
-        "perm_galaxy_editor": caller.role.org_admin,
-        "request_encoding": ["gzip", "br"],
-        "filter_sightings": true,
-    }))
-}
-
-/// `GET /servers/getPyMISPVersion.json`.
-pub async fn pymisp_version() -> Json<Value> {
-    Json(json!({ "version": MISP_VERSION }))
-}
-
-/// `GET /attributes/describeTypes.json`.
-pub async fn describe_types() -> Json<Value> {
-    Json(model::registry().describe_types_json())
-}
-
-/// `GET /users/view/{id}`: `me` (or the caller's own id) is the caller; others need a site
-/// admin and are served by the admin endpoints.
-pub async fn view_user(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let id = id.trim_end_matches(".json");
-    if id != "me" && id != caller.id.to_string() {
-        return Err(ApiError::not_found("Invalid user"));
+    /// The user an API key belongs to.
+    pub fn user_by_key(&self, key: &str) -> Result<Option<User>, NodeError> {
+        let Some(email) = self
+            .store
+            .local(format!("apikey/{}", api_key_hash(key)).as_bytes())?
+        else {
+            return Ok(None);
+        };
+        let user = self
+            .store
+            .local(&[b"user/".as_slice(), email.as_slice()].concat())?;
+        Ok(user.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
-    let org_id = state
-        .blocking({
-            let org = caller.org.uuid;
-            move |node| Ok(node.organisation(&org)?.map(|entry| entry.id).unwrap_or(0))
-        })
-        .await?;
-    Ok(Json(user_json(&caller, org_id)))
-}
 
-/// MISP's `users/view` body for `caller`.
-fn user_json(caller: &Caller, org_id: u64) -> Value {
-    json!({
-        "User": {
-            "id": caller.id.to_string(),
-            "org_id": org_id.to_string(),
-            "email": caller.user.email,
-            "autoalert": false,
-            "authkey": null,
-            "invited_by": "0",
-            "gpgkey": null,
-            "certif_public": "",
-            "nids_sid": "0",
-            "termsaccepted": true,
-            "newsread": "0",
-            "role_id": caller.role.id.to_string(),
-            "change_pw": false,
-            "contactalert": false,
-            "disabled": false,
-            "expiration": null,
-            "current_login": "0",
-            "last_login": "0",
-            "force_logout": false,
-            "date_created": null,
-            "date_modified": null,
-        },
-        "Role": caller.role.json(),
-        "UserSetting": [],
-        "Organisation": {
-            "id": org_id.to_string(),
-            "name": caller.org.name,
-            "uuid": caller.org.uuid.to_string(),
-            "local": true,
-        },
-    })
+    /// Stores `user` as it is (role or organisation changed), keeping its API key.
+    pub fn put_user(&self, user: &User) -> Result<(), NodeError> {
+        let encoded = serde_json::to_vec(user).unwrap_or_default();
+        self.store
+            .put_local(&[(format!("user/{}", user.email).into_bytes(), encoded)])?;
+        Ok(())
+    }
+
+    /// Removes `user`: its record no longer decodes as a user and its API key no longer
+    /// names an email, so the key stops authenticating at once.
+    pub fn remove_user(&self, user: &User) -> Result<(), NodeError> {
+        self.store.put_local(&[
+            (
+                format!("user/{}", user.email).into_bytes(),
+                b"null".to_vec(),
+            ),
+            (format!("apikey/{}", user.key_hash).into_bytes(), Vec::new()),
+        ])?;
+        Ok(())
+    }
 }

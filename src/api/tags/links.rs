@@ -2,28 +2,25 @@
 //! objects, named by uuid. Global tags need the owner organisation; local tags (never sent to
 //! peers) may be set by any organisation that sees the event.
 
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::request::{flag_field, parse_ref, text_field, JsonBody, Ref};
-use super::visibility::{event_access, item_entry_visibility, EventAccess};
-use super::ApiState;
+use super::definitions::{INVALID_TAG, TAG_NAME_BYTES_MAX};
+use crate::api::access::{self, event_access, event_item, Action, EventAccess};
+use crate::api::auth::Caller;
+use crate::api::error::ApiError;
+use crate::api::request::{flag_field, parse_ref, text_field, JsonBody, Ref};
+use crate::api::taxonomies::{check_exclusive, TAG_NOT_ATTACHED};
+use crate::api::Call;
 use crate::change::{self, Visibility};
 use crate::node::Node;
-use crate::proto::RecordKind;
-use crate::view::{read, tag_link_key, Record, Table, TagLinkState, ViewRead};
+use crate::proto::{self, RecordKind};
+use crate::view::{read, tag_link_key, Table, TagLinkState, ViewRead};
 
 /// MISP's message for a tag or target that cannot be found.
 const INVALID_TARGET: &str = "Invalid Target.";
-/// MISP's message for an unknown tag.
-const INVALID_TAG: &str = "Invalid Tag.";
-/// Longest tag name accepted, in bytes (MISP's `tags.name` column is 255 characters).
-const TAG_NAME_BYTES_MAX: usize = 255;
 
 /// A tag target: its event and the visibility of entries that change it.
 struct Target {
@@ -33,7 +30,6 @@ struct Target {
 
 /// The event, attribute or object `uuid`, if the caller may see it.
 fn target(node: &Node, caller: &Caller, uuid: &Uuid) -> Result<Target, ApiError> {
-    let missing = || ApiError::not_found(INVALID_TARGET);
     if let Some(event) = event_access(node, caller, uuid)? {
         return Ok(Target {
             visibility: event.visibility,
@@ -41,15 +37,17 @@ fn target(node: &Node, caller: &Caller, uuid: &Uuid) -> Result<Target, ApiError>
         });
     }
     for kind in [RecordKind::Attribute, RecordKind::Object] {
-        let record = read::record(&node.store.views(), kind, uuid.as_bytes())?;
-        if let Some(record) = record.filter(Record::is_live) {
-            let event_uuid = record.event.ok_or_else(missing)?;
-            let event = event_access(node, caller, &event_uuid)?.ok_or_else(missing)?;
-            let visibility = item_entry_visibility(&record, event.visibility);
-            return Ok(Target { event, visibility });
+        let item = read::record(&node.store.views(), kind, uuid.as_bytes())?;
+        if item.is_some_and(|record| record.is_live()) {
+            let item = event_item(node, caller, kind, uuid)?
+                .ok_or_else(|| ApiError::not_found(INVALID_TARGET))?;
+            return Ok(Target {
+                event: item.access,
+                visibility: item.visibility,
+            });
         }
     }
-    Err(missing())
+    Err(ApiError::not_found(INVALID_TARGET))
 }
 
 /// The target and tag name of a request body `{"uuid", "tag"}`; the tag may be a name or a
@@ -73,13 +71,16 @@ fn parse_request(node: &Node, body: &Map<String, Value>) -> Result<(Uuid, String
     Ok((uuid, name))
 }
 
-/// Checks that the caller may change tags of `local`ity on the target.
+/// Checks that the caller may change tags of `local`ity on the target ([`Action::Tag`]).
 fn check_permission(caller: &Caller, target: &Target, local: bool) -> Result<(), ApiError> {
-    caller.require_write()?;
-    if !local && !target.event.editable {
-        return Err(ApiError::forbidden());
-    }
-    Ok(())
+    access::require(caller, Action::Write)?;
+    access::require(
+        caller,
+        Action::Tag {
+            event: &target.event,
+            local,
+        },
+    )
 }
 
 /// Appends the tag ops and, for global tags, the event's unpublish.
@@ -87,20 +88,23 @@ fn append(
     node: &Node,
     caller: &Caller,
     target: &Target,
-    ops: Vec<crate::proto::Op>,
+    ops: Vec<proto::Op>,
     local: bool,
 ) -> Result<(), ApiError> {
     let actor = caller.actor();
     let event = target.event.uuid;
-    let mut drafts = change::event_ops_drafts(event, target.visibility, ops, &actor);
-    if !local {
-        drafts.extend(change::event_ops_drafts(
+    let drafts = if local {
+        change::event_ops_drafts(event, target.visibility, ops, &actor)
+    } else {
+        change::event_change_drafts(
             event,
+            target.visibility,
+            ops,
             target.event.visibility,
-            vec![super::attributes::touch_event(&event)],
+            node.now_seconds(),
             &actor,
-        ));
-    }
+        )
+    };
     node.append(drafts)?;
     Ok(())
 }
@@ -116,22 +120,13 @@ pub fn attach_tag(
 ) -> Result<(), ApiError> {
     let target = target(node, caller, uuid)?;
     check_permission(caller, &target, local)?;
-    super::taxonomies::check_exclusive(
-        node,
-        uuid,
-        &[name.to_string()],
-        super::taxonomies::TAG_NOT_ATTACHED,
-    )?;
+    check_exclusive(node, uuid, &[name.to_string()], TAG_NOT_ATTACHED)?;
     let ops = vec![change::tag_link_op(uuid, name, true, local)];
     append(node, caller, &target, ops, local)
 }
 
 /// `POST /tags/attachTagToObject` with `{"uuid", "tag", "local"}`.
-pub async fn attach(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    body: JsonBody,
-) -> Result<Json<Value>, ApiError> {
+pub async fn attach(Call { state, caller }: Call, body: JsonBody) -> Result<Json<Value>, ApiError> {
     let body = body.object("Tag");
     let local = flag_field(&body, "local");
     state
@@ -148,11 +143,7 @@ pub async fn attach(
 }
 
 /// `POST /tags/removeTagFromObject` with `{"uuid", "tag"}`.
-pub async fn detach(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    body: JsonBody,
-) -> Result<Json<Value>, ApiError> {
+pub async fn detach(Call { state, caller }: Call, body: JsonBody) -> Result<Json<Value>, ApiError> {
     let body = body.object("Tag");
     let local = state
         .blocking(move |node| {

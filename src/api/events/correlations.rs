@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::request::truthy;
-use super::visibility::{correlated_attribute, EventAccess};
+use crate::api::access::{correlated_attribute, EventAccess};
+use crate::api::auth::Caller;
+use crate::api::error::ApiError;
+use crate::api::request::truthy;
 use crate::model;
 use crate::node::Node;
 use crate::proto::RecordKind;

@@ -3,17 +3,17 @@
 //! event as attributes through the same write path as `attributes/add`; with
 //! `returnMetaAttributes` they are only returned, not saved.
 
-use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::extract::Path;
+use axum::Json;
 use serde_json::{json, Value};
 
-use super::attributes::{attribute_in, touch_event};
-use super::auth::Caller;
-use super::error::ApiError;
-use super::events::{editable_event, event_json, now_seconds, visible_event};
-use super::request::{flag_field, JsonBody};
-use super::ApiState;
-use crate::change;
+use super::render::event_json;
+use crate::api::access::{editable_event, visible_event};
+use crate::api::attributes::append_attributes;
+use crate::api::error::ApiError;
+use crate::api::request::{flag_field, JsonBody};
+use crate::api::Call;
+use crate::change::Distribution;
 use crate::interop::freetext;
 
 /// MISP's name for a refused freetext import.
@@ -26,23 +26,24 @@ fn distribution(body: &serde_json::Map<String, Value>) -> Option<u8> {
     let level = value
         .as_i64()
         .or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))?;
-    u8::try_from(level).ok().filter(|level| *level <= 5)
+    u8::try_from(level)
+        .ok()
+        .filter(|level| *level <= Distribution::INHERIT.level())
 }
 
 /// `POST /events/freeTextImport/{event}` with `{"value", "distribution",
 /// "returnMetaAttributes", "adhereToWarninglists"}`. Answers the list of added attributes
 /// (MISP JSON), or with `returnMetaAttributes` the list of finds with their types and places.
 pub async fn import(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     Path(event_ref): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.object("Event");
     let meta_only = flag_field(&body, "returnMetaAttributes");
     let distribution = distribution(&body);
-    let json = state
-        .blocking(move |node| {
+    state
+        .reply(move |node| {
             let event = if meta_only {
                 visible_event(node, &caller, &event_ref)?
             } else {
@@ -65,26 +66,13 @@ pub async fn import(
             }
             let existing = event_json(node, &caller, &event, false, false)?;
             let (attributes, _duplicates) =
-                freetext::new_attributes(&finds, &existing, distribution, now_seconds())
+                freetext::new_attributes(&finds, &existing, distribution, node.now_seconds())
                     .map_err(|error| ApiError::model(NOT_IMPORTED, &error))?;
             if attributes.is_empty() {
                 return Ok(json!([]));
             }
-            let drafts = change::attribute_drafts(
-                event.uuid,
-                event.visibility,
-                &attributes,
-                vec![touch_event(&event.uuid)],
-                &caller.actor(),
-            );
-            node.append(drafts)?;
-            let after = event_json(node, &caller, &event, false, false)?;
-            let added: Vec<Value> = attributes
-                .iter()
-                .filter_map(|attribute| attribute_in(&after, &attribute.uuid))
-                .collect();
+            let added = append_attributes(node, &caller, &event, &attributes, false)?;
             Ok(Value::Array(added))
         })
-        .await?;
-    Ok(Json(json))
+        .await
 }

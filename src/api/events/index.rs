@@ -1,15 +1,16 @@
 //! `/events/index`: the metadata of every event the caller may see.
 
-use axum::extract::State;
-use axum::{Extension, Json};
+use axum::Json;
 use serde_json::{json, Value};
 
-use super::auth::Caller;
-use super::error::ApiError;
-use super::request::JsonBody;
-use super::visibility::{may_see, record_visibility};
-use super::ApiState;
+use super::landed;
+use crate::api::access::may_see;
+use crate::api::auth::Caller;
+use crate::api::error::ApiError;
+use crate::api::request::JsonBody;
+use crate::api::Call;
 use crate::node::Node;
+use crate::policy::visibility::record_visibility;
 use crate::proto::RecordKind;
 use crate::view::read;
 
@@ -40,28 +41,21 @@ fn index_lines(node: &Node, caller: &Caller) -> Result<Vec<Value>, ApiError> {
         }
         line.insert("EventTag".into(), json!([]));
         let mut line = Value::Object(line);
-        super::landed::show_landed_level(node, &summary.uuid, &mut line);
+        landed::show_landed_level(node, &summary.uuid, &mut line);
         out.push(line);
     }
     Ok(out)
 }
 
 /// `GET /events/index`: every visible event's metadata, as MISP's bare list.
-pub async fn index(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    let lines = state
-        .blocking(move |node| index_lines(node, &caller))
-        .await?;
-    Ok(Json(Value::Array(lines)))
+pub async fn index(Call { state, caller }: Call) -> Result<Json<Vec<Value>>, ApiError> {
+    state.reply(move |node| index_lines(node, &caller)).await
 }
 
 /// `POST /events/index` (filters are not applied yet; see restSearch).
 pub async fn index_post(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Call { state, caller }: Call,
     _body: JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    index(State(state), Extension(caller)).await
+) -> Result<Json<Vec<Value>>, ApiError> {
+    index(Call { state, caller }).await
 }

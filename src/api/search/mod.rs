@@ -1,0 +1,312 @@
+//! `/events/restSearch` and `/attributes/restSearch` (PyMISP's `search()`): MISP's filter
+//! parameters parsed into a [`Query`], answered by [`search::search`] over the views, then
+//! cut to what the caller may see ([`access`](super::access), exactly as
+//! `events/view`), paged, and written as JSON, CSV or text.
+
+mod request;
+mod rows;
+
+use axum::extract::Query as UrlQuery;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use crate::api::access::{attribute_visible, event_access, EventAccess};
+use crate::api::auth::Caller;
+use crate::api::error::ApiError;
+use crate::api::events::render::{event_json, event_json_with};
+use crate::api::request::JsonBody;
+use crate::api::{ApiState, Call};
+use crate::node::Node;
+use crate::proto::RecordKind;
+use crate::view::read::{self, EventOptions};
+use crate::view::search::{self, Deleted, Hit, Query, Scope};
+
+use request::{parse, Format, Request};
+use rows::{attribute_json, attribute_rows, csv, plain};
+
+/// A visible event hit with the caller's view of the event.
+pub(super) struct Found {
+    /// The caller's access to the hit's event.
+    pub(super) access: EventAccess,
+    /// What the search matched in it.
+    pub(super) hit: Hit,
+}
+
+impl Found {
+    /// The hit's event as the caller sees it, without correlations, with only its matched
+    /// attributes when the query matched attributes.
+    pub(super) fn event_json(
+        &self,
+        node: &Node,
+        caller: &Caller,
+        include_deleted: bool,
+    ) -> Result<Value, ApiError> {
+        let options = EventOptions {
+            include_deleted,
+            correlation_max: node.config.views.correlation_max,
+            correlations: false,
+            only_attributes: (!self.hit.attributes.is_empty())
+                .then(|| self.hit.attributes.iter().copied().collect()),
+        };
+        event_json_with(node, caller, &self.access, options, false)
+    }
+}
+
+/// The hits the caller may see, in event id order. A hit's matched attributes are narrowed
+/// to those the caller sees, and a hit whose matches are all hidden is dropped: a search must
+/// not tell a user that an event holds a value they may not see.
+fn visible_hits(node: &Node, caller: &Caller, query: &Query) -> Result<Vec<Found>, ApiError> {
+    let views = node.store.views();
+    let hits = search::search(&views, query)?;
+    let mut found = Vec::new();
+    for mut hit in hits {
+        let Some(access) = event_access(node, caller, &hit.event)? else {
+            continue;
+        };
+        if !hit.attributes.is_empty() {
+            let mut visible = Vec::with_capacity(hit.attributes.len());
+            for uuid in hit.attributes {
+                let record = read::record(&views, RecordKind::Attribute, uuid.as_bytes())?;
+                if let Some(record) = record {
+                    if attribute_visible(node, caller, &access, &record)? {
+                        visible.push(uuid);
+                    }
+                }
+            }
+            if visible.is_empty() {
+                continue;
+            }
+            hit.attributes = visible;
+        }
+        found.push(Found { access, hit });
+    }
+    found.sort_by_key(|found| found.access.id);
+    Ok(found)
+}
+
+/// Runs a parsed search and writes the response body.
+fn answer(node: &Node, caller: &Caller, request: &Request) -> Result<Response, ApiError> {
+    let found = visible_hits(node, caller, &request.query)?;
+    let text_response = |content_type: &'static str, body: String| {
+        ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    };
+    match (request.format, request.query.scope) {
+        (Format::Json, Scope::Events) => {
+            let skip = request.limit.map_or(0, |limit| limit * (request.page - 1));
+            let include_deleted = request.query.deleted != Deleted::Live;
+            let mut events = Vec::new();
+            for Found { access, .. } in found
+                .iter()
+                .skip(skip)
+                .take(request.limit.unwrap_or(usize::MAX))
+            {
+                events.push(event_json(
+                    node,
+                    caller,
+                    access,
+                    include_deleted,
+                    request.metadata,
+                )?);
+            }
+            Ok(Json(json!({ "response": events })).into_response())
+        }
+        (Format::Json, Scope::Attributes) => {
+            let mut attributes = Vec::new();
+            for row in attribute_rows(node, caller, request, &found)? {
+                attributes.push(attribute_json(node, caller, request, row)?);
+            }
+            Ok(Json(json!({ "response": { "Attribute": attributes } })).into_response())
+        }
+        (Format::Csv, _) => {
+            let rows = attribute_rows(node, caller, request, &found)?;
+            Ok(text_response("text/csv", csv(request, &rows)))
+        }
+        (Format::Export(format), _) => {
+            let events = export_events(node, caller, request, &found)?;
+            let options = crate::interop::export::node_options(node, None);
+            let body = crate::interop::export::render(format, &events, &options);
+            Ok(text_response(format.content_type(), body))
+        }
+        (Format::Text, _) => {
+            let rows = attribute_rows(node, caller, request, &found)?;
+            let mut body = String::new();
+            for row in rows {
+                body.push_str(&plain(row.attribute.get("value")));
+                body.push('\n');
+            }
+            Ok(text_response("text/plain", body))
+        }
+    }
+}
+
+/// The visible events of the hits for an export (a page of events when `limit` is given),
+/// each with only its matched attributes when the query matched attributes.
+fn export_events(
+    node: &Node,
+    caller: &Caller,
+    request: &Request,
+    found: &[Found],
+) -> Result<Vec<Value>, ApiError> {
+    let include_deleted = request.query.deleted != Deleted::Live;
+    let skip = request.limit.map_or(0, |limit| limit * (request.page - 1));
+    let mut events = Vec::new();
+    for hit in found
+        .iter()
+        .skip(skip)
+        .take(request.limit.unwrap_or(usize::MAX))
+    {
+        events.push(hit.event_json(node, caller, include_deleted)?);
+    }
+    Ok(events)
+}
+
+async fn run(
+    state: ApiState,
+    caller: Caller,
+    scope: Scope,
+    params: Map<String, Value>,
+) -> Result<Response, ApiError> {
+    state
+        .blocking(move |node| {
+            let request = parse(node, scope, &params)?;
+            answer(node, &caller, &request)
+        })
+        .await
+}
+
+/// URL query parameters as JSON: repeated names become lists.
+fn url_params(pairs: Vec<(String, String)>) -> Map<String, Value> {
+    let mut params = Map::new();
+    for (name, value) in pairs {
+        let name = name.trim_end_matches("[]").to_string();
+        match params.get_mut(&name) {
+            Some(Value::Array(items)) => items.push(json!(value)),
+            Some(existing) => *existing = json!([existing.clone(), value]),
+            None => {
+                params.insert(name, json!(value));
+            }
+        }
+    }
+    params
+}
+
+/// `POST /events/restSearch`: the filters in a JSON body.
+pub async fn events(Call { state, caller }: Call, body: JsonBody) -> Result<Response, ApiError> {
+    run(state, caller, Scope::Events, body.object("request")).await
+}
+
+/// `GET /events/restSearch?…`: the filters as URL parameters.
+pub async fn events_get(
+    Call { state, caller }: Call,
+    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    run(state, caller, Scope::Events, url_params(pairs)).await
+}
+
+/// `POST /attributes/restSearch`: the filters in a JSON body.
+pub async fn attributes(
+    Call { state, caller }: Call,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    run(state, caller, Scope::Attributes, body.object("request")).await
+}
+
+/// `GET /attributes/restSearch?…`: the filters as URL parameters.
+pub async fn attributes_get(
+    Call { state, caller }: Call,
+    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    run(state, caller, Scope::Attributes, url_params(pairs)).await
+}
+
+/// The routes of `/events/restSearch` and `/attributes/restSearch`: POST with a JSON body,
+/// GET with URL parameters.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/events/restSearch", post(events).get(events_get))
+        .route(
+            "/attributes/restSearch",
+            post(attributes).get(attributes_get),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request::{date_bound, epoch, flag, range, terms, DAY_SECONDS};
+    use super::rows::csv_field;
+    use crate::model::date::{civil_from_days, days_from_civil};
+    use serde_json::json;
+
+    #[test]
+    fn ages_past_the_representable_reach_back_to_the_earliest_time() {
+        let now = 1_800_000_000;
+        assert_eq!(epoch(&json!("2d"), now), Some(now - 2 * DAY_SECONDS));
+        assert_eq!(
+            epoch(&json!("9999999999999999w"), now),
+            Some(now - i64::MAX)
+        );
+        assert_eq!(epoch(&json!("-9999999999999999w"), now), Some(i64::MAX));
+        // As a date bound: a date long before year 1, not a panic.
+        let bound = date_bound(Some(&json!("9999999999999999w")), now).unwrap();
+        assert!(bound.starts_with('-'), "{bound}");
+    }
+
+    #[test]
+    fn terms_and_negations() {
+        assert_eq!(
+            terms(Some(&json!(["a", "!b", 3]))),
+            (vec!["a".into(), "3".into()], vec![], vec!["b".into()])
+        );
+        assert_eq!(
+            terms(Some(&json!({"OR": ["a"], "AND": "b", "NOT": ["c", "!d"]}))),
+            (
+                vec!["a".into()],
+                vec!["b".into()],
+                vec!["c".into(), "d".into()]
+            )
+        );
+        assert_eq!(terms(Some(&json!("x"))).0, vec!["x".to_string()]);
+    }
+
+    #[test]
+    fn times_and_dates() {
+        let now = 1_700_000_000;
+        assert_eq!(epoch(&json!("5d"), now), Some(now - 5 * DAY_SECONDS));
+        assert_eq!(epoch(&json!("12h"), now), Some(now - 12 * 3600));
+        assert_eq!(epoch(&json!("30m"), now), Some(now - 1800));
+        assert_eq!(epoch(&json!(1234.9), now), Some(1234));
+        assert_eq!(epoch(&json!("1234"), now), Some(1234));
+        assert_eq!(epoch(&json!("1970-01-02"), now), Some(DAY_SECONDS));
+        assert_eq!(epoch(&json!("soon"), now), None);
+        assert_eq!(
+            range(Some(&json!(["1d", "100"])), now),
+            (Some(now - DAY_SECONDS), Some(100))
+        );
+        assert_eq!(
+            date_bound(Some(&json!(1_700_000_000)), now).as_deref(),
+            Some("2023-11-14")
+        );
+        assert_eq!(
+            date_bound(Some(&json!("2024-02-29")), now).as_deref(),
+            Some("2024-02-29")
+        );
+        for days in [-1000, 0, 19_000, 20_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn flags_and_csv_quoting() {
+        assert_eq!(flag(Some(&json!([0, 1]))), None);
+        assert_eq!(flag(Some(&json!(0))), Some(false));
+        assert_eq!(flag(Some(&json!("1"))), Some(true));
+        assert_eq!(flag(None), None);
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"x\""), "\"say \"\"x\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}

@@ -1,0 +1,326 @@
+//! Reading a restSearch request: MISP's filter parameters (terms with negations, ages and
+//! dates, flags, organisations and events by name) into a [`Query`] and the output options.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::api::error::ApiError;
+use crate::api::request::{parse_ref, truthy};
+use crate::model::date::{civil_from_days, days_from_civil};
+use crate::node::Node;
+use crate::proto::RecordKind;
+use crate::view::search::{Deleted, OneOf, Query, Range, Scope, TagQuery};
+
+/// Seconds in a day.
+pub(super) const DAY_SECONDS: i64 = 86_400;
+
+/// The output formats served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Format {
+    Json,
+    Csv,
+    Text,
+    /// An interchange export (hashes, suricata, snort, stix2), see [`crate::interop::export`].
+    Export(crate::interop::export::Format),
+}
+
+/// A parsed request: the query and the output options.
+#[derive(Clone, Debug)]
+pub(super) struct Request {
+    pub(super) query: Query,
+    pub(super) format: Format,
+    /// Results per page (`None`: all).
+    pub(super) limit: Option<usize>,
+    /// Page number from 1.
+    pub(super) page: usize,
+    pub(super) metadata: bool,
+    pub(super) correlations: bool,
+    pub(super) context: bool,
+    pub(super) headerless: bool,
+    pub(super) columns: Vec<String>,
+}
+
+/// A filter's terms: a string, a number, a list, or `{"OR": …, "AND": …, "NOT": …}`, with
+/// `!` marking a negation. Returns (or, and, not).
+pub(super) fn terms(value: Option<&Value>) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut out = (Vec::new(), Vec::new(), Vec::new());
+    let text = |item: &Value| match item {
+        Value::String(text) => Some(text.trim().to_string()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    };
+    let add = |item: &Value, group: u8, out: &mut (Vec<_>, Vec<_>, Vec<_>)| {
+        let Some(text) = text(item).filter(|text| !text.is_empty()) else {
+            return;
+        };
+        match (text.strip_prefix('!'), group) {
+            (Some(negated), _) => out.2.push(negated.to_string()),
+            (None, 2) => out.2.push(text),
+            (None, 1) => out.1.push(text),
+            (None, _) => out.0.push(text),
+        }
+    };
+    let list = |value: Option<&Value>, group: u8, out: &mut (Vec<_>, Vec<_>, Vec<_>)| match value {
+        Some(Value::Array(items)) => items.iter().for_each(|item| add(item, group, out)),
+        Some(item) => add(item, group, out),
+        None => {}
+    };
+    match value {
+        Some(Value::Object(groups)) => {
+            for (name, group) in [("OR", 0), ("AND", 1), ("NOT", 2)] {
+                let value = groups
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                    .map(|(_, value)| value);
+                list(value, group, &mut out);
+            }
+        }
+        other => list(other, 0, &mut out),
+    }
+    out
+}
+
+/// Terms as an OR list with negations (AND terms count as OR for single-valued fields).
+pub(super) fn one_of(value: Option<&Value>) -> OneOf<String> {
+    let (mut include, and, exclude) = terms(value);
+    include.extend(and);
+    OneOf { include, exclude }
+}
+
+/// `YYYY-MM-DD` (optionally followed by a time, which is ignored) as (y, m, d).
+pub(super) fn parse_date(text: &str) -> Option<(i64, i64, i64)> {
+    let date = text.get(..10)?;
+    let mut parts = date.split('-');
+    let year = parts.next()?.parse().ok()?;
+    let month = parts.next()?.parse().ok()?;
+    let day = parts.next()?.parse().ok()?;
+    ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some((year, month, day))
+}
+
+/// A point in time as epoch seconds: an epoch (number or digits), a relative age (`5d`,
+/// `12h`, `30m`, `10s`, `2w` before `now`), or a date (its midnight UTC).
+pub(super) fn epoch(value: &Value, now: i64) -> Option<i64> {
+    match value {
+        Value::Number(number) => number.as_f64().map(|seconds| seconds.floor() as i64),
+        Value::String(text) => {
+            let text = text.trim();
+            if let Ok(seconds) = text.parse::<f64>() {
+                return Some(seconds.floor() as i64);
+            }
+            let unit = match text.chars().last()? {
+                's' => Some(1),
+                'm' => Some(60),
+                'h' => Some(3600),
+                'd' => Some(DAY_SECONDS),
+                'w' => Some(7 * DAY_SECONDS),
+                _ => None,
+            };
+            if let Some(unit) = unit {
+                if let Ok(count) = text[..text.len() - 1].parse::<i64>() {
+                    // An age past the representable reaches back to the earliest time.
+                    return Some(now.saturating_sub(count.saturating_mul(unit)));
+                }
+            }
+            parse_date(text).map(|(y, m, d)| days_from_civil(y, m, d) * DAY_SECONDS)
+        }
+        _ => None,
+    }
+}
+
+/// A time filter: one point (a lower bound) or a two-element range.
+pub(super) fn range(value: Option<&Value>, now: i64) -> Range {
+    match value {
+        Some(Value::Array(items)) => (
+            items.first().and_then(|item| epoch(item, now)),
+            items.get(1).and_then(|item| epoch(item, now)),
+        ),
+        Some(value) => (epoch(value, now), None),
+        None => (None, None),
+    }
+}
+
+/// An event date bound: a date as given, or the UTC date of a point in time.
+pub(super) fn date_bound(value: Option<&Value>, now: i64) -> Option<String> {
+    let value = value?;
+    if let Some((y, m, d)) = value.as_str().and_then(parse_date) {
+        return Some(format!("{y:04}-{m:02}-{d:02}"));
+    }
+    let (y, m, d) = civil_from_days(epoch(value, now)?.div_euclid(DAY_SECONDS));
+    Some(format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// A tri-state MISP flag: absent or both (`[0, 1]`) is no filter.
+pub(super) fn flag(value: Option<&Value>) -> Option<bool> {
+    match value? {
+        Value::Array(items) if items.len() != 1 => None,
+        Value::Array(items) => Some(truthy(&items[0])),
+        Value::String(text) if text.trim().is_empty() => None,
+        other => Some(truthy(other)),
+    }
+}
+
+pub(super) fn number(value: Option<&Value>) -> Option<usize> {
+    match value? {
+        Value::Number(number) => number.as_u64().map(|n| n as usize),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The answer's format named by `returnFormat` (JSON when absent).
+pub(super) fn return_format(value: Option<&Value>) -> Result<Format, ApiError> {
+    Ok(match value.and_then(Value::as_str).unwrap_or("json") {
+        "json" => Format::Json,
+        "csv" => Format::Csv,
+        "text" => Format::Text,
+        other => match crate::interop::export::Format::parse(other) {
+            Some(format) => Format::Export(format),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid return format: {other}. Supported: json, csv, text, hashes, \
+                     suricata, snort, stix2."
+                )))
+            }
+        },
+    })
+}
+
+/// The organisations an `org` filter names (uuid, id or name), resolved on `node`. Unknown
+/// names match nothing: the nil uuid names no organisation.
+pub(super) fn org_filter(node: &Node, value: Option<&Value>) -> Result<OneOf<Uuid>, ApiError> {
+    let terms = one_of(value);
+    let resolve = |text: &String| -> Result<Uuid, ApiError> {
+        Ok(node
+            .find_organisation(text)?
+            .map(|entry| entry.org.uuid)
+            .unwrap_or(Uuid::nil()))
+    };
+    Ok(OneOf {
+        include: terms
+            .include
+            .iter()
+            .map(resolve)
+            .collect::<Result<_, _>>()?,
+        exclude: terms
+            .exclude
+            .iter()
+            .map(resolve)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// Which deleted attributes a `deleted` filter asks for.
+pub(super) fn deleted_filter(value: Option<&Value>) -> Deleted {
+    match value {
+        Some(Value::Array(items)) if items.len() > 1 => Deleted::Both,
+        Some(Value::Array(items)) if items.first().is_some_and(truthy) => Deleted::Only,
+        Some(Value::String(text)) if text == "only" => Deleted::Only,
+        Some(value) if !value.is_array() && truthy(value) => Deleted::Only,
+        _ => Deleted::Live,
+    }
+}
+
+/// A list of names: a JSON list, or comma-separated text (`requested_attributes`).
+pub(super) fn names(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        Some(Value::String(list)) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Parses the request parameters; names (organisations, event ids) are resolved on `node`.
+pub(super) fn parse(
+    node: &Node,
+    scope: Scope,
+    params: &Map<String, Value>,
+) -> Result<Request, ApiError> {
+    let params = match params.get("request") {
+        Some(Value::Object(inner)) => inner,
+        _ => params,
+    };
+    let get = |name: &str| params.get(name).filter(|value| !value.is_null());
+    let now = node.now_seconds();
+    let format = return_format(get("returnFormat"))?;
+    // IDS formats default to IDS attributes of published events, as MISP's do.
+    let ids = matches!(format, Format::Export(format) if format.is_ids());
+    let (any, all, none) = terms(get("tags"));
+    let (event_any, event_all, event_none) = terms(get("event_tags"));
+    let tags = TagQuery {
+        any: any.into_iter().chain(event_any).collect(),
+        all: all.into_iter().chain(event_all).collect(),
+        none: none.into_iter().chain(event_none).collect(),
+    };
+    let orgs = org_filter(node, get("org"))?;
+    // Unknown names match nothing: the nil uuid names no organisation or event.
+    let events = one_of(get("eventid"))
+        .include
+        .iter()
+        .map(|text| {
+            parse_ref(text)
+                .and_then(|reference| reference.resolve(node, RecordKind::Event))
+                .unwrap_or(Uuid::nil())
+        })
+        .collect();
+    let uuids = one_of(get("uuid"))
+        .include
+        .iter()
+        .map(|text| Uuid::parse_str(text).unwrap_or(Uuid::nil()))
+        .collect();
+    let deleted = deleted_filter(get("deleted"));
+    let text = |name: &str| {
+        get(name)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(String::from)
+    };
+    let publish_timestamp = match get("last") {
+        Some(last) => range(Some(last), now),
+        None => range(get("publish_timestamp"), now),
+    };
+    let query = Query {
+        scope,
+        values: one_of(get("value")),
+        types: one_of(get("type")),
+        categories: one_of(get("category")),
+        tags,
+        orgs,
+        events,
+        uuids,
+        published: flag(get("published")).or(ids.then_some(true)),
+        to_ids: flag(get("to_ids")).or(ids.then_some(true)),
+        deleted,
+        date: (
+            date_bound(get("from").or(get("date_from")), now),
+            date_bound(get("to").or(get("date_to")), now),
+        ),
+        timestamp: range(get("timestamp"), now),
+        event_timestamp: range(get("event_timestamp"), now),
+        publish_timestamp,
+        event_info: text("eventinfo"),
+        searchall: text("searchall").or_else(|| text("quickFilter")),
+    };
+    let on = |name: &str| get(name).is_some_and(truthy);
+    let columns = names(get("requested_attributes"));
+    Ok(Request {
+        query,
+        format,
+        limit: number(get("limit")).filter(|limit| *limit > 0),
+        page: number(get("page")).unwrap_or(1).max(1),
+        metadata: on("metadata"),
+        correlations: on("includeCorrelations") || on("include_correlations"),
+        context: on("includeContext") || on("include_context"),
+        headerless: on("headerless"),
+        columns,
+    })
+}
