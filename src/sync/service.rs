@@ -311,6 +311,50 @@ fn origin_of(bytes: &[u8]) -> Result<OriginKey, Status> {
     OriginKey::from_slice(bytes).map_err(|_| Status::invalid_argument("origin is not a node key"))
 }
 
+/// Accepts TCP connections on `listener` and runs their TLS handshakes in tasks of their own,
+/// at most [`super::HANDSHAKES_MAX`] at once, each within [`super::HANDSHAKE_MS_MAX`]; the
+/// streams of completed handshakes go to `connections`. After a failed accept (out of file
+/// descriptors) it pauses [`super::ACCEPT_RETRY_DELAY_MS`] instead of spinning.
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    connections: mpsc::Sender<Result<PeerStream, std::io::Error>>,
+) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(super::HANDSHAKES_MAX));
+    loop {
+        let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
+            return;
+        };
+        let (tcp, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!("accepting a sync connection failed: {error}");
+                tokio::time::sleep(Duration::from_millis(super::ACCEPT_RETRY_DELAY_MS)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let connections = connections.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = tcp.set_nodelay(true);
+            let handshake = tokio::time::timeout(
+                Duration::from_millis(super::HANDSHAKE_MS_MAX),
+                acceptor.accept(tcp),
+            );
+            match handshake.await {
+                Ok(Ok(stream)) => {
+                    let _ = connections.send(Ok(PeerStream(stream))).await;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%remote, "sync handshake refused: {error}");
+                }
+                Err(_) => tracing::warn!(%remote, "sync handshake timed out"),
+            }
+        });
+    }
+}
+
 /// Runs the sync service on `listen` and the peer engine until `shutdown` resolves. The
 /// bound address is written to `DIR/run/sync.addr`; `on_ready` gets it.
 pub async fn serve(
@@ -350,41 +394,7 @@ pub async fn serve(
     );
     on_ready(bound);
     let (connections, incoming) = mpsc::channel::<Result<PeerStream, std::io::Error>>(16);
-    let accept = tokio::spawn(async move {
-        let handshakes = Arc::new(tokio::sync::Semaphore::new(super::HANDSHAKES_MAX));
-        loop {
-            let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
-                return;
-            };
-            let (tcp, remote) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!("accepting a sync connection failed: {error}");
-                    tokio::time::sleep(Duration::from_millis(super::ACCEPT_RETRY_DELAY_MS)).await;
-                    continue;
-                }
-            };
-            let acceptor = acceptor.clone();
-            let connections = connections.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                let _ = tcp.set_nodelay(true);
-                let handshake = tokio::time::timeout(
-                    Duration::from_millis(super::HANDSHAKE_MS_MAX),
-                    acceptor.accept(tcp),
-                );
-                match handshake.await {
-                    Ok(Ok(stream)) => {
-                        let _ = connections.send(Ok(PeerStream(stream))).await;
-                    }
-                    Ok(Err(error)) => {
-                        tracing::warn!(%remote, "sync handshake refused: {error}");
-                    }
-                    Err(_) => tracing::warn!(%remote, "sync handshake timed out"),
-                }
-            });
-        }
-    });
+    let accept = tokio::spawn(accept_loop(listener, acceptor, connections));
     let engine = tokio::spawn(super::client::supervise(Arc::clone(&node), paired));
     let (stop, stopping) = watch::channel(false);
     // On shutdown: outgoing sessions end at once, live-tail streams end, then the server
