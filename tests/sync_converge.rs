@@ -671,3 +671,30 @@ fn sync_converges_over_any_topology_with_loss_reordering_and_restarts() {
         .run(&strategy, |(topology, steps)| run(topology, steps))
         .unwrap();
 }
+
+/// A case the property found: C holds stubs of B's event from before its publish and asks A,
+/// which relays the published event, to reveal them. A must not reveal entries C cannot judge
+/// (C does not hold the publish that states the event's level): it counted them as level 0
+/// and charged A with a violation.
+#[test]
+fn a_relay_reveals_only_entries_whose_level_the_peer_can_tell() {
+    let topology = Topology {
+        nodes: 4,
+        edges: vec![(0, 1, 0, 0), (0, 2, 0, 0), (0, 3, 0, 0), (1, 2, 0, 0)],
+    };
+    let steps = vec![
+        Step::Create {
+            node: 1,
+            level: 3,
+            tlp: None,
+        },
+        Step::AddAttribute { node: 1, event: 0 },
+        Step::Sync {
+            pull: 7,
+            segments: 1,
+            lose: false,
+        },
+        Step::Publish { node: 1, event: 0 },
+    ];
+    run(topology, steps).unwrap();
+}

@@ -2,13 +2,13 @@
 //! does with a segment a peer sends. Blocking (it reads and writes RocksDB): the gRPC transport
 //! runs it on blocking threads, and nodes in one process can be driven with it directly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use super::peer::{self, Peer};
 use super::release::{Released, Releaser};
 use super::{check, encode_proven_items, wire};
-use crate::log::{EntryId, OriginKey};
+use crate::log::{EntryId, OriginKey, VerifiedEntry};
 use crate::node::Node;
 use crate::policy::Party;
 use crate::store::{Held, Incoming, Ingested, Publish, Rejection, Source, StoreError};
@@ -540,31 +540,93 @@ pub fn reveal_request(node: &Node) -> Result<Option<wire::RevealRequest>, StoreE
     Ok(Some(wire::RevealRequest { ids }))
 }
 
+/// The latest publish of `entry`'s event, if this node holds it and a peer that asked to have
+/// `asked` revealed can link it: it asked for the publish or for the entry before it.
+fn linkable_publish(
+    node: &Node,
+    entry: &VerifiedEntry,
+    asked: &HashSet<EntryId>,
+) -> Result<Option<VerifiedEntry>, StoreError> {
+    let Some(publish) = entry
+        .event()
+        .map(|event| node.store.publish_of(&event))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    let id = EntryId {
+        origin: publish.origin,
+        sequence: publish.sequence,
+    };
+    let before = EntryId {
+        origin: publish.origin,
+        sequence: publish.sequence.saturating_sub(1),
+    };
+    if !asked.contains(&id) && !asked.contains(&before) {
+        return Ok(None);
+    }
+    Ok(match node.store.held(&id)? {
+        Some(Held::Entry(publish)) => Some(publish),
+        _ => None,
+    })
+}
+
 /// Answers `peer`'s reveal request: a segment of the asked entries this node holds and may
 /// release to the peer now, newest first as in a pull stream's reveals; the rest are left
 /// out. The caller bounds the number of ids ([`super::REVEAL_IDS_MAX`]).
+///
+/// An entry this node relays is judged by the peer at the event's level, which its latest
+/// publish states (SPEC §6.4): the publish goes first, and only when the peer can link it
+/// (it asked for the publish itself or for the entry before it); otherwise the peer could not
+/// tell the event's level and would count an honest reveal as a violation, so the event's
+/// entries are left for the pull stream, which sends them after their publish.
 pub fn answer_reveal(
     node: &Node,
     peer: &Peer,
-    mut ids: Vec<wire::EntryRef>,
+    ids: Vec<wire::EntryRef>,
 ) -> Result<wire::Segment, StoreError> {
-    ids.sort_by(|a, b| (&b.origin, b.sequence).cmp(&(&a.origin, a.sequence)));
+    let mut asked: Vec<EntryId> = ids
+        .iter()
+        .filter_map(|id| {
+            let origin = OriginKey::from_slice(&id.origin).ok()?;
+            Some(EntryId {
+                origin,
+                sequence: id.sequence,
+            })
+        })
+        .collect();
+    asked.sort_by_key(|id| std::cmp::Reverse((id.origin, id.sequence)));
+    let held_asked: HashSet<EntryId> = asked.iter().copied().collect();
     let mut releaser = Releaser::new(node, party(peer), peer.rules.clone());
-    let mut items = Vec::new();
-    for id in ids {
-        let Ok(origin) = OriginKey::from_slice(&id.origin) else {
+    let mut publishes: Vec<VerifiedEntry> = Vec::new();
+    let mut revealed: Vec<VerifiedEntry> = Vec::new();
+    for id in asked {
+        let Some(Held::Entry(entry)) = node.store.held(&id)? else {
             continue;
         };
-        let id = EntryId {
-            origin,
-            sequence: id.sequence,
-        };
-        if let Some(Held::Entry(entry)) = node.store.held(&id)? {
-            if releaser.decide(&entry)?.is_ok() && entry.origin() != peer.key {
-                items.push(Released::Entry(entry));
+        if entry.origin() == peer.key || releaser.decide(&entry)?.is_err() {
+            continue;
+        }
+        if entry.origin() != node.origin() {
+            let Some(publish) = linkable_publish(node, &entry, &held_asked)? else {
+                continue;
+            };
+            if releaser.decide(&publish)?.is_err() {
+                continue;
+            }
+            if !publishes.iter().any(|held| held.id() == publish.id()) {
+                publishes.push(publish);
             }
         }
+        revealed.push(entry);
     }
+    revealed.retain(|entry| !publishes.iter().any(|publish| publish.id() == entry.id()));
+    let items: Vec<Released> = publishes
+        .into_iter()
+        .chain(revealed)
+        .map(Released::Entry)
+        .collect();
     let (certificates, revocations) = super::identity::attach(&node.store, &items, &peer.key)?;
     Ok(wire::Segment {
         items: super::encode_items(&items),

@@ -96,17 +96,7 @@ pub fn server_by_id(node: &Node, server_id: &str) -> Result<OriginKey, ApiError>
 }
 
 /// The node keys a group record lists.
-pub fn listed(nodes: Option<&Value>) -> Vec<String> {
-    nodes
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use crate::policy::authority::directory::node_keys as listed;
 
 /// Sets the group's `nodes` field from `body` when the body states nodes.
 pub fn apply(node: &Node, body: &Value, fields: &mut Map<String, Value>) -> Result<(), ApiError> {

@@ -82,6 +82,12 @@ pub fn member_org(member: &Value) -> Option<Uuid> {
 
 /// The relay nodes listed in a group's `nodes` field.
 fn listed_nodes(value: Option<&Value>) -> BTreeSet<String> {
+    node_keys(value).into_iter().collect()
+}
+
+/// The node keys a group's `nodes` field lists, in its order (text that is not a string is
+/// left out).
+pub fn node_keys(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
         .map(|list| {
