@@ -44,11 +44,12 @@ test-pymisp: test-prereqs $(PYMISP_VENV)/installed
 	$(CARGO) test --all-targets --no-run
 	THREATLOG_BIN=$(abspath $(TARGET_DIR))/debug/threatlog $(PYMISP_VENV)/bin/python -m pytest tests/pymisp -q
 
+# The end-to-end benchmarks (benches/), each printing its figures.
 bench: prereqs
-	$(CARGO) run --release -- bench ingest
-	$(CARGO) run --release -- bench api
-	$(CARGO) run --release -- bench audit
-	$(CARGO) run --release -- bench sync
+	$(CARGO) bench --bench ingest
+	$(CARGO) bench --bench api
+	$(CARGO) bench --bench audit
+	$(CARGO) bench --bench sync
 
 # Serves ./data; a new directory is initialised and its admin key printed by serve itself,
 # an existing one's key is printed from DATA/admin.key.

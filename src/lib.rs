@@ -17,7 +17,6 @@
 //! - [`change`]: MISP objects to log drafts (pure).
 //! - [`store`]: RocksDB column families, atomic append with view updates, verify, rebuild (IO).
 //! - [`config`]: the `threatlog.toml` configuration.
-//! - [`bench`]: the `threatlog bench` throughput measurements.
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
 //! - [`audit`]: bundle export, offline verify, replay, history and proofs for auditors.
 //! - [`interop`]: exports (CSV, text, hashes, Suricata, Snort, STIX 2.1), MISP feeds in and out,
@@ -33,7 +32,6 @@
 
 pub mod api;
 pub mod audit;
-pub mod bench;
 pub mod change;
 pub mod clock;
 pub mod config;

@@ -1,6 +1,6 @@
 //! `threatlog serve`: everything a running node starts, in one place. [`serve`] binds the REST
 //! API ([`crate::api::server`]), starts the sync service ([`crate::sync::service`]), the
-//! feed schedule ([`crate::interop::feed_fetch`]) and the checkpoint timer
+//! feed schedule ([`crate::interop::io::schedule`]) and the checkpoint timer
 //! ([`crate::audit::checkpoint_timer`]), and on SIGINT or SIGTERM stops them all with one
 //! signal and waits for every task it started: in-flight requests finish, sync streams end, a
 //! feed fetch under way completes, and every acknowledged append is already durable.
@@ -134,7 +134,7 @@ impl Tasks {
                 tracing::error!("sync service: {error}");
             }
         });
-        let feeds = crate::interop::feed_fetch::spawn_schedule(Arc::clone(node), stopped.clone());
+        let feeds = crate::interop::io::schedule::spawn_schedule(Arc::clone(node), stopped.clone());
         let checkpoints = tokio::spawn(crate::audit::checkpoint_timer(
             Arc::clone(node),
             stopped.clone(),

@@ -3,6 +3,11 @@
 //! what is wrong.
 
 mod common;
+// The audit benchmark (benches/), run here on a small log to check its figures.
+#[path = "../benches/support/mod.rs"]
+mod bench;
+
+use clap::Parser;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -238,12 +243,8 @@ fn tampered_bundles_fail_and_name_what() {
 
 #[test]
 fn bench_audit_prints_every_figure_as_json() {
-    let temp = tempfile::tempdir().unwrap();
-    let out = common::ok(
-        temp.path(),
-        &["bench", "audit", "--entries", "1500", "--json"],
-    );
-    let figures: Value = serde_json::from_str(out.trim()).unwrap();
+    let options = bench::audit::AuditOptions::parse_from(["audit", "--entries", "1500", "--json"]);
+    let figures = bench::audit::figures(&options).unwrap();
     assert_eq!(figures["entries"], 1500);
     assert_eq!(figures["checkpoints"], 1, "one checkpoint per 1000 entries");
     for name in [

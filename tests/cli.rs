@@ -1,6 +1,11 @@
 //! The CLI's behaviour on bad input, initialisation and a busy data directory.
 
 mod common;
+// The benchmarks (benches/), run here on small workloads to check their figures.
+#[path = "../benches/support/mod.rs"]
+mod bench;
+
+use clap::Parser;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -193,26 +198,21 @@ fn an_uninitialised_directory_says_how_to_start() {
 
 #[test]
 fn bench_ingest_reports_every_figure_as_json() {
-    let temp = tempfile::tempdir().unwrap();
-    let output = common::ok(
-        temp.path(),
-        &[
-            "bench",
-            "ingest",
-            "--events",
-            "3",
-            "--attributes-per-event",
-            "4",
-            "--events-per-write",
-            "2",
-            "--single-entries",
-            "10",
-            "--entries-per-write",
-            "4",
-            "--json",
-        ],
-    );
-    let figures: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    let options = bench::ingest::IngestOptions::parse_from([
+        "ingest",
+        "--events",
+        "3",
+        "--attributes-per-event",
+        "4",
+        "--events-per-write",
+        "2",
+        "--single-entries",
+        "10",
+        "--entries-per-write",
+        "4",
+        "--json",
+    ]);
+    let figures = bench::ingest::figures(&options).unwrap();
     assert_eq!(figures["events"], 3);
     assert_eq!(figures["attributes_per_event"], 4);
     assert_eq!(figures["single_entries"], 10);
@@ -238,26 +238,21 @@ fn bench_ingest_reports_every_figure_as_json() {
 
 #[test]
 fn bench_api_reports_every_figure_as_json() {
-    let temp = tempfile::tempdir().unwrap();
-    let output = common::ok(
-        temp.path(),
-        &[
-            "bench",
-            "api",
-            "--events",
-            "4",
-            "--attributes-per-event",
-            "5",
-            "--clients",
-            "2",
-            "--search-attributes",
-            "50",
-            "--searches",
-            "10",
-            "--json",
-        ],
-    );
-    let figures: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    let options = bench::api::ApiOptions::parse_from([
+        "api",
+        "--events",
+        "4",
+        "--attributes-per-event",
+        "5",
+        "--clients",
+        "2",
+        "--search-attributes",
+        "50",
+        "--searches",
+        "10",
+        "--json",
+    ]);
+    let figures = bench::api::figures(&options).unwrap();
     assert_eq!(figures["http_events"], 4);
     assert_eq!(figures["search_attributes_held"], 50);
     assert_eq!(figures["searches"], 10);

@@ -3,10 +3,12 @@
 //! replay of the log, and records the appends share get one local id, not one per thread.
 //! An append whose chain moved while it was being sealed is sealed again on the stored head.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use threatlog::bench::synthetic_event;
+use common::workload::synthetic_event;
 use threatlog::change;
 use threatlog::log::{seal, Draft, Head, NodeKey};
 use threatlog::node::Node;

@@ -1,5 +1,5 @@
 //! `/galaxies/…` and `/galaxy_clusters/…`: the galaxies loaded on this node
-//! ([`crate::interop::catalog`]), in MISP's shapes, and attaching a galaxy cluster (its tag,
+//! ([`crate::interop::io::catalog`]), in MISP's shapes, and attaching a galaxy cluster (its tag,
 //! through the tag attach write path, [`super::tags::links::attach_tag`]).
 
 use axum::extract::{Path, State};
@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::request::{option_set, parse_ref, text_field, JsonBody};
 use super::tags::links::attach_tag;
 use super::{ApiState, Call};
-use crate::interop::catalog::{self, StoredCluster, StoredGalaxy};
+use crate::interop::io::catalog::{self, StoredCluster, StoredGalaxy};
 use crate::proto::RecordKind;
 
 /// MISP's message for an unknown galaxy.

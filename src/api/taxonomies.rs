@@ -1,4 +1,4 @@
-//! `/taxonomies/…`: the taxonomies loaded on this node ([`crate::interop::catalog`]), in
+//! `/taxonomies/…`: the taxonomies loaded on this node ([`crate::interop::io::catalog`]), in
 //! MISP's shapes, enabling and disabling them. Also the exclusivity check every tag write
 //! runs: a second tag of an exclusive taxonomy (TLP always) on one item is refused.
 
@@ -13,7 +13,7 @@ use super::access::{self, Action};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::{ApiState, Call};
-use crate::interop::catalog::{self, CatalogError, StoredTaxonomy};
+use crate::interop::io::catalog::{self, CatalogError, StoredTaxonomy};
 use crate::interop::taxonomy;
 use crate::model::{Attribute, Event};
 use crate::node::Node;

@@ -40,7 +40,7 @@ pub enum GalaxyCommand {
 }
 
 pub fn taxonomy(dir: &Path, command: TaxonomyCommand) -> Result<()> {
-    use threatlog::interop::catalog;
+    use threatlog::interop::io::catalog;
     let node = open(dir)?;
     match command {
         TaxonomyCommand::Load { dir: source } => {
@@ -83,7 +83,7 @@ pub fn taxonomy(dir: &Path, command: TaxonomyCommand) -> Result<()> {
 }
 
 pub fn galaxy(dir: &Path, command: GalaxyCommand) -> Result<()> {
-    use threatlog::interop::catalog;
+    use threatlog::interop::io::catalog;
     let node = open(dir)?;
     match command {
         GalaxyCommand::Load { dir: source } => {

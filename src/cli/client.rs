@@ -3,7 +3,13 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
+use std::net::SocketAddr;
 use std::path::Path;
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 
 use threatlog::api::error::ApiError;
 use threatlog::api::servers::ServerOp;
@@ -63,17 +69,46 @@ fn post_to_running_node(dir: &Path, path: &str, body: Value) -> Result<Value> {
     let addr = addr.trim().trim_start_matches("http://");
     let key = std::fs::read_to_string(dir.join(threatlog::node::ADMIN_KEY_FILE))
         .context("cannot read the admin key to reach the running node")?;
-    let addr = addr
+    let addr: SocketAddr = addr
         .parse()
         .with_context(|| format!("DIR/run/api.addr holds '{addr}', not an address"))?;
-    let mut connection = threatlog::bench::http::Connection::open(addr, key.trim())?;
-    let (status, response) = connection.post(path, &serde_json::to_vec(&body)?)?;
+    let (status, response) = post(addr, key.trim(), path, serde_json::to_vec(&body)?)?;
     let value: Value = serde_json::from_slice(&response)
         .with_context(|| format!("the node answered {status} with a body that is not JSON"))?;
     if status >= 400 {
         bail!("{}", describe_failure(&value));
     }
     Ok(value)
+}
+
+/// Longest answer of a running node the CLI reads.
+const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// One POST of the JSON `body` to `path` of the REST API at `addr` (plain HTTP/1.1 on the
+/// node's local listener), authenticated with `key`; returns the status and the response body.
+fn post(addr: SocketAddr, key: &str, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>)> {
+    let request = Request::post(format!("http://{addr}{path}"))
+        .header(header::AUTHORIZATION, key)
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .context("building the request")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
+        let response = client
+            .request(request)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(Body::new(response.into_body()), RESPONSE_BYTES_MAX)
+            .await
+            .context("reading the node's answer")?;
+        Ok((status, body.to_vec()))
+    })
 }
 
 /// A MISP error body as one line: the message, then each field's errors.

@@ -153,7 +153,7 @@ fn list(dir: &Path) -> Result<()> {
 }
 
 pub fn export(dir: &Path, args: &ExportArgs) -> Result<()> {
-    use threatlog::interop::{export, feed_fetch};
+    use threatlog::interop::{export, io::feeds};
     let node = open(dir)?;
     let filters = export::Filters {
         tags: args.tags.clone(),
@@ -167,7 +167,7 @@ pub fn export(dir: &Path, args: &ExportArgs) -> Result<()> {
             bail!("a feed is a directory: give --out DIR");
         }
         let events = export::select(&node, &export::query(export::Format::Json, &filters))?;
-        let count = feed_fetch::write_feed(&args.out, &events)?;
+        let count = feeds::write_feed(&args.out, &events)?;
         eprintln!("wrote a feed of {count} events to {}", args.out.display());
         return Ok(());
     }

@@ -32,7 +32,7 @@ pub enum FeedCommand {
 
 /// Runs a `feed` command.
 pub fn run(dir: &Path, command: FeedCommand) -> Result<()> {
-    use threatlog::interop::feed_fetch::{self, FeedSettings};
+    use threatlog::interop::io::feeds::{self, FeedSettings};
     let node = open(dir)?;
     match command {
         FeedCommand::Add {
@@ -47,12 +47,12 @@ pub fn run(dir: &Path, command: FeedCommand) -> Result<()> {
                 distribution,
                 tags,
             };
-            feed_fetch::add(&node, &settings)?;
+            feeds::add(&node, &settings)?;
             println!("feed {} added: {}", settings.name, settings.source);
         }
         FeedCommand::List => {
             println!("{:<20}  {:<4}  {:<40}  TAGS", "NAME", "DIST", "SOURCE");
-            for feed in feed_fetch::list(&node)? {
+            for feed in feeds::list(&node)? {
                 let distribution = feed
                     .distribution
                     .map_or_else(|| "feed".to_string(), |level| level.to_string());
@@ -67,7 +67,7 @@ pub fn run(dir: &Path, command: FeedCommand) -> Result<()> {
         }
         FeedCommand::Fetch { name } => {
             let bar = super::output::bar(format!("feed {name}"), 0, "events");
-            let report = feed_fetch::fetch_feed(&node, &name, &|done, total| {
+            let report = feeds::fetch_feed(&node, &name, &|done, total| {
                 bar.set_length(total);
                 bar.set_position(done);
             })?;

@@ -96,9 +96,6 @@ pub enum Command {
     /// Manage the materialized views.
     #[command(subcommand)]
     Views(ViewsCommand),
-    /// Measure throughput.
-    #[command(subcommand)]
-    Bench(BenchCommand),
     /// Export events: json, csv, text, hashes, suricata, snort, stix2, or a MISP feed.
     Export(ExportArgs),
     /// Manage and fetch MISP feeds.
@@ -114,22 +111,6 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         count: u64,
     },
-}
-
-#[derive(Subcommand)]
-pub enum BenchCommand {
-    /// Append events into log and views in a scratch directory and compare with raw ed25519
-    /// signing and RocksDB write rates measured in the same run.
-    Ingest(threatlog::bench::IngestOptions),
-    /// Add events over HTTP with concurrent keep-alive clients, then time value searches
-    /// against a node holding many attributes.
-    Api(threatlog::bench::api::ApiOptions),
-    /// Build a large log, export it, and time `audit verify` of the bundle against raw
-    /// ed25519 batch verification of the same signatures; report peak memory.
-    Audit(threatlog::bench::audit::AuditOptions),
-    /// Pull a node's published events into a second node (its own process) over gRPC with
-    /// mutual TLS, compared with raw signature verification and raw tonic streaming.
-    Sync(threatlog::bench::sync::SyncOptions),
 }
 
 /// Runs the command `cli` names.
@@ -158,11 +139,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Views(command) => log::views(dir, command),
         Command::Feed(command) => feed::run(dir, command),
         Command::Audit(command) => Ok(audit::run(dir, command)?),
-        Command::Bench(BenchCommand::Ingest(options)) => threatlog::bench::ingest(&options),
-        Command::Bench(BenchCommand::Api(options)) => threatlog::bench::api::run(&options),
-        Command::Bench(BenchCommand::Sync(options)) => threatlog::bench::sync::run(&options),
-        Command::Bench(BenchCommand::Audit(options)) => threatlog::bench::audit::run(&options),
-        Command::AppendLoop { count } => threatlog::bench::append_loop(&open(dir)?, count),
+        Command::AppendLoop { count } => node::append_loop(&open(dir)?, count),
     }
 }
 

@@ -1,10 +1,15 @@
-//! `threatlog init` and `serve`.
+//! `threatlog init` and `serve`, and the append loop the crash-safety test drives.
 
 use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::io::Write;
 use std::path::Path;
 use uuid::Uuid;
 
 use super::open;
+use threatlog::change;
+use threatlog::log::VerifiedEntry;
+use threatlog::model::Event;
 use threatlog::node::{InitReport, Node};
 
 /// `threatlog init`: creates the node in `dir`.
@@ -44,7 +49,7 @@ pub fn serve(dir: &Path, api_listen: Option<String>, sync_listen: Option<String>
         print_init_report(dir, &report);
     }
     let node = open(dir)?;
-    for line in threatlog::interop::catalog::load_configured(&node)? {
+    for line in threatlog::interop::io::catalog::load_configured(&node)? {
         println!("{line}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -59,5 +64,41 @@ pub fn serve(dir: &Path, api_listen: Option<String>, sync_listen: Option<String>
             println!("REST API listening on {url}");
         },
     ))?;
+    Ok(())
+}
+
+/// The `index`th event of the append loop: one ip-dst attribute, TLP green, community only.
+fn loop_event(index: u64) -> Result<Event> {
+    let document = json!({"Event": {
+        "info": format!("append loop event {index}"),
+        "date": "2026-01-01",
+        "distribution": 1,
+        "Tag": [{"name": "tlp:green"}],
+        "Attribute": [{
+            "type": "ip-dst",
+            "value": format!("10.{}.{}.{}", (index >> 16) & 0xff, (index >> 8) & 0xff, index & 0xff),
+        }],
+    }});
+    Ok(Event::from_json(&document)?)
+}
+
+/// `threatlog append-loop` (test support): appends one small event per durable write,
+/// printing `acked EVENT ORIGIN:SEQ` after each write returns; stops after `count` appends
+/// (0: never).
+pub fn append_loop(node: &Node, count: u64) -> Result<()> {
+    let actor = node.system_actor();
+    let stdout = std::io::stdout();
+    let mut index = 0u64;
+    while count == 0 || index < count {
+        let event = loop_event(index)?;
+        let appended = node.append(change::event_drafts(&event, &actor))?;
+        let last = appended.entries.last().map(VerifiedEntry::id);
+        if let Some(id) = last {
+            let mut out = stdout.lock();
+            writeln!(out, "acked {} {id}", event.uuid)?;
+            out.flush()?;
+        }
+        index += 1;
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-use super::export::{array, flag, text};
+use super::event_json::{array, flag, text};
 
 /// Event fields a feed event keeps (node-local ids, owner and correlations are left out).
 const EVENT_FIELDS: [&str; 10] = [

@@ -1,11 +1,11 @@
 //! MISP galaxies (the misp-galaxy layout: `galaxies/<name>.json` describing each galaxy and
-//! `clusters/<name>.json` holding its clusters). Pure, except [`load_dir`], which reads a
-//! directory. A cluster is attached to events and attributes as the tag
+//! `clusters/<name>.json` holding its clusters). Pure: the directory reader is
+//! [`crate::interop::io::catalog_dir::galaxies`]. A cluster is attached to events and attributes as the tag
 //! `misp-galaxy:<type>="<value>"` ([`Cluster::tag_name`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Largest galaxy or cluster file read, in bytes (the MITRE ATT&CK clusters are ~3 MiB).
 pub const GALAXY_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
@@ -178,63 +178,6 @@ pub fn parse(galaxy: &Value, clusters: &Value) -> Result<LoadedGalaxy, String> {
         collection_uuid: string(clusters, "uuid"),
         clusters: clusters_out,
     })
-}
-
-fn read_json(path: &Path) -> Result<Value, GalaxyError> {
-    let read_error = |source| GalaxyError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let bytes = std::fs::metadata(path).map_err(read_error)?.len();
-    if bytes > GALAXY_FILE_BYTES_MAX {
-        return Err(GalaxyError::TooLarge {
-            path: path.to_path_buf(),
-            bytes,
-            max_bytes: GALAXY_FILE_BYTES_MAX,
-        });
-    }
-    let text = std::fs::read(path).map_err(read_error)?;
-    serde_json::from_slice(&text).map_err(|error| GalaxyError::Invalid {
-        path: path.to_path_buf(),
-        reason: format!("not JSON: {error}"),
-    })
-}
-
-/// Reads every `galaxies/<name>.json` under `dir` with its `clusters/<name>.json`, in file
-/// name order. A galaxy without a cluster file is an error naming the missing file.
-pub fn load_dir(dir: &Path) -> Result<Vec<LoadedGalaxy>, GalaxyError> {
-    let galaxies_dir = dir.join("galaxies");
-    let mut paths: Vec<PathBuf> = match std::fs::read_dir(&galaxies_dir) {
-        Ok(entries) => entries
-            .filter_map(|entry| entry.ok())
-            .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-            .collect(),
-        Err(_) => return Err(GalaxyError::Empty(dir.to_path_buf())),
-    };
-    paths.sort();
-    if paths.is_empty() {
-        return Err(GalaxyError::Empty(dir.to_path_buf()));
-    }
-    if paths.len() > GALAXIES_MAX {
-        return Err(GalaxyError::TooMany {
-            path: galaxies_dir,
-            what: "galaxies",
-            max: GALAXIES_MAX,
-        });
-    }
-    let mut out = Vec::new();
-    for path in paths {
-        let clusters_path = dir
-            .join("clusters")
-            .join(path.file_name().unwrap_or_default());
-        let galaxy = read_json(&path)?;
-        let clusters = read_json(&clusters_path)?;
-        out.push(
-            parse(&galaxy, &clusters).map_err(|reason| GalaxyError::Invalid { path, reason })?,
-        );
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use serde_json::Value;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::export::{tag_names, text, ExportOptions};
+use super::event_json::{tag_names, text, ExportOptions};
 
 /// Longest attribute value put into a rule, in bytes; longer values are skipped (Suricata's
 /// and Snort's content matches are meant for short tokens, and rules stay readable).
@@ -543,7 +543,7 @@ fn reference(base_url: &str, event_uuid: &str) -> String {
 /// The rules for every network attribute of `events`, after a header naming the variables.
 pub fn rules(engine: Engine, events: &[Value], options: &ExportOptions) -> String {
     let mut out = header(engine);
-    for listed in super::export::attributes(events) {
+    for listed in super::event_json::attributes(events) {
         let attribute = listed.attribute;
         let ty = text(attribute, "type");
         if !RULE_TYPES.contains(&ty.as_ref()) {

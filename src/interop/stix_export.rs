@@ -7,7 +7,7 @@
 use serde_json::{json, Map, Value};
 use sha2::Digest as _;
 
-use super::export::{array, attributes, flag, rfc3339, tag_names, text, HASH_TYPES};
+use super::event_json::{array, attributes, flag, rfc3339, tag_names, text, HASH_TYPES};
 
 /// The STIX 2.1 TLP marking definitions (STIX 2.1 §7.2.1.4): tlp name, id.
 pub const TLP_MARKINGS: [(&str, &str); 4] = [
@@ -253,92 +253,81 @@ fn seconds(item: &Value, name: &str) -> i64 {
     text(item, name).trim().parse().unwrap_or(0)
 }
 
-/// The STIX objects of one event (identity, report, indicators, observed data), collecting
-/// the TLP levels used into `used`.
-fn event_objects(event: &Value, used: &mut Vec<&'static str>) -> Vec<Value> {
-    let org_uuid = event
-        .pointer("/Orgc/uuid")
-        .and_then(Value::as_str)
-        .unwrap_or("00000000-0000-4000-8000-000000000000");
-    let org_name = event
-        .pointer("/Orgc/name")
-        .and_then(Value::as_str)
-        .unwrap_or("unknown");
-    let identity_id = format!("identity--{org_uuid}");
-    let event_time = stamp_ms(seconds(event, "timestamp"));
-    let mut out = vec![json!({
-        "type": "identity",
-        "spec_version": "2.1",
-        "id": identity_id,
-        "created": event_time,
-        "modified": event_time,
-        "name": org_name,
-        "identity_class": "organization",
-    })];
-    let wrapped = json!({ "Event": event });
-    let mut refs = Vec::new();
-    for listed in attributes(std::slice::from_ref(&wrapped)) {
-        let attribute = listed.attribute;
-        let ty = text(attribute, "type");
-        let value = text(attribute, "value");
-        let uuid = text(attribute, "uuid");
-        let time = seconds(attribute, "timestamp");
-        let category = text(attribute, "category");
-        let mut common = Map::new();
-        common.insert("spec_version".into(), json!("2.1"));
-        common.insert("created_by_ref".into(), json!(identity_id));
-        common.insert("created".into(), json!(stamp_ms(time)));
-        common.insert("modified".into(), json!(stamp_ms(time)));
-        let marks = markings(attribute, used);
-        if !marks.is_empty() {
-            common.insert("object_marking_refs".into(), json!(marks));
-        }
-        let labels = json!([
-            format!("misp:type=\"{ty}\""),
-            format!("misp:category=\"{category}\"")
-        ]);
-        let to_ids = flag(attribute.get("to_ids"));
-        if let (true, Some(pattern)) = (to_ids, pattern(&ty, &value)) {
-            let mut indicator = common;
-            let id = format!("indicator--{uuid}");
-            indicator.insert("type".into(), json!("indicator"));
-            indicator.insert("id".into(), json!(id));
-            let comment = text(attribute, "comment");
-            if !comment.is_empty() {
-                indicator.insert("description".into(), json!(comment));
-            }
-            indicator.insert("pattern".into(), json!(pattern));
-            indicator.insert("pattern_type".into(), json!("stix"));
-            indicator.insert("pattern_version".into(), json!("2.1"));
-            indicator.insert("valid_from".into(), json!(rfc3339(time)));
-            indicator.insert(
-                "kill_chain_phases".into(),
-                json!([{"kill_chain_name": "misp-category", "phase_name": category}]),
-            );
-            indicator.insert("labels".into(), labels);
-            refs.push(json!(id));
-            out.push(Value::Object(indicator));
-        } else if let Some(sco) = observable(&ty, &value, &uuid) {
-            let mut observed = common;
-            let id = format!("observed-data--{uuid}");
-            observed.insert("type".into(), json!("observed-data"));
-            observed.insert("id".into(), json!(id));
-            observed.insert("first_observed".into(), json!(rfc3339(time)));
-            observed.insert("last_observed".into(), json!(rfc3339(time)));
-            observed.insert("number_observed".into(), json!(1));
-            observed.insert("object_refs".into(), json!([sco["id"]]));
-            observed.insert("labels".into(), labels);
-            refs.push(json!(id));
-            refs.push(sco["id"].clone());
-            out.push(Value::Object(observed));
-            out.push(sco);
-        }
+/// The STIX objects of one attribute created by `identity_id`: an indicator when it is an IDS
+/// attribute with a pattern, else observed data with its observable, if it has one; pushed to
+/// `out`, their ids to `refs`, the TLP levels used to `used`.
+fn attribute_objects(
+    attribute: &Value,
+    identity_id: &str,
+    used: &mut Vec<&'static str>,
+    out: &mut Vec<Value>,
+    refs: &mut Vec<Value>,
+) {
+    let ty = text(attribute, "type");
+    let value = text(attribute, "value");
+    let uuid = text(attribute, "uuid");
+    let time = seconds(attribute, "timestamp");
+    let category = text(attribute, "category");
+    let mut common = Map::new();
+    common.insert("spec_version".into(), json!("2.1"));
+    common.insert("created_by_ref".into(), json!(identity_id));
+    common.insert("created".into(), json!(stamp_ms(time)));
+    common.insert("modified".into(), json!(stamp_ms(time)));
+    let marks = markings(attribute, used);
+    if !marks.is_empty() {
+        common.insert("object_marking_refs".into(), json!(marks));
     }
-    if refs.is_empty() {
-        // A report must refer to something; an event without exportable attributes refers
-        // to its creator.
-        refs.push(json!(identity_id));
+    let labels = json!([
+        format!("misp:type=\"{ty}\""),
+        format!("misp:category=\"{category}\"")
+    ]);
+    let to_ids = flag(attribute.get("to_ids"));
+    if let (true, Some(pattern)) = (to_ids, pattern(&ty, &value)) {
+        let mut indicator = common;
+        let id = format!("indicator--{uuid}");
+        indicator.insert("type".into(), json!("indicator"));
+        indicator.insert("id".into(), json!(id));
+        let comment = text(attribute, "comment");
+        if !comment.is_empty() {
+            indicator.insert("description".into(), json!(comment));
+        }
+        indicator.insert("pattern".into(), json!(pattern));
+        indicator.insert("pattern_type".into(), json!("stix"));
+        indicator.insert("pattern_version".into(), json!("2.1"));
+        indicator.insert("valid_from".into(), json!(rfc3339(time)));
+        indicator.insert(
+            "kill_chain_phases".into(),
+            json!([{"kill_chain_name": "misp-category", "phase_name": category}]),
+        );
+        indicator.insert("labels".into(), labels);
+        refs.push(json!(id));
+        out.push(Value::Object(indicator));
+    } else if let Some(sco) = observable(&ty, &value, &uuid) {
+        let mut observed = common;
+        let id = format!("observed-data--{uuid}");
+        observed.insert("type".into(), json!("observed-data"));
+        observed.insert("id".into(), json!(id));
+        observed.insert("first_observed".into(), json!(rfc3339(time)));
+        observed.insert("last_observed".into(), json!(rfc3339(time)));
+        observed.insert("number_observed".into(), json!(1));
+        observed.insert("object_refs".into(), json!([sco["id"]]));
+        observed.insert("labels".into(), labels);
+        refs.push(json!(id));
+        refs.push(sco["id"].clone());
+        out.push(Value::Object(observed));
+        out.push(sco);
     }
+}
+
+/// The report of `event` created by `identity_id` at `event_time`, referring to `refs`,
+/// collecting the TLP levels of the event's markings into `used`.
+fn report_object(
+    event: &Value,
+    identity_id: &str,
+    event_time: &str,
+    refs: Vec<Value>,
+    used: &mut Vec<&'static str>,
+) -> Value {
     let publish = seconds(event, "publish_timestamp");
     let mut report = Map::new();
     report.insert("type".into(), json!("report"));
@@ -371,7 +360,43 @@ fn event_objects(event: &Value, used: &mut Vec<&'static str>) -> Vec<Value> {
     if !marks.is_empty() {
         report.insert("object_marking_refs".into(), json!(marks));
     }
-    out.insert(1, Value::Object(report));
+    Value::Object(report)
+}
+
+/// The STIX objects of one event (identity, report, indicators, observed data), collecting
+/// the TLP levels used into `used`.
+fn event_objects(event: &Value, used: &mut Vec<&'static str>) -> Vec<Value> {
+    let org_uuid = event
+        .pointer("/Orgc/uuid")
+        .and_then(Value::as_str)
+        .unwrap_or("00000000-0000-4000-8000-000000000000");
+    let org_name = event
+        .pointer("/Orgc/name")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    let identity_id = format!("identity--{org_uuid}");
+    let event_time = stamp_ms(seconds(event, "timestamp"));
+    let mut out = vec![json!({
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": identity_id,
+        "created": event_time,
+        "modified": event_time,
+        "name": org_name,
+        "identity_class": "organization",
+    })];
+    let wrapped = json!({ "Event": event });
+    let mut refs = Vec::new();
+    for listed in attributes(std::slice::from_ref(&wrapped)) {
+        attribute_objects(listed.attribute, &identity_id, used, &mut out, &mut refs);
+    }
+    if refs.is_empty() {
+        // A report must refer to something; an event without exportable attributes refers
+        // to its creator.
+        refs.push(json!(identity_id));
+    }
+    let report = report_object(event, &identity_id, &event_time, refs, used);
+    out.insert(1, report);
     out
 }
 

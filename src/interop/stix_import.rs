@@ -24,6 +24,7 @@
 //! object type) is left out and reported in [`StixEvent::skipped`].
 
 use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use crate::model::{registry, Attribute};
@@ -367,8 +368,28 @@ impl Builder {
     }
 }
 
-/// Converts the bundle `bytes`, reporting what was left out.
-pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
+/// The STIX objects of a bundle by id.
+type ById<'a> = HashMap<&'a str, &'a Value>;
+
+/// A relationship that is not indicator → galaxy: (source id, relationship type, target id,
+/// the line describing it in the event report).
+type Pending<'a> = (&'a str, &'a str, &'a str, String);
+
+/// What the first pass over a bundle's objects finds: the relationships and the observables
+/// observed-data objects refer to.
+#[derive(Default)]
+struct Scan<'a> {
+    /// Galaxy tags an indicator inherits from what it `indicates`.
+    indicator_tags: HashMap<&'a str, Vec<String>>,
+    /// Observables some observed-data object refers to (imported through it, not alone).
+    referenced_scos: HashSet<&'a str>,
+    /// Relationships that are not indicator → galaxy: object references where the source is
+    /// an object of the event, else lines of the event report.
+    pending: Vec<Pending<'a>>,
+}
+
+/// The bundle `bytes` parsed, checked to be a bundle of at most [`STIX_OBJECTS_MAX`] objects.
+fn parse_bundle(bytes: &[u8]) -> Result<Value, StixError> {
     let bundle: Value =
         serde_json::from_slice(bytes).map_err(|error| StixError::Json(error.to_string()))?;
     if text(&bundle, "type") != Some("bundle") {
@@ -384,10 +405,21 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
             max: STIX_OBJECTS_MAX,
         });
     }
-    let by_id: std::collections::HashMap<&str, &Value> = objects
-        .iter()
-        .filter_map(|object| Some((text(object, "id")?, object)))
-        .collect();
+    Ok(bundle)
+}
+
+/// The string items of the list `field` of `object`.
+fn string_list<'a>(object: &'a Value, field: &str) -> impl Iterator<Item = &'a str> {
+    object
+        .get(field)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// The first pass: relationships and observed-data references.
+fn scan<'a>(objects: &'a [Value], by_id: &ById<'a>) -> Scan<'a> {
     let name_of = |id: &str| {
         by_id
             .get(id)
@@ -395,13 +427,7 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
             .unwrap_or(id)
             .to_string()
     };
-    // Galaxy tags an indicator inherits from what it `indicates`.
-    let mut indicator_tags: std::collections::HashMap<&str, Vec<String>> = Default::default();
-    let mut builder = Builder::default();
-    let mut referenced_scos: std::collections::HashSet<&str> = Default::default();
-    // Relationships that are not indicator → galaxy: object references where the source is
-    // an object of the event, else lines of the event report.
-    let mut pending: Vec<(&str, &str, &str, String)> = Vec::new();
+    let mut found = Scan::default();
     for object in objects {
         match text(object, "type").unwrap_or_default() {
             "relationship" => {
@@ -414,7 +440,7 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
                 let target_tag = by_id.get(target).and_then(|t| galaxy_tag(t));
                 if source.starts_with("indicator--") && kind == "indicates" {
                     if let Some(tag) = target_tag {
-                        indicator_tags.entry(source).or_default().push(tag);
+                        found.indicator_tags.entry(source).or_default().push(tag);
                         continue;
                     }
                 }
@@ -425,22 +451,25 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
                     name_of(target),
                     target.split("--").next().unwrap_or_default()
                 );
-                pending.push((source, kind, target, line));
+                found.pending.push((source, kind, target, line));
             }
-            "observed-data" => {
-                for reference in object
-                    .get("object_refs")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                {
-                    referenced_scos.insert(reference);
-                }
-            }
+            "observed-data" => found
+                .referenced_scos
+                .extend(string_list(object, "object_refs")),
             _ => {}
         }
     }
+    found
+}
+
+/// The second pass: each object into `builder` as attributes, objects or event tags; returns
+/// the bundle's (first) report.
+fn convert_objects<'a>(
+    objects: &'a [Value],
+    by_id: &ById<'a>,
+    found: &Scan<'a>,
+    builder: &mut Builder,
+) -> Option<&'a Value> {
     let mut report: Option<&Value> = None;
     for object in objects {
         let kind = text(object, "type").unwrap_or_default();
@@ -448,7 +477,7 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
             "report" => report = report.or(Some(object)),
             "indicator" => {
                 let id = text(object, "id").unwrap_or_default();
-                let tags = indicator_tags.get(id).cloned().unwrap_or_default();
+                let tags = found.indicator_tags.get(id).cloned().unwrap_or_default();
                 builder.indicator(object, &tags);
             }
             "observed-data" => {
@@ -459,13 +488,7 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
                         builder.observable(sco, &comment);
                     }
                 }
-                for reference in object
-                    .get("object_refs")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                {
+                for reference in string_list(object, "object_refs") {
                     if let Some(sco) = by_id.get(reference) {
                         builder.observable(sco, &comment);
                     }
@@ -481,7 +504,7 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
             "ipv4-addr" | "ipv6-addr" | "domain-name" | "url" | "email-addr" | "mac-addr"
             | "autonomous-system" | "file" | "artifact" => {
                 let id = text(object, "id").unwrap_or_default();
-                if !referenced_scos.contains(id) {
+                if !found.referenced_scos.contains(id) {
                     builder.observable(object, "");
                 }
             }
@@ -498,7 +521,13 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
             )),
         }
     }
-    let present: std::collections::HashSet<String> = builder
+    report
+}
+
+/// Each pending relationship as a reference of its source object when both ends are in the
+/// event, else as a line of the event report.
+fn relate(builder: &mut Builder, pending: Vec<Pending<'_>>) {
+    let present: HashSet<String> = builder
         .attributes
         .iter()
         .chain(builder.objects.iter())
@@ -528,7 +557,11 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
             _ => builder.relationships.push(line),
         }
     }
-    let markings = report
+}
+
+/// The TLP tags of the report's markings.
+fn report_markings(report: Option<&Value>, by_id: &ById<'_>) -> Vec<String> {
+    report
         .and_then(|r| r.get("object_marking_refs"))
         .and_then(Value::as_array)
         .into_iter()
@@ -541,11 +574,53 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
                 .and_then(tlp_tag)
                 .or_else(|| tlp_tag(&json!({ "id": id })))
         })
-        .collect::<Vec<_>>();
-    for tag in markings {
-        builder.tag_event(tag);
+        .collect()
+}
+
+/// The report's author, an organisation identity, as the event's creator (Orgc).
+fn creator(report: Option<&Value>, by_id: &ById<'_>) -> Option<Value> {
+    report
+        .and_then(|r| text(r, "created_by_ref"))
+        .and_then(|id| by_id.get(id))
+        .filter(|identity| {
+            text(identity, "identity_class").unwrap_or("organization") == "organization"
+        })
+        .and_then(|identity| {
+            let name = text(identity, "name").filter(|name| !name.trim().is_empty())?;
+            Some(json!({"uuid": id_uuid(text(identity, "id")?)?.to_string(), "name": name}))
+        })
+}
+
+/// The event report named `info`: the report's description, then the relationships not
+/// imported as references; `None` when both are empty.
+fn event_report(report: Option<&Value>, info: &str, relationships: &[String]) -> Option<Value> {
+    let mut content = report
+        .and_then(|r| text(r, "description"))
+        .unwrap_or_default()
+        .to_string();
+    if !relationships.is_empty() {
+        content.push_str("\n\n## Relationships\n\n");
+        content.push_str(&relationships.join("\n"));
     }
-    let bundle_id = text(&bundle, "id").unwrap_or_default();
+    if content.trim().is_empty() {
+        return None;
+    }
+    let mut report_json = json!({ "name": info, "content": content.trim() });
+    if let Some(uuid) = report.and_then(|r| text(r, "id")).and_then(id_uuid) {
+        // The report's own uuid names the event; the event report gets a derived one.
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest([uuid.as_bytes().as_slice(), b"event-report"].concat());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        let derived = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        report_json["uuid"] = json!(derived.to_string());
+    }
+    Some(report_json)
+}
+
+/// The MISP event (`{"Event": …}`) of the bundle `bundle_id`, its report and what `builder`
+/// gathered.
+fn event_of(bundle_id: &str, report: Option<&Value>, by_id: &ById<'_>, builder: Builder) -> Value {
     let event_uuid = report
         .and_then(|r| text(r, "id"))
         .and_then(id_uuid)
@@ -562,18 +637,7 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
     let mut event = Map::new();
     event.insert("uuid".into(), json!(event_uuid.to_string()));
     event.insert("info".into(), json!(info));
-    // The report's author, an organisation identity, is the event's creator (Orgc).
-    let creator = report
-        .and_then(|r| text(r, "created_by_ref"))
-        .and_then(|id| by_id.get(id))
-        .filter(|identity| {
-            text(identity, "identity_class").unwrap_or("organization") == "organization"
-        })
-        .and_then(|identity| {
-            let name = text(identity, "name").filter(|name| !name.trim().is_empty())?;
-            Some(json!({"uuid": id_uuid(text(identity, "id")?)?.to_string(), "name": name}))
-        });
-    if let Some(creator) = creator {
+    if let Some(creator) = creator(report, by_id) {
         event.insert("Orgc".into(), creator);
     }
     if let Some(date) = date {
@@ -593,33 +657,35 @@ pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
     );
     event.insert("Attribute".into(), Value::Array(builder.attributes));
     event.insert("Object".into(), Value::Array(builder.objects));
-    let mut content = report
-        .and_then(|r| text(r, "description"))
-        .unwrap_or_default()
-        .to_string();
-    if !builder.relationships.is_empty() {
-        content.push_str("\n\n## Relationships\n\n");
-        content.push_str(&builder.relationships.join("\n"));
-    }
-    if !content.trim().is_empty() {
-        let mut report_json = json!({ "name": info, "content": content.trim() });
-        if let Some(uuid) = report.and_then(|r| text(r, "id")).and_then(id_uuid) {
-            // The report's own uuid names the event; the event report gets a derived one.
-            use sha2::{Digest, Sha256};
-            let digest = Sha256::digest([uuid.as_bytes().as_slice(), b"event-report"].concat());
-            let mut bytes = [0u8; 16];
-            bytes.copy_from_slice(&digest[..16]);
-            let derived = uuid::Builder::from_random_bytes(bytes).into_uuid();
-            report_json["uuid"] = json!(derived.to_string());
-        }
+    if let Some(report_json) = event_report(report, &info, &builder.relationships) {
         event.insert("EventReport".into(), json!([report_json]));
     }
-    let event = json!({ "Event": Value::Object(event) });
+    json!({ "Event": Value::Object(event) })
+}
+
+/// Converts the bundle `bytes`, reporting what was left out.
+pub fn convert(bytes: &[u8]) -> Result<StixEvent, StixError> {
+    let bundle = parse_bundle(bytes)?;
+    let objects: &[Value] = bundle
+        .get("objects")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let by_id: ById<'_> = objects
+        .iter()
+        .filter_map(|object| Some((text(object, "id")?, object)))
+        .collect();
+    let found = scan(objects, &by_id);
+    let mut builder = Builder::default();
+    let report = convert_objects(objects, &by_id, &found, &mut builder);
+    relate(&mut builder, found.pending);
+    for tag in report_markings(report, &by_id) {
+        builder.tag_event(tag);
+    }
+    let skipped = std::mem::take(&mut builder.skipped);
+    let bundle_id = text(&bundle, "id").unwrap_or_default();
+    let event = event_of(bundle_id, report, &by_id, builder);
     crate::model::Event::from_json(&event).map_err(|error| StixError::Model(error.to_string()))?;
-    Ok(StixEvent {
-        event,
-        skipped: builder.skipped,
-    })
+    Ok(StixEvent { event, skipped })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! MISP taxonomies (the misp-taxonomies `<namespace>/machinetag.json` layout) and the
-//! exclusivity rules they carry. Pure, except [`load_dir`], which reads a directory.
+//! exclusivity rules they carry. Pure: the directory reader is
+//! [`crate::interop::io::catalog_dir::taxonomies`].
 //!
 //! A taxonomy has a namespace, predicates and optionally values per predicate; its tags are
 //! `namespace:predicate` or `namespace:predicate="value"`. A taxonomy marked `exclusive`
@@ -11,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Largest `machinetag.json` read, in bytes (the largest published one is about 1 MiB).
 pub const TAXONOMY_FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
@@ -246,47 +247,6 @@ impl Taxonomy {
             predicates,
         })
     }
-}
-
-/// Reads every `<namespace>/machinetag.json` under `dir`, in namespace order.
-pub fn load_dir(dir: &Path) -> Result<Vec<Taxonomy>, TaxonomyError> {
-    let read_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TaxonomyError::Read { path, source }
-    };
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(read_error(dir))?
-        .filter_map(|entry| entry.ok())
-        .map(|entry| entry.path().join("machinetag.json"))
-        .filter(|path| path.is_file())
-        .collect();
-    paths.sort();
-    if paths.is_empty() {
-        return Err(TaxonomyError::Empty(dir.to_path_buf()));
-    }
-    if paths.len() > TAXONOMIES_MAX {
-        return Err(TaxonomyError::TooMany(dir.to_path_buf()));
-    }
-    let mut out = Vec::new();
-    for path in paths {
-        let bytes = std::fs::metadata(&path).map_err(read_error(&path))?.len();
-        if bytes > TAXONOMY_FILE_BYTES_MAX {
-            return Err(TaxonomyError::TooLarge {
-                path,
-                bytes,
-                max_bytes: TAXONOMY_FILE_BYTES_MAX,
-            });
-        }
-        let text = std::fs::read(&path).map_err(read_error(&path))?;
-        let invalid = |reason: String| TaxonomyError::Invalid {
-            path: path.clone(),
-            reason,
-        };
-        let value: Value =
-            serde_json::from_slice(&text).map_err(|error| invalid(error.to_string()))?;
-        out.push(Taxonomy::from_json(&value).map_err(|r| invalid(r.to_string()))?);
-    }
-    Ok(out)
 }
 
 /// An exclusivity rule: one tag of `namespace` per item (`whole`), or one value per listed

@@ -206,6 +206,66 @@ struct Prepared {
     last_arrival: u64,
 }
 
+/// Where the view changes of a commit's entries come from (see [`Views`]).
+enum Reduction {
+    /// Reduced already: what each entry created, in order.
+    Applied(std::vec::IntoIter<view::Touched>),
+    /// Own entries: authorized, then reduced with their fields parsed ahead, in order.
+    Append(std::vec::IntoIter<view::ParsedFields>),
+    /// Reduced as the commit is prepared.
+    Reduce,
+}
+
+/// The write batch a commit is building and the writer state it advances, applied to the
+/// writer only once every item is in the batch.
+struct Pending {
+    /// Everything the commit stores but the view changes.
+    batch: WriteBatch,
+    /// The arrival number the next stored item gets.
+    next_arrival: u64,
+    /// The next local id per record kind.
+    next_ids: HashMap<u8, u64>,
+    /// Heads changed by the commit so far.
+    heads: HashMap<OriginKey, Head>,
+    /// Records given a local id by the commit so far.
+    new_ids: foldhash::HashSet<Vec<u8>>,
+    /// Publishes of the commit's entries.
+    publishes: super::release::Publishes,
+    /// Tree frontiers changed by the commit so far.
+    trees: super::merkle::TreeBatch,
+    /// Provisional changes of the commit so far.
+    provisional: super::provisional::ProvisionalBatch,
+}
+
+impl Pending {
+    /// The pending batch as the provisional-chain steps take it, over `writer`'s state.
+    fn preparing<'a>(&'a mut self, writer: &'a Writer) -> super::provisional::Preparing<'a> {
+        super::provisional::Preparing {
+            batch: &mut self.batch,
+            next_arrival: &mut self.next_arrival,
+            heads: &mut self.heads,
+            base_heads: &writer.heads,
+            trees: &mut self.trees,
+            base_trees: &writer.trees,
+            provisional: &mut self.provisional,
+            base_provisional: &writer.provisional,
+        }
+    }
+}
+
+/// Bytes reserved up front for the batch of `items` with `views`: growing a batch of
+/// megabytes copies it again at each doubling.
+fn batch_capacity_bytes(items: &[Commit<'_>], views: &BatchViews<'_>) -> usize {
+    let entry_bytes: usize = items
+        .iter()
+        .map(|item| match item {
+            Commit::Entry(entry) | Commit::Reveal(entry) => entry.stored().len(),
+            Commit::Stub(_) | Commit::Provisional(..) | Commit::Chain(_) => 0,
+        })
+        .sum();
+    entry_bytes * BATCH_BYTES_PER_ENTRY_BYTE + views.bytes() + BATCH_BYTES_BASE
+}
+
 impl Store {
     /// Seals `drafts` as the next entries of `key`'s chain and stores them, with their view
     /// changes, in one durable write: all or none. Each entry must pass write authority
@@ -316,114 +376,23 @@ impl Store {
         number: &[(RecordKind, &[u8])],
         views: Views<'_>,
     ) -> Result<Prepared, StoreError> {
-        let (mut views, mut touched, mut parsed, authorize) = match views {
-            Views::Applied(views, touched) => (*views, Some(touched.into_iter()), None, false),
-            Views::Append(parsed) => (BatchViews::new(self), None, Some(parsed.into_iter()), true),
-            Views::Reduce => (BatchViews::new(self), None, None, false),
+        let (mut views, mut reduction) = match views {
+            Views::Applied(views, touched) => (*views, Reduction::Applied(touched.into_iter())),
+            Views::Append(parsed) => (BatchViews::new(self), Reduction::Append(parsed.into_iter())),
+            Views::Reduce => (BatchViews::new(self), Reduction::Reduce),
         };
-        let entry_bytes: usize = items
-            .iter()
-            .map(|item| match item {
-                Commit::Entry(entry) | Commit::Reveal(entry) => entry.stored().len(),
-                Commit::Stub(_) | Commit::Provisional(..) | Commit::Chain(_) => 0,
-            })
-            .sum();
-        // Reserved up front: growing a batch of megabytes copies it again at each doubling.
-        let mut batch = WriteBatch::with_capacity_bytes(
-            entry_bytes * BATCH_BYTES_PER_ENTRY_BYTE + views.bytes() + BATCH_BYTES_BASE,
-        );
-        let mut next_arrival = writer.next_arrival;
-        let mut next_ids = writer.next_ids.clone();
-        let mut heads = HashMap::new();
-        let mut new_ids = foldhash::HashSet::default();
-        let mut publishes = super::release::Publishes::default();
-        let mut trees = super::merkle::TreeBatch::default();
-        let mut provisional = super::provisional::ProvisionalBatch::default();
+        let mut pending = Pending {
+            batch: WriteBatch::with_capacity_bytes(batch_capacity_bytes(items, &views)),
+            next_arrival: writer.next_arrival,
+            next_ids: writer.next_ids.clone(),
+            heads: HashMap::new(),
+            new_ids: foldhash::HashSet::default(),
+            publishes: super::release::Publishes::default(),
+            trees: super::merkle::TreeBatch::default(),
+            provisional: super::provisional::ProvisionalBatch::default(),
+        };
         for item in items {
-            let (id, head) = match item {
-                Commit::Entry(entry) | Commit::Reveal(entry) => (entry.id(), Head::after(entry)),
-                Commit::Stub(stub) | Commit::Provisional(stub, _) => (stub.id, stub.head()),
-                Commit::Chain(change) => {
-                    let mut preparing = super::provisional::Preparing {
-                        batch: &mut batch,
-                        next_arrival: &mut next_arrival,
-                        heads: &mut heads,
-                        base_heads: &writer.heads,
-                        trees: &mut trees,
-                        base_trees: &writer.trees,
-                        provisional: &mut provisional,
-                        base_provisional: &writer.provisional,
-                    };
-                    self.prepare_chain_change(&mut preparing, change)?;
-                    continue;
-                }
-            };
-            let key = log_key(&id.origin, id.sequence);
-            let arrival = next_arrival.to_be_bytes();
-            next_arrival += 1;
-            batch.put_cf(self.cf(CF_ARRIVAL), arrival, &key);
-            // A reveal fills a position the chain (and the Merkle tree) already has.
-            if !matches!(item, Commit::Reveal(_)) {
-                heads.insert(id.origin, head);
-                self.merkle_append(
-                    &mut batch,
-                    &mut trees,
-                    &writer.trees,
-                    id.origin,
-                    id.sequence,
-                    head.hash,
-                )?;
-            }
-            let entry = match item {
-                Commit::Stub(stub) => {
-                    batch.put_cf(self.cf(CF_STUBS), &key, stub.encode_value());
-                    continue;
-                }
-                Commit::Provisional(stub, sender) => {
-                    batch.put_cf(self.cf(CF_STUBS), &key, stub.encode_value());
-                    let arrival = next_arrival - 1;
-                    let mut preparing = super::provisional::Preparing {
-                        batch: &mut batch,
-                        next_arrival: &mut next_arrival,
-                        heads: &mut heads,
-                        base_heads: &writer.heads,
-                        trees: &mut trees,
-                        base_trees: &writer.trees,
-                        provisional: &mut provisional,
-                        base_provisional: &writer.provisional,
-                    };
-                    self.mark_provisional(&mut preparing, id, *sender, arrival);
-                    continue;
-                }
-                Commit::Reveal(entry) => {
-                    batch.delete_cf(self.cf(CF_STUBS), &key);
-                    entry
-                }
-                Commit::Entry(entry) => entry,
-                Commit::Chain(_) => continue,
-            };
-            batch.put_cf(self.cf(CF_LOG), &key, entry.stored());
-            if let Some(event) = entry.event() {
-                let mut event_key = event.as_bytes().to_vec();
-                event_key.extend_from_slice(&arrival);
-                batch.put_cf(self.cf(CF_EVENT_LOG), event_key, &key);
-            }
-            if authorize {
-                authority::authorize(entry, &views, self.org_keys())?;
-            }
-            publishes.note(self, entry)?;
-            let touched = match (&mut touched, parsed.as_mut().and_then(Iterator::next)) {
-                (Some(applied), _) => applied.next().unwrap_or_default(),
-                (None, Some(fields)) => view::apply_parsed(&mut views, entry, fields)?,
-                (None, None) => view::apply(&mut views, entry)?,
-            };
-            for (kind, record) in touched.records {
-                // A tag is named again and again; other records are new when touched.
-                if kind == RecordKind::Tag && self.is_numbered(writer, &record) {
-                    continue;
-                }
-                self.assign_id(&mut batch, &mut next_ids, &mut new_ids, kind, &record);
-            }
+            self.prepare_item(writer, &mut pending, &mut views, &mut reduction, item)?;
         }
         for (kind, key) in number {
             let numbered = match kind {
@@ -431,15 +400,142 @@ impl Store {
                 _ => self.local_id(*kind, key).is_some(),
             };
             if !numbered {
-                self.assign_id(&mut batch, &mut next_ids, &mut new_ids, *kind, key);
+                self.assign_id(
+                    &mut pending.batch,
+                    &mut pending.next_ids,
+                    &mut pending.new_ids,
+                    *kind,
+                    key,
+                );
             }
         }
-        publishes.write_into(self, &mut batch);
+        Ok(self.finish(writer, pending, local, views))
+    }
+
+    /// Adds `item` to the pending batch: its arrival, its chain head and Merkle leaf (unless
+    /// it reveals a position the chain has), and the item itself; an entry with its view
+    /// changes ([`Store::prepare_entry`]).
+    fn prepare_item(
+        &self,
+        writer: &mut Writer,
+        pending: &mut Pending,
+        views: &mut BatchViews<'_>,
+        reduction: &mut Reduction,
+        item: &Commit<'_>,
+    ) -> Result<(), StoreError> {
+        let (id, head) = match item {
+            Commit::Entry(entry) | Commit::Reveal(entry) => (entry.id(), Head::after(entry)),
+            Commit::Stub(stub) | Commit::Provisional(stub, _) => (stub.id, stub.head()),
+            Commit::Chain(change) => {
+                return self.prepare_chain_change(&mut pending.preparing(writer), change);
+            }
+        };
+        let key = log_key(&id.origin, id.sequence);
+        let arrival = pending.next_arrival.to_be_bytes();
+        pending.next_arrival += 1;
+        pending.batch.put_cf(self.cf(CF_ARRIVAL), arrival, &key);
+        // A reveal fills a position the chain (and the Merkle tree) already has.
+        if !matches!(item, Commit::Reveal(_)) {
+            pending.heads.insert(id.origin, head);
+            self.merkle_append(
+                &mut pending.batch,
+                &mut pending.trees,
+                &writer.trees,
+                id.origin,
+                id.sequence,
+                head.hash,
+            )?;
+        }
+        let entry = match item {
+            Commit::Stub(stub) => {
+                pending
+                    .batch
+                    .put_cf(self.cf(CF_STUBS), &key, stub.encode_value());
+                return Ok(());
+            }
+            Commit::Provisional(stub, sender) => {
+                pending
+                    .batch
+                    .put_cf(self.cf(CF_STUBS), &key, stub.encode_value());
+                let arrival = pending.next_arrival - 1;
+                self.mark_provisional(&mut pending.preparing(writer), id, *sender, arrival);
+                return Ok(());
+            }
+            Commit::Reveal(entry) => {
+                pending.batch.delete_cf(self.cf(CF_STUBS), &key);
+                entry
+            }
+            Commit::Entry(entry) => entry,
+            Commit::Chain(_) => return Ok(()),
+        };
+        self.prepare_entry(writer, pending, views, reduction, entry, &key, &arrival)
+    }
+
+    /// Adds `entry`, stored under `key` with `arrival`, to the pending batch: the entry and
+    /// its event index, after the write-authority check when the commit asks for it; then its
+    /// publish, its view changes and a local id for every record it creates.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_entry(
+        &self,
+        writer: &mut Writer,
+        pending: &mut Pending,
+        views: &mut BatchViews<'_>,
+        reduction: &mut Reduction,
+        entry: &VerifiedEntry,
+        key: &[u8],
+        arrival: &[u8; 8],
+    ) -> Result<(), StoreError> {
+        pending.batch.put_cf(self.cf(CF_LOG), key, entry.stored());
+        if let Some(event) = entry.event() {
+            let mut event_key = event.as_bytes().to_vec();
+            event_key.extend_from_slice(arrival);
+            pending.batch.put_cf(self.cf(CF_EVENT_LOG), event_key, key);
+        }
+        if matches!(reduction, Reduction::Append(_)) {
+            authority::authorize(entry, views, self.org_keys())?;
+        }
+        pending.publishes.note(self, entry)?;
+        let touched = match reduction {
+            Reduction::Applied(applied) => applied.next().unwrap_or_default(),
+            Reduction::Append(parsed) => match parsed.next() {
+                Some(fields) => view::apply_parsed(views, entry, fields)?,
+                None => view::apply(views, entry)?,
+            },
+            Reduction::Reduce => view::apply(views, entry)?,
+        };
+        for (kind, record) in touched.records {
+            // A tag is named again and again; other records are new when touched.
+            if kind == RecordKind::Tag && self.is_numbered(writer, &record) {
+                continue;
+            }
+            self.assign_id(
+                &mut pending.batch,
+                &mut pending.next_ids,
+                &mut pending.new_ids,
+                kind,
+                &record,
+            );
+        }
+        Ok(())
+    }
+
+    /// Completes the pending batch (publishes, one head per origin, the id counters, the
+    /// node-local pairs `local`), advances the writer state past it and hands it with its
+    /// view changes to the pipeline.
+    fn finish(
+        &self,
+        writer: &mut Writer,
+        mut pending: Pending,
+        local: &[(Vec<u8>, Vec<u8>)],
+        views: BatchViews<'_>,
+    ) -> Prepared {
+        let batch = &mut pending.batch;
+        pending.publishes.write_into(self, batch);
         // One head per origin: the last item's, as items extend chains in order.
-        for (origin, head) in &heads {
+        for (origin, head) in &pending.heads {
             batch.put_cf(self.cf(CF_HEADS), origin.0, encode_head(head));
         }
-        for (kind, next) in &next_ids {
+        for (kind, next) in &pending.next_ids {
             let mut key = META_NEXT_ID.to_vec();
             key.push(*kind);
             batch.put_cf(self.cf(CF_META), key, next.to_be_bytes());
@@ -447,20 +543,20 @@ impl Store {
         for (key, value) in local {
             batch.put_cf(self.cf(CF_LOCAL), key, value);
         }
-        writer.next_arrival = next_arrival;
-        writer.next_ids = next_ids;
-        writer.heads.extend(heads);
-        writer.trees.apply(trees);
-        writer.provisional.apply(provisional);
+        writer.next_arrival = pending.next_arrival;
+        writer.next_ids = pending.next_ids;
+        writer.heads.extend(pending.heads);
+        writer.trees.apply(pending.trees);
+        writer.provisional.apply(pending.provisional);
         let (layer, read_through) = views.into_layer();
         let (ticket, views) = self.pipeline.hand_over(layer);
-        Ok(Prepared {
+        Prepared {
             ticket,
-            batch,
+            batch: pending.batch,
             views,
             read_through,
-            last_arrival: next_arrival - 1,
-        })
+            last_arrival: pending.next_arrival - 1,
+        }
     }
 
     /// Writes a prepared batch, synced, in its turn; then wakes live-tail streams.

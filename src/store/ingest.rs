@@ -6,7 +6,7 @@
 use rocksdb::{Direction, IteratorMode};
 use std::collections::HashMap;
 
-use super::append::{Commit, Views};
+use super::append::{Commit, Views, Writer};
 use super::provisional::{ChainChange, Charge, Mark, Provisional, Source};
 use super::views::BatchViews;
 use super::{
@@ -412,6 +412,17 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// The views overlay of an ingest: the accepted entries applied in order.
+struct Overlay<'s> {
+    /// The views as the accepted entries left them.
+    views: BatchViews<'s>,
+    /// What each applied entry created, by item index.
+    touched: HashMap<usize, view::Touched>,
+    /// Whether the overlay holds exactly the accepted entries' changes, so that the commit
+    /// writes it as is: false once an entry failed half-way through applying.
+    clean: bool,
+}
+
 /// What the log holds once `item` is placed.
 fn held(item: &Incoming) -> Held {
     match item {
@@ -451,42 +462,14 @@ impl Store {
             steps: Vec::new(),
             placed: HashMap::new(),
         };
-        let mut views = BatchViews::new(self);
-        // What each applied entry created, by item index; the overlay is committed as is
-        // unless an entry failed half-way through applying.
-        let mut touched: HashMap<usize, view::Touched> = HashMap::new();
-        let mut overlay_clean = true;
+        let mut overlay = Overlay {
+            views: BatchViews::new(self),
+            touched: HashMap::new(),
+            clean: true,
+        };
         for (index, item) in items.iter().enumerate() {
             let id = item.id();
-            let head = batch.head(&id.origin);
-            let outcome = self
-                .place(item, &head, &batch.placed, &batch.chains)
-                .and_then(|placement| {
-                    let Incoming::Entry(entry) = item else {
-                        return Ok(placement);
-                    };
-                    if matches!(placement, Placement::Held) {
-                        return Ok(placement);
-                    }
-                    authority::authorize(entry, &views, self.org_keys()).map_err(|error| {
-                        match error {
-                            AuthorityError::Refused(refusal) => Rejection::Authority(refusal),
-                            AuthorityError::Views(error) => Rejection::Policy(error.to_string()),
-                        }
-                    })?;
-                    check(entry, &views)?;
-                    match view::apply(&mut views, entry) {
-                        Ok(created) => {
-                            touched.insert(index, created);
-                            Ok(placement)
-                        }
-                        Err(error) => {
-                            overlay_clean = false;
-                            Err(Rejection::Policy(error.to_string()))
-                        }
-                    }
-                });
-            match outcome {
+            match self.admit(index, item, &batch, &mut overlay, check) {
                 Ok(placement) => batch.accept(index, placement),
                 Err(reason) => {
                     if let (Rejection::Fork, Incoming::Entry(entry)) = (&reason, item) {
@@ -497,6 +480,60 @@ impl Store {
                 }
             }
         }
+        self.commit_ingested(&mut writer, batch, overlay, local, introduced_before)
+    }
+
+    /// Places item `index` on its chain as `batch` has it so far; an entry that changes the
+    /// views must then pass write authority (SPEC §4.2) and `check`, and is applied to the
+    /// overlay.
+    fn admit(
+        &self,
+        index: usize,
+        item: &Incoming,
+        batch: &Batch<'_>,
+        overlay: &mut Overlay<'_>,
+        check: &mut IngestCheck<'_>,
+    ) -> Result<Placement, Rejection> {
+        let head = batch.head(&item.id().origin);
+        let placement = self.place(item, &head, &batch.placed, &batch.chains)?;
+        let Incoming::Entry(entry) = item else {
+            return Ok(placement);
+        };
+        if matches!(placement, Placement::Held) {
+            return Ok(placement);
+        }
+        authority::authorize(entry, &overlay.views, self.org_keys()).map_err(
+            |error| match error {
+                AuthorityError::Refused(refusal) => Rejection::Authority(refusal),
+                AuthorityError::Views(error) => Rejection::Policy(error.to_string()),
+            },
+        )?;
+        check(entry, &overlay.views)?;
+        match view::apply(&mut overlay.views, entry) {
+            Ok(created) => {
+                overlay.touched.insert(index, created);
+                Ok(placement)
+            }
+            Err(error) => {
+                overlay.clean = false;
+                Err(Rejection::Policy(error.to_string()))
+            }
+        }
+    }
+
+    /// Commits what `batch` accepted in one write: its items with the overlay's view changes
+    /// (reduced afresh if the overlay is not clean), the `local` pairs only when no item was
+    /// refused, and the count of origins the source introduced when it changed from
+    /// `introduced_before`. Then a stored checkpoint that agrees with a provisional end makes
+    /// it final.
+    fn commit_ingested(
+        &self,
+        writer: &mut Writer,
+        mut batch: Batch<'_>,
+        mut overlay: Overlay<'_>,
+        local: &[(Vec<u8>, Vec<u8>)],
+        introduced_before: u64,
+    ) -> Result<Ingested, StoreError> {
         let introduced = batch.chains.introduced;
         let provisional: Vec<OriginKey> = batch
             .chains
@@ -505,11 +542,11 @@ impl Store {
             .filter(|(_, first)| first.is_some())
             .map(|(origin, _)| *origin)
             .collect();
-        let (commits, created) = batch.commits(&mut touched);
+        let (commits, created) = batch.commits(&mut overlay.touched);
         // The views overlay served the checks and holds exactly the accepted entries'
         // changes: the commit writes it.
-        let views = match overlay_clean {
-            true => Views::Applied(Box::new(views), created),
+        let views = match overlay.clean {
+            true => Views::Applied(Box::new(overlay.views), created),
             false => Views::Reduce,
         };
         let mut local = match batch.report.rejected {
@@ -518,16 +555,16 @@ impl Store {
         };
         if introduced != introduced_before {
             local.push((
-                super::provisional::introduced_key(&source.peer),
+                super::provisional::introduced_key(&batch.chains.source.peer),
                 introduced.to_be_bytes().to_vec(),
             ));
         }
         if !commits.is_empty() || !local.is_empty() {
-            self.commit_items(&mut writer, &commits, &local, views)?;
+            self.commit_items(writer, &commits, &local, views)?;
         }
         // A stored checkpoint that now agrees with a provisional end makes it final.
         for origin in provisional {
-            self.confirm_by_stored_checkpoint(&mut writer, &origin)?;
+            self.confirm_by_stored_checkpoint(writer, &origin)?;
         }
         Ok(batch.report)
     }

@@ -242,6 +242,158 @@ fn sightings(kv: &dyn ViewRead, attribute: &Uuid) -> Result<Vec<Value>, KvError>
         .collect()
 }
 
+/// An event's children as MISP JSON, and the values of its attributes that correlate.
+struct ChildrenJson {
+    /// The attributes outside objects.
+    attributes: Vec<Value>,
+    /// The objects, each with its attributes and references.
+    objects: Vec<Value>,
+    /// The event reports.
+    reports: Vec<Value>,
+    /// The attributes shown (outside objects and in them).
+    attribute_count: usize,
+    /// The values of the live attributes that correlate, shown or not.
+    correlating: Vec<String>,
+}
+
+/// The tags of `target` when the listing says it has any.
+fn tags_if_tagged(
+    kv: &dyn ViewRead,
+    listing: &Listing,
+    target: &Uuid,
+    ids: LocalIds,
+) -> Result<Value, KvError> {
+    Ok(Value::Array(match listing.tagged.contains(target) {
+        true => tags(kv, target, ids)?,
+        false => Vec::new(),
+    }))
+}
+
+/// The children of `listing` (taken out of it) as MISP JSON under event `event_id`, each
+/// with its local id, the soft-deleted ones only when `options` asks for them.
+fn children_json(
+    kv: &dyn ViewRead,
+    listing: &mut Listing,
+    event_id: &str,
+    ids: LocalIds,
+    options: &EventOptions,
+) -> Result<ChildrenJson, KvError> {
+    let visible = |record: &Record| options.include_deleted || !is_deleted(record);
+    let mut out = ChildrenJson {
+        attributes: Vec::new(),
+        objects: Vec::new(),
+        reports: Vec::new(),
+        attribute_count: 0,
+        correlating: Vec::new(),
+    };
+    let mut objects: Vec<(Uuid, Map<String, Value>)> = Vec::new();
+    let mut object_children: Vec<(Uuid, &'static str, Value)> = Vec::new();
+    for (kind, child, record) in std::mem::take(&mut listing.children) {
+        if kind == RecordKind::Attribute && !is_deleted(&record) {
+            out.correlating.extend(correlation_values(&record));
+        }
+        if !visible(&record) {
+            continue;
+        }
+        let parent = record.parent();
+        let mut fields = record.into_values();
+        fields.insert("id".into(), json!(id_string(ids(kind, child.as_bytes()))));
+        fields.insert("event_id".into(), json!(event_id));
+        sharing_group_id(kv, &mut fields, ids)?;
+        match kind {
+            RecordKind::Attribute => {
+                out.attribute_count += 1;
+                let object_id =
+                    parent.and_then(|parent| ids(RecordKind::Object, parent.as_bytes()));
+                fields.insert("object_id".into(), json!(id_string(object_id)));
+                fields.insert("Tag".into(), tags_if_tagged(kv, listing, &child, ids)?);
+                let sightings = match listing.sighted.contains(&child) {
+                    true => sightings(kv, &child)?,
+                    false => Vec::new(),
+                };
+                fields.insert("Sighting".into(), Value::Array(sightings));
+                match parent {
+                    Some(parent) => {
+                        object_children.push((parent, "Attribute", Value::Object(fields)))
+                    }
+                    None => out.attributes.push(Value::Object(fields)),
+                }
+            }
+            RecordKind::Object => {
+                fields.insert("Tag".into(), tags_if_tagged(kv, listing, &child, ids)?);
+                objects.push((child, fields));
+            }
+            RecordKind::Reference => {
+                if let Some(parent) = parent {
+                    let object_id = ids(RecordKind::Object, parent.as_bytes());
+                    fields.insert("object_id".into(), json!(id_string(object_id)));
+                    fields.insert("object_uuid".into(), json!(parent.to_string()));
+                    object_children.push((parent, "ObjectReference", Value::Object(fields)));
+                }
+            }
+            RecordKind::EventReport => out.reports.push(Value::Object(fields)),
+            _ => {}
+        }
+    }
+    out.objects = nest(objects, &object_children);
+    Ok(out)
+}
+
+/// Each object with its `Attribute` and `ObjectReference` lists from `object_children`
+/// (parent object, list name, member).
+fn nest(
+    objects: Vec<(Uuid, Map<String, Value>)>,
+    object_children: &[(Uuid, &'static str, Value)],
+) -> Vec<Value> {
+    objects
+        .into_iter()
+        .map(|(object_uuid, mut fields)| {
+            for list in ["Attribute", "ObjectReference"] {
+                let members: Vec<Value> = object_children
+                    .iter()
+                    .filter(|(parent, name, _)| *parent == object_uuid && *name == list)
+                    .map(|(_, _, value)| value.clone())
+                    .collect();
+                fields.insert(list.into(), Value::Array(members));
+            }
+            Value::Object(fields)
+        })
+        .collect()
+}
+
+/// Adds to `event` (the inside of `{"Event": …}` of `uuid`) the events its `correlating`
+/// values relate it to (`RelatedEvent`) and the values that correlate too widely
+/// (`OverCorrelatingValues`), as `options` asks.
+fn insert_related(
+    kv: &dyn ViewRead,
+    event: &mut Map<String, Value>,
+    uuid: &Uuid,
+    mut correlating: Vec<String>,
+    ids: LocalIds,
+    options: &EventOptions,
+) -> Result<(), KvError> {
+    correlating.sort();
+    correlating.dedup();
+    if !options.correlations {
+        correlating.clear();
+    }
+    let found = correlations(kv, uuid, &correlating, options.correlation_max)?;
+    let mut related = Vec::new();
+    for other in found.related.keys() {
+        if let Some(summary) = related_event(kv, other, ids)? {
+            related.push(summary);
+        }
+    }
+    event.insert("RelatedEvent".into(), Value::Array(related));
+    if !found.over_correlating.is_empty() {
+        event.insert(
+            "OverCorrelatingValues".into(),
+            json!(found.over_correlating),
+        );
+    }
+    Ok(())
+}
+
 /// The MISP JSON of event `uuid` (`{"Event": …}`), or `None` if there is no live event.
 pub fn event(
     kv: &dyn ViewRead,
@@ -265,110 +417,18 @@ pub fn event(
     }
     sharing_group_id(kv, &mut event, ids)?;
 
-    let visible = |record: &Record| options.include_deleted || !is_deleted(record);
-    let mut attributes = Vec::new();
-    let mut objects: Vec<(Uuid, Map<String, Value>)> = Vec::new();
-    let mut object_children: Vec<(Uuid, &'static str, Value)> = Vec::new();
-    let mut reports = Vec::new();
-    let listing = children_of(kv, uuid, options.only_attributes.as_ref())?;
-    let tags_of = |target: &Uuid| -> Result<Value, KvError> {
-        Ok(Value::Array(match listing.tagged.contains(target) {
-            true => tags(kv, target, ids)?,
-            false => Vec::new(),
-        }))
+    let mut listing = children_of(kv, uuid, options.only_attributes.as_ref())?;
+    let children = children_json(kv, &mut listing, &event_id, ids, &options)?;
+    let attribute_count = match options.only_attributes {
+        Some(_) => listing.attribute_keys,
+        None => children.attribute_count,
     };
-    let sightings_of = |attribute: &Uuid| -> Result<Value, KvError> {
-        Ok(Value::Array(match listing.sighted.contains(attribute) {
-            true => sightings(kv, attribute)?,
-            false => Vec::new(),
-        }))
-    };
-    let mut attribute_count = 0;
-    let mut correlating: Vec<String> = Vec::new();
-    for (kind, child, record) in listing.children {
-        if kind == RecordKind::Attribute && !is_deleted(&record) {
-            correlating.extend(correlation_values(&record));
-        }
-        if !visible(&record) {
-            continue;
-        }
-        let parent = record.parent();
-        let mut fields = record.into_values();
-        fields.insert("id".into(), json!(id_string(ids(kind, child.as_bytes()))));
-        fields.insert("event_id".into(), json!(event_id));
-        sharing_group_id(kv, &mut fields, ids)?;
-        match kind {
-            RecordKind::Attribute => {
-                attribute_count += 1;
-                let object_id =
-                    parent.and_then(|parent| ids(RecordKind::Object, parent.as_bytes()));
-                fields.insert("object_id".into(), json!(id_string(object_id)));
-                fields.insert("Tag".into(), tags_of(&child)?);
-                fields.insert("Sighting".into(), sightings_of(&child)?);
-                match parent {
-                    Some(parent) => {
-                        object_children.push((parent, "Attribute", Value::Object(fields)))
-                    }
-                    None => attributes.push(Value::Object(fields)),
-                }
-            }
-            RecordKind::Object => {
-                fields.insert("Tag".into(), tags_of(&child)?);
-                objects.push((child, fields));
-            }
-            RecordKind::Reference => {
-                if let Some(parent) = parent {
-                    let object_id = ids(RecordKind::Object, parent.as_bytes());
-                    fields.insert("object_id".into(), json!(id_string(object_id)));
-                    fields.insert("object_uuid".into(), json!(parent.to_string()));
-                    object_children.push((parent, "ObjectReference", Value::Object(fields)));
-                }
-            }
-            RecordKind::EventReport => reports.push(Value::Object(fields)),
-            _ => {}
-        }
-    }
-    let objects: Vec<Value> = objects
-        .into_iter()
-        .map(|(object_uuid, mut fields)| {
-            for list in ["Attribute", "ObjectReference"] {
-                let members: Vec<Value> = object_children
-                    .iter()
-                    .filter(|(parent, name, _)| *parent == object_uuid && *name == list)
-                    .map(|(_, _, value)| value.clone())
-                    .collect();
-                fields.insert(list.into(), Value::Array(members));
-            }
-            Value::Object(fields)
-        })
-        .collect();
-    correlating.sort();
-    correlating.dedup();
-    if !options.correlations {
-        correlating.clear();
-    }
-    if options.only_attributes.is_some() {
-        attribute_count = listing.attribute_keys;
-    }
-    let found = correlations(kv, uuid, &correlating, options.correlation_max)?;
-    let mut related = Vec::new();
-    for other in found.related.keys() {
-        if let Some(summary) = related_event(kv, other, ids)? {
-            related.push(summary);
-        }
-    }
     event.insert("attribute_count".into(), json!(attribute_count.to_string()));
-    event.insert("RelatedEvent".into(), Value::Array(related));
-    if !found.over_correlating.is_empty() {
-        event.insert(
-            "OverCorrelatingValues".into(),
-            json!(found.over_correlating),
-        );
-    }
-    event.insert("Attribute".into(), Value::Array(attributes));
-    event.insert("Object".into(), Value::Array(objects));
-    event.insert("EventReport".into(), Value::Array(reports));
-    event.insert("Tag".into(), tags_of(uuid)?);
+    insert_related(kv, &mut event, uuid, children.correlating, ids, &options)?;
+    event.insert("Attribute".into(), Value::Array(children.attributes));
+    event.insert("Object".into(), Value::Array(children.objects));
+    event.insert("EventReport".into(), Value::Array(children.reports));
+    event.insert("Tag".into(), tags_if_tagged(kv, &listing, uuid, ids)?);
     let mut wrapped = Map::new();
     wrapped.insert("Event".into(), Value::Object(event));
     Ok(Some(Value::Object(wrapped)))

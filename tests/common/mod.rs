@@ -63,6 +63,7 @@ pub mod hostile;
 pub mod identity;
 pub mod nodes;
 pub mod server;
+pub mod workload;
 
 /// Opens a stopped node's RocksDB directly, as someone with disk access would.
 pub fn open_db(dir: &Path) -> rocksdb::DB {

@@ -74,6 +74,11 @@ impl Server {
         }
     }
 
+    /// The process id of `threatlog serve`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL (no shutdown at all) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

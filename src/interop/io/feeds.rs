@@ -1,18 +1,17 @@
-//! MISP feeds in: feed settings (node-local state under `feed/`), fetching a feed from a
-//! directory or a plain-HTTP URL with conditional requests, and importing its events as this
-//! node's signed entries: new events added, events whose manifest timestamp is newer than the
-//! stored one updated, the others skipped. A broken event file is reported and the rest go on.
+//! MISP feeds in and out, the IO side: feed settings (node-local state under `feed/`),
+//! fetching a feed from a directory or a plain-HTTP URL ([`super::http`]) with conditional
+//! requests, and importing its events as this node's signed entries: new events added, events
+//! whose manifest timestamp is newer than the stored one updated, the others skipped. A broken
+//! event file is reported and the rest go on. Also writing a feed to a directory. The feed
+//! format itself (manifest, feed event JSON, hashes) is pure, in [`crate::interop::feed`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use super::feed::{parse_manifest, ManifestError};
+use super::http::{self, Fetched, HttpError, Validators};
 use crate::change;
+use crate::interop::feed::{feed_files, parse_manifest, ManifestError};
 use crate::model::{self, Tag};
 use crate::node::{Node, NodeError};
 use crate::proto::RecordKind;
@@ -22,12 +21,6 @@ use crate::view::read;
 const SETTINGS_PREFIX: &str = "feed/";
 /// Local-state key prefix of a feed's HTTP validators (ETag, Last-Modified).
 const VALIDATORS_PREFIX: &str = "feedcache/";
-/// Connect timeout of feed requests, in seconds.
-const CONNECT_TIMEOUT_S: u64 = 10;
-/// Read and write timeout of feed requests, in seconds.
-const IO_TIMEOUT_S: u64 = 60;
-/// Longest HTTP response head, in bytes.
-const HEAD_BYTES_MAX: usize = 64 * 1024;
 /// Longest feed name, in bytes.
 pub const FEED_NAME_BYTES_MAX: usize = 64;
 /// Namespace of the tag marking events by the feed they came from: `threatlog:feed="NAME"`.
@@ -158,19 +151,6 @@ pub fn list(node: &Node) -> Result<Vec<FeedSettings>, FeedError> {
         .collect())
 }
 
-/// The HTTP validators remembered for a feed's manifest.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Validators {
-    etag: Option<String>,
-    last_modified: Option<String>,
-}
-
-/// A fetched body, or "not modified".
-enum Fetched {
-    Body(Vec<u8>, Validators),
-    NotModified,
-}
-
 /// Reads `name` of the feed (a file in the directory, or a GET of `<url>/<name>`).
 fn fetch(
     source: &str,
@@ -179,7 +159,8 @@ fn fetch(
     bytes_max: u64,
 ) -> Result<Fetched, FeedError> {
     if let Some(rest) = source.strip_prefix("http://") {
-        return http_get(rest, name, validators, bytes_max);
+        return http::get(rest, name, validators, bytes_max)
+            .map_err(|HttpError { url, message }| FeedError::Fetch { url, message });
     }
     let path = PathBuf::from(source).join(name);
     let fail = |message: String| FeedError::Fetch {
@@ -196,138 +177,6 @@ fn fetch(
     }
     let bytes = std::fs::read(&path).map_err(|error| fail(error.to_string()))?;
     Ok(Fetched::Body(bytes, Validators::default()))
-}
-
-/// A plain HTTP/1.1 GET of `<host[:port]/base>/<name>`, conditional when validators are known.
-fn http_get(
-    rest: &str,
-    name: &str,
-    validators: Option<&Validators>,
-    bytes_max: u64,
-) -> Result<Fetched, FeedError> {
-    let url = format!("http://{}/{name}", rest.trim_end_matches('/'));
-    let fail = |message: String| FeedError::Fetch {
-        url: url.clone(),
-        message,
-    };
-    let (authority, base) = match rest.find('/') {
-        Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
-        None => (rest, ""),
-    };
-    let address = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&address)
-        .map_err(|error| fail(error.to_string()))?
-        .collect();
-    let addr = addrs
-        .first()
-        .ok_or_else(|| fail("the host has no address".into()))?;
-    let mut stream = TcpStream::connect_timeout(addr, Duration::from_secs(CONNECT_TIMEOUT_S))
-        .map_err(|error| fail(error.to_string()))?;
-    let timeout = Some(Duration::from_secs(IO_TIMEOUT_S));
-    stream
-        .set_read_timeout(timeout)
-        .and_then(|()| stream.set_write_timeout(timeout))
-        .map_err(|error| fail(error.to_string()))?;
-    let mut head = format!(
-        "GET {base}/{name} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\
-         Accept: application/json\r\nUser-Agent: threatlog\r\n"
-    );
-    if let Some(validators) = validators {
-        if let Some(etag) = &validators.etag {
-            head.push_str(&format!("If-None-Match: {etag}\r\n"));
-        }
-        if let Some(modified) = &validators.last_modified {
-            head.push_str(&format!("If-Modified-Since: {modified}\r\n"));
-        }
-    }
-    head.push_str("\r\n");
-    stream
-        .write_all(head.as_bytes())
-        .map_err(|error| fail(error.to_string()))?;
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader
-        .read_line(&mut status_line)
-        .map_err(|error| fail(error.to_string()))?;
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| fail(format!("not an HTTP response: {}", status_line.trim())))?;
-    let mut found = Validators::default();
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    let mut head_bytes = status_line.len();
-    loop {
-        let mut line = String::new();
-        let read = reader
-            .read_line(&mut line)
-            .map_err(|error| fail(error.to_string()))?;
-        head_bytes += read;
-        if head_bytes > HEAD_BYTES_MAX {
-            return Err(fail("response head too long".into()));
-        }
-        let line = line.trim_end();
-        if read == 0 || line.is_empty() {
-            break;
-        }
-        let Some((field, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim().to_string();
-        match field.trim().to_ascii_lowercase().as_str() {
-            "etag" => found.etag = Some(value),
-            "last-modified" => found.last_modified = Some(value),
-            "content-length" => length = value.parse().ok(),
-            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-            _ => {}
-        }
-    }
-    if status == 304 {
-        return Ok(Fetched::NotModified);
-    }
-    if status != 200 {
-        return Err(fail(format!("HTTP status {status}")));
-    }
-    if length.is_some_and(|length| length > bytes_max) {
-        return Err(fail(format!(
-            "body over the import limit of {bytes_max} bytes"
-        )));
-    }
-    let mut body = Vec::new();
-    reader
-        .take(bytes_max + 1)
-        .read_to_end(&mut body)
-        .map_err(|error| fail(error.to_string()))?;
-    if body.len() as u64 > bytes_max {
-        return Err(fail(format!(
-            "body over the import limit of {bytes_max} bytes"
-        )));
-    }
-    if chunked {
-        body = dechunk(&body).ok_or_else(|| fail("malformed chunked body".into()))?;
-    }
-    Ok(Fetched::Body(body, found))
-}
-
-/// The payload of a chunked body.
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let end = body.windows(2).position(|pair| pair == b"\r\n")?;
-        let size_text = std::str::from_utf8(&body[..end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        body = &body[end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
-    }
 }
 
 /// The stored timestamp of an event, if the node holds it live.
@@ -452,62 +301,6 @@ pub fn fetch_feed(
     Ok(report)
 }
 
-/// Fetches every feed every `interval_s` seconds while the node serves (0: never), logging
-/// what each fetch did, until `stop` turns true (a fetch under way finishes first).
-pub fn spawn_schedule(
-    node: Arc<Node>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let interval_s = node.config.feeds.fetch_interval_s;
-    if interval_s == 0 {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let mut interval = tokio::time::interval(Duration::from_secs(interval_s));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {}
-                _ = stop.wait_for(|stop| *stop) => return,
-            }
-            let node = Arc::clone(&node);
-            let done = tokio::task::spawn_blocking(move || fetch_all(&node)).await;
-            if let Err(error) = done {
-                tracing::warn!("scheduled feed fetch stopped: {error}");
-            }
-        }
-    }))
-}
-
-/// Fetches every configured feed once, logging each outcome.
-pub fn fetch_all(node: &Node) {
-    let feeds = match list(node) {
-        Ok(feeds) => feeds,
-        Err(error) => {
-            tracing::warn!("cannot list feeds: {error}");
-            return;
-        }
-    };
-    for feed in feeds {
-        match fetch_feed(node, &feed.name, &|_, _| {}) {
-            Ok(report) => {
-                tracing::info!(
-                    feed = %feed.name,
-                    added = report.added,
-                    updated = report.updated,
-                    skipped = report.skipped,
-                    failed = report.failed.len(),
-                    "feed fetched"
-                );
-                for (uuid, reason) in report.failed {
-                    tracing::warn!(feed = %feed.name, %uuid, "event not imported: {reason}");
-                }
-            }
-            Err(error) => tracing::warn!(feed = %feed.name, "feed fetch failed: {error}"),
-        }
-    }
-}
-
 /// Writes the MISP feed of `events` into `dir` (created if missing): `manifest.json`,
 /// `<uuid>.json` per event and `hashes.csv`. Returns the number of events written.
 pub fn write_feed(dir: &std::path::Path, events: &[Value]) -> Result<usize, FeedError> {
@@ -516,7 +309,7 @@ pub fn write_feed(dir: &std::path::Path, events: &[Value]) -> Result<usize, Feed
         source,
     };
     std::fs::create_dir_all(dir).map_err(|error| fail(dir, error))?;
-    for (name, contents) in super::feed::feed_files(events) {
+    for (name, contents) in feed_files(events) {
         let path = dir.join(name);
         std::fs::write(&path, contents).map_err(|error| fail(&path, error))?;
     }
@@ -526,6 +319,7 @@ pub fn write_feed(dir: &std::path::Path, events: &[Value]) -> Result<usize, Feed
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interop::io::http::dechunk;
 
     #[test]
     fn names_and_chunks() {

@@ -12,8 +12,9 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::Path;
 
-use super::galaxy::{self, Cluster, Galaxy, GalaxyError};
-use super::taxonomy::{self, ExclusiveRule, Taxonomy, TaxonomyError};
+use super::catalog_dir;
+use crate::interop::galaxy::{Cluster, Galaxy, GalaxyError};
+use crate::interop::taxonomy::{self, ExclusiveRule, Taxonomy, TaxonomyError};
 use crate::store::{Store, StoreError};
 
 /// Format version of the stored values.
@@ -134,7 +135,7 @@ pub fn taxonomy(store: &Store, reference: &str) -> Result<Option<StoredTaxonomy>
 /// Stores the taxonomies of `dir` (misp-taxonomies layout), keeping the ids and enabled flags
 /// of namespaces already loaded; returns the taxonomies stored and their tag count.
 pub fn load_taxonomies(store: &Store, dir: &Path) -> Result<(usize, usize), CatalogError> {
-    let loaded = taxonomy::load_dir(dir)?;
+    let loaded = catalog_dir::taxonomies(dir)?;
     let existing = taxonomies(store)?;
     let mut next_id = existing.iter().map(|t| t.id).max().unwrap_or(0) + 1;
     let mut pairs = Vec::new();
@@ -266,7 +267,7 @@ pub fn load_galaxies(
     dir: &Path,
     progress: &dyn Fn(u64),
 ) -> Result<(usize, usize), CatalogError> {
-    let loaded = galaxy::load_dir(dir)?;
+    let loaded = catalog_dir::galaxies(dir)?;
     let mut next_galaxy = galaxies(store)?.iter().map(|g| g.id).max().unwrap_or(0) + 1;
     // Cluster keys are zero-padded ids, so the last key holds the largest id in use.
     let mut next_cluster = store

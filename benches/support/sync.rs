@@ -1,13 +1,13 @@
-//! `threatlog bench sync`: node A holds published events, node B (a separate `threatlog
-//! serve` process, so that its peak RSS means something) pulls all of A's log over gRPC with
-//! mutual TLS on loopback. Compared, in the same run, with the raw rate of strictly verifying
-//! the same stored entries and of streaming the same bytes over tonic without processing.
+//! The sync benchmark: node A holds published events, node B (a separate `threatlog serve`
+//! process, so that its peak RSS means something) pulls all of A's log over gRPC with mutual
+//! TLS on loopback. Compared, in the same run, with the raw rate of strictly verifying the same
+//! stored entries and of streaming the same bytes over tonic without processing.
 
 use anyhow::{bail, Context, Result};
 use prost::bytes::Bytes;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -15,16 +15,19 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{rate, synthetic_event, Scratch};
-use crate::change;
-use crate::log::{EntryId, OriginKey, VerifiedEntry};
-use crate::node::Node;
-use crate::proto::sync as wire;
-use crate::proto::RecordKind;
-use crate::store::Held;
-use crate::sync::peer::{self, Card, PeerSettings};
-use crate::sync::{SEGMENT_BYTES_MAX, SEGMENT_ITEMS_MAX};
-use crate::view::Table;
+use super::{figure, rate, JsonOption, Scratch};
+use crate::common::engine::card_of;
+use crate::common::server::Server;
+use crate::common::workload::synthetic_event;
+use threatlog::change;
+use threatlog::log::{EntryId, OriginKey, VerifiedEntry};
+use threatlog::node::Node;
+use threatlog::proto::sync as wire;
+use threatlog::proto::RecordKind;
+use threatlog::store::Held;
+use threatlog::sync::peer::{self, Card, PeerSettings};
+use threatlog::sync::{SEGMENT_BYTES_MAX, SEGMENT_ITEMS_MAX};
+use threatlog::view::Table;
 
 /// Longest the pull may take before the benchmark gives up.
 const PULL_SECONDS_MAX: u64 = 3_600;
@@ -32,11 +35,11 @@ const PULL_SECONDS_MAX: u64 = 3_600;
 const POLL_MS: u64 = 100;
 /// Distribution of A's events: all communities, so that every entry reaches B in full.
 const DISTRIBUTION_ALL: u8 = 3;
-/// Longest B's start-up may take.
+/// Longest A's sync service may take to start.
 const START_SECONDS_MAX: u64 = 60;
 
-/// Options of `threatlog bench sync`.
-#[derive(Clone, Debug, clap::Args)]
+/// Options of the sync benchmark.
+#[derive(Clone, Debug, clap::Parser)]
 pub struct SyncOptions {
     /// Published events on A.
     #[arg(long, default_value_t = 10_000)]
@@ -52,15 +55,15 @@ pub struct SyncOptions {
     pub json: bool,
 }
 
-/// Runs the sync benchmark and prints its figures.
-pub fn run(options: &SyncOptions) -> Result<()> {
-    let scratch = Scratch::new("sync")?;
-    let (a_dir, b_dir) = (scratch.0.join("a"), scratch.0.join("b"));
-    Node::init(&a_dir, "Bench Org A", None, false)?;
-    let b_init = Node::init(&b_dir, "Bench Org B", None, false)?;
-    let a = Arc::new(Node::open(&a_dir)?);
+impl JsonOption for SyncOptions {
+    fn json(&self) -> bool {
+        self.json
+    }
+}
 
-    // Fill A directly through the node API.
+/// Fills A with `options.events` published events directly through the node API; returns the
+/// seconds it took.
+fn fill(a: &Node, options: &SyncOptions) -> Result<f64> {
     let actor = a.system_actor();
     let fill_start = Instant::now();
     let mut index = 0;
@@ -77,19 +80,60 @@ pub fn run(options: &SyncOptions) -> Result<()> {
         a.append(drafts)?;
         index += count;
     }
-    let fill_seconds = fill_start.elapsed().as_secs_f64();
-    let stored = stored_entries(&a)?;
-    let attributes = options.events * options.attributes;
+    Ok(fill_start.elapsed().as_secs_f64())
+}
 
+/// Pairs A (serving at `a_addr`) and B (stopped, in `b_dir`): B pulls from A, A neither
+/// pulls from nor pushes to B.
+fn pair(a: &Node, a_addr: SocketAddr, b_dir: &Path) -> Result<()> {
+    let b = Node::open(b_dir)?;
+    peer::pair(
+        &a.store,
+        &a.origin(),
+        card_of(&b),
+        PeerSettings {
+            pull: Some(false),
+            push: Some(false),
+            ..PeerSettings::default()
+        },
+    )?;
+    a.notify_peers_changed();
+    peer::pair(
+        &b.store,
+        &b.origin(),
+        Card {
+            endpoint: a_addr.to_string(),
+            ..card_of(a)
+        },
+        PeerSettings {
+            pull: Some(true),
+            push: Some(false),
+            ..PeerSettings::default()
+        },
+    )?;
+    Ok(())
+}
+
+/// What B's pull measured.
+struct Pulled {
+    /// Seconds from B's start until it caught up with A.
+    seconds: f64,
+    /// B's peak RSS in KiB, when /proc tells.
+    peak_rss_kib: Option<u64>,
+}
+
+/// Serves A's sync on loopback, starts B as its own `threatlog serve` process and waits
+/// until B's cursor on A reaches A's head; also streams A's stored entries raw over tonic on
+/// the same runtime. Returns the pull and the raw stream rate.
+fn pull_into_b(a: &Arc<Node>, b_dir: &Path, stored: &[Bytes]) -> Result<(Pulled, f64)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    // A serves; B pairs A (pull) and A pairs B (no pull, no push).
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_send, ready) = std::sync::mpsc::channel();
-    let serve_node = Arc::clone(&a);
+    let serve_node = Arc::clone(a);
     let server = runtime.spawn(async move {
-        crate::sync::serve(
+        threatlog::sync::serve(
             serve_node,
             "127.0.0.1:0".into(),
             async move {
@@ -104,69 +148,41 @@ pub fn run(options: &SyncOptions) -> Result<()> {
     let a_addr = ready
         .recv_timeout(Duration::from_secs(START_SECONDS_MAX))
         .context("A's sync service did not start")?;
-    peer::pair(
-        &a.store,
-        &a.origin(),
-        Card {
-            key: b_init.origin,
-            org_uuid: b_init.org.uuid,
-            org_name: b_init.org.name.clone(),
-            endpoint: "127.0.0.1:9".into(),
-            org_key: Some(b_init.org_key),
-        },
-        PeerSettings {
-            pull: Some(false),
-            push: Some(false),
-            ..PeerSettings::default()
-        },
-    )?;
-    a.notify_peers_changed();
-    {
-        let b = Node::open(&b_dir)?;
-        peer::pair(
-            &b.store,
-            &b.origin(),
-            Card {
-                key: a.origin(),
-                org_uuid: a.org.uuid,
-                org_name: a.org.name.clone(),
-                endpoint: a_addr.to_string(),
-                org_key: Some(a.org_key()),
-            },
-            PeerSettings {
-                pull: Some(true),
-                push: Some(false),
-                ..PeerSettings::default()
-            },
-        )?;
-    }
+    pair(a, a_addr, b_dir)?;
     let head = a.store.last_arrival();
 
     // B pulls everything, as its own process.
     let pull_start = Instant::now();
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--data")
-        .arg(&b_dir)
-        .args([
-            "serve",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--sync-listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting B")?;
-    let pulled = wait_caught_up(&b_dir, head);
-    let pull_seconds = pull_start.elapsed().as_secs_f64();
-    let peak_rss_kib = peak_rss_kib(child.id());
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let _ = child.wait();
-    pulled?;
+    let b = Server::start(b_dir);
+    let caught_up = wait_caught_up(&b, head);
+    let seconds = pull_start.elapsed().as_secs_f64();
+    let peak_rss_kib = peak_rss_kib(b.pid());
+    b.stop();
+    caught_up?;
     let _ = stop.send(());
     let _ = runtime.block_on(server);
+    let stream_per_s = runtime.block_on(stream_rate(stored))?;
+    Ok((
+        Pulled {
+            seconds,
+            peak_rss_kib,
+        },
+        stream_per_s,
+    ))
+}
+
+/// Runs the sync benchmark: its figures.
+pub fn figures(options: &SyncOptions) -> Result<Value> {
+    let scratch = Scratch::new("sync")?;
+    let (a_dir, b_dir) = (scratch.0.join("a"), scratch.0.join("b"));
+    Node::init(&a_dir, "Bench Org A", None, false)?;
+    Node::init(&b_dir, "Bench Org B", None, false)?;
+    let a = Arc::new(Node::open(&a_dir)?);
+    let fill_seconds = fill(&a, options)?;
+    let stored = stored_entries(&a)?;
+    let attributes = options.events * options.attributes;
+
+    let (pulled, stream_per_s) = pull_into_b(&a, &b_dir, &stored)?;
     let (b_entries, b_attributes) = held_by_b(&b_dir, &a.origin(), stored.len() as u64)?;
     if b_entries != stored.len() as u64 || b_attributes != attributes as u64 {
         bail!(
@@ -177,11 +193,10 @@ pub fn run(options: &SyncOptions) -> Result<()> {
     }
 
     let verify_per_s = verify_rate(&stored)?;
-    let stream_per_s = runtime.block_on(stream_rate(&stored))?;
     let entries = stored.len();
     let bytes: usize = stored.iter().map(Bytes::len).sum();
-    let entries_per_s = rate(entries, pull_seconds);
-    let figures = json!({
+    let entries_per_s = rate(entries, pulled.seconds);
+    Ok(json!({
         "events": options.events,
         "attributes_per_event": options.attributes,
         "attributes": attributes,
@@ -189,31 +204,32 @@ pub fn run(options: &SyncOptions) -> Result<()> {
         "entries": entries,
         "bytes": bytes,
         "fill_seconds": fill_seconds,
-        "pull_seconds": pull_seconds,
-        "attributes_per_s": rate(attributes, pull_seconds),
+        "pull_seconds": pulled.seconds,
+        "attributes_per_s": rate(attributes, pulled.seconds),
         "entries_per_s": entries_per_s,
         "raw_verify_entries_per_s": verify_per_s,
         "raw_stream_entries_per_s": stream_per_s,
         "entries_vs_raw_verify": entries_per_s / verify_per_s.max(1e-9),
         "entries_vs_raw_stream": entries_per_s / stream_per_s.max(1e-9),
-        "b_peak_rss_mib": peak_rss_kib.map(|kib| kib as f64 / 1024.0),
-    });
-    if options.json {
-        println!("{figures}");
-        return Ok(());
-    }
-    let f = |name: &str| figures[name].as_f64().unwrap_or(0.0);
+        "b_peak_rss_mib": pulled.peak_rss_kib.map(|kib| kib as f64 / 1024.0),
+    }))
+}
+
+/// Prints the figures of [`figures`] as text.
+pub fn text(options: &SyncOptions, figures: &Value) {
+    let f = |name: &str| figure(figures, name);
     println!(
         "A: {} published events x {} attributes = {} entries ({:.1} MiB), filled in {:.1}s",
         options.events,
         options.attributes,
-        entries,
-        bytes as f64 / (1024.0 * 1024.0),
-        fill_seconds
+        figures["entries"],
+        f("bytes") / (1024.0 * 1024.0),
+        f("fill_seconds")
     );
     println!(
         "B pulled everything in {:.2}s and holds all {} attributes",
-        pull_seconds, b_attributes
+        f("pull_seconds"),
+        figures["b_attributes"]
     );
     println!("  attributes/s            {:>12.0}", f("attributes_per_s"));
     println!("  entries/s               {:>12.0}", f("entries_per_s"));
@@ -227,14 +243,14 @@ pub fn run(options: &SyncOptions) -> Result<()> {
         f("raw_stream_entries_per_s"),
         f("entries_vs_raw_stream")
     );
-    match peak_rss_kib {
-        Some(_) => println!(
+    if figures["b_peak_rss_mib"].is_null() {
+        println!("  B peak RSS              unknown (no /proc)");
+    } else {
+        println!(
             "  B peak RSS              {:>12.1} MiB",
             f("b_peak_rss_mib")
-        ),
-        None => println!("  B peak RSS              unknown (no /proc)"),
+        );
     }
-    Ok(())
 }
 
 /// Every stored entry of A, in arrival order.
@@ -257,7 +273,7 @@ fn stored_entries(node: &Node) -> Result<Vec<Bytes>> {
 
 /// How many of `origin`'s first `count` entries B holds in full (not as stubs), and how many
 /// attributes its views hold.
-fn held_by_b(b_dir: &std::path::Path, origin: &OriginKey, count: u64) -> Result<(u64, u64)> {
+fn held_by_b(b_dir: &Path, origin: &OriginKey, count: u64) -> Result<(u64, u64)> {
     let b = Node::open(b_dir)?;
     let mut entries = 0;
     for sequence in 1..=count {
@@ -279,32 +295,17 @@ fn held_by_b(b_dir: &std::path::Path, origin: &OriginKey, count: u64) -> Result<
 }
 
 /// Polls B's REST API until its cursor on A reaches `head`.
-fn wait_caught_up(b_dir: &std::path::Path, head: u64) -> Result<()> {
+fn wait_caught_up(b: &Server, head: u64) -> Result<()> {
     let started = Instant::now();
-    let addr_file = b_dir.join("run").join("api.addr");
-    let key = std::fs::read_to_string(b_dir.join(crate::node::ADMIN_KEY_FILE))?;
+    let key = std::fs::read_to_string(b.dir.join(threatlog::node::ADMIN_KEY_FILE))?;
     loop {
         if started.elapsed() > Duration::from_secs(PULL_SECONDS_MAX) {
             bail!("B did not catch up within {PULL_SECONDS_MAX}s");
         }
         std::thread::sleep(Duration::from_millis(POLL_MS));
-        let Ok(text) = std::fs::read_to_string(&addr_file) else {
+        let (200, list) = b.request("POST", "/servers/index", Some(key.trim()), Some("{}")) else {
             continue;
         };
-        let Ok(addr) = text
-            .trim()
-            .trim_start_matches("http://")
-            .parse::<SocketAddr>()
-        else {
-            continue;
-        };
-        let Ok(mut connection) = super::http::Connection::open(addr, key.trim()) else {
-            continue;
-        };
-        let Ok((200, body)) = connection.post("/servers/index", b"{}") else {
-            continue;
-        };
-        let list: serde_json::Value = serde_json::from_slice(&body)?;
         let report = &list[0]["threatlog"];
         if let Some(error) = report["status"]["last_error"].as_str() {
             if report["status"]["quarantined"] == true {
@@ -356,6 +357,7 @@ fn segments(stored: &[Bytes]) -> Vec<wire::Segment> {
     out
 }
 
+/// One segment of `items`, its cursors left at zero.
 fn segment(items: Vec<wire::Item>) -> wire::Segment {
     wire::Segment {
         items,
@@ -386,7 +388,7 @@ impl wire::sync_server::Sync for RawStream {
         &self,
         _: Request<wire::PullRequest>,
     ) -> Result<Response<Self::PullStream>, Status> {
-        let (sender, receiver) = mpsc::channel(crate::sync::SEGMENTS_IN_FLIGHT_MAX);
+        let (sender, receiver) = mpsc::channel(threatlog::sync::SEGMENTS_IN_FLIGHT_MAX);
         let segments = Arc::clone(&self.segments);
         tokio::spawn(async move {
             for segment in segments.iter() {
@@ -444,22 +446,22 @@ async fn stream_rate(stored: &[Bytes]) -> Result<f64> {
     let service = wire::sync_server::SyncServer::new(RawStream {
         segments: Arc::new(segments(stored)),
     })
-    .max_decoding_message_size(crate::sync::MESSAGE_BYTES_MAX)
-    .max_encoding_message_size(crate::sync::MESSAGE_BYTES_MAX);
+    .max_decoding_message_size(threatlog::sync::MESSAGE_BYTES_MAX)
+    .max_encoding_message_size(threatlog::sync::MESSAGE_BYTES_MAX);
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .initial_stream_window_size(crate::sync::STREAM_WINDOW_BYTES)
-            .initial_connection_window_size(crate::sync::CONNECTION_WINDOW_BYTES)
+            .initial_stream_window_size(threatlog::sync::STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(threatlog::sync::CONNECTION_WINDOW_BYTES)
             .add_service(service)
             .serve_with_incoming(ReceiverStream::new(incoming)),
     );
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-        .initial_stream_window_size(crate::sync::STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(crate::sync::CONNECTION_WINDOW_BYTES)
+        .initial_stream_window_size(threatlog::sync::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(threatlog::sync::CONNECTION_WINDOW_BYTES)
         .connect()
         .await?;
     let mut client = wire::sync_client::SyncClient::new(channel)
-        .max_decoding_message_size(crate::sync::MESSAGE_BYTES_MAX);
+        .max_decoding_message_size(threatlog::sync::MESSAGE_BYTES_MAX);
     let start = Instant::now();
     let mut stream = client
         .pull(wire::PullRequest {

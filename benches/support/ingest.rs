@@ -1,32 +1,26 @@
-//! `threatlog bench`: end-to-end throughput of appends into log and views, compared with the
-//! raw rates of the two costs underneath (ed25519 signing, RocksDB batch writes) measured on
-//! the same bytes in the same run. Also the append loop the crash-safety test drives.
+//! The ingest benchmark: end-to-end throughput of appends into log and views, compared with
+//! the raw rates of the two costs underneath (ed25519 signing, RocksDB batch writes) measured
+//! on the same bytes in the same run.
 
-pub mod api;
-pub mod audit;
-pub mod http;
-pub mod sync;
-
-use anyhow::{Context, Result};
-use prost::bytes::Bytes;
-use serde_json::json;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use anyhow::Result;
+use serde_json::{json, Value};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 use uuid::Uuid;
 
-use crate::change::{self, Actor};
-use crate::log::{Draft, NodeKey, VerifiedEntry};
-use crate::model::Event;
-use crate::node::Node;
-use crate::proto::{self, op::Op};
+use super::{figure, rate, JsonOption, Scratch};
+use crate::common::workload::{synthetic_event, tag_draft};
+use threatlog::change;
+use threatlog::log::{Draft, NodeKey, VerifiedEntry};
+use threatlog::model::Event;
+use threatlog::node::Node;
 
 /// Writes' worth of drafts prepared ahead of the writer.
 const DRAFTS_QUEUED: usize = 2;
 
-/// Options of `threatlog bench ingest`.
-#[derive(Clone, Debug, clap::Args)]
+/// Options of the ingest benchmark.
+#[derive(Clone, Debug, clap::Parser)]
 pub struct IngestOptions {
     /// Events to append.
     #[arg(long, default_value_t = 200)]
@@ -52,51 +46,10 @@ pub struct IngestOptions {
     pub json: bool,
 }
 
-/// A scratch directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Result<Scratch> {
-        let path = std::env::temp_dir().join(format!(
-            "threatlog-bench-{name}-{}-{}",
-            std::process::id(),
-            Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Scratch(path))
+impl JsonOption for IngestOptions {
+    fn json(&self) -> bool {
+        self.json
     }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A synthetic event of `attributes` ip-dst attributes with distinct values.
-pub fn synthetic_event(index: usize, attributes: usize) -> Result<Event> {
-    let values: Vec<serde_json::Value> = (0..attributes)
-        .map(|a| {
-            let n = index * attributes + a;
-            json!({
-                "type": "ip-dst",
-                "value": format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff),
-                "comment": "bench",
-            })
-        })
-        .collect();
-    let document = json!({"Event": {
-        "info": format!("bench event {index}"),
-        "date": "2026-01-01",
-        "distribution": 1,
-        "Tag": [{"name": "tlp:green"}],
-        "Attribute": values,
-    }});
-    Ok(Event::from_json(&document)?)
-}
-
-fn rate(count: usize, seconds: f64) -> f64 {
-    count as f64 / seconds.max(1e-9)
 }
 
 /// Signs each entry's bytes again with a fresh key: the raw signing cost of the same bytes.
@@ -122,33 +75,13 @@ fn raw_write_rate(entries: &[VerifiedEntry], per_write: usize, dir: &Path) -> Re
         let mut batch = rocksdb::WriteBatch::default();
         for entry in chunk {
             batch.put(
-                crate::store::log_key(&entry.origin(), entry.sequence()),
+                threatlog::store::log_key(&entry.origin(), entry.sequence()),
                 entry.stored(),
             );
         }
         db.write_opt(batch, &write)?;
     }
     Ok(rate(entries.len(), start.elapsed().as_secs_f64()))
-}
-
-fn tag_draft(actor: &Actor, event: Uuid, target: Uuid, index: usize) -> Draft {
-    Draft {
-        acting_org: actor.org,
-        acting_user: actor.user.clone(),
-        event: Some(event),
-        visibility: proto::Visibility {
-            distribution: 1,
-            sharing_group: Bytes::new(),
-        },
-        ops: vec![proto::Op {
-            op: Some(Op::Tag(proto::TagLink {
-                target: Bytes::copy_from_slice(target.as_bytes()),
-                name: format!("bench:tag=\"{}\"", index % 64),
-                attached: index.is_multiple_of(2),
-                local: false,
-            })),
-        }],
-    }
 }
 
 /// Appends each batch of drafts from `writers` threads at once, while one more thread
@@ -199,15 +132,31 @@ fn append_concurrently(
     entries.into_inner().map_err(|_| panicked())
 }
 
-/// Runs the ingest benchmark and prints its figures.
-pub fn ingest(options: &IngestOptions) -> Result<()> {
-    let scratch = Scratch::new("ingest")?;
+/// What the two timed phases appended and how long each took.
+struct Appended {
+    /// The node appended to, still open while the raw rates are measured.
+    node: Node,
+    /// The synthetic events appended in the first phase.
+    events: Vec<Event>,
+    /// The entries of those events.
+    event_entries: Vec<VerifiedEntry>,
+    /// Seconds the events took.
+    event_seconds: f64,
+    /// The single-op entries of the second phase.
+    single_entries: Vec<VerifiedEntry>,
+    /// Seconds the single-op entries took.
+    single_seconds: f64,
+}
+
+/// Appends the events, then the single-op entries, into a fresh node in `scratch`, timing
+/// each phase.
+fn append_both(options: &IngestOptions, scratch: &Scratch) -> Result<Appended> {
     Node::init(&scratch.0.join("node"), "Bench Org", None, false)?;
     let node = Node::open(&scratch.0.join("node"))?;
     let actor = node.system_actor();
     let events: Vec<Event> = (0..options.events.max(1))
         .map(|index| synthetic_event(index, options.attributes_per_event))
-        .collect::<Result<_>>()?;
+        .collect::<Result<_, _>>()?;
 
     let start = Instant::now();
     let event_entries = append_concurrently(
@@ -221,7 +170,6 @@ pub fn ingest(options: &IngestOptions) -> Result<()> {
         }),
     )?;
     let event_seconds = start.elapsed().as_secs_f64();
-    let attributes = events.len() * options.attributes_per_event;
 
     let first = &events[0];
     let targets: Vec<Uuid> = first.attributes.iter().map(|a| a.uuid).collect();
@@ -237,43 +185,75 @@ pub fn ingest(options: &IngestOptions) -> Result<()> {
         }),
     )?;
     let single_seconds = start.elapsed().as_secs_f64();
+    Ok(Appended {
+        node,
+        events,
+        event_entries,
+        event_seconds,
+        single_entries,
+        single_seconds,
+    })
+}
 
+/// Runs the ingest benchmark: its figures.
+pub fn figures(options: &IngestOptions) -> Result<Value> {
+    let scratch = Scratch::new("ingest")?;
+    let appended = append_both(options, &scratch)?;
+    let (events, event_entries) = (&appended.events, &appended.event_entries);
+    let single_entries = &appended.single_entries;
+    let attributes = events.len() * options.attributes_per_event;
     let writes = events.len().div_ceil(options.events_per_write.max(1));
     let event_entries_per_write = event_entries.len().div_ceil(writes.max(1));
     let raw_dir = Scratch::new("raw")?;
-    let figures = json!({
+    let mut figures = json!({
         "events": events.len(),
         "attributes_per_event": options.attributes_per_event,
         "events_per_write": options.events_per_write,
         "writers": options.writers.max(1),
-        "attributes_per_s": rate(attributes, event_seconds),
-        "event_entries_per_s": rate(event_entries.len(), event_seconds),
-        "event_raw_sign_per_s": raw_sign_rate(&event_entries),
-        "event_raw_write_per_s": raw_write_rate(&event_entries, event_entries_per_write, &raw_dir.0.join("events"))?,
+        "attributes_per_s": rate(attributes, appended.event_seconds),
+        "event_entries_per_s": rate(event_entries.len(), appended.event_seconds),
+        "event_raw_sign_per_s": raw_sign_rate(event_entries),
+        "event_raw_write_per_s": raw_write_rate(event_entries, event_entries_per_write, &raw_dir.0.join("events"))?,
         "single_entries": single_entries.len(),
         "entries_per_write": options.entries_per_write,
-        "single_entries_per_s": rate(single_entries.len(), single_seconds),
-        "single_raw_sign_per_s": raw_sign_rate(&single_entries),
-        "single_raw_write_per_s": raw_write_rate(&single_entries, options.entries_per_write, &raw_dir.0.join("single"))?,
+        "single_entries_per_s": rate(single_entries.len(), appended.single_seconds),
+        "single_raw_sign_per_s": raw_sign_rate(single_entries),
+        "single_raw_write_per_s": raw_write_rate(single_entries, options.entries_per_write, &raw_dir.0.join("single"))?,
     });
-    let get = |name: &str| figures[name].as_f64().unwrap_or(0.0);
-    let mut figures = figures.clone();
-    figures["event_entries_vs_raw_sign"] =
-        json!(get("event_entries_per_s") / get("event_raw_sign_per_s"));
-    figures["event_entries_vs_raw_write"] =
-        json!(get("event_entries_per_s") / get("event_raw_write_per_s"));
-    figures["single_entries_vs_raw_sign"] =
-        json!(get("single_entries_per_s") / get("single_raw_sign_per_s"));
-    figures["single_entries_vs_raw_write"] =
-        json!(get("single_entries_per_s") / get("single_raw_write_per_s"));
-    if options.json {
-        println!("{figures}");
-        return Ok(());
+    for (ratio, measured, raw) in [
+        (
+            "event_entries_vs_raw_sign",
+            "event_entries_per_s",
+            "event_raw_sign_per_s",
+        ),
+        (
+            "event_entries_vs_raw_write",
+            "event_entries_per_s",
+            "event_raw_write_per_s",
+        ),
+        (
+            "single_entries_vs_raw_sign",
+            "single_entries_per_s",
+            "single_raw_sign_per_s",
+        ),
+        (
+            "single_entries_vs_raw_write",
+            "single_entries_per_s",
+            "single_raw_write_per_s",
+        ),
+    ] {
+        figures[ratio] = json!(figure(&figures, measured) / figure(&figures, raw));
     }
-    let f = |name: &str| figures[name].as_f64().unwrap_or(0.0);
+    drop(appended.node);
+    Ok(figures)
+}
+
+/// Prints the figures of [`figures`] as text.
+pub fn text(options: &IngestOptions, figures: &Value) {
+    let f = |name: &str| figure(figures, name);
     println!(
         "events: {} x {} attributes, {} events per write, {} writers",
-        events.len(),
+        figures["events"],
         options.attributes_per_event,
         options.events_per_write,
         options.writers.max(1)
@@ -292,8 +272,7 @@ pub fn ingest(options: &IngestOptions) -> Result<()> {
     );
     println!(
         "single-op entries: {}, {} per write",
-        single_entries.len(),
-        options.entries_per_write
+        figures["single_entries"], options.entries_per_write
     );
     println!(
         "  entries/s             {:>12.0}",
@@ -309,25 +288,4 @@ pub fn ingest(options: &IngestOptions) -> Result<()> {
         f("single_raw_write_per_s"),
         f("single_entries_vs_raw_write")
     );
-    Ok(())
-}
-
-/// Appends one small event per durable write, printing `acked EVENT ORIGIN:SEQ` after each
-/// write returns; stops after `count` appends (0: never).
-pub fn append_loop(node: &Node, count: u64) -> Result<()> {
-    let actor = node.system_actor();
-    let stdout = std::io::stdout();
-    let mut index = 0u64;
-    while count == 0 || index < count {
-        let event = synthetic_event(index as usize, 1)?;
-        let appended = node.append(change::event_drafts(&event, &actor))?;
-        let last = appended.entries.last().map(VerifiedEntry::id);
-        if let Some(id) = last {
-            let mut out = stdout.lock();
-            writeln!(out, "acked {} {id}", event.uuid)?;
-            out.flush()?;
-        }
-        index += 1;
-    }
-    Ok(())
 }

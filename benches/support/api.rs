@@ -1,24 +1,27 @@
-//! `threatlog bench api`: events added over HTTP by concurrent keep-alive clients, and value
+//! The API benchmark: events added over HTTP by concurrent keep-alive clients, and value
 //! searches (`/attributes/restSearch`) against a node holding many attributes.
 
 use anyhow::{bail, Context, Result};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::http::Connection;
-use super::{rate, synthetic_event, Scratch};
-use crate::change;
-use crate::node::Node;
+use super::{figure, rate, JsonOption, Scratch};
+use crate::common::workload::{address, synthetic_event};
+use threatlog::change;
+use threatlog::node::Node;
 
 /// The ingest figure the API is held to: attributes per second over HTTP.
 const HTTP_ATTRIBUTES_TARGET_PER_S: f64 = 20_000.0;
 /// The search figure the API is held to: 99th-percentile value search latency.
 const SEARCH_P99_TARGET_MS: f64 = 10.0;
+/// Events appended per write while topping the node up to the search size.
+const TOP_UP_EVENTS_PER_WRITE: usize = 20;
 
-/// Options of `threatlog bench api`.
-#[derive(Clone, Debug, clap::Args)]
+/// Options of the API benchmark.
+#[derive(Clone, Debug, clap::Parser)]
 pub struct ApiOptions {
     /// Events added over HTTP.
     #[arg(long, default_value_t = 40)]
@@ -40,20 +43,21 @@ pub struct ApiOptions {
     pub json: bool,
 }
 
+impl JsonOption for ApiOptions {
+    fn json(&self) -> bool {
+        self.json
+    }
+}
+
 /// The body of an `/events/add` request: `count` ip-dst attributes numbered from `first`.
 fn event_body(index: usize, first: usize, count: usize) -> Vec<u8> {
-    let attributes: Vec<serde_json::Value> = (first..first + count)
-        .map(|n| json!({"type": "ip-dst", "value": value(n)}))
+    let attributes: Vec<Value> = (first..first + count)
+        .map(|n| json!({"type": "ip-dst", "value": address(n)}))
         .collect();
     json!({"Event": {"info": format!("bench api event {index}"), "distribution": 1,
         "Attribute": attributes}})
     .to_string()
     .into_bytes()
-}
-
-/// The value of the `n`th attribute, the same as [`synthetic_event`] gives it.
-fn value(n: usize) -> String {
-    format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
 }
 
 /// Starts the API for `node` on a free loopback port, on a runtime that lives as long as the
@@ -64,7 +68,7 @@ fn start_server(node: Arc<Node>) -> Result<(tokio::runtime::Runtime, SocketAddr)
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
-    let app = crate::api::router(crate::api::ApiState::new(node));
+    let app = threatlog::api::router(threatlog::api::ApiState::new(node));
     runtime.spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -80,20 +84,15 @@ fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
     sorted_ms[rank.min(sorted_ms.len() - 1)]
 }
 
-/// Runs the API benchmark and prints its figures.
-pub fn run(options: &ApiOptions) -> Result<()> {
-    let scratch = Scratch::new("api")?;
-    let dir = scratch.0.join("node");
-    let key = Node::init(&dir, "Bench Org", None, false)?.admin_key;
-    let node = Arc::new(Node::open(&dir)?);
-    let (runtime, addr) = start_server(Arc::clone(&node))?;
-
+/// Adds `options.events` events over HTTP from `options.clients` keep-alive clients at once;
+/// returns the seconds it took.
+fn add_over_http(options: &ApiOptions, addr: SocketAddr, key: &str) -> Result<f64> {
     let per_event = options.attributes_per_event.max(1);
     let clients = options.clients.max(1);
     let start = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|client| {
-            let key = key.clone();
+            let key = key.to_string();
             let events: Vec<usize> = (client..options.events).step_by(clients).collect();
             std::thread::spawn(move || -> Result<()> {
                 let mut connection = Connection::open(addr, &key)?;
@@ -116,16 +115,18 @@ pub fn run(options: &ApiOptions) -> Result<()> {
             .join()
             .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
     }
-    let http_seconds = start.elapsed().as_secs_f64();
-    let http_attributes = options.events * per_event;
+    Ok(start.elapsed().as_secs_f64())
+}
 
-    // Top up to the search size with direct appends (the searches, not this, are timed).
+/// Appends events directly until the node holds `options.search_attributes` attributes
+/// (`held` already); returns how many it holds.
+fn top_up(options: &ApiOptions, node: &Node, mut held: usize) -> Result<usize> {
+    let per_event = options.attributes_per_event.max(1);
     let actor = node.system_actor();
-    let mut held = http_attributes;
     let mut event_index = options.events;
     while held < options.search_attributes {
         let mut drafts = Vec::new();
-        for _ in 0..20 {
+        for _ in 0..TOP_UP_EVENTS_PER_WRITE {
             if held >= options.search_attributes {
                 break;
             }
@@ -137,81 +138,109 @@ pub fn run(options: &ApiOptions) -> Result<()> {
         }
         node.append(drafts)?;
     }
+    Ok(held)
+}
 
-    let mut connection = Connection::open(addr, &key)?;
+/// Times `options.searches` value searches, each for one of the `held` values; returns the
+/// latencies in milliseconds, sorted.
+fn time_searches(
+    options: &ApiOptions,
+    addr: SocketAddr,
+    key: &str,
+    held: usize,
+) -> Result<Vec<f64>> {
+    let mut connection = Connection::open(addr, key)?;
     let mut latencies_ms = Vec::with_capacity(options.searches);
     for search in 0..options.searches {
         let n = (search.wrapping_mul(2_654_435_761)) % held.max(1);
-        let body = json!({"value": value(n), "returnFormat": "json"}).to_string();
+        let body = json!({"value": address(n), "returnFormat": "json"}).to_string();
         let started = Instant::now();
         let (status, response) = connection.post("/attributes/restSearch", body.as_bytes())?;
         latencies_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        let found: serde_json::Value =
-            serde_json::from_slice(&response).context("search response")?;
+        let found: Value = serde_json::from_slice(&response).context("search response")?;
         let hits = found["response"]["Attribute"]
             .as_array()
             .map_or(0, Vec::len);
         if status != 200 || hits != 1 {
             bail!(
                 "search for {} answered {status} with {hits} attributes, expected 1",
-                value(n)
+                address(n)
             );
         }
     }
-    drop(runtime);
     latencies_ms.sort_by(f64::total_cmp);
+    Ok(latencies_ms)
+}
+
+/// Runs the API benchmark: its figures.
+pub fn figures(options: &ApiOptions) -> Result<Value> {
+    let scratch = Scratch::new("api")?;
+    let dir = scratch.0.join("node");
+    let key = Node::init(&dir, "Bench Org", None, false)?.admin_key;
+    let node = Arc::new(Node::open(&dir)?);
+    let (runtime, addr) = start_server(Arc::clone(&node))?;
+
+    let per_event = options.attributes_per_event.max(1);
+    let http_seconds = add_over_http(options, addr, &key)?;
+    let http_attributes = options.events * per_event;
+    // Top up to the search size with direct appends (the searches, not this, are timed).
+    let held = top_up(options, &node, http_attributes)?;
+    let latencies_ms = time_searches(options, addr, &key, held)?;
+    drop(runtime);
 
     let ingest_rate = rate(http_attributes, http_seconds);
-    let (p50_ms, p99_ms) = (
-        percentile(&latencies_ms, 50.0),
-        percentile(&latencies_ms, 99.0),
-    );
-    let ingest_ratio = ingest_rate / HTTP_ATTRIBUTES_TARGET_PER_S;
-    let search_ratio = p99_ms / SEARCH_P99_TARGET_MS;
-    let figures = json!({
+    let p99_ms = percentile(&latencies_ms, 99.0);
+    Ok(json!({
         "http_events": options.events,
         "attributes_per_event": per_event,
-        "clients": clients,
+        "clients": options.clients.max(1),
         "http_attributes_per_s": ingest_rate,
         "http_attributes_target_per_s": HTTP_ATTRIBUTES_TARGET_PER_S,
-        "http_attributes_vs_target": ingest_ratio,
+        "http_attributes_vs_target": ingest_rate / HTTP_ATTRIBUTES_TARGET_PER_S,
         "search_attributes_held": held,
         "searches": options.searches,
-        "search_p50_ms": p50_ms,
+        "search_p50_ms": percentile(&latencies_ms, 50.0),
         "search_p99_ms": p99_ms,
         "search_p99_target_ms": SEARCH_P99_TARGET_MS,
-        "search_p99_vs_target": search_ratio,
-    });
-    if options.json {
-        println!("{figures}");
-        return Ok(());
-    }
+        "search_p99_vs_target": p99_ms / SEARCH_P99_TARGET_MS,
+    }))
+}
+
+/// Prints the figures of [`figures`] as text.
+pub fn text(options: &ApiOptions, figures: &Value) {
+    let f = |name: &str| figure(figures, name);
     println!(
-        "HTTP ingest: {} events x {per_event} attributes, {clients} keep-alive clients",
-        options.events
+        "HTTP ingest: {} events x {} attributes, {} keep-alive clients",
+        options.events, figures["attributes_per_event"], figures["clients"]
     );
     println!(
-        "  attributes/s      {:>10.0}  (target >= {HTTP_ATTRIBUTES_TARGET_PER_S}, ratio {ingest_ratio:.2})",
-        ingest_rate
+        "  attributes/s      {:>10.0}  (target >= {HTTP_ATTRIBUTES_TARGET_PER_S}, ratio {:.2})",
+        f("http_attributes_per_s"),
+        f("http_attributes_vs_target")
     );
     println!(
-        "value search: {} searches, node holding {held} attributes",
-        options.searches
+        "value search: {} searches, node holding {} attributes",
+        options.searches, figures["search_attributes_held"]
     );
-    println!("  p50 ms            {p50_ms:>10.2}");
+    println!("  p50 ms            {:>10.2}", f("search_p50_ms"));
     println!(
-        "  p99 ms            {:>10.2}  (target <= {SEARCH_P99_TARGET_MS}, ratio {search_ratio:.2})",
-        p99_ms
+        "  p99 ms            {:>10.2}  (target <= {SEARCH_P99_TARGET_MS}, ratio {:.2})",
+        f("search_p99_ms"),
+        f("search_p99_vs_target")
     );
-    Ok(())
 }
 
 /// A synthetic event whose attribute values are numbered from `first`.
-fn synthetic_event_from(index: usize, first: usize, count: usize) -> Result<crate::model::Event> {
+fn synthetic_event_from(
+    index: usize,
+    first: usize,
+    count: usize,
+) -> Result<threatlog::model::Event> {
     let mut event = synthetic_event(index, 0)?;
     for n in first..first + count {
-        let attribute =
-            crate::model::Attribute::from_json(&json!({"type": "ip-dst", "value": value(n)}))?;
+        let attribute = threatlog::model::Attribute::from_json(
+            &json!({"type": "ip-dst", "value": address(n)}),
+        )?;
         event.attributes.push(attribute);
     }
     Ok(event)
