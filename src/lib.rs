@@ -14,7 +14,8 @@
 //! - [`log`]: entry encoding, signing, strict verification, chain links; org keys, node
 //!   certificates, revocations and rosters ([`log::identity`]) (pure).
 //! - [`view`]: the reducer from entries to records and indexes, reads, the view digest (pure).
-//! - [`change`]: MISP objects to log drafts (pure).
+//! - [`change`]: MISP objects to log drafts; distribution levels and visibility (pure).
+//! - [`clock`]: the clock every time the node stamps is read from (system, or manual).
 //! - [`store`]: RocksDB column families, atomic append with view updates, verify, rebuild (IO).
 //! - [`config`]: the `threatlog.toml` configuration.
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
@@ -27,7 +28,9 @@
 //!   checkpoint timer, and joins them all on shutdown (IO).
 //! - [`policy`]: who may see what across nodes (release to a peer, hop checks) and who may
 //!   write what (write authority, asked by every local append and every ingest) (pure).
-//! - [`sync`]: replication with paired peers over gRPC and mutual TLS: release, checks, engine.
+//! - [`sync`]: replication with paired peers: what a session exchanges, the per-peer engine
+//!   (backoff, resume cursor, quarantine window), release and checks, the gRPC server and
+//!   client over mutual TLS, and sessions between nodes in one process.
 //! - [`proto`]: the protobuf wire types compiled from `proto/`.
 
 pub mod api;
