@@ -153,7 +153,12 @@ impl<'a> Outbox<'a> {
                 Held::Entry(entry) => entry.event(),
                 Held::Stub(_) => None,
             };
-            let released = self.releaser.release(held)?;
+            let mut released = self.releaser.release(held)?;
+            if let (Released::Entry(entry), Some(event)) = (&released, event) {
+                if self.before_its_level(entry, &event, arrival)? {
+                    released = Released::Stub(crate::log::Stub::of(entry));
+                }
+            }
             match &released {
                 Released::Entry(entry) => {
                     bytes += entry.stored().len();
@@ -204,6 +209,39 @@ impl<'a> Outbox<'a> {
             checkpoints: prover.notes,
         };
         Ok(Some(segment))
+    }
+
+    /// Whether `entry`, relayed by this node at arrival position `arrival`, would reach the
+    /// peer before anything that states its event's level: the entry does not state it, and
+    /// the event's latest publish arrived here later (an origin's reveals can arrive before its
+    /// publish). The peer could not judge it (SPEC §6.4) and would count it a violation, so it
+    /// goes as a stub, which the publish reveals when it comes in this stream.
+    fn before_its_level(
+        &self,
+        entry: &crate::log::VerifiedEntry,
+        event: &Uuid,
+        arrival: u64,
+    ) -> Result<bool, StoreError> {
+        if entry.origin() == self.node.origin() {
+            return Ok(false);
+        }
+        let views = self.node.store.views();
+        if super::reach::stated_event_reach(&views, entry, event)?.is_some() {
+            return Ok(false);
+        }
+        let Some(publish) = self.node.store.publish_of(event)? else {
+            return Ok(false);
+        };
+        let published = EntryId {
+            origin: publish.origin,
+            sequence: publish.sequence,
+        };
+        Ok(self
+            .node
+            .store
+            .event_arrivals(event)?
+            .iter()
+            .any(|(at, id)| *id == published && *at > arrival))
     }
 
     /// Adds to `items` the entries still to reveal that the peer may have now, newest first
