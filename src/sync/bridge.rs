@@ -44,7 +44,7 @@ impl From<ExchangeError> for SyncError {
     fn from(error: ExchangeError) -> Self {
         match error {
             ExchangeError::Store(error) => SyncError::Store(error),
-            ExchangeError::Peer(text) => SyncError::Peer(text),
+            ExchangeError::Peer(text) | ExchangeError::Deferred(text) => SyncError::Peer(text),
         }
     }
 }

@@ -2,13 +2,13 @@
 //! does with a segment a peer sends. Blocking (it reads and writes RocksDB): the gRPC transport
 //! runs it on blocking threads, and nodes in one process can be driven with it directly.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::peer::{self, Peer};
 use super::release::{Released, Releaser};
 use super::{check, encode_proven_items, wire};
-use crate::log::{EntryId, OriginKey, VerifiedEntry};
+use crate::log::{EntryId, OriginKey};
 use crate::node::Node;
 use crate::policy::Party;
 use crate::store::{Held, Incoming, Ingested, Publish, Rejection, Source, StoreError};
@@ -28,6 +28,10 @@ pub enum ExchangeError {
     /// longer paired, or is quarantined.
     #[error("{0}")]
     Peer(String),
+    /// An item cannot be judged yet, through no fault of the peer (dated ahead of this node's
+    /// clock, waiting for its origin's checkpoint): it comes again later.
+    #[error("{0}")]
+    Deferred(String),
 }
 
 /// The party a peer is in release and check decisions.
@@ -153,12 +157,7 @@ impl<'a> Outbox<'a> {
                 Held::Entry(entry) => entry.event(),
                 Held::Stub(_) => None,
             };
-            let mut released = self.releaser.release(held)?;
-            if let (Released::Entry(entry), Some(event)) = (&released, event) {
-                if self.before_its_level(entry, &event, arrival)? {
-                    released = Released::Stub(crate::log::Stub::of(entry));
-                }
-            }
+            let released = self.releaser.release(held)?;
             match &released {
                 Released::Entry(entry) => {
                     bytes += entry.stored().len();
@@ -209,39 +208,6 @@ impl<'a> Outbox<'a> {
             checkpoints: prover.notes,
         };
         Ok(Some(segment))
-    }
-
-    /// Whether `entry`, relayed by this node at arrival position `arrival`, would reach the
-    /// peer before anything that states its event's level: the entry does not state it, and
-    /// the event's latest publish arrived here later (an origin's reveals can arrive before its
-    /// publish). The peer could not judge it (SPEC §6.4) and would count it a violation, so it
-    /// goes as a stub, which the publish reveals when it comes in this stream.
-    fn before_its_level(
-        &self,
-        entry: &crate::log::VerifiedEntry,
-        event: &Uuid,
-        arrival: u64,
-    ) -> Result<bool, StoreError> {
-        if entry.origin() == self.node.origin() {
-            return Ok(false);
-        }
-        let views = self.node.store.views();
-        if super::reach::stated_event_reach(&views, entry, event)?.is_some() {
-            return Ok(false);
-        }
-        let Some(publish) = self.node.store.publish_of(event)? else {
-            return Ok(false);
-        };
-        let published = EntryId {
-            origin: publish.origin,
-            sequence: publish.sequence,
-        };
-        Ok(self
-            .node
-            .store
-            .event_arrivals(event)?
-            .iter()
-            .any(|(at, id)| *id == published && *at > arrival))
     }
 
     /// Adds to `items` the entries still to reveal that the peer may have now, newest first
@@ -437,6 +403,7 @@ pub fn receive(
         }
     })?;
     match failure {
+        Some(text) if deferred => Err(ExchangeError::Deferred(text)),
         Some(text) => {
             tracing::warn!(peer = %peer.key, org = %peer.org_name, quarantined = status.quarantined, "{text}");
             Err(ExchangeError::Peer(text))
@@ -578,47 +545,9 @@ pub fn reveal_request(node: &Node) -> Result<Option<wire::RevealRequest>, StoreE
     Ok(Some(wire::RevealRequest { ids }))
 }
 
-/// The latest publish of `entry`'s event, if this node holds it and a peer that asked to have
-/// `asked` revealed can link it: it asked for the publish or for the entry before it.
-fn linkable_publish(
-    node: &Node,
-    entry: &VerifiedEntry,
-    asked: &HashSet<EntryId>,
-) -> Result<Option<VerifiedEntry>, StoreError> {
-    let Some(publish) = entry
-        .event()
-        .map(|event| node.store.publish_of(&event))
-        .transpose()?
-        .flatten()
-    else {
-        return Ok(None);
-    };
-    let id = EntryId {
-        origin: publish.origin,
-        sequence: publish.sequence,
-    };
-    let before = EntryId {
-        origin: publish.origin,
-        sequence: publish.sequence.saturating_sub(1),
-    };
-    if !asked.contains(&id) && !asked.contains(&before) {
-        return Ok(None);
-    }
-    Ok(match node.store.held(&id)? {
-        Some(Held::Entry(publish)) => Some(publish),
-        _ => None,
-    })
-}
-
 /// Answers `peer`'s reveal request: a segment of the asked entries this node holds and may
 /// release to the peer now, newest first as in a pull stream's reveals; the rest are left
 /// out. The caller bounds the number of ids ([`super::REVEAL_IDS_MAX`]).
-///
-/// An entry this node relays is judged by the peer at the event's level, which its latest
-/// publish states (SPEC §6.4): the publish goes first, and only when the peer can link it
-/// (it asked for the publish itself or for the entry before it); otherwise the peer could not
-/// tell the event's level and would count an honest reveal as a violation, so the event's
-/// entries are left for the pull stream, which sends them after their publish.
 pub fn answer_reveal(
     node: &Node,
     peer: &Peer,
@@ -635,10 +564,8 @@ pub fn answer_reveal(
         })
         .collect();
     asked.sort_by_key(|id| std::cmp::Reverse((id.origin, id.sequence)));
-    let held_asked: HashSet<EntryId> = asked.iter().copied().collect();
     let mut releaser = Releaser::new(node, party(peer), peer.rules.clone());
-    let mut publishes: Vec<VerifiedEntry> = Vec::new();
-    let mut revealed: Vec<VerifiedEntry> = Vec::new();
+    let mut items = Vec::new();
     for id in asked {
         let Some(Held::Entry(entry)) = node.store.held(&id)? else {
             continue;
@@ -646,25 +573,8 @@ pub fn answer_reveal(
         if entry.origin() == peer.key || releaser.decide(&entry)?.is_err() {
             continue;
         }
-        if entry.origin() != node.origin() {
-            let Some(publish) = linkable_publish(node, &entry, &held_asked)? else {
-                continue;
-            };
-            if releaser.decide(&publish)?.is_err() {
-                continue;
-            }
-            if !publishes.iter().any(|held| held.id() == publish.id()) {
-                publishes.push(publish);
-            }
-        }
-        revealed.push(entry);
+        items.push(Released::Entry(entry));
     }
-    revealed.retain(|entry| !publishes.iter().any(|publish| publish.id() == entry.id()));
-    let items: Vec<Released> = publishes
-        .into_iter()
-        .chain(revealed)
-        .map(Released::Entry)
-        .collect();
     let (certificates, revocations) = super::identity::attach(&node.store, &items, &peer.key)?;
     Ok(wire::Segment {
         items: super::encode_items(&items),

@@ -292,6 +292,7 @@ fn proof_reply(
 fn refused(error: exchange::ExchangeError) -> Status {
     match error {
         exchange::ExchangeError::Peer(text) => Status::permission_denied(text),
+        exchange::ExchangeError::Deferred(text) => Status::unavailable(text),
         exchange::ExchangeError::Store(error) => internal(error),
     }
 }
