@@ -91,9 +91,11 @@ async fn session(node: &Arc<Node>, peer: &Peer, sync: &mut PeerSync) -> Result<(
     set_state("syncing")?;
     if let Some(request) = blocking(node, exchange::reveal_request).await?? {
         let segment = within_deadline(client.reveal(request)).await?.into_inner();
-        // The reveal is a head start: what it cannot place yet (waiting for a checkpoint or a
-        // publish), the pull that follows brings; only a refusal ends the session.
-        reveal(node, peer, segment).await?;
+        let peer = peer.clone();
+        blocking(node, move |node| {
+            exchange::receive_reveal(node, &peer, segment)
+        })
+        .await??;
     }
     let mut stream = client
         .pull(wire::PullRequest {
@@ -116,16 +118,6 @@ async fn session(node: &Arc<Node>, peer: &Peer, sync: &mut PeerSync) -> Result<(
                 hello(node, peer, &mut client).await?;
             }
         }
-    }
-}
-
-/// Ingests the answer to this node's reveal request; a deferral is not a failure.
-async fn reveal(node: &Arc<Node>, peer: &Peer, segment: wire::Segment) -> Result<(), SyncError> {
-    let (node, peer) = (Arc::clone(node), peer.clone());
-    let received = blocking(&node, move |node| exchange::receive(node, &peer, segment)).await?;
-    match received {
-        Ok(_) | Err(exchange::ExchangeError::Deferred(_)) => Ok(()),
-        Err(error) => Err(error.into()),
     }
 }
 

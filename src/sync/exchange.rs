@@ -463,6 +463,20 @@ pub fn record_failure(node: &Node, peer: &Peer, text: &str) -> Result<(), StoreE
     Ok(())
 }
 
+/// Stores the answer to this node's reveal request. The reveal is a head start: what it
+/// cannot place yet (waiting for a checkpoint or a publish) the pull that follows brings, so
+/// a deferral is not a failure; a refusal is.
+pub fn receive_reveal(
+    node: &Node,
+    peer: &Peer,
+    segment: wire::Segment,
+) -> Result<(), ExchangeError> {
+    match receive(node, peer, segment) {
+        Ok(_) | Err(ExchangeError::Deferred(_)) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 /// The peer with node key `key` that this node serves: paired, and not quarantined.
 pub fn served_peer(node: &Node, key: &OriginKey) -> Result<Peer, ExchangeError> {
     let peer = peer::peer(&node.store, key)?

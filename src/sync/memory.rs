@@ -32,11 +32,7 @@ impl<'a> Session<'a> {
         exchange::hello_answered(puller, &server_on_puller, &answer);
         if let Some(request) = exchange::reveal_request(puller)? {
             let segment = exchange::answer_reveal(server, &puller_on_server, request.ids)?;
-            // The reveal is a head start: what it cannot place yet, the pull brings.
-            match exchange::receive(puller, &server_on_puller, segment) {
-                Ok(_) | Err(ExchangeError::Deferred(_)) => {}
-                Err(error) => return Err(error),
-            }
+            exchange::receive_reveal(puller, &server_on_puller, segment)?;
         }
         Ok(Session {
             puller,
