@@ -658,7 +658,6 @@ fn check(nodes: &Nodes, book: &Book) -> Result<(), TestCaseError> {
 }
 
 #[test]
-#[ignore = "open: finds the two relay bugs above within 200 cases; run with --ignored"]
 fn sync_converges_over_any_topology_with_loss_reordering_and_restarts() {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
@@ -684,14 +683,12 @@ fn sync_converges_over_any_topology_with_loss_reordering_and_restarts() {
         .unwrap();
 }
 
-/// A case the property found, not fixed yet: C holds stubs of B's event from before its
-/// publish and asks A, which relays the published event, to reveal them; A reveals entries C
-/// cannot judge (C does not hold the publish that states the event's level), and C counts
-/// them as level 0 and charges A with a violation. (Sending the publish first breaks
-/// `sync_relay`: C then waits for unproven stubs.)
+/// A case the property found: C holds stubs of B's event from before its publish and asks A,
+/// which relays the published event, to reveal them. C does not hold the publish, so it
+/// judges the revealed entries by the level the event's creation states; revealed newest
+/// first, the added attribute came before the creation, and C charged A with a violation.
 #[test]
-#[ignore = "open: a relay reveals entries before the publish that states their level"]
-fn a_relay_reveals_only_entries_whose_level_the_peer_can_tell() {
+fn a_relay_reveals_first_what_states_an_events_level() {
     let topology = Topology {
         nodes: 4,
         edges: vec![(0, 1, 0, 0), (0, 2, 0, 0), (0, 3, 0, 0), (1, 2, 0, 0)],
@@ -713,14 +710,11 @@ fn a_relay_reveals_only_entries_whose_level_the_peer_can_tell() {
     run(topology, steps).unwrap();
 }
 
-/// A case the property found, not fixed yet: B relays C's event, whose reveals reached B
-/// before C's publish; B passes them on in its arrival order, before the publish that states
-/// the event's level, and A counts them as level 0 and charges B with a violation. (Sending
-/// them as stubs until the publish instead leaves unproven stubs that stall the next full
-/// entry, see `sync_relay`.)
+/// A case the property found: the same through a hub that itself got C's event as stubs
+/// before the publish and revealed after it: A, holding the hub's stubs, asks the hub to
+/// reveal them, and must get the event's creation before the entries it judges by it.
 #[test]
-#[ignore = "open: a relay passes on an origin's reveals before the publish that states their level"]
-fn a_relay_passes_on_entries_only_after_what_states_their_events_level() {
+fn a_hub_reveals_on_what_it_got_revealed_in_an_order_its_peers_can_judge() {
     let topology = Topology {
         nodes: 3,
         edges: vec![(0, 1, 0, 0), (0, 2, 0, 0)],

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::peer::{self, Peer};
+use super::reach::stated_event_level;
 use super::release::{Released, Releaser};
 use super::{check, encode_proven_items, wire};
 use crate::log::{EntryId, OriginKey};
@@ -560,8 +561,8 @@ pub fn reveal_request(node: &Node) -> Result<Option<wire::RevealRequest>, StoreE
 }
 
 /// Answers `peer`'s reveal request: a segment of the asked entries this node holds and may
-/// release to the peer now, newest first as in a pull stream's reveals; the rest are left
-/// out. The caller bounds the number of ids ([`super::REVEAL_IDS_MAX`]).
+/// release to the peer now, newest first as in a pull stream's reveals, except that those
+/// stating their event's level come first; the rest are left out. The caller bounds the number of ids ([`super::REVEAL_IDS_MAX`]).
 pub fn answer_reveal(
     node: &Node,
     peer: &Peer,
@@ -577,9 +578,10 @@ pub fn answer_reveal(
             })
         })
         .collect();
-    asked.sort_by_key(|id| std::cmp::Reverse((id.origin, id.sequence)));
+    asked.sort_unstable();
+    asked.dedup();
     let mut releaser = Releaser::new(node, party(peer), peer.rules.clone());
-    let mut items = Vec::new();
+    let mut entries = Vec::new();
     for id in asked {
         let Some(Held::Entry(entry)) = node.store.held(&id)? else {
             continue;
@@ -587,8 +589,17 @@ pub fn answer_reveal(
         if entry.origin() == peer.key || releaser.decide(&entry)?.is_err() {
             continue;
         }
-        items.push(Released::Entry(entry));
+        entries.push(entry);
     }
+    // The peer judges a relayed entry by its event's level, which it may not hold yet: the
+    // entries that state their event's level go first, so that the rest can be judged.
+    entries.sort_by_key(|entry| {
+        let states_level = entry
+            .event()
+            .is_some_and(|event| stated_event_level(entry, &event).is_some());
+        std::cmp::Reverse((entry.origin(), states_level, entry.sequence()))
+    });
+    let items: Vec<Released> = entries.into_iter().map(Released::Entry).collect();
     let (certificates, revocations) = super::identity::attach(&node.store, &items, &peer.key)?;
     Ok(wire::Segment {
         items: super::encode_items(&items),

@@ -74,25 +74,30 @@ pub fn stated_event_reach(
     entry: &VerifiedEntry,
     event: &Uuid,
 ) -> Result<Option<Reach>, KvError> {
-    for op in &entry.entry().ops {
-        let Some(Op::Set(set)) = &op.op else { continue };
-        if set.kind != RecordKind::Event as i32 || set.key.as_ref() != event.as_bytes() {
-            continue;
-        }
-        let Ok(fields) = serde_json::from_slice::<Value>(&set.fields_json) else {
-            continue;
+    match stated_event_level(entry, event) {
+        Some((level, group)) => Ok(Some(reach(views, level, group)?)),
+        None => Ok(None),
+    }
+}
+
+/// The distribution level and sharing group `entry` sets on `event`, if it sets a level.
+pub fn stated_event_level(entry: &VerifiedEntry, event: &Uuid) -> Option<(u32, Option<Uuid>)> {
+    entry.entry().ops.iter().find_map(|op| {
+        let Some(Op::Set(set)) = &op.op else {
+            return None;
         };
+        if set.kind != RecordKind::Event as i32 || set.key.as_ref() != event.as_bytes() {
+            return None;
+        }
+        let fields = serde_json::from_slice::<Value>(&set.fields_json).ok()?;
         let level = fields.get("distribution").and_then(|value| match value {
             Value::String(text) => text.parse::<u32>().ok(),
             other => other.as_u64().map(|n| n as u32),
-        });
-        if let Some(level) = level {
-            let group = fields
-                .get("sharing_group_uuid")
-                .and_then(Value::as_str)
-                .and_then(|text| Uuid::parse_str(text).ok());
-            return Ok(Some(reach(views, level, group)?));
-        }
-    }
-    Ok(None)
+        })?;
+        let group = fields
+            .get("sharing_group_uuid")
+            .and_then(Value::as_str)
+            .and_then(|text| Uuid::parse_str(text).ok());
+        Some((level, group))
+    })
 }
