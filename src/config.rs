@@ -98,11 +98,31 @@ pub struct ApiConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Most connections open at once; further clients wait until one closes.
+    pub connections_max: usize,
+    /// Most connections open at once from one IP address; further ones are closed at once.
+    pub connections_per_address_max: usize,
+    /// Longest a client's TLS handshake may take, in seconds.
+    pub handshake_timeout_s: u64,
+    /// Longest a request head may take to arrive, in seconds, counted from the connection's
+    /// start or the previous response: a kept-alive connection idle for as long is closed.
+    pub header_timeout_s: u64,
+    /// Longest a request body may take to arrive after its head, in seconds.
+    pub body_timeout_s: u64,
+    /// Longest a response may wait for the client to read it, in seconds.
+    pub send_stall_timeout_s: u64,
 }
 
 /// Default of [`ApiConfig::body_bytes_max`]: 50 MiB, the same bound as an import file, since a
 /// request body is an event document too.
 pub const API_BODY_BYTES_MAX: u64 = 50 * 1024 * 1024;
+
+/// Default of [`ApiConfig::connections_max`]. Each connection is an open file: `serve` raises
+/// its open-file limit to the hard limit, and `deploy/threatlog.service` sets that to 65536.
+pub const API_CONNECTIONS_MAX: usize = 1024;
+
+/// Default of [`ApiConfig::connections_per_address_max`].
+pub const API_CONNECTIONS_PER_ADDRESS_MAX: usize = 64;
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -111,6 +131,12 @@ impl Default for ApiConfig {
             body_bytes_max: API_BODY_BYTES_MAX,
             tls_cert: None,
             tls_key: None,
+            connections_max: API_CONNECTIONS_MAX,
+            connections_per_address_max: API_CONNECTIONS_PER_ADDRESS_MAX,
+            handshake_timeout_s: 10,
+            header_timeout_s: 15,
+            body_timeout_s: 120,
+            send_stall_timeout_s: 30,
         }
     }
 }

@@ -175,6 +175,7 @@ pub async fn serve(
     sync_listen: Option<String>,
     on_ready: impl FnOnce(&str),
 ) -> Result<(), RunError> {
+    raise_open_files_limit();
     // Binding first: a bad address or certificate fails before anything else starts.
     let listener = rest::bind(&node, listen).await?;
     let node = Arc::new(node);
@@ -200,4 +201,28 @@ pub async fn serve(
     // Finished once it sent the stop, or aborted above; either way this returns at once.
     let _ = signal.await;
     Ok(served?)
+}
+
+/// Raises this process's soft limit on open files to its hard limit: every REST and sync
+/// connection is an open file, and the usual soft limit (1024) is below what
+/// `api.connections_max` and RocksDB need together.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    match raised {
+        true => tracing::debug!("open files limit: {}", limit.rlim_cur),
+        false => tracing::warn!(
+            "cannot raise the open files limit: {}",
+            std::io::Error::last_os_error()
+        ),
+    }
 }

@@ -30,12 +30,14 @@
 //!
 //! Beside them: [`access`] who may do what, [`auth`] API keys and roles, [`error`] MISP's error
 //! bodies, [`request`] body and path parsing, [`server`] the REST listener (everything else
-//! `threatlog serve` starts is [`crate::run`]'s), [`tls`] HTTPS.
+//! `threatlog serve` starts is [`crate::run`]'s), [`connections`] its connection limits and
+//! timeouts, [`tls`] HTTPS.
 
 pub mod access;
 pub mod attributes;
 pub mod audit;
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod events;
 pub mod galaxies;

@@ -42,12 +42,20 @@ fn too_large(max_bytes: u64) -> ApiError {
     )
 }
 
+/// The error for a body that could not be read: 408 when it came too slowly.
+fn unreadable(error: axum::Error) -> ApiError {
+    let error = error.into_inner();
+    match error.downcast_ref::<super::connections::BodyTimeout>() {
+        Some(timeout) => ApiError::new(StatusCode::REQUEST_TIMEOUT, format!("{timeout}.")),
+        None => ApiError::bad_request(format!("Unreadable request body: {error}")),
+    }
+}
+
 /// Reads `body`, refusing it as soon as it grows past `max_bytes`.
 async fn read_limited(mut body: Body, max_bytes: u64) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        let frame = frame
-            .map_err(|error| ApiError::bad_request(format!("Unreadable request body: {error}")))?;
+        let frame = frame.map_err(unreadable)?;
         if let Ok(data) = frame.into_data() {
             if (out.len() + data.len()) as u64 > max_bytes {
                 return Err(too_large(max_bytes));

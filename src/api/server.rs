@@ -101,25 +101,14 @@ pub async fn serve(
         tls,
     } = listener;
     let dir = node.store.dir().to_path_buf();
+    let limits = super::connections::Limits::of(&node.config.api);
     let app = router(ApiState::new(node));
     let addr_file = write_addr_file(&dir, bound)?;
     let url = format!("{}://{bound}", if tls.is_some() { "https" } else { "http" });
     tracing::info!("REST API listening on {url}");
     on_ready(&url);
-    let served = match tls {
-        Some(acceptor) => {
-            axum::serve(super::tls::TlsListener::new(listener, bound, acceptor), app)
-                .with_graceful_shutdown(stop)
-                .await
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-        }
-    }
-    .map_err(io("serving the API"));
+    super::connections::serve(listener, tls, app, limits, stop).await;
     // The address is stale once the listener is gone; failing to remove it changes nothing.
     let _ = std::fs::remove_file(&addr_file);
-    served
+    Ok(())
 }

@@ -1,0 +1,147 @@
+//! Clients that hold REST connections without using them: a head that never completes, an
+//! idle kept-alive connection, a body that trickles, and one address opening connection after
+//! connection. Each is cut off by its limit in `[api]`, and an honest client is served
+//! meanwhile.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::server::Server;
+
+/// How long a test waits for the node to end a connection before it calls the limit missing.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// A node whose `[api]` settings `settings` replace the template's.
+fn node_with(settings: &[(&str, &str)]) -> (tempfile::TempDir, Server) {
+    let (temp, dir) = common::node();
+    let path = dir.join("threatlog.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (name, value) in settings {
+        let prefix = format!("{name} = ");
+        let line = text
+            .lines()
+            .find(|line| line.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("{name} in the configuration template"))
+            .to_string();
+        text = text.replace(&line, &format!("{prefix}{value}"));
+    }
+    std::fs::write(&path, text).unwrap();
+    let server = Server::start(&dir);
+    (temp, server)
+}
+
+fn admin_key(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// What the node does with `stream` after the test stopped writing: the bytes it sends
+/// until it closes the connection, or `None` if it keeps it open past [`CLOSE_WAIT`].
+fn until_closed(stream: &mut TcpStream) -> Option<String> {
+    stream.set_read_timeout(Some(CLOSE_WAIT)).unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some(String::from_utf8_lossy(&received).into_owned()),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(String::from_utf8_lossy(&received).into_owned())
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The honest client: the node answers its version request.
+fn served(server: &Server, key: &str) {
+    let (status, version) = server.request("GET", "/servers/getVersion", Some(key), None);
+    assert_eq!(status, 200);
+    assert_eq!(version["version"], "2.5.0");
+}
+
+#[test]
+fn a_head_that_never_completes_and_an_idle_connection_are_closed() {
+    let (_temp, server) = node_with(&[("header_timeout_s", "1")]);
+    let key = admin_key(&server.dir);
+    let mut partial = TcpStream::connect(&server.addr).unwrap();
+    partial
+        .write_all(b"GET /servers/getVersion HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut idle = TcpStream::connect(&server.addr).unwrap();
+    let request = format!("GET /servers/getVersion HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nAccept: application/json\r\n\r\n");
+    idle.write_all(request.as_bytes()).unwrap();
+    let started = Instant::now();
+    let answered = until_closed(&mut idle).expect("the idle kept-alive connection is closed");
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    assert!(answered.contains("2.5.0"), "{answered}");
+    let cut = until_closed(&mut partial).expect("the incomplete head's connection is closed");
+    assert!(!cut.starts_with("HTTP/1.1 200"), "{cut}");
+    assert!(started.elapsed() < CLOSE_WAIT);
+    served(&server, &key);
+}
+
+#[test]
+fn a_body_that_trickles_gets_408() {
+    let (_temp, server) = node_with(&[("body_timeout_s", "1")]);
+    let key = admin_key(&server.dir);
+    let mut slow = TcpStream::connect(&server.addr).unwrap();
+    let head = format!(
+        "POST /events/add HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"Event\": "
+    );
+    slow.write_all(head.as_bytes()).unwrap();
+    let answer = until_closed(&mut slow).expect("the trickling body's connection is answered");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("the request body did not arrive within api.body_timeout_s (1 s)"),
+        "{answer}"
+    );
+    let (status, events) = server.request("GET", "/events/index", Some(&key), None);
+    assert_eq!((status, events), (200, serde_json::json!([])));
+}
+
+/// A connection to `server` from source address `from`, sending nothing.
+fn connect_from(from: &str, server: &str) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(format!("{from}:0").parse::<SocketAddr>().unwrap())
+            .unwrap();
+        let stream = socket.connect(server.parse().unwrap()).await.unwrap();
+        stream.into_std().unwrap()
+    })
+}
+
+#[test]
+fn one_address_cannot_take_every_connection() {
+    let (_temp, server) = node_with(&[("connections_per_address_max", "4")]);
+    let key = admin_key(&server.dir);
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| connect_from("127.0.0.2", &server.addr))
+        .collect();
+    let mut fifth = connect_from("127.0.0.2", &server.addr);
+    fifth.set_nonblocking(false).unwrap();
+    let refused = until_closed(&mut fifth).expect("the fifth connection is closed at once");
+    assert_eq!(refused, "");
+    // Another address is served while the first holds its four.
+    served(&server, &key);
+    for mut stream in held {
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let still_open = matches!(stream.read(&mut byte), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        assert!(still_open, "a connection within the limit stays open");
+    }
+}
