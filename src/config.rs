@@ -111,6 +111,12 @@ pub struct ApiConfig {
     pub body_timeout_s: u64,
     /// Longest a response may wait for the client to read it, in seconds.
     pub send_stall_timeout_s: u64,
+    /// Most filter terms (values, types, tags, uuids, …, all counted) in one search.
+    pub search_terms_max: usize,
+    /// Most index entries and events one search may examine.
+    pub search_examined_max: u64,
+    /// Longest one search may run, in seconds.
+    pub search_time_max_s: u64,
 }
 
 /// Default of [`ApiConfig::body_bytes_max`]: 50 MiB, the same bound as an import file, since a
@@ -137,6 +143,9 @@ impl Default for ApiConfig {
             header_timeout_s: 15,
             body_timeout_s: 120,
             send_stall_timeout_s: 30,
+            search_terms_max: 10_000,
+            search_examined_max: 20_000_000,
+            search_time_max_s: 60,
         }
     }
 }

@@ -145,3 +145,68 @@ fn one_address_cannot_take_every_connection() {
         assert!(still_open, "a connection within the limit stays open");
     }
 }
+
+#[test]
+fn paging_past_every_result_is_an_empty_page() {
+    let (_temp, server) = node_with(&[]);
+    let key = admin_key(&server.dir);
+    let event = r#"{"Event": {"info": "paged", "Attribute": [{"type": "ip-dst", "value": "198.51.100.9"}]}}"#;
+    let (status, _) = server.request("POST", "/events/add", Some(&key), Some(event));
+    assert_eq!(status, 200);
+    let huge = r#"{"returnFormat": "json", "limit": 18446744073709551615, "page": 3}"#;
+    for path in ["/attributes/restSearch", "/events/restSearch"] {
+        let (status, found) = server.request("POST", path, Some(&key), Some(huge));
+        assert_eq!(status, 200, "{path}: {found}");
+        let rows = match path {
+            "/attributes/restSearch" => &found["response"]["Attribute"],
+            _ => &found["response"],
+        };
+        assert_eq!(rows, &serde_json::json!([]), "{path}");
+    }
+    let (status, text) = server.request_text(
+        "POST",
+        "/attributes/restSearch",
+        Some(&key),
+        Some(r#"{"returnFormat": "csv", "limit": 18446744073709551615, "page": 2}"#),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(text.lines().count(), 1, "only the header row: {text}");
+}
+
+#[test]
+fn a_search_past_its_limits_gets_400_and_a_narrow_one_is_answered() {
+    let (_temp, server) = node_with(&[("search_terms_max", "5"), ("search_examined_max", "50")]);
+    let key = admin_key(&server.dir);
+    let attributes: Vec<serde_json::Value> = (0..100)
+        .map(|n| serde_json::json!({"type": "ip-dst", "value": format!("198.51.100.{n}")}))
+        .collect();
+    let event = serde_json::json!({"Event": {"info": "many", "Attribute": attributes}});
+    let (status, _) = server.request("POST", "/events/add", Some(&key), Some(&event.to_string()));
+    assert_eq!(status, 200);
+    let search =
+        |body: &str| server.request("POST", "/attributes/restSearch", Some(&key), Some(body));
+    let (status, error) = search(r#"{"value": "%.1"}"#);
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(
+        error["message"],
+        "the search examined more than 50 index entries and events; narrow it \
+         (api.search_examined_max)."
+    );
+    let (status, error) = search(r#"{"value": ["a", "b", "c", "d", "e", "f"]}"#);
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(
+        error["message"],
+        "The search has 6 filter terms, more than the 5 this node accepts \
+         (api.search_terms_max); split it."
+    );
+    let (status, found) = search(r#"{"value": ["198.51.100.7", "198.51.100.42"]}"#);
+    assert_eq!(status, 200, "{found}");
+    let mut values: Vec<&str> = found["response"]["Attribute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attribute| attribute["value"].as_str().unwrap())
+        .collect();
+    values.sort();
+    assert_eq!(values, ["198.51.100.42", "198.51.100.7"]);
+}

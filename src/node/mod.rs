@@ -163,12 +163,17 @@ impl Node {
     }
 
     /// Appends drafts as this node's entries, atomically; signs a checkpoint when
-    /// `audit.checkpoint_entries` entries have accumulated since the last one.
+    /// `audit.checkpoint_entries` entries have accumulated since the last one. The append is
+    /// durable once this returns `Ok`; a checkpoint that cannot be signed then is logged and
+    /// signed later, by the checkpoint timer or the next append, so that a client never
+    /// retries a change that happened.
     pub fn append(&self, drafts: Vec<crate::log::Draft>) -> Result<Appended, NodeError> {
         let appended = self
             .store
             .append(&self.key, self.org.uuid, drafts, self.now_ms())?;
-        self.checkpoint(false)?;
+        if let Err(error) = self.checkpoint(false) {
+            tracing::warn!("the append is stored; its checkpoint is signed later: {error}");
+        }
         Ok(appended)
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::pipeline::Layer;
 use super::Store;
-use crate::view::{KeyValue, KvError, Table, ViewRead, ViewWrite};
+use crate::view::{KeyValue, KvError, Table, ViewRead, ViewWrite, Visit};
 
 fn kv_error(error: rocksdb::Error) -> KvError {
     KvError(error.to_string())
@@ -93,6 +93,23 @@ impl ViewRead for DbViews<'_> {
 
     fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, KvError> {
         scan_cf(&self.store.db, self.store.cf(table.name()), prefix)
+    }
+
+    fn scan_visit(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        visit: &mut Visit<'_>,
+    ) -> Result<(), KvError> {
+        let mut cursor = self.store.db.raw_iterator_cf(self.store.cf(table.name()));
+        cursor.seek(prefix);
+        while let (Some(key), Some(value)) = (cursor.key(), cursor.value()) {
+            if !key.starts_with(prefix) || visit(key, value).is_break() {
+                break;
+            }
+            cursor.next();
+        }
+        cursor.status().map_err(kv_error)
     }
 
     /// One cursor sought to each prefix in turn: opening a RocksDB iterator costs more than

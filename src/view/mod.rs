@@ -12,6 +12,8 @@ mod record;
 mod reduce;
 pub mod search;
 
+use std::ops::ControlFlow;
+
 pub use digest::{digest, ViewDigest};
 pub use memory::MemoryViews;
 pub use record::{
@@ -72,6 +74,9 @@ impl Table {
 #[error("view storage: {0}")]
 pub struct KvError(pub String);
 
+/// What [`ViewRead::scan_visit`] calls with each pair: break to stop the scan.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
+
 /// A (key, value) pair.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
@@ -81,6 +86,22 @@ pub trait ViewRead {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
     /// Every pair whose key starts with `prefix`, in key order.
     fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<KeyValue>, KvError>;
+
+    /// Calls `visit` with each pair whose key starts with `prefix`, in key order, until it
+    /// breaks. Storage that can streams the pairs instead of gathering them first.
+    fn scan_visit(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        visit: &mut Visit<'_>,
+    ) -> Result<(), KvError> {
+        for (key, value) in self.scan(table, prefix)? {
+            if visit(&key, &value).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// For each of `prefixes`, the first `limit` pairs whose key starts with it, in key
     /// order. One call for many prefixes lets the store reuse one cursor.

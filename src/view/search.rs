@@ -8,7 +8,10 @@
 //! indexes only prune and never decide. Text matching is exact in case except for `eventinfo`
 //! and `searchall`; `%` matches any run of characters.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -21,6 +24,85 @@ use crate::proto::RecordKind;
 
 /// Bytes of a uuid in index keys.
 const UUID_BYTES: usize = 16;
+
+/// Why a search stopped before it finished.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The views could not be read.
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    /// The search examined more index entries and events than its budget allows.
+    #[error("the search examined more than {0} index entries and events; narrow it")]
+    TooBroad(u64),
+    /// The search ran past its deadline.
+    #[error("the search ran longer than {0} s; narrow it")]
+    TooLong(u64),
+}
+
+/// How much work one search may do: index entries and events examined, and time.
+#[derive(Debug)]
+pub struct Budget {
+    /// Most index entries and events examined.
+    examined_max: u64,
+    /// Examined so far.
+    examined: Cell<u64>,
+    /// Longest the search may run.
+    time_max: Duration,
+    /// When it started.
+    started: Instant,
+}
+
+impl Budget {
+    /// A budget of `examined_max` index entries and events and `time_max`, from now.
+    pub fn new(examined_max: u64, time_max: Duration) -> Self {
+        Budget {
+            examined_max,
+            examined: Cell::new(0),
+            time_max,
+            started: Instant::now(),
+        }
+    }
+
+    /// No limit.
+    pub fn unlimited() -> Self {
+        Budget::new(u64::MAX, Duration::MAX)
+    }
+
+    /// Counts one more index entry or event examined.
+    fn spend(&self) -> Result<(), SearchError> {
+        let examined = self.examined.get() + 1;
+        self.examined.set(examined);
+        if examined > self.examined_max {
+            return Err(SearchError::TooBroad(self.examined_max));
+        }
+        // Reading the clock costs little next to a key read, but not nothing.
+        if examined.is_multiple_of(256) && self.started.elapsed() > self.time_max {
+            return Err(SearchError::TooLong(self.time_max.as_secs()));
+        }
+        Ok(())
+    }
+
+    /// Visits the pairs under `prefix` as [`ViewRead::scan_visit`] does, spending one per
+    /// pair; stops with the budget's error once it is spent.
+    fn scan(
+        &self,
+        kv: &dyn ViewRead,
+        table: Table,
+        prefix: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]),
+    ) -> Result<(), SearchError> {
+        let mut spent = Ok(());
+        kv.scan_visit(table, prefix, &mut |key, value| {
+            spent = self.spend();
+            if spent.is_err() {
+                return ControlFlow::Break(());
+            }
+            visit(key, value);
+            ControlFlow::Continue(())
+        })?;
+        spent
+    }
+}
 
 /// What a search lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -214,9 +296,10 @@ pub fn like(pattern: &str, text: &str, ignore_case: bool) -> bool {
 /// prefix scan when the pattern has no `%` or only a literal prefix before it.
 fn text_index(
     kv: &dyn ViewRead,
+    budget: &Budget,
     tag: u8,
     pattern: &str,
-) -> Result<Vec<(String, Uuid, Vec<u8>)>, KvError> {
+) -> Result<Vec<(String, Uuid, Vec<u8>)>, SearchError> {
     let literal = pattern.split('%').next().unwrap_or_default();
     let exact = literal.len() == pattern.len();
     let mut prefix = vec![tag];
@@ -225,19 +308,19 @@ fn text_index(
         prefix.push(0);
     }
     let mut out = Vec::new();
-    for (key, value) in kv.scan(Table::Index, &prefix)? {
+    budget.scan(kv, Table::Index, &prefix, |key, value| {
         // Keys are the tag, the text, a 0 and a uuid.
         if key.len() < 2 + UUID_BYTES || key[key.len() - UUID_BYTES - 1] != 0 {
-            continue;
+            return;
         }
-        let text = String::from_utf8_lossy(&key[1..key.len() - UUID_BYTES - 1]).into_owned();
+        let text = String::from_utf8_lossy(&key[1..key.len() - UUID_BYTES - 1]);
         let Ok(uuid) = Uuid::from_slice(&key[key.len() - UUID_BYTES..]) else {
-            continue;
+            return;
         };
         if exact || like(pattern, &text, false) {
-            out.push((text, uuid, value));
+            out.push((text.into_owned(), uuid, value.to_vec()));
         }
-    }
+    })?;
     Ok(out)
 }
 
@@ -251,9 +334,10 @@ fn event_of(value: &[u8]) -> Option<Uuid> {
 /// Attributes (→ event) whose indexed text under `tag` matches one of `patterns`.
 fn attributes_matching(
     kv: &dyn ViewRead,
+    budget: &Budget,
     tag: u8,
     patterns: &[String],
-) -> Result<BTreeMap<Uuid, Uuid>, KvError> {
+) -> Result<BTreeMap<Uuid, Uuid>, SearchError> {
     let mut found = BTreeMap::new();
     for pattern in patterns {
         let pattern = match tag {
@@ -268,7 +352,7 @@ fn attributes_matching(
             }
         }
         for lookup in lookups {
-            for (_, attribute, value) in text_index(kv, tag, lookup)? {
+            for (_, attribute, value) in text_index(kv, budget, tag, lookup)? {
                 if let Some(event) = event_of(&value) {
                     found.insert(attribute, event);
                 }
@@ -344,7 +428,11 @@ fn search_all_matches(pattern: &str, text: &str) -> bool {
 /// where no index applies.
 type Candidates = (Option<BTreeSet<Uuid>>, Option<BTreeMap<Uuid, Uuid>>);
 
-fn candidates(kv: &dyn ViewRead, query: &Query) -> Result<Candidates, KvError> {
+fn candidates(
+    kv: &dyn ViewRead,
+    query: &Query,
+    budget: &Budget,
+) -> Result<Candidates, SearchError> {
     let mut events: Option<BTreeSet<Uuid>> = None;
     let mut attributes: Option<BTreeMap<Uuid, Uuid>> = None;
     for (tag, terms) in [
@@ -355,7 +443,7 @@ fn candidates(kv: &dyn ViewRead, query: &Query) -> Result<Candidates, KvError> {
         if terms.include.is_empty() {
             continue;
         }
-        let found = attributes_matching(kv, tag, &terms.include)?;
+        let found = attributes_matching(kv, budget, tag, &terms.include)?;
         attributes = Some(match attributes {
             None => found,
             Some(current) => current
@@ -387,17 +475,17 @@ fn candidates(kv: &dyn ViewRead, query: &Query) -> Result<Candidates, KvError> {
         for org in &query.orgs.include {
             let mut prefix = vec![ORG];
             prefix.extend_from_slice(org.as_bytes());
-            for (key, _) in kv.scan(Table::Index, &prefix)? {
+            budget.scan(kv, Table::Index, &prefix, |key, _| {
                 found.extend(Uuid::from_slice(&key[prefix.len()..]).ok());
-            }
+            })?;
         }
         events = narrow(events, found);
     }
-    let tag_events = |patterns: &[String]| -> Result<Vec<BTreeSet<Uuid>>, KvError> {
+    let tag_events = |patterns: &[String]| -> Result<Vec<BTreeSet<Uuid>>, SearchError> {
         patterns
             .iter()
             .map(|pattern| {
-                Ok(text_index(kv, TAG, pattern)?
+                Ok(text_index(kv, budget, TAG, pattern)?
                     .into_iter()
                     .filter_map(|(_, _, value)| event_of(&value))
                     .collect())
@@ -412,14 +500,18 @@ fn candidates(kv: &dyn ViewRead, query: &Query) -> Result<Candidates, KvError> {
         events = narrow(events, found);
     }
     if events.is_none() {
-        events = time_candidates(kv, query)?;
+        events = time_candidates(kv, query, budget)?;
     }
     Ok((events, attributes))
 }
 
 /// Events by date or timestamp, from the `d` and `s` indexes (keys only, no records), when
 /// the query bounds one of them.
-fn time_candidates(kv: &dyn ViewRead, query: &Query) -> Result<Option<BTreeSet<Uuid>>, KvError> {
+fn time_candidates(
+    kv: &dyn ViewRead,
+    query: &Query,
+    budget: &Budget,
+) -> Result<Option<BTreeSet<Uuid>>, SearchError> {
     let uuid_at_end = |key: &[u8]| {
         key.len()
             .checked_sub(UUID_BYTES)
@@ -440,12 +532,12 @@ fn time_candidates(kv: &dyn ViewRead, query: &Query) -> Result<Option<BTreeSet<U
         let mut prefix = vec![DATE];
         prefix.extend_from_slice(&from.as_bytes()[..common]);
         let mut found = BTreeSet::new();
-        for (key, _) in kv.scan(Table::Index, &prefix)? {
+        budget.scan(kv, Table::Index, &prefix, |key, _| {
             let date = &key[1..key.len().saturating_sub(UUID_BYTES + 1)];
             if date >= from.as_bytes() && to.is_none_or(|to| date <= to.as_bytes()) {
-                found.extend(uuid_at_end(&key));
+                found.extend(uuid_at_end(key));
             }
-        }
+        })?;
         return Ok(Some(found));
     }
     let range = match query.scope {
@@ -454,23 +546,53 @@ fn time_candidates(kv: &dyn ViewRead, query: &Query) -> Result<Option<BTreeSet<U
         _ => return Ok(None),
     };
     let mut found = BTreeSet::new();
-    for (key, _) in kv.scan(Table::Index, &[TIMESTAMP])? {
+    budget.scan(kv, Table::Index, &[TIMESTAMP], |key, _| {
         let Some(bytes) = key
             .get(1..9)
             .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
         else {
-            continue;
+            return;
         };
         if in_range(&range, Some(i64::from_be_bytes(bytes))) {
-            found.extend(uuid_at_end(&key));
+            found.extend(uuid_at_end(key));
         }
-    }
+    })?;
     Ok(Some(found))
+}
+
+impl Query {
+    /// How many terms the filters hold, all filters counted: what a search's cost grows with.
+    pub fn terms(&self) -> usize {
+        let one_of = |terms: &OneOf<String>| terms.include.len() + terms.exclude.len();
+        one_of(&self.values)
+            + one_of(&self.types)
+            + one_of(&self.categories)
+            + self.tags.any.len()
+            + self.tags.all.len()
+            + self.tags.none.len()
+            + self.orgs.include.len()
+            + self.orgs.exclude.len()
+            + self.events.len()
+            + self.uuids.len()
+    }
 }
 
 /// The events and attributes matching `query`, in event uuid order.
 pub fn search(kv: &dyn ViewRead, query: &Query) -> Result<Vec<Hit>, KvError> {
-    let (events, attributes) = candidates(kv, query)?;
+    search_within(kv, query, &Budget::unlimited()).map_err(|error| match error {
+        SearchError::Kv(error) => error,
+        other => KvError(other.to_string()),
+    })
+}
+
+/// [`search`] within `budget`: stops with its error once the search has examined as many
+/// index entries and events as it allows, or run as long.
+pub fn search_within(
+    kv: &dyn ViewRead,
+    query: &Query,
+    budget: &Budget,
+) -> Result<Vec<Hit>, SearchError> {
+    let (events, attributes) = candidates(kv, query, budget)?;
     // The attribute candidates of each event.
     let by_event: Option<BTreeMap<Uuid, Vec<Uuid>>> = attributes.map(|attributes| {
         let mut by_event: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
@@ -480,10 +602,8 @@ pub fn search(kv: &dyn ViewRead, query: &Query) -> Result<Vec<Hit>, KvError> {
         by_event
     });
     let mut hits = Vec::new();
-    let mut check = |event: Uuid, record: Option<Record>| -> Result<(), KvError> {
-        let Some(record) = record else {
-            return Ok(());
-        };
+    let mut check = |event: Uuid, record: Record| -> Result<(), SearchError> {
+        budget.spend()?;
         let candidates = by_event
             .as_ref()
             .map(|by_event| by_event.get(&event).map(Vec::as_slice).unwrap_or_default());
@@ -495,19 +615,31 @@ pub fn search(kv: &dyn ViewRead, query: &Query) -> Result<Vec<Hit>, KvError> {
     match events {
         Some(events) => {
             for event in events {
-                check(
-                    event,
-                    read::record(kv, RecordKind::Event, event.as_bytes())?,
-                )?;
-            }
-        }
-        // No index applies: every event.
-        None => {
-            for (key, bytes) in kv.scan(Table::Records, &[RecordKind::Event as u8])? {
-                if let Ok(event) = Uuid::from_slice(&key[1..]) {
-                    check(event, Some(Record::decode(&bytes)?))?;
+                if let Some(record) = read::record(kv, RecordKind::Event, event.as_bytes())? {
+                    check(event, record)?;
                 }
             }
+        }
+        // No index applies: every event, streamed.
+        None => {
+            let mut failed = Ok(());
+            kv.scan_visit(
+                Table::Records,
+                &[RecordKind::Event as u8],
+                &mut |key, bytes| {
+                    let Ok(event) = Uuid::from_slice(&key[1..]) else {
+                        return ControlFlow::Continue(());
+                    };
+                    failed = Record::decode(bytes)
+                        .map_err(SearchError::from)
+                        .and_then(|record| check(event, record));
+                    match failed {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(_) => ControlFlow::Break(()),
+                    }
+                },
+            )?;
+            failed?;
         }
     }
     Ok(hits)

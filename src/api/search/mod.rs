@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
+use std::time::Duration;
 
 use crate::api::access::{attribute_visible, event_access, EventAccess};
 use crate::api::auth::Caller;
@@ -55,12 +56,27 @@ impl Found {
     }
 }
 
+/// The error for a search that stopped at its budget: 400, naming the setting.
+fn too_broad(error: search::SearchError) -> ApiError {
+    let setting = match error {
+        search::SearchError::Kv(error) => return error.into(),
+        search::SearchError::TooBroad(_) => "api.search_examined_max",
+        search::SearchError::TooLong(_) => "api.search_time_max_s",
+    };
+    ApiError::bad_request(format!("{error} ({setting})."))
+}
+
 /// The hits the caller may see, in event id order. A hit's matched attributes are narrowed
 /// to those the caller sees, and a hit whose matches are all hidden is dropped: a search must
 /// not tell a user that an event holds a value they may not see.
 fn visible_hits(node: &Node, caller: &Caller, query: &Query) -> Result<Vec<Found>, ApiError> {
     let views = node.store.views();
-    let hits = search::search(&views, query)?;
+    let limits = &node.config.api;
+    let budget = search::Budget::new(
+        limits.search_examined_max,
+        Duration::from_secs(limits.search_time_max_s),
+    );
+    let hits = search::search_within(&views, query, &budget).map_err(too_broad)?;
     let mut found = Vec::new();
     for mut hit in hits {
         let Some(access) = event_access(node, caller, &hit.event)? else {
@@ -95,7 +111,7 @@ fn answer(node: &Node, caller: &Caller, request: &Request) -> Result<Response, A
     };
     match (request.format, request.query.scope) {
         (Format::Json, Scope::Events) => {
-            let skip = request.limit.map_or(0, |limit| limit * (request.page - 1));
+            let skip = request.skip();
             let include_deleted = request.query.deleted != Deleted::Live;
             let mut events = Vec::new();
             for Found { access, .. } in found
@@ -151,7 +167,7 @@ fn export_events(
     found: &[Found],
 ) -> Result<Vec<Value>, ApiError> {
     let include_deleted = request.query.deleted != Deleted::Live;
-    let skip = request.limit.map_or(0, |limit| limit * (request.page - 1));
+    let skip = request.skip();
     let mut events = Vec::new();
     for hit in found
         .iter()

@@ -40,6 +40,14 @@ pub(super) struct Request {
     pub(super) columns: Vec<String>,
 }
 
+impl Request {
+    /// Results before the requested page: past every result when that overflows.
+    pub(super) fn skip(&self) -> usize {
+        self.limit
+            .map_or(0, |limit| limit.saturating_mul(self.page - 1))
+    }
+}
+
 /// A filter's terms: a string, a number, a list, or `{"OR": …, "AND": …, "NOT": …}`, with
 /// `!` marking a negation. Returns (or, and, not).
 pub(super) fn terms(value: Option<&Value>) -> (Vec<String>, Vec<String>, Vec<String>) {
@@ -310,6 +318,14 @@ pub(super) fn parse(
         event_info: text("eventinfo"),
         searchall: text("searchall").or_else(|| text("quickFilter")),
     };
+    let terms_max = node.config.api.search_terms_max;
+    if query.terms() > terms_max {
+        return Err(ApiError::bad_request(format!(
+            "The search has {} filter terms, more than the {terms_max} this node accepts \
+             (api.search_terms_max); split it.",
+            query.terms()
+        )));
+    }
     let on = |name: &str| get(name).is_some_and(truthy);
     let columns = names(get("requested_attributes"));
     Ok(Request {

@@ -109,7 +109,7 @@ pub(super) fn attribute_rows(
     request: &Request,
     found: &[Found],
 ) -> Result<Vec<Row>, ApiError> {
-    let skip = request.limit.map_or(0, |limit| limit * (request.page - 1));
+    let skip = request.skip();
     let include_deleted = request.query.deleted != Deleted::Live;
     let mut rows = Vec::new();
     let mut seen = 0;
