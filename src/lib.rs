@@ -16,6 +16,7 @@
 //! - [`view`]: the reducer from entries to records and indexes, reads, the view digest (pure).
 //! - [`change`]: MISP objects to log drafts; distribution levels and visibility (pure).
 //! - [`clock`]: the clock every time the node stamps is read from (system, or manual).
+//! - [`slots`]: counted places per key (connections per address, pull streams per peer).
 //! - [`store`]: RocksDB column families, atomic append with view updates, verify, rebuild (IO).
 //! - [`config`]: the `threatlog.toml` configuration.
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
@@ -44,6 +45,7 @@ pub mod model;
 pub mod node;
 pub mod policy;
 pub mod run;
+pub mod slots;
 pub mod store;
 pub mod sync;
 pub mod view;

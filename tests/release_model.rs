@@ -762,7 +762,7 @@ impl World {
     fn drain(
         &self,
         index: usize,
-        outbox: &mut Outbox<'_>,
+        outbox: &mut Outbox<&Node>,
         deliver: bool,
     ) -> Result<usize, TestCaseError> {
         let mut full = 0;
@@ -827,7 +827,7 @@ impl World {
 
     /// One sync round: each receiver gets what its outbox holds, and has charged the sender
     /// with nothing.
-    fn sync(&self, outboxes: &[RefCell<Outbox<'_>>]) -> Result<(), TestCaseError> {
+    fn sync(&self, outboxes: &[RefCell<Outbox<&Node>>]) -> Result<(), TestCaseError> {
         for (index, outbox) in outboxes.iter().enumerate() {
             self.drain(index, &mut outbox.borrow_mut(), true)?;
             let receiver = &self.receivers[index];
@@ -843,7 +843,7 @@ impl World {
     /// then the checks of a newly paired peer and of arrival.
     fn run(
         &self,
-        outboxes: &[RefCell<Outbox<'_>>],
+        outboxes: &[RefCell<Outbox<&Node>>],
         changes: &[Change],
     ) -> Result<(), TestCaseError> {
         let start = self.sender.store.last_arrival();
@@ -897,7 +897,7 @@ impl World {
 #[test]
 fn every_release_is_allowed_by_the_reference_model() {
     let world = world();
-    let outboxes: Vec<RefCell<Outbox<'_>>> = world
+    let outboxes: Vec<RefCell<Outbox<&Node>>> = world
         .receivers
         .iter()
         .map(|receiver| RefCell::new(Outbox::new(&world.sender, receiver.on_sender.clone(), 0)))

@@ -348,3 +348,86 @@ fn org_of(node: &Peer, uuid: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A peer opening follow-pulls one after another gets at most
+/// `threatlog::sync::PULLS_PER_PEER_MAX` of them; the next is refused until one ends, and
+/// each open one goes on receiving the node's new entries.
+#[test]
+fn a_peer_holds_at_most_a_few_pull_streams_and_they_keep_flowing() {
+    let b = Peer::start("Org B");
+    let b_key = threatlog::sync::peer::Card::decode(&b.card()).unwrap().key;
+    let b_addr = b.sync_addr();
+    let h = Hostile::new();
+    ok(
+        b.dir(),
+        &[
+            "peer",
+            "add",
+            &h.card(),
+            "--relationship",
+            "external",
+            "--no-pull",
+            "--no-push",
+        ],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let open = |key: &NodeKey| {
+        runtime.block_on(async {
+            let mut client = threatlog::sync::connect_as(key, b_key, &b_addr)
+                .await
+                .unwrap();
+            client
+                .pull(wire::PullRequest {
+                    cursor: 0,
+                    follow: true,
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        })
+    };
+    let mut streams: Vec<_> = (0..threatlog::sync::PULLS_PER_PEER_MAX)
+        .map(|_| open(&h.key).expect("a pull within the cap"))
+        .collect();
+    let refused = open(&h.key).expect_err("a pull past the cap");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(
+        refused.message(),
+        format!(
+            "you have {} pull streams open, the most this node serves one peer",
+            threatlog::sync::PULLS_PER_PEER_MAX
+        )
+    );
+    // Every open stream sends B's published event, written after they opened.
+    let x = add_event(&b, "B's event for followers", 3, &addresses("203.0.113", 1));
+    b.publish(&x);
+    for stream in &mut streams {
+        let found = runtime.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(60), async {
+                loop {
+                    let segment = stream.message().await.unwrap().expect("the stream follows");
+                    for item in segment.items {
+                        if let Ok(threatlog::store::Incoming::Entry(entry)) =
+                            threatlog::sync::decode_item(item)
+                        {
+                            if entry.event() == Some(Uuid::parse_str(&x).unwrap()) {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+            .await
+        });
+        assert!(found.is_ok(), "an open follow-pull carries the new event");
+    }
+    // Ending one stream frees its place (once B sees it closed).
+    streams.pop();
+    let started = std::time::Instant::now();
+    while open(&h.key).is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "a place freed by an ended stream"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -12,11 +12,10 @@
 //!
 //! A failed `accept` (for example, out of file descriptors) is retried after a pause.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,6 +34,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::config::ApiConfig;
+use crate::slots::{Slot, Slots};
 
 /// Pause after a failed `accept` before retrying.
 pub const ACCEPT_RETRY_DELAY_MS: u64 = 50;
@@ -81,7 +81,7 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let open = Arc::new(Semaphore::new(limits.connections_max));
-    let addresses = Addresses::default();
+    let addresses = Slots::new(limits.connections_per_address_max);
     tokio::pin!(stop);
     loop {
         let permit = tokio::select! {
@@ -102,7 +102,7 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = addresses.take(peer.ip(), limits.connections_per_address_max) else {
+        let Some(slot) = addresses.take(peer.ip()) else {
             tracing::debug!("closed a connection from {peer}: too many from its address");
             continue;
         };
@@ -125,7 +125,7 @@ struct Connection {
     /// Its place among `api.connections_max`.
     permit: OwnedSemaphorePermit,
     /// Its place among its address's connections.
-    slot: AddressSlot,
+    slot: Slot<IpAddr>,
     /// The API.
     app: Router,
     /// Timeouts.
@@ -175,49 +175,6 @@ impl Connection {
             tracing::debug!("REST connection ended: {error}");
         }
         drop((permit, slot));
-    }
-}
-
-/// Connections open per IP address.
-#[derive(Clone, Default)]
-struct Addresses(Arc<Mutex<HashMap<IpAddr, usize>>>);
-
-impl Addresses {
-    /// A place for one more connection from `address`, if it has fewer than `max` open.
-    fn take(&self, address: IpAddr, max: usize) -> Option<AddressSlot> {
-        let mut open = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = open.entry(address).or_insert(0);
-        if *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot {
-            addresses: self.clone(),
-            address,
-        })
-    }
-}
-
-/// One connection's place among its address's, given back when the connection ends.
-struct AddressSlot {
-    addresses: Addresses,
-    address: IpAddr,
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut open = (self.addresses.0)
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = open.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.address);
-            }
-        }
     }
 }
 

@@ -1,6 +1,7 @@
-//! Where the async transport meets the blocking exchange: the transport's error type, a
-//! producer that streams a peer's segments from a blocking thread, and ingesting a received
-//! segment on one ([`super::exchange`] reads and writes RocksDB).
+//! Where the async transport meets the blocking exchange: the transport's error type, the
+//! producer of a peer's pull stream, and ingesting a received segment, each doing its
+//! RocksDB work on a blocking thread ([`super::exchange`] reads and writes RocksDB) and none
+//! holding one while it waits.
 
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -70,50 +71,49 @@ impl From<Status> for SyncError {
     }
 }
 
-/// Where a producer sends segments, and when it must stop.
-pub struct Feed<'a> {
-    /// The stream's channel.
-    pub sender: &'a mpsc::Sender<Result<wire::Segment, Status>>,
-    /// The runtime, to wait for new entries from the blocking thread.
-    pub runtime: &'a tokio::runtime::Handle,
-    /// Turns true when the node shuts down.
-    pub stopping: watch::Receiver<bool>,
-}
-
-/// Streams segments after `cursor` to the feed until the receiver goes away, the node stops,
-/// or (without `follow`) the stream has caught up. Runs on a blocking thread: it reads
-/// RocksDB.
-pub fn produce(
-    node: &Node,
+/// Streams segments after `cursor` to `sender` until the receiver goes away, the node stops
+/// (`stopping` turns true), or (without `follow`) the stream has caught up. Holds no thread
+/// while it waits: each segment is produced on a blocking thread (it reads RocksDB) once the
+/// stream has room for it, and new entries are awaited.
+pub async fn produce(
+    node: Arc<Node>,
     peer: Peer,
     cursor: u64,
     follow: bool,
-    mut feed: Feed<'_>,
+    sender: &mpsc::Sender<Result<wire::Segment, Status>>,
+    mut stopping: watch::Receiver<bool>,
 ) -> Result<(), ExchangeError> {
-    let sender = feed.sender;
     let mut arrivals = node.store.subscribe_arrivals();
-    let mut outbox = Outbox::new(node, peer, cursor);
+    let mut outbox = Outbox::new(Arc::clone(&node), peer, cursor);
     loop {
+        // Room first: nothing is read for a peer that does not take what it was sent.
+        let permit = tokio::select! {
+            permit = sender.reserve() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return Ok(()),
+            },
+            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
+        };
         arrivals.borrow_and_update();
-        if let Some(segment) = outbox.next_segment()? {
-            if sender.blocking_send(Ok(segment)).is_err() {
-                return Ok(());
-            }
+        let (returned, segment) = tokio::task::spawn_blocking(move || {
+            let segment = outbox.next_segment();
+            (outbox, segment)
+        })
+        .await
+        .map_err(|error| ExchangeError::Peer(format!("producing a segment failed: {error}")))?;
+        outbox = returned;
+        if let Some(segment) = segment? {
+            permit.send(Ok(segment));
             continue;
         }
+        drop(permit);
         if !follow {
             return Ok(());
         }
-        let stopping = &mut feed.stopping;
-        let closed = feed.runtime.block_on(async {
-            tokio::select! {
-                changed = arrivals.changed() => changed.is_err(),
-                _ = sender.closed() => true,
-                _ = stopping.wait_for(|stop| *stop) => true,
-            }
-        });
-        if closed {
-            return Ok(());
+        tokio::select! {
+            changed = arrivals.changed() => if changed.is_err() { return Ok(()) },
+            _ = sender.closed() => return Ok(()),
+            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
         }
     }
 }

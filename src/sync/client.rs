@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsConnector;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::bridge::{ingest_segment, produce, Feed, SyncError};
+use super::bridge::{ingest_segment, produce, SyncError};
 use super::engine::{Next, PeerSync};
 use super::exchange;
 use super::peer::{self, Peer};
@@ -192,15 +192,17 @@ async fn push(
     let (sender, receiver) = mpsc::channel(super::SEGMENTS_IN_FLIGHT_MAX);
     let producer_node = Arc::clone(node);
     let producer_peer = peer.clone();
-    let runtime = tokio::runtime::Handle::current();
-    let (_, stopping) = watch::channel(false);
-    let producer = tokio::task::spawn_blocking(move || {
-        let feed = Feed {
-            sender: &sender,
-            runtime: &runtime,
+    let (_stop, stopping) = watch::channel(false);
+    let producer = tokio::spawn(async move {
+        produce(
+            producer_node,
+            producer_peer,
+            cursor,
+            false,
+            &sender,
             stopping,
-        };
-        produce(&producer_node, producer_peer, cursor, false, feed)
+        )
+        .await
     });
     let segments = tokio_stream::StreamExt::filter_map(ReceiverStream::new(receiver), Result::ok);
     let response = client.push(segments).await?.into_inner();

@@ -3,6 +3,7 @@
 //! runs it on blocking threads, and nodes in one process can be driven with it directly.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use uuid::Uuid;
 
 use super::peer::{self, Peer};
@@ -53,13 +54,13 @@ pub fn own_party(node: &Node) -> Party {
 
 /// What this node sends one peer: its log in arrival order after a cursor, each entry
 /// released, withheld (a stub with its inclusion proof) or revealed as the peer's rules say.
-pub struct Outbox<'a> {
-    /// The node.
-    node: &'a Node,
+pub struct Outbox<N: Deref<Target = Node> + Clone> {
+    /// The node: a reference, or an `Arc` for an outbox that moves between threads.
+    node: N,
     /// The peer.
     peer: Peer,
     /// The peer's release decisions.
-    releaser: Releaser<'a>,
+    releaser: Releaser<N>,
     /// Entries sent as stubs so far, with their arrival numbers, by event, to reveal when
     /// the event is published.
     stubbed: HashMap<Uuid, Vec<(u64, EntryId)>>,
@@ -77,12 +78,12 @@ pub struct Outbox<'a> {
     cursor: u64,
 }
 
-impl<'a> Outbox<'a> {
+impl<N: Deref<Target = Node> + Clone> Outbox<N> {
     /// The outbox to `peer` after arrival position `cursor`.
-    pub fn new(node: &'a Node, peer: Peer, cursor: u64) -> Self {
+    pub fn new(node: N, peer: Peer, cursor: u64) -> Self {
         Outbox {
+            releaser: Releaser::new(node.clone(), party(&peer), peer.rules.clone()),
             node,
-            releaser: Releaser::new(node, party(&peer), peer.rules.clone()),
             peer,
             stubbed: HashMap::new(),
             remembered: 0,
@@ -124,7 +125,7 @@ impl<'a> Outbox<'a> {
     /// rules as they are now; a peer unpaired or quarantined since the last segment gets an
     /// [`ExchangeError::Peer`] instead, which ends its stream.
     pub fn next_segment(&mut self) -> Result<Option<wire::Segment>, ExchangeError> {
-        let current = served_peer(self.node, &self.peer.key)?;
+        let current = served_peer(&self.node, &self.peer.key)?;
         if current.rules != self.peer.rules {
             self.releaser.set_rules(current.rules.clone());
         }
@@ -143,7 +144,8 @@ impl<'a> Outbox<'a> {
         if positions.is_empty() && items.is_empty() {
             return Ok(None);
         }
-        let mut prover = Prover::new(self.node, &self.peer.key);
+        let node = self.node.clone();
+        let mut prover = Prover::new(&node, &self.peer.key);
         for (arrival, id) in positions {
             self.cursor = arrival;
             let Some(held) = self.node.store.held(&id)? else {

@@ -18,7 +18,7 @@ pub struct Session<'a> {
     /// The puller's record of the server.
     server_on_puller: Peer,
     /// What the server sends the puller.
-    outbox: Outbox<'a>,
+    outbox: Outbox<&'a Node>,
 }
 
 impl<'a> Session<'a> {

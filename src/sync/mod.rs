@@ -53,6 +53,10 @@ pub const MESSAGE_BYTES_MAX: usize = crate::log::ENTRY_BYTES_MAX + SEGMENT_BYTES
 pub const SEGMENTS_IN_FLIGHT_MAX: usize = 4;
 /// Concurrent streams served per connection.
 pub const STREAMS_PER_CONNECTION_MAX: u32 = 16;
+/// Pull streams one peer may have open at once, over all its connections: an honest peer
+/// holds one follow-pull and the occasional catch-up pull. Further pulls are refused
+/// (`RESOURCE_EXHAUSTED`) until one ends.
+pub const PULLS_PER_PEER_MAX: usize = 4;
 /// Stubs asked to be revealed in one request.
 pub const REVEAL_IDS_MAX: usize = 4096;
 /// First retry delay after a failure.

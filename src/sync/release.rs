@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Deref;
 use uuid::Uuid;
 
 use super::reach::{entry_reach, event_reach, group_of};
@@ -91,9 +92,9 @@ impl ReleaseFacts for Node {
 }
 
 /// Decides, for one peer, what each held log item becomes on the wire.
-pub struct Releaser<'a> {
-    /// What it reads.
-    facts: &'a dyn ReleaseFacts,
+pub struct Releaser<F> {
+    /// What it reads: a handle to a node, or to other [`ReleaseFacts`].
+    facts: F,
     sender: Party,
     peer: Party,
     rules: PeerRules,
@@ -109,9 +110,9 @@ pub struct Releaser<'a> {
     released: HashSet<Uuid>,
 }
 
-impl<'a> Releaser<'a> {
+impl<N: Deref<Target = Node> + Clone> Releaser<N> {
     /// A releaser from `node` to `peer` with `rules`.
-    pub fn new(node: &'a Node, peer: Party, rules: PeerRules) -> Self {
+    pub fn new(node: N, peer: Party, rules: PeerRules) -> Self {
         let default_tlp = node.config.node.default_tlp.parse().unwrap_or(Tlp::Green);
         let sender = Party {
             node: node.origin(),
@@ -119,16 +120,16 @@ impl<'a> Releaser<'a> {
         };
         Releaser::over(node, sender, default_tlp, peer, rules)
     }
+}
 
+impl<F> Releaser<F>
+where
+    F: Deref + Clone,
+    F::Target: ReleaseFacts,
+{
     /// A releaser from `sender`, whose log and views `facts` reads and whose events without a
     /// TLP tag count as `default_tlp`, to `peer` with `rules`.
-    pub fn over(
-        facts: &'a dyn ReleaseFacts,
-        sender: Party,
-        default_tlp: Tlp,
-        peer: Party,
-        rules: PeerRules,
-    ) -> Self {
+    pub fn over(facts: F, sender: Party, default_tlp: Tlp, peer: Party, rules: PeerRules) -> Self {
         Releaser {
             facts,
             sender,
@@ -214,7 +215,9 @@ impl<'a> Releaser<'a> {
         if let Some(cached) = self.events.get(event) {
             return Ok(cached.clone());
         }
-        let views = self.facts.views();
+        // A handle of its own: the views borrow it while `self` changes.
+        let facts = self.facts.clone();
+        let views = facts.views();
         let record = read::record(&*views, RecordKind::Event, event.as_bytes())?;
         let publish = self.facts.publish_of(event)?;
         let (reach_published, tags_published) = match publish {
@@ -359,7 +362,9 @@ impl<'a> Releaser<'a> {
             node: entry.origin(),
             org: entry.origin_org(),
         };
-        let views = self.facts.views();
+        // A handle of its own: the views borrow it while `self` changes.
+        let facts = self.facts.clone();
+        let views = facts.views();
         let ops = &entry.entry().ops;
         let mut has_local_tag = false;
         let mut has_unexportable_tag = false;
@@ -442,7 +447,9 @@ impl<'a> Releaser<'a> {
         entry: &VerifiedEntry,
         origin: Party,
     ) -> Result<EntryFacts, StoreError> {
-        let views = self.facts.views();
+        // A handle of its own: the views borrow it while `self` changes.
+        let facts = self.facts.clone();
+        let views = facts.views();
         let mut event = Reach::Inherit;
         let mut gate = Gate::Directory;
         for op in &entry.entry().ops {
@@ -607,7 +614,11 @@ mod tests {
     }
 
     /// What `releaser` makes of each of `entries`: true for the full entry.
-    fn released(releaser: &mut Releaser<'_>, entries: &[VerifiedEntry]) -> Vec<bool> {
+    fn released<F>(releaser: &mut Releaser<F>, entries: &[VerifiedEntry]) -> Vec<bool>
+    where
+        F: std::ops::Deref + Clone,
+        F::Target: ReleaseFacts,
+    {
         releaser.refresh();
         entries
             .iter()

@@ -15,13 +15,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::bridge::{ingest_segment, produce, Feed, SyncError};
+use super::bridge::{ingest_segment, produce, SyncError};
 use super::exchange;
 use super::peer::{self, Peer};
 use super::tls::{self, PairedKeys};
 use super::wire;
 use crate::log::OriginKey;
 use crate::node::Node;
+use crate::slots::Slots;
 use crate::store::StoreError;
 
 /// The peer identity a TLS connection proved: the key in its client certificate.
@@ -78,6 +79,8 @@ pub struct SyncService {
     node: Arc<Node>,
     /// Turns true when the node shuts down: live-tail streams end so connections can close.
     stopping: watch::Receiver<bool>,
+    /// Open pull streams per peer, at most [`super::PULLS_PER_PEER_MAX`].
+    pulls: Slots<OriginKey>,
 }
 
 impl SyncService {
@@ -131,20 +134,21 @@ impl wire::sync_server::Sync for SyncService {
     ) -> Result<Response<Self::PullStream>, Status> {
         let peer = self.peer_of(&request)?;
         let wire::PullRequest { cursor, follow } = request.into_inner();
+        let pulling = self.pulls.take(peer.key).ok_or_else(|| {
+            Status::resource_exhausted(format!(
+                "you have {} pull streams open, the most this node serves one peer",
+                self.pulls.max()
+            ))
+        })?;
         let (sender, receiver) = mpsc::channel(super::SEGMENTS_IN_FLIGHT_MAX);
         let node = Arc::clone(&self.node);
-        let runtime = tokio::runtime::Handle::current();
         let stopping = self.stopping.clone();
-        tokio::task::spawn_blocking(move || {
+        tokio::spawn(async move {
+            let _pulling = pulling;
             let to = peer.key;
-            let feed = Feed {
-                sender: &sender,
-                runtime: &runtime,
-                stopping,
-            };
-            if let Err(error) = produce(&node, peer, cursor, follow, feed) {
+            if let Err(error) = produce(node, peer, cursor, follow, &sender, stopping).await {
                 tracing::warn!(peer = %to, "pull stream ended: {error}");
-                let _ = sender.blocking_send(Err(refused(error)));
+                let _ = sender.send(Err(refused(error))).await;
             }
         });
         Ok(Response::new(ReceiverStream::new(receiver)))
@@ -409,6 +413,7 @@ pub async fn serve(
     let service = wire::sync_server::SyncServer::new(SyncService {
         node: Arc::clone(&node),
         stopping,
+        pulls: Slots::new(super::PULLS_PER_PEER_MAX),
     })
     .max_decoding_message_size(super::MESSAGE_BYTES_MAX)
     .max_encoding_message_size(super::MESSAGE_BYTES_MAX);
