@@ -130,12 +130,28 @@ fn request_head(
     head
 }
 
+/// Reads one line into `line`, refusing it once it passes `bytes_max` bytes: a server that
+/// never ends a line cannot make this node buffer without bound.
+fn read_line_within(
+    reader: &mut impl BufRead,
+    line: &mut String,
+    bytes_max: usize,
+) -> Result<usize, String> {
+    let read = reader
+        .by_ref()
+        .take(bytes_max as u64 + 1)
+        .read_line(line)
+        .map_err(|error| error.to_string())?;
+    match read > bytes_max {
+        true => Err(format!("response head longer than {HEAD_BYTES_MAX} bytes")),
+        false => Ok(read),
+    }
+}
+
 /// Reads the status line and the header fields, at most [`HEAD_BYTES_MAX`] bytes.
 fn read_head(reader: &mut impl BufRead) -> Result<ResponseHead, String> {
     let mut status_line = String::new();
-    reader
-        .read_line(&mut status_line)
-        .map_err(|error| error.to_string())?;
+    read_line_within(reader, &mut status_line, HEAD_BYTES_MAX)?;
     let status: u16 = status_line
         .split_whitespace()
         .nth(1)
@@ -150,13 +166,8 @@ fn read_head(reader: &mut impl BufRead) -> Result<ResponseHead, String> {
     let mut head_bytes = status_line.len();
     loop {
         let mut line = String::new();
-        let read = reader
-            .read_line(&mut line)
-            .map_err(|error| error.to_string())?;
+        let read = read_line_within(reader, &mut line, HEAD_BYTES_MAX - head_bytes)?;
         head_bytes += read;
-        if head_bytes > HEAD_BYTES_MAX {
-            return Err("response head too long".into());
-        }
         let line = line.trim_end();
         if read == 0 || line.is_empty() {
             return Ok(head);
@@ -209,5 +220,33 @@ pub(crate) fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
         }
         out.extend_from_slice(body.get(..size)?);
         body = body.get(size + 2..)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_head_line_that_never_ends_is_refused_at_the_bound() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nX-Endless: ");
+            let endless = vec![b'a'; 16 * 1024];
+            // Sends until the client hangs up: 64 MiB at most.
+            for _ in 0..4096 {
+                if stream.write_all(&endless).is_err() {
+                    break;
+                }
+            }
+        });
+        let Err(error) = get(&addr, "manifest.json", None, 1_000_000) else {
+            panic!("an endless head line is refused");
+        };
+        assert_eq!(error.message, "response head longer than 65536 bytes");
+        server.join().unwrap();
     }
 }
