@@ -61,7 +61,7 @@ impl Limits {
     pub fn of(config: &ApiConfig) -> Self {
         Limits {
             connections_max: config.connections_max.max(1),
-            connections_per_address_max: config.connections_per_address_max.max(1),
+            connections_per_address_max: config.connections_per_address_max,
             handshake_timeout: Duration::from_secs(config.handshake_timeout_s),
             header_timeout: Duration::from_secs(config.header_timeout_s),
             body_timeout: Duration::from_secs(config.body_timeout_s),

@@ -595,7 +595,7 @@ pub fn answer_reveal(
     }
     // The peer judges a relayed entry by its event's level, which it may not hold yet: the
     // entries that state their event's level go first, so that the rest can be judged.
-    entries.sort_by_key(|entry| {
+    entries.sort_by_cached_key(|entry| {
         let states_level = entry
             .event()
             .is_some_and(|event| stated_event_level(entry, &event).is_some());
