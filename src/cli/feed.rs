@@ -2,17 +2,19 @@
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::open;
 
 #[derive(Subcommand)]
 pub enum FeedCommand {
-    /// Add (or replace) a MISP feed: an http:// URL or a directory holding manifest.json.
+    /// Add (or replace) a MISP feed: an http:// or https:// URL or a directory holding
+    /// manifest.json. https servers are trusted by the system's CA certificates, plus the
+    /// feed's --ca-file.
     Add {
         /// Name of the feed on this node.
         name: String,
-        /// http:// URL or directory of the feed.
+        /// http:// or https:// URL or directory of the feed.
         source: String,
         /// Distribution level (0-3) given to imported events; default: as in the feed.
         #[arg(long)]
@@ -20,6 +22,15 @@ pub enum FeedCommand {
         /// Tags added to every imported event.
         #[arg(long, num_args = 1..)]
         tags: Vec<String>,
+        /// PEM file of CA certificates trusted for the feed's https server besides the
+        /// system's (a feed behind a private CA). Read again at each fetch.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+        /// Request header sent with every GET of the feed, as `Name: value` (MISP's feed
+        /// headers), e.g. `--header 'Authorization: KEY'`; repeat for more. Sent to the feed's
+        /// own scheme, host and port only, never to where a redirect leads elsewhere.
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
     },
     /// List the feeds.
     List,
@@ -40,12 +51,16 @@ pub fn run(dir: &Path, command: FeedCommand) -> Result<()> {
             source,
             distribution,
             tags,
+            ca_file,
+            headers,
         } => {
             let settings = FeedSettings {
                 name,
                 source,
                 distribution,
                 tags,
+                ca_file,
+                headers: headers.join("\n"),
             };
             feeds::add(&node, &settings)?;
             println!("feed {} added: {}", settings.name, settings.source);

@@ -58,6 +58,7 @@ pub fn node() -> (tempfile::TempDir, PathBuf) {
 }
 pub mod accounts;
 pub mod engine;
+pub mod feed_server;
 pub mod forge;
 pub mod hostile;
 pub mod identity;

@@ -1,13 +1,13 @@
 //! MISP feeds in and out, the IO side: feed settings (node-local state under `feed/`),
-//! fetching a feed from a directory or a plain-HTTP URL ([`super::http`]) with conditional
-//! requests, and importing its events as this node's signed entries: new events added, events
+//! fetching a feed from a directory or an http(s) URL ([`super::http`], with the feed's own CA
+//! file and request headers) with conditional requests, and importing its events as this node's signed entries: new events added, events
 //! whose manifest timestamp is newer than the stored one updated, the others skipped. A broken
 //! event file is reported and the rest go on. Also writing a feed to a directory. The feed
 //! format itself (manifest, feed event JSON, hashes) is pure, in [`crate::interop::feed`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::http::{self, Fetched, HttpError, Validators};
 use crate::change;
@@ -35,9 +35,23 @@ pub enum FeedError {
     /// The name is empty, too long or uses characters other than letters, digits, `-`, `_`, `.`.
     #[error("feed name '{0}' must be 1-64 letters, digits, '-', '_' or '.'")]
     Name(String),
-    /// The source is neither an `http://` URL nor a directory.
-    #[error("feed source '{0}' is neither an http:// URL nor an existing directory (https is not supported)")]
+    /// The source is neither an `http://` or `https://` URL nor a directory.
+    #[error("feed source '{0}' is neither an http:// or https:// URL nor an existing directory")]
     Source(String),
+    /// A setting of http(s) feeds was given for a directory.
+    #[error("the {0} setting is for http:// and https:// feeds only")]
+    WebOnly(&'static str),
+    /// The feed's CA file cannot be read or holds no CA certificate.
+    #[error("CA file {path}: {message}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The feed's `headers` setting is malformed.
+    #[error("feed headers: {0}")]
+    Headers(String),
     /// The distribution level is out of range.
     #[error("--distribution must be 0-3 (a feed names no sharing group), not {0}")]
     Distribution(u8),
@@ -70,12 +84,21 @@ pub enum FeedError {
 pub struct FeedSettings {
     /// The feed's name on this node.
     pub name: String,
-    /// `http://…` URL or directory path of the feed (the folder holding `manifest.json`).
+    /// `http://…` or `https://…` URL or directory path of the feed (the folder holding
+    /// `manifest.json`).
     pub source: String,
     /// Distribution level given to imported events (`None`: as in the feed).
     pub distribution: Option<u8>,
     /// Tags added to every imported event, besides the feed-source tag.
     pub tags: Vec<String>,
+    /// A PEM file of CA certificates trusted for the feed's https server besides the system's
+    /// roots (a feed behind a private CA), stored absolute; read at each fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Request headers sent with every GET of the feed, MISP's feed `headers`: `Name: value`
+    /// lines separated by newlines (an API key, say); empty for none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub headers: String,
 }
 
 /// What one fetch did.
@@ -93,6 +116,11 @@ pub struct FetchReport {
     pub not_modified: bool,
 }
 
+/// Whether a feed source is fetched over HTTP (or else read from a directory).
+fn is_web(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
 fn check_name(name: &str) -> Result<(), FeedError> {
     let ok = !name.is_empty()
         && name.len() <= FEED_NAME_BYTES_MAX
@@ -106,23 +134,13 @@ fn check_name(name: &str) -> Result<(), FeedError> {
     }
 }
 
-/// Adds (or replaces) a feed.
+/// Adds (or replaces) a feed, its settings checked first (see [`checked_source`]).
 pub fn add(node: &Node, settings: &FeedSettings) -> Result<(), FeedError> {
     check_name(&settings.name)?;
     if let Some(level) = settings.distribution.filter(|level| *level > 3) {
         return Err(FeedError::Distribution(level));
     }
-    let source = settings.source.trim();
-    if !source.starts_with("http://") && !std::path::Path::new(source).is_dir() {
-        return Err(FeedError::Source(source.to_string()));
-    }
-    let mut settings = settings.clone();
-    if !source.starts_with("http://") {
-        // Stored absolute, so that fetches from any working directory find it.
-        settings.source = std::fs::canonicalize(source)
-            .map(|path| path.display().to_string())
-            .unwrap_or_else(|_| source.to_string());
-    }
+    let settings = checked_source(settings)?;
     let encoded = serde_json::to_vec(&settings).unwrap_or_default();
     node.store
         .put_local(&[
@@ -139,6 +157,41 @@ pub fn add(node: &Node, settings: &FeedSettings) -> Result<(), FeedError> {
     Ok(())
 }
 
+/// `settings` with the source checked: a URL with a host, its headers well-formed and its CA
+/// file readable, or a directory without either; paths made absolute, so that fetches from
+/// any working directory find them.
+fn checked_source(settings: &FeedSettings) -> Result<FeedSettings, FeedError> {
+    let source = settings.source.trim();
+    let mut settings = settings.clone();
+    if !is_web(source) {
+        if !Path::new(source).is_dir() {
+            return Err(FeedError::Source(source.to_string()));
+        }
+        if settings.ca_file.is_some() {
+            return Err(FeedError::WebOnly("ca_file"));
+        }
+        if !settings.headers.trim().is_empty() {
+            return Err(FeedError::WebOnly("headers"));
+        }
+        settings.source = absolute(Path::new(source)).display().to_string();
+        return Ok(settings);
+    }
+    let uri = source.parse::<hyper::Uri>();
+    if !uri.is_ok_and(|uri| uri.host().is_some()) {
+        return Err(FeedError::Source(source.to_string()));
+    }
+    settings.source = source.to_string();
+    http::parse_headers(&settings.headers).map_err(FeedError::Headers)?;
+    if let Some(path) = &settings.ca_file {
+        http::load_ca_file(path).map_err(|message| FeedError::CaFile {
+            path: path.clone(),
+            message,
+        })?;
+        settings.ca_file = Some(absolute(path));
+    }
+    Ok(settings)
+}
+
 /// Every configured feed, by name.
 pub fn list(node: &Node) -> Result<Vec<FeedSettings>, FeedError> {
     let pairs = node
@@ -151,17 +204,62 @@ pub fn list(node: &Node) -> Result<Vec<FeedSettings>, FeedError> {
         .collect())
 }
 
-/// Reads `name` of the feed (a file in the directory, or a GET of `<url>/<name>`).
-fn fetch(
-    source: &str,
-    name: &str,
-    validators: Option<&Validators>,
-    bytes_max: u64,
-) -> Result<Fetched, FeedError> {
-    if let Some(rest) = source.strip_prefix("http://") {
-        return http::get(rest, name, validators, bytes_max)
-            .map_err(|HttpError { url, message }| FeedError::Fetch { url, message });
+/// `path` made absolute (as it is if that fails: the fetch will say why).
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Where a feed's files come from.
+enum Source<'a> {
+    /// The directory holding `manifest.json` and the event files.
+    Directory(&'a str),
+    /// The URL of that folder, and a client set up with the feed's CA file and headers.
+    Web(&'a str, Box<http::Client>),
+}
+
+impl<'a> Source<'a> {
+    /// The source the feed's `settings` name, a URL with a client set up for it.
+    fn open(settings: &'a FeedSettings) -> Result<Source<'a>, FeedError> {
+        let source = settings.source.as_str();
+        if !is_web(source) {
+            return Ok(Source::Directory(source));
+        }
+        let roots = match &settings.ca_file {
+            Some(path) => http::load_ca_file(path).map_err(|message| FeedError::CaFile {
+                path: path.clone(),
+                message,
+            })?,
+            None => Vec::new(),
+        };
+        let headers = http::parse_headers(&settings.headers).map_err(FeedError::Headers)?;
+        let client = http::Client::new(roots, headers).map_err(|message| FeedError::Fetch {
+            url: source.to_string(),
+            message,
+        })?;
+        Ok(Source::Web(source, Box::new(client)))
     }
+
+    /// Reads `name` of the feed (a file in the directory, or a GET of `<url>/<name>`).
+    fn fetch(
+        &self,
+        name: &str,
+        validators: Option<&Validators>,
+        bytes_max: u64,
+    ) -> Result<Fetched, FeedError> {
+        match self {
+            Source::Directory(dir) => read_file(dir, name, bytes_max),
+            Source::Web(url, client) => {
+                let url = format!("{}/{name}", url.trim_end_matches('/'));
+                client
+                    .get(&url, validators, bytes_max)
+                    .map_err(|HttpError { url, message }| FeedError::Fetch { url, message })
+            }
+        }
+    }
+}
+
+/// Reads file `name` of the feed in directory `source`, refusing it over `bytes_max` bytes.
+fn read_file(source: &str, name: &str, bytes_max: u64) -> Result<Fetched, FeedError> {
     let path = PathBuf::from(source).join(name);
     let fail = |message: String| FeedError::Fetch {
         url: path.display().to_string(),
@@ -258,12 +356,8 @@ pub fn fetch_feed(
         .map_err(NodeError::from)?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let mut report = FetchReport::default();
-    let (manifest, found) = match fetch(
-        &settings.source,
-        "manifest.json",
-        validators.as_ref(),
-        bytes_max,
-    )? {
+    let source = Source::open(&settings)?;
+    let (manifest, found) = match source.fetch("manifest.json", validators.as_ref(), bytes_max)? {
         Fetched::NotModified => {
             report.not_modified = true;
             return Ok(report);
@@ -277,7 +371,8 @@ pub fn fetch_feed(
             report.skipped += 1;
         } else {
             let file = format!("{}.json", item.uuid);
-            let result = fetch(&settings.source, &file, None, bytes_max)
+            let result = source
+                .fetch(&file, None, bytes_max)
                 .map_err(|error| error.to_string())
                 .and_then(|fetched| match fetched {
                     Fetched::Body(bytes, _) => import_event(node, &settings, &item.uuid, &bytes),
@@ -319,17 +414,11 @@ pub fn write_feed(dir: &std::path::Path, events: &[Value]) -> Result<usize, Feed
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interop::io::http::dechunk;
 
     #[test]
-    fn names_and_chunks() {
+    fn names() {
         assert!(check_name("circl-osint_1.0").is_ok());
         assert!(check_name("").is_err());
         assert!(check_name("a/b").is_err());
-        assert_eq!(
-            dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").as_deref(),
-            Some(&b"abcde"[..])
-        );
-        assert_eq!(dechunk(b"5\r\nab"), None);
     }
 }

@@ -1,18 +1,50 @@
-//! The plain-HTTP/1.1 GET client of feed fetches: one request per connection, conditional
-//! when validators (ETag, Last-Modified) are known, the body size-limited and read by
-//! `Content-Length`, chunked encoding or connection close. IO: it opens TCP connections.
+//! The HTTP(S) GET client of feed fetches: hyper-util's client over rustls (ring provider),
+//! trusting the system's roots plus a feed's own CA certificates and sending the feed's own
+//! request headers. Conditional when validators (ETag, Last-Modified) are known; redirects
+//! followed at most [`REDIRECTS_MAX`] times and never from https to http; the response head,
+//! the body (as received and gzip-decoded) and the time all bounded.
+//!
+//! Blocking: a [`Client`] runs its requests on a current-thread runtime of its own, so a plain
+//! thread (the CLI) or a tokio blocking thread (the feed schedule) may call it; async code must
+//! not. IO: it opens TCP connections.
 
-use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod body;
+mod parts;
+
+pub use parts::parse_headers;
+
+use std::error::Error;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use http_body_util::Empty;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderMap};
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use tokio_rustls::rustls::{self, pki_types::pem::PemObject, pki_types::CertificateDer};
 
 /// Connect timeout of feed requests, in seconds.
 const CONNECT_TIMEOUT_S: u64 = 10;
-/// Read and write timeout of feed requests, in seconds.
+/// Longest wait for a response head or the next piece of a body, in seconds.
 const IO_TIMEOUT_S: u64 = 60;
-/// Longest HTTP response head, in bytes.
+/// Longest one GET may take, redirects and body included, in seconds: a server that trickles
+/// bytes just within [`IO_TIMEOUT_S`] cannot hold a fetch for ever. Ten minutes read the
+/// default 50 MiB import limit at 85 KB/s.
+const FETCH_TIMEOUT_S: u64 = 600;
+/// Longest HTTP response head, in bytes: hyper's read buffer, so a head that does not fit in
+/// it is refused.
 const HEAD_BYTES_MAX: usize = 64 * 1024;
+/// Most redirects one GET follows: feeds move rarely, and a loop must end.
+pub const REDIRECTS_MAX: usize = 5;
+/// Longest `headers` setting of a feed, in bytes.
+pub const HEADERS_BYTES_MAX: usize = 8 * 1024;
+/// Largest CA file of a feed, in bytes (a bundle of a few hundred certificates).
+pub const CA_FILE_BYTES_MAX: u64 = 1024 * 1024;
 
 /// The HTTP validators remembered for a feed's manifest.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -40,213 +72,244 @@ pub struct HttpError {
     pub message: String,
 }
 
-/// The head of a response: status, validators and how the body is framed.
-struct ResponseHead {
-    /// The status code.
-    status: u16,
-    /// The validators the response carries.
-    validators: Validators,
-    /// `Content-Length`, if given.
-    length: Option<u64>,
-    /// Whether the body is chunked.
-    chunked: bool,
+/// A feed's HTTP client: its trust roots and headers, and the runtime its requests run on.
+pub struct Client {
+    /// hyper-util's pooling client: the event files of a feed share its connections. Declared
+    /// first so that it is dropped before the runtime its connections live on.
+    client: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    /// The feed's own headers, sent to the feed's origin only (a redirect elsewhere must not
+    /// carry its credentials).
+    feed_headers: HeaderMap,
+    /// A current-thread runtime of this client's own: its callers block and hold none.
+    runtime: tokio::runtime::Runtime,
 }
 
-/// A plain HTTP/1.1 GET of `<host[:port]/base>/<name>` (`rest` is the URL after `http://`),
-/// conditional when validators are known; a body over `bytes_max` bytes is refused.
-pub fn get(
-    rest: &str,
-    name: &str,
-    validators: Option<&Validators>,
-    bytes_max: u64,
-) -> Result<Fetched, HttpError> {
-    let url = format!("http://{}/{name}", rest.trim_end_matches('/'));
-    let (authority, base) = match rest.find('/') {
-        Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
-        None => (rest, ""),
-    };
-    let exchange = || -> Result<Fetched, String> {
-        let mut stream = connect(authority)?;
-        stream
-            .write_all(request_head(authority, base, name, validators).as_bytes())
-            .map_err(|error| error.to_string())?;
-        let mut reader = BufReader::new(stream);
-        let head = read_head(&mut reader)?;
-        if head.status == 304 {
-            return Ok(Fetched::NotModified);
+impl Client {
+    /// A client trusting the system's roots plus `extra_roots` (see [`load_ca_file`]), which
+    /// sends `feed_headers` (see [`parse_headers`]) to the origin of each URL it is asked for.
+    pub fn new(
+        extra_roots: Vec<CertificateDer<'static>>,
+        feed_headers: HeaderMap,
+    ) -> Result<Client, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for error in &native.errors {
+            tracing::debug!("system trust roots: {error}");
         }
-        if head.status != 200 {
-            return Err(format!("HTTP status {}", head.status));
+        roots.add_parsable_certificates(native.certs);
+        for certificate in extra_roots {
+            roots
+                .add(certificate)
+                .map_err(|error| format!("CA certificate refused: {error}"))?;
         }
-        let body = read_body(reader, &head, bytes_max)?;
-        Ok(Fetched::Body(body, head.validators))
-    };
-    exchange().map_err(|message| HttpError { url, message })
-}
-
-/// A TCP connection to `authority` (`host[:port]`, port 80 by default), with the feed
-/// timeouts set.
-fn connect(authority: &str) -> Result<TcpStream, String> {
-    let address = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&address)
-        .map_err(|error| error.to_string())?
-        .collect();
-    let addr = addrs.first().ok_or("the host has no address")?;
-    let stream = TcpStream::connect_timeout(addr, Duration::from_secs(CONNECT_TIMEOUT_S))
-        .map_err(|error| error.to_string())?;
-    let timeout = Some(Duration::from_secs(IO_TIMEOUT_S));
-    stream
-        .set_read_timeout(timeout)
-        .and_then(|()| stream.set_write_timeout(timeout))
-        .map_err(|error| error.to_string())?;
-    Ok(stream)
-}
-
-/// The request head of a GET of `<base>/<name>` from `authority`, with the validators as
-/// conditions.
-fn request_head(
-    authority: &str,
-    base: &str,
-    name: &str,
-    validators: Option<&Validators>,
-) -> String {
-    let mut head = format!(
-        "GET {base}/{name} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\
-         Accept: application/json\r\nUser-Agent: threatlog\r\n"
-    );
-    if let Some(validators) = validators {
-        if let Some(etag) = &validators.etag {
-            head.push_str(&format!("If-None-Match: {etag}\r\n"));
-        }
-        if let Some(modified) = &validators.last_modified {
-            head.push_str(&format!("If-Modified-Since: {modified}\r\n"));
-        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| format!("TLS: {error}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT_S)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .http1_max_buf_size(HEAD_BYTES_MAX)
+            .build(connector);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+        Ok(Client {
+            client,
+            feed_headers,
+            runtime,
+        })
     }
-    head.push_str("\r\n");
-    head
-}
 
-/// Reads one line into `line`, refusing it once it passes `bytes_max` bytes: a server that
-/// never ends a line cannot make this node buffer without bound.
-fn read_line_within(
-    reader: &mut impl BufRead,
-    line: &mut String,
-    bytes_max: usize,
-) -> Result<usize, String> {
-    let read = reader
-        .by_ref()
-        .take(bytes_max as u64 + 1)
-        .read_line(line)
-        .map_err(|error| error.to_string())?;
-    match read > bytes_max {
-        true => Err(format!("response head longer than {HEAD_BYTES_MAX} bytes")),
-        false => Ok(read),
-    }
-}
-
-/// Reads the status line and the header fields, at most [`HEAD_BYTES_MAX`] bytes.
-fn read_head(reader: &mut impl BufRead) -> Result<ResponseHead, String> {
-    let mut status_line = String::new();
-    read_line_within(reader, &mut status_line, HEAD_BYTES_MAX)?;
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("not an HTTP response: {}", status_line.trim()))?;
-    let mut head = ResponseHead {
-        status,
-        validators: Validators::default(),
-        length: None,
-        chunked: false,
-    };
-    let mut head_bytes = status_line.len();
-    loop {
-        let mut line = String::new();
-        let read = read_line_within(reader, &mut line, HEAD_BYTES_MAX - head_bytes)?;
-        head_bytes += read;
-        let line = line.trim_end();
-        if read == 0 || line.is_empty() {
-            return Ok(head);
-        }
-        let Some((field, value)) = line.split_once(':') else {
-            continue;
+    /// A GET of `url`, conditional when validators are known, following redirects; a body
+    /// over `bytes_max` bytes, as received or decoded, is refused. Blocks the calling thread.
+    pub fn get(
+        &self,
+        url: &str,
+        validators: Option<&Validators>,
+        bytes_max: u64,
+    ) -> Result<Fetched, HttpError> {
+        let fail = |message| HttpError {
+            url: url.to_string(),
+            message,
         };
-        let value = value.trim().to_string();
-        match field.trim().to_ascii_lowercase().as_str() {
-            "etag" => head.validators.etag = Some(value),
-            "last-modified" => head.validators.last_modified = Some(value),
-            "content-length" => head.length = value.parse().ok(),
-            "transfer-encoding" => head.chunked = value.to_ascii_lowercase().contains("chunked"),
-            _ => {}
+        let uri: Uri = url
+            .parse()
+            .map_err(|error| fail(format!("not a URL: {error}")))?;
+        let exchange = self.follow(uri, validators, bytes_max);
+        self.runtime
+            .block_on(async {
+                let fetch_timeout = Duration::from_secs(FETCH_TIMEOUT_S);
+                match tokio::time::timeout(fetch_timeout, exchange).await {
+                    Ok(result) => result,
+                    Err(_) => Err(format!("the fetch timed out after {FETCH_TIMEOUT_S} s")),
+                }
+            })
+            .map_err(fail)
+    }
+
+    /// GETs `uri`, then each redirect's target, until an answer that is not a redirect.
+    async fn follow(
+        &self,
+        mut uri: Uri,
+        validators: Option<&Validators>,
+        bytes_max: u64,
+    ) -> Result<Fetched, String> {
+        let origin = uri.clone();
+        let mut redirects = 0;
+        loop {
+            let mut headers = parts::request_headers(validators);
+            if parts::same_origin(&uri, &origin) {
+                headers.extend(self.feed_headers.clone());
+            }
+            let response = self.send(&uri, headers).await?;
+            let status = response.status();
+            if status == StatusCode::NOT_MODIFIED {
+                return Ok(Fetched::NotModified);
+            }
+            if status.is_redirection() && status != StatusCode::MULTIPLE_CHOICES {
+                redirects += 1;
+                if redirects > REDIRECTS_MAX {
+                    return Err(format!("too many redirects ({redirects})"));
+                }
+                let location = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|value| value.to_str().ok())
+                    .ok_or_else(|| format!("HTTP status {} without a Location", status.as_u16()))?;
+                let next = parts::redirect_target(&uri, location)?;
+                if uri.scheme_str() == Some("https") && next.scheme_str() != Some("https") {
+                    return Err(format!("redirect from https to {next} refused"));
+                }
+                tracing::debug!(from = %uri, to = %next, "feed redirect");
+                uri = next;
+                continue;
+            }
+            if status != StatusCode::OK {
+                return Err(format!("HTTP status {}", status.as_u16()));
+            }
+            let text = |name| {
+                let value = response.headers().get(name)?;
+                value.to_str().ok().map(str::to_string)
+            };
+            let found = Validators {
+                etag: text(header::ETAG),
+                last_modified: text(header::LAST_MODIFIED),
+            };
+            let body = body::read_body(response, bytes_max).await?;
+            return Ok(Fetched::Body(body, found));
+        }
+    }
+
+    /// Sends one GET of `uri` and waits for the response head.
+    async fn send(&self, uri: &Uri, headers: HeaderMap) -> Result<Response<Incoming>, String> {
+        let mut request = Request::get(uri.clone())
+            .body(Empty::new())
+            .map_err(|error| format!("not a request: {error}"))?;
+        *request.headers_mut() = headers;
+        let io_timeout = Duration::from_secs(IO_TIMEOUT_S);
+        match tokio::time::timeout(io_timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(describe(&error, error.is_connect())),
+            Err(_) => Err(format!("timed out after {IO_TIMEOUT_S} s")),
         }
     }
 }
 
-/// Reads the body `head` announces until the connection closes, refusing more than
-/// `bytes_max` bytes; a chunked body is decoded.
-fn read_body(reader: impl Read, head: &ResponseHead, bytes_max: u64) -> Result<Vec<u8>, String> {
-    let too_large = || format!("body over the import limit of {bytes_max} bytes");
-    if head.length.is_some_and(|length| length > bytes_max) {
-        return Err(too_large());
+/// A failed request in words: the TLS, head-size or connect failure under hyper's error when
+/// there is one, else its chain of messages. `connecting`: the connection was not made.
+fn describe(error: &(dyn Error + 'static), connecting: bool) -> String {
+    let chain = causes(error);
+    for cause in &chain {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return describe_tls(tls);
+        }
+        let too_large = cause.downcast_ref::<hyper::Error>();
+        if too_large.is_some_and(hyper::Error::is_parse_too_large) {
+            return format!("response head over the limit of {HEAD_BYTES_MAX} bytes");
+        }
     }
-    let mut body = Vec::new();
-    reader
-        .take(bytes_max + 1)
-        .read_to_end(&mut body)
-        .map_err(|error| error.to_string())?;
-    if body.len() as u64 > bytes_max {
-        return Err(too_large());
+    let innermost = chain
+        .last()
+        .map_or_else(String::new, |cause| cause.to_string());
+    let timed_out = chain.iter().any(|cause| {
+        let io = cause.downcast_ref::<std::io::Error>();
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    });
+    match (connecting, timed_out) {
+        (true, true) => format!("connect timed out after {CONNECT_TIMEOUT_S} s"),
+        (true, false) => format!("cannot connect: {innermost}"),
+        (false, _) => {
+            let mut messages: Vec<String> = chain.iter().map(ToString::to_string).collect();
+            messages.dedup();
+            messages.join(": ")
+        }
     }
-    if head.chunked {
-        body = dechunk(&body).ok_or("malformed chunked body")?;
-    }
-    Ok(body)
 }
 
-/// The payload of a chunked body.
-pub(crate) fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let end = body.windows(2).position(|pair| pair == b"\r\n")?;
-        let size_text = std::str::from_utf8(&body[..end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        body = &body[end + 2..];
-        if size == 0 {
-            return Some(out);
+/// `error` and its causes, looking inside `io::Error`s too (whose `source` skips the error
+/// they wrap), at most 16 deep.
+fn causes<'a>(error: &'a (dyn Error + 'static)) -> Vec<&'a (dyn Error + 'static)> {
+    let mut chain = vec![error];
+    while let Some(last) = chain.last().copied().filter(|_| chain.len() < 16) {
+        let wrapped = last
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .map(|inner| inner as &(dyn Error + 'static));
+        match wrapped.or_else(|| last.source()) {
+            Some(next) => chain.push(next),
+            None => break,
         }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
     }
+    chain
+}
+
+/// A TLS failure in words, naming the setting that fixes an unknown issuer.
+fn describe_tls(error: &rustls::Error) -> String {
+    match error {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+            "TLS: certificate not trusted (issued by a CA that neither the system nor the \
+             feed's CA file holds)"
+                .to_string()
+        }
+        rustls::Error::InvalidCertificate(error) => {
+            format!("TLS: certificate not trusted ({error})")
+        }
+        other => format!("TLS: {other}"),
+    }
+}
+
+/// The CA certificates of a PEM file, each checked as a trust anchor.
+pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|error| error.to_string())?
+        .len();
+    if size > CA_FILE_BYTES_MAX {
+        return Err(format!("larger than {CA_FILE_BYTES_MAX} bytes"));
+    }
+    let pem = std::fs::read(path).map_err(|error| error.to_string())?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| format!("not PEM: {error}"))?;
+    if certificates.is_empty() {
+        return Err("holds no PEM certificate".to_string());
+    }
+    for certificate in &certificates {
+        rustls::RootCertStore::empty()
+            .add(certificate.clone())
+            .map_err(|error| format!("not a CA certificate: {error}"))?;
+    }
+    Ok(certificates)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::TcpListener;
-
-    #[test]
-    fn a_head_line_that_never_ends_is_refused_at_the_bound() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let server = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nX-Endless: ");
-            let endless = vec![b'a'; 16 * 1024];
-            // Sends until the client hangs up: 64 MiB at most.
-            for _ in 0..4096 {
-                if stream.write_all(&endless).is_err() {
-                    break;
-                }
-            }
-        });
-        let Err(error) = get(&addr, "manifest.json", None, 1_000_000) else {
-            panic!("an endless head line is refused");
-        };
-        assert_eq!(error.message, "response head longer than 65536 bytes");
-        server.join().unwrap();
-    }
-}
+mod tests;
