@@ -8,7 +8,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 # The PyMISP suite's virtualenv, rebuilt when tests/pymisp/requirements.txt changes.
 PYMISP_VENV := $(TARGET_DIR)/pymisp-venv
 
-.PHONY: all prereqs test-prereqs build test test-rust test-pymisp lint bench run clean
+.PHONY: all prereqs test-prereqs build test test-rust test-pymisp test-load lint bench run clean
 
 all: build
 
@@ -28,7 +28,7 @@ lint: prereqs
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test: lint test-rust test-pymisp
+test: lint test-rust test-pymisp test-load
 
 test-rust: test-prereqs
 	$(CARGO) test --all-targets
@@ -43,6 +43,11 @@ $(PYMISP_VENV)/installed: tests/pymisp/requirements.txt
 test-pymisp: test-prereqs $(PYMISP_VENV)/installed
 	$(CARGO) test --all-targets --no-run
 	THREATLOG_BIN=$(abspath $(TARGET_DIR))/debug/threatlog $(PYMISP_VENV)/bin/python -m pytest tests/pymisp -q
+
+# The load test (tests/hostile_load.rs): one node attacked on every front at once while PyMISP
+# adds and searches events; prints the honest client's latencies with and without the attack.
+test-load: test-prereqs $(PYMISP_VENV)/installed
+	THREATLOG_PYMISP_PYTHON=$(abspath $(PYMISP_VENV))/bin/python $(CARGO) test --test hostile_load -- --ignored --nocapture
 
 # The end-to-end benchmarks (benches/), each printing its figures.
 bench: prereqs

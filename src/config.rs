@@ -117,6 +117,15 @@ pub struct ApiConfig {
     pub search_examined_max: u64,
     /// Longest one search may run, in seconds.
     pub search_time_max_s: u64,
+    /// Most attributes one search answer may hold (a page of it, when paged).
+    pub search_rows_max: usize,
+    /// Requests' node work (reads, writes, searches) running at once; 0 means one per CPU.
+    /// Further requests wait, and a freed place goes to the user waiting who holds fewest.
+    pub workers_max: usize,
+    /// Requests in flight at once with one API key; further ones get 429.
+    pub requests_per_key_max: usize,
+    /// Requests in flight at once from one IP address; further ones get 429.
+    pub requests_per_address_max: usize,
 }
 
 /// Default of [`ApiConfig::body_bytes_max`]: 50 MiB, the same bound as an import file, since a
@@ -129,6 +138,13 @@ pub const API_CONNECTIONS_MAX: usize = 1024;
 
 /// Default of [`ApiConfig::connections_per_address_max`].
 pub const API_CONNECTIONS_PER_ADDRESS_MAX: usize = 64;
+
+/// Default of [`ApiConfig::requests_per_key_max`]: well above what a script or PyMISP client
+/// keeps in flight, well below what lets one key crowd out the others.
+pub const API_REQUESTS_PER_KEY_MAX: usize = 16;
+
+/// Default of [`ApiConfig::requests_per_address_max`].
+pub const API_REQUESTS_PER_ADDRESS_MAX: usize = 32;
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -146,6 +162,10 @@ impl Default for ApiConfig {
             search_terms_max: 10_000,
             search_examined_max: 20_000_000,
             search_time_max_s: 60,
+            search_rows_max: 100_000,
+            workers_max: 0,
+            requests_per_key_max: API_REQUESTS_PER_KEY_MAX,
+            requests_per_address_max: API_REQUESTS_PER_ADDRESS_MAX,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! - [`change`]: MISP objects to log drafts; distribution levels and visibility (pure).
 //! - [`clock`]: the clock every time the node stamps is read from (system, or manual).
 //! - [`slots`]: counted places per key (connections per address, pull streams per peer).
+//! - [`turns`]: fair turns at the node's work between clients (REST requests).
 //! - [`store`]: RocksDB column families, atomic append with view updates, verify, rebuild (IO).
 //! - [`config`]: the `threatlog.toml` configuration.
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
@@ -48,6 +49,7 @@ pub mod run;
 pub mod slots;
 pub mod store;
 pub mod sync;
+pub mod turns;
 pub mod view;
 
 /// Protobuf wire types generated from `proto/threatlog/v1/*.proto`.

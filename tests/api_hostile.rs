@@ -17,6 +17,14 @@ const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// A node whose `[api]` settings `settings` replace the template's.
 fn node_with(settings: &[(&str, &str)]) -> (tempfile::TempDir, Server) {
+    let (temp, dir) = configured(settings);
+    let server = Server::start(&dir);
+    (temp, server)
+}
+
+/// A node's directory, not yet served, whose `[api]` settings `settings` replace the
+/// template's.
+fn configured(settings: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf) {
     let (temp, dir) = common::node();
     let path = dir.join("threatlog.toml");
     let mut text = std::fs::read_to_string(&path).unwrap();
@@ -30,8 +38,7 @@ fn node_with(settings: &[(&str, &str)]) -> (tempfile::TempDir, Server) {
         text = text.replace(&line, &format!("{prefix}{value}"));
     }
     std::fs::write(&path, text).unwrap();
-    let server = Server::start(&dir);
-    (temp, server)
+    (temp, dir)
 }
 
 fn admin_key(dir: &Path) -> String {
@@ -209,4 +216,140 @@ fn a_search_past_its_limits_gets_400_and_a_narrow_one_is_answered() {
         .collect();
     values.sort();
     assert_eq!(values, ["198.51.100.42", "198.51.100.7"]);
+}
+
+/// A request with `key` from source address `from` whose body never comes: it stays in
+/// flight until the connection closes.
+fn in_flight(from: &str, server: &str, key: &str) -> TcpStream {
+    let mut stream = connect_from(from, server);
+    stream.set_nonblocking(false).unwrap();
+    let head = format!(
+        "POST /events/add HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+/// The whole answer to a version request with `key` from source address `from`.
+fn version_from(from: &str, server: &str, key: &str) -> String {
+    let mut stream = connect_from(from, server);
+    stream.set_nonblocking(false).unwrap();
+    let request = format!(
+        "GET /servers/getVersion HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    until_closed(&mut stream).expect("the version request is answered")
+}
+
+/// Asks with `ask` until its answer starts with `status` (the requests it waits on are
+/// admitted asynchronously), at most for [`CLOSE_WAIT`]; the answer.
+fn until_status(status: &str, mut ask: impl FnMut() -> String) -> String {
+    let started = Instant::now();
+    loop {
+        let answer = ask();
+        if answer.starts_with(status) || started.elapsed() > CLOSE_WAIT {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn one_key_or_one_address_holds_at_most_its_budget_of_requests_in_flight() {
+    let (_temp, dir) = configured(&[
+        ("requests_per_key_max", "3"),
+        ("requests_per_address_max", "5"),
+    ]);
+    let other = common::accounts::org_user(&dir, "Other Org", "analyst@other.test");
+    let server = Server::start(&dir);
+    let admin = admin_key(&dir);
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| in_flight("127.0.0.2", &server.addr, &admin))
+        .collect();
+    // The key's fourth request, from any address, is turned away before it is looked at.
+    let refused = until_status("HTTP/1.1 429", || {
+        version_from("127.0.0.3", &server.addr, &admin)
+    });
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    assert!(refused.contains("retry-after: 1\r\n"), "{refused}");
+    assert!(
+        refused.contains(
+            "Too many requests in flight with this API key (at most 3, api.requests_per_key_max)"
+        ),
+        "{refused}"
+    );
+    // Another key is served meanwhile, from the same address too.
+    let answer = version_from("127.0.0.3", &server.addr, &other);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = version_from("127.0.0.2", &server.addr, &other);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Two more from the address fill its five; its sixth is turned away, whatever the key.
+    let _more: Vec<TcpStream> = (0..2)
+        .map(|_| in_flight("127.0.0.2", &server.addr, &other))
+        .collect();
+    let refused = until_status("HTTP/1.1 429", || {
+        version_from("127.0.0.2", &server.addr, &other)
+    });
+    assert!(
+        refused.contains(
+            "Too many requests in flight from this address (at most 5, api.requests_per_address_max)"
+        ),
+        "{refused}"
+    );
+    // Requests given up give their places back.
+    drop(held);
+    let answer = until_status("HTTP/1.1 200", || {
+        version_from("127.0.0.3", &server.addr, &admin)
+    });
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    served(&server, &admin);
+}
+
+#[test]
+fn an_answer_of_more_rows_than_the_node_writes_at_once_gets_400_and_a_page_of_it_is_answered() {
+    let (_temp, server) = node_with(&[("search_rows_max", "30")]);
+    let key = admin_key(&server.dir);
+    let attributes: Vec<serde_json::Value> = (0..100)
+        .map(|n| serde_json::json!({"type": "ip-dst", "value": format!("198.51.100.{n}")}))
+        .collect();
+    let event = serde_json::json!({"Event": {"info": "many rows", "Attribute": attributes}});
+    let (status, _) = server.request("POST", "/events/add", Some(&key), Some(&event.to_string()));
+    assert_eq!(status, 200);
+    let too_many = "The answer would hold 100 attributes, more than the 30 this node answers \
+                    at once (api.search_rows_max); narrow the search or page it with limit and \
+                    page.";
+    for (path, body) in [
+        ("/attributes/restSearch", r#"{"value": "198.51.100.%"}"#),
+        (
+            "/attributes/restSearch",
+            r#"{"value": "198.51.100.%", "returnFormat": "text"}"#,
+        ),
+        // The event matches by one value, but is written whole.
+        ("/events/restSearch", r#"{"value": "198.51.100.7"}"#),
+    ] {
+        let (status, error) = server.request("POST", path, Some(&key), Some(body));
+        assert_eq!(
+            (status, error["message"].as_str()),
+            (400, Some(too_many)),
+            "{path} {body}"
+        );
+    }
+    // A page within the bound is answered, the last page too.
+    let page = |page: u32| {
+        let body = format!(r#"{{"value": "198.51.100.%", "limit": 30, "page": {page}}}"#);
+        let (status, found) =
+            server.request("POST", "/attributes/restSearch", Some(&key), Some(&body));
+        assert_eq!(status, 200, "{found}");
+        found["response"]["Attribute"].as_array().unwrap().len()
+    };
+    assert_eq!((page(1), page(4)), (30, 10));
+    // Matching a few attributes of the event is fine.
+    let (status, found) = server.request(
+        "POST",
+        "/attributes/restSearch",
+        Some(&key),
+        Some(r#"{"value": "198.51.100.1%"}"#),
+    );
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["response"]["Attribute"].as_array().unwrap().len(), 11);
 }

@@ -250,9 +250,17 @@ fn bench_api_reports_every_figure_as_json() {
         "50",
         "--searches",
         "10",
+        "--honest-rounds",
+        "5",
+        "--attack-percent",
+        "2",
+        "--attack-ramp-s",
+        "1",
         "--json",
     ]);
     let figures = bench::api::figures(&options).unwrap();
+    assert_eq!(figures["honest_calls"], 10);
+    assert_eq!(figures["attack_percent"], 2);
     assert_eq!(figures["http_events"], 4);
     assert_eq!(figures["search_attributes_held"], 50);
     assert_eq!(figures["searches"], 10);
@@ -262,6 +270,12 @@ fn bench_api_reports_every_figure_as_json() {
         "search_p50_ms",
         "search_p99_ms",
         "search_p99_vs_target",
+        "honest_calls_per_s",
+        "honest_p99_ms",
+        "attacked_calls_per_s",
+        "attacked_p99_ms",
+        "attacked_throughput_ratio",
+        "attacked_p99_ratio",
     ] {
         assert!(
             figures[name].as_f64().is_some_and(|v| v > 0.0),

@@ -1,5 +1,7 @@
-//! The API benchmark: events added over HTTP by concurrent keep-alive clients, and value
-//! searches (`/attributes/restSearch`) against a node holding many attributes.
+//! The API benchmark: events added over HTTP by concurrent keep-alive clients, value searches
+//! (`/attributes/restSearch`) against a node holding many attributes, and an honest client's
+//! adds and searches without and then under the load test's attack
+//! ([`crate::common::attack`]).
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -9,9 +11,13 @@ use std::time::Instant;
 
 use super::http::Connection;
 use super::{figure, rate, JsonOption, Scratch};
+use crate::common::attack::{self, percentile, Attack, SyncTarget, Target};
+use crate::common::hostile::Hostile;
+use crate::common::identity::Org;
 use crate::common::workload::{address, synthetic_event};
 use threatlog::change;
 use threatlog::node::Node;
+use threatlog::sync::peer::{self, PeerSettings};
 
 /// The ingest figure the API is held to: attributes per second over HTTP.
 const HTTP_ATTRIBUTES_TARGET_PER_S: f64 = 20_000.0;
@@ -19,6 +25,12 @@ const HTTP_ATTRIBUTES_TARGET_PER_S: f64 = 20_000.0;
 const SEARCH_P99_TARGET_MS: f64 = 10.0;
 /// Events appended per write while topping the node up to the search size.
 const TOP_UP_EVENTS_PER_WRITE: usize = 20;
+/// The honest client's throughput under attack, as a share of its unattacked throughput, the
+/// API is held to.
+const ATTACKED_THROUGHPUT_TARGET: f64 = 0.5;
+/// The honest client's p99 latency under attack, as a multiple of its unattacked p99, the API
+/// is held to.
+const ATTACKED_P99_TARGET: f64 = 5.0;
 
 /// Options of the API benchmark.
 #[derive(Clone, Debug, clap::Parser)]
@@ -38,6 +50,16 @@ pub struct ApiOptions {
     /// Value searches to time.
     #[arg(long, default_value_t = 1000)]
     pub searches: usize,
+    /// Rounds (an add and a search each) of the honest client, without and with the attack.
+    #[arg(long, default_value_t = 300)]
+    pub honest_rounds: usize,
+    /// Size of the attack, in percent of the load test's (500 slowloris, 100 idle, 25 `%`
+    /// searchers, 25 oversized bodies, 40 follow-pulls and a stalled pull).
+    #[arg(long, default_value_t = 100)]
+    pub attack_percent: usize,
+    /// Seconds the attack runs before the honest client starts.
+    #[arg(long, default_value_t = 5)]
+    pub attack_ramp_s: u64,
     /// Print one JSON object with every figure instead of text.
     #[arg(long)]
     pub json: bool,
@@ -60,28 +82,47 @@ fn event_body(index: usize, first: usize, count: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Starts the API for `node` on a free loopback port, on a runtime that lives as long as the
-/// returned guard.
-fn start_server(node: Arc<Node>) -> Result<(tokio::runtime::Runtime, SocketAddr)> {
+/// The node's listeners in the benchmark: the API and the sync service on free loopback
+/// ports, on a runtime that lives as long as this.
+struct Served {
+    runtime: tokio::runtime::Runtime,
+    api: SocketAddr,
+    sync: SocketAddr,
+}
+
+/// Starts the API (with its connection limits, as `threatlog serve` does) and the sync
+/// service for `node`.
+fn start_server(node: Arc<Node>) -> Result<Served> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let app = threatlog::api::router(threatlog::api::ApiState::new(node));
+    let api = listener.local_addr()?;
+    let limits = threatlog::api::connections::Limits::of(&node.config.api);
+    let app = threatlog::api::router(threatlog::api::ApiState::new(Arc::clone(&node)));
+    runtime.spawn(threatlog::api::connections::serve(
+        listener,
+        None,
+        app,
+        limits,
+        std::future::pending(),
+    ));
+    let (bound, sync) = std::sync::mpsc::channel();
+    let service = threatlog::sync::serve(
+        node,
+        "127.0.0.1:0".into(),
+        std::future::pending(),
+        move |addr| {
+            let _ = bound.send(addr);
+        },
+    );
     runtime.spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        if let Err(error) = service.await {
+            eprintln!("sync service: {error}");
+        }
     });
-    Ok((runtime, addr))
-}
-
-/// The `p`th percentile (0–100) of sorted latencies, in milliseconds.
-fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
-    if sorted_ms.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted_ms.len() - 1) as f64).round() as usize;
-    sorted_ms[rank.min(sorted_ms.len() - 1)]
+    let sync = sync.recv().context("the sync service's address")?;
+    Ok(Served { runtime, api, sync })
 }
 
 /// Adds `options.events` events over HTTP from `options.clients` keep-alive clients at once;
@@ -172,13 +213,108 @@ fn time_searches(
     Ok(latencies_ms)
 }
 
+/// What the honest client measured: calls per second and sorted latencies in milliseconds.
+struct HonestRun {
+    calls_per_s: f64,
+    latencies_ms: Vec<f64>,
+}
+
+/// The honest client: `rounds` times, adds an event of one new attribute and searches for it,
+/// on one keep-alive connection; every call must succeed.
+fn honest_client(addr: SocketAddr, key: &str, rounds: usize, label: &str) -> Result<HonestRun> {
+    let mut connection = Connection::open(addr, key)?;
+    let mut latencies_ms = Vec::with_capacity(2 * rounds);
+    let started = Instant::now();
+    for round in 0..rounds {
+        let value = format!("honest-{label}-{round}.example.org");
+        let add = json!({"Event": {"info": format!("honest {label} {round}"),
+            "Attribute": [{"type": "domain", "value": value}]}});
+        let search = json!({"value": value, "returnFormat": "json"});
+        for (path, body) in [("/events/add", add), ("/attributes/restSearch", search)] {
+            let call = Instant::now();
+            let (status, response) = connection.post(path, body.to_string().as_bytes())?;
+            latencies_ms.push(call.elapsed().as_secs_f64() * 1000.0);
+            if status != 200 {
+                bail!(
+                    "honest {path} answered {status}: {}",
+                    String::from_utf8_lossy(&response)
+                );
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies_ms.sort_by(f64::total_cmp);
+    Ok(HonestRun {
+        calls_per_s: rate(latencies_ms.len(), seconds),
+        latencies_ms,
+    })
+}
+
+/// Who attacks the benchmark's node: a flooding read-only user of another organisation, and
+/// two paired peers (a follower and a staller) that the node neither pulls from nor pushes to.
+struct Attackers {
+    /// The flooding user's API key.
+    key: String,
+    /// Seed of the peer opening follow-pulls.
+    follower: [u8; 32],
+    /// Seed of the peer that never reads its pull.
+    staller: [u8; 32],
+}
+
+impl Attackers {
+    /// Adds the attackers to `node`, before its sync service starts (it reads the peers once).
+    fn add(node: &Node) -> Result<Attackers> {
+        let flood_org = threatlog::model::Organisation {
+            uuid: uuid::Uuid::new_v4(),
+            name: "Flood Org".into(),
+        };
+        node.add_organisation(&flood_org, false)?;
+        let key = node.add_user("flood@flood.example", flood_org.uuid, 6)?;
+        let pair = |org: &str| -> Result<[u8; 32]> {
+            let peer = Hostile::of(Org::new(org));
+            let card = threatlog::sync::peer::Card::decode(&peer.card())?;
+            let settings = PeerSettings {
+                pull: Some(false),
+                push: Some(false),
+                ..PeerSettings::default()
+            };
+            peer::pair(&node.store, &node.origin(), card, settings)?;
+            Ok(peer.key.seed())
+        };
+        Ok(Attackers {
+            key,
+            follower: pair("Follower Org")?,
+            staller: pair("Staller Org")?,
+        })
+    }
+
+    /// The attack on `node` served by `served`.
+    fn target(&self, node: &Node, served: &Served) -> Target {
+        Target {
+            api: served.api,
+            tls: None,
+            key: self.key.clone(),
+            oversized: node.config.api.body_bytes_max + 1,
+            sync: Some(SyncTarget {
+                addr: served.sync.to_string(),
+                node: node.origin(),
+                follower: self.follower,
+                staller: self.staller,
+            }),
+        }
+    }
+}
+
 /// Runs the API benchmark: its figures.
 pub fn figures(options: &ApiOptions) -> Result<Value> {
     let scratch = Scratch::new("api")?;
     let dir = scratch.0.join("node");
     let key = Node::init(&dir, "Bench Org", None, false)?.admin_key;
     let node = Arc::new(Node::open(&dir)?);
-    let (runtime, addr) = start_server(Arc::clone(&node))?;
+    let attackers = Attackers::add(&node)?;
+    let served = start_server(Arc::clone(&node))?;
+    let target = attackers.target(&node, &served);
+    let addr = served.api;
 
     let per_event = options.attributes_per_event.max(1);
     let http_seconds = add_over_http(options, addr, &key)?;
@@ -186,10 +322,24 @@ pub fn figures(options: &ApiOptions) -> Result<Value> {
     // Top up to the search size with direct appends (the searches, not this, are timed).
     let held = top_up(options, &node, http_attributes)?;
     let latencies_ms = time_searches(options, addr, &key, held)?;
-    drop(runtime);
+
+    let quiet = honest_client(addr, &key, options.honest_rounds, "quiet")?;
+    let attack = Attack::start(&target, attack::FULL.scaled(options.attack_percent));
+    std::thread::sleep(std::time::Duration::from_secs(options.attack_ramp_s));
+    let attacked = honest_client(addr, &key, options.honest_rounds, "attacked");
+    let tally = attack.tally.figures();
+    drop(attack);
+    let attacked = attacked?;
+    drop(served.runtime);
 
     let ingest_rate = rate(http_attributes, http_seconds);
     let p99_ms = percentile(&latencies_ms, 99.0);
+    let quiet_p99 = percentile(&quiet.latencies_ms, 99.0);
+    let attacked_p99 = percentile(&attacked.latencies_ms, 99.0);
+    let attacked_tally: serde_json::Map<String, Value> = tally
+        .into_iter()
+        .map(|(name, count)| (name.to_string(), json!(count)))
+        .collect();
     Ok(json!({
         "http_events": options.events,
         "attributes_per_event": per_event,
@@ -203,6 +353,19 @@ pub fn figures(options: &ApiOptions) -> Result<Value> {
         "search_p99_ms": p99_ms,
         "search_p99_target_ms": SEARCH_P99_TARGET_MS,
         "search_p99_vs_target": p99_ms / SEARCH_P99_TARGET_MS,
+        "honest_calls": quiet.latencies_ms.len(),
+        "honest_calls_per_s": quiet.calls_per_s,
+        "honest_p50_ms": percentile(&quiet.latencies_ms, 50.0),
+        "honest_p99_ms": quiet_p99,
+        "attack_percent": options.attack_percent,
+        "attacked_calls_per_s": attacked.calls_per_s,
+        "attacked_p50_ms": percentile(&attacked.latencies_ms, 50.0),
+        "attacked_p99_ms": attacked_p99,
+        "attacked_throughput_ratio": attacked.calls_per_s / quiet.calls_per_s.max(1e-9),
+        "attacked_throughput_target": ATTACKED_THROUGHPUT_TARGET,
+        "attacked_p99_ratio": attacked_p99 / quiet_p99.max(1e-9),
+        "attacked_p99_target": ATTACKED_P99_TARGET,
+        "attack": attacked_tally,
     }))
 }
 
@@ -228,6 +391,33 @@ pub fn text(options: &ApiOptions, figures: &Value) {
         f("search_p99_ms"),
         f("search_p99_vs_target")
     );
+    println!(
+        "honest client: {} adds and searches, without and under the load test's attack ({}%)",
+        figures["honest_calls"], figures["attack_percent"]
+    );
+    println!(
+        "  calls/s           {:>10.1}  under attack {:>10.1}  (ratio {:.2}, target >= {ATTACKED_THROUGHPUT_TARGET})",
+        f("honest_calls_per_s"),
+        f("attacked_calls_per_s"),
+        f("attacked_throughput_ratio")
+    );
+    println!(
+        "  p50 ms            {:>10.2}  under attack {:>10.2}",
+        f("honest_p50_ms"),
+        f("attacked_p50_ms")
+    );
+    println!(
+        "  p99 ms            {:>10.2}  under attack {:>10.2}  (ratio {:.2}, target <= {ATTACKED_P99_TARGET})",
+        f("honest_p99_ms"),
+        f("attacked_p99_ms"),
+        f("attacked_p99_ratio")
+    );
+    if let Some(attack) = figures["attack"].as_object() {
+        println!("what the node did to the attackers:");
+        for (name, count) in attack {
+            println!("  {name:<32} {count}");
+        }
+    }
 }
 
 /// A synthetic event whose attribute values are numbered from `first`.

@@ -12,6 +12,7 @@ use super::ApiState;
 use crate::change::Actor;
 use crate::model::Organisation;
 use crate::node::{Node, NodeError, User, API_KEY_CHARS};
+use crate::turns::Tenant;
 
 /// A MISP role with its default id and what it allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,7 +180,7 @@ fn caller(node: &Node, user: User) -> Result<Caller, NodeError> {
 }
 
 /// The API key of a request: `Authorization` (bare, or after `Bearer `) or `X-MISP-AUTH`.
-fn api_key(headers: &HeaderMap) -> Option<String> {
+pub fn api_key(headers: &HeaderMap) -> Option<String> {
     ["authorization", "x-misp-auth"]
         .iter()
         .filter_map(|name| headers.get(*name)?.to_str().ok())
@@ -197,7 +198,9 @@ pub async fn authenticate(
     let Some(key) = api_key(request.headers()) else {
         return ApiError::auth_failed().into_response();
     };
+    let tenant = Tenant::Address(super::admission::remote(&request));
     let caller = state
+        .charged_to(tenant)
         .blocking(move |node| {
             let Some(user) = node.user_by_key(&key)? else {
                 return Ok(None);

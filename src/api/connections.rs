@@ -33,6 +33,7 @@ use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::admission::Remote;
 use crate::config::ApiConfig;
 use crate::slots::{Slot, Slots};
 
@@ -139,11 +140,11 @@ impl Connection {
     /// closes or a limit ends the connection.
     async fn run(self, stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>) {
         match tls {
-            None => self.http(stream).await,
+            None => self.http(stream, peer).await,
             Some(acceptor) => {
                 let handshake = acceptor.accept(stream);
                 match tokio::time::timeout(self.limits.handshake_timeout, handshake).await {
-                    Ok(Ok(stream)) => self.http(stream).await,
+                    Ok(Ok(stream)) => self.http(stream, peer).await,
                     Ok(Err(error)) => tracing::debug!("TLS handshake with {peer} failed: {error}"),
                     Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
                 }
@@ -151,7 +152,8 @@ impl Connection {
         }
     }
 
-    async fn http<S>(self, stream: S)
+    /// Serves HTTP/1.1 requests on `stream`, each marked as coming from `peer`.
+    async fn http<S>(self, stream: S, peer: SocketAddr)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -164,7 +166,9 @@ impl Connection {
         } = self;
         let body_timeout = limits.body_timeout;
         let service = app.map_request(move |request: hyper::Request<Incoming>| {
-            request.map(|body| Body::new(TimedBody::new(body, body_timeout)))
+            let mut request = request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
+            request.extensions_mut().insert(Remote(peer));
+            request
         });
         let io = TokioIo::new(StallGuard::new(stream, limits.send_stall_timeout));
         let mut http = hyper::server::conn::http1::Builder::new();

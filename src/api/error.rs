@@ -177,8 +177,12 @@ impl IntoResponse for ApiError {
 pub async fn misp_errors(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
-    match response.extensions().get::<ApiError>() {
-        Some(error) => (error.status, Json(error.body(&path))).into_response(),
+    // Only the body is rewritten: headers such as `Retry-After` stay.
+    match response.extensions().get::<ApiError>().cloned() {
+        Some(error) => {
+            let (parts, _) = response.into_parts();
+            Response::from_parts(parts, Json(error.body(&path)).into_response().into_body())
+        }
         None => response,
     }
 }

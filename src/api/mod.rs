@@ -28,12 +28,14 @@
 //! - [`servers`]: `/servers/…` — peers as MISP servers, and the version endpoints;
 //! - [`identity`]: `/identity/…`; [`audit`]: `/audit/…` (checkpoints and proofs).
 //!
-//! Beside them: [`access`] who may do what, [`auth`] API keys and roles, [`error`] MISP's error
+//! Beside them: [`access`] who may do what, [`admission`] request budgets per key and address
+//! and fair turns at the node's work, [`auth`] API keys and roles, [`error`] MISP's error
 //! bodies, [`request`] body and path parsing, [`server`] the REST listener (everything else
 //! `threatlog serve` starts is [`crate::run`]'s), [`connections`] its connection limits and
 //! timeouts, [`tls`] HTTPS.
 
 pub mod access;
+pub mod admission;
 pub mod attributes;
 pub mod audit;
 pub mod auth;
@@ -62,6 +64,8 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::node::Node;
+use crate::turns::Tenant;
+use admission::Admission;
 use auth::Caller;
 use error::ApiError;
 use serde_json::Value;
@@ -104,7 +108,7 @@ impl FromRequestParts<ApiState> for Call {
             .cloned()
             .ok_or_else(ApiError::auth_failed)?;
         Ok(Call {
-            state: state.clone(),
+            state: state.charged_to(Tenant::User(caller.id)),
             caller,
         })
     }
@@ -117,6 +121,10 @@ pub struct ApiState {
     pub node: Arc<Node>,
     /// Largest request body read, in bytes (`api.body_bytes_max`).
     pub body_bytes_max: u64,
+    /// Request budgets and turns at the node's work.
+    pub admission: Arc<Admission>,
+    /// Whom this state's work is charged to: the caller once authenticated.
+    pub tenant: Tenant,
 }
 
 impl ApiState {
@@ -124,19 +132,35 @@ impl ApiState {
     pub fn new(node: Arc<Node>) -> Self {
         Self {
             body_bytes_max: node.config.api.body_bytes_max,
+            admission: Arc::new(Admission::new(&node.config.api)),
+            tenant: Tenant::Address(std::net::Ipv4Addr::UNSPECIFIED.into()),
             node,
         }
     }
 
-    /// Runs `work` on the node in tokio's blocking pool: RocksDB reads and synced appends
-    /// block, and must not stall the async workers.
+    /// This state, its work charged to `tenant`.
+    pub fn charged_to(&self, tenant: Tenant) -> Self {
+        Self {
+            tenant,
+            ..self.clone()
+        }
+    }
+
+    /// Runs `work` on the node in tokio's blocking pool (RocksDB reads and synced appends
+    /// block, and must not stall the async workers), in a fair turn of this state's tenant.
     pub async fn blocking<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Node) -> Result<T, ApiError> + Send + 'static,
     {
+        let turn = self
+            .admission
+            .turns
+            .turn(self.tenant)
+            .await
+            .map_err(|error| ApiError::internal(&error))?;
         let node = Arc::clone(&self.node);
-        tokio::task::spawn_blocking(move || work(&node))
+        tokio::task::spawn_blocking(move || turn.run(|| work(&node)))
             .await
             .map_err(|error| ApiError::internal(&error))?
     }
@@ -184,6 +208,10 @@ pub fn router(state: ApiState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::admit,
         ))
         .with_state(state);
     routes.layer(axum::middleware::from_fn(error::misp_errors))

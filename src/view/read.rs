@@ -1,7 +1,7 @@
 //! The read side: MISP-shaped JSON assembled from view records.
 
 use serde_json::{json, Map, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
 use super::correlation::correlations;
@@ -114,6 +114,19 @@ type Child = (RecordKind, Uuid, Record);
 /// The live child records of an event: (kind, uuid, record), in key order.
 fn children(kv: &dyn ViewRead, event: &Uuid) -> Result<Vec<Child>, KvError> {
     Ok(children_of(kv, event, None)?.children)
+}
+
+/// How many attribute keys event `event` lists, live or not, read from the keys alone: a
+/// cheap bound on what rendering the event would cost.
+pub fn attribute_keys(kv: &dyn ViewRead, event: &Uuid) -> Result<usize, KvError> {
+    let mut count = 0;
+    kv.scan_visit(Table::Children, event.as_bytes(), &mut |key, _| {
+        if key.len() == 33 && key[16] == RecordKind::Attribute as u8 {
+            count += 1;
+        }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(count)
 }
 
 /// What an event's entry in the children table lists.
@@ -289,6 +302,8 @@ fn children_json(
     let mut objects: Vec<(Uuid, Map<String, Value>)> = Vec::new();
     let mut object_children: Vec<(Uuid, &'static str, Value)> = Vec::new();
     for (kind, child, record) in std::mem::take(&mut listing.children) {
+        // A large event's rendering shares the node's work with other clients waiting.
+        crate::turns::pause_point();
         if kind == RecordKind::Attribute && !is_deleted(&record) {
             out.correlating.extend(correlation_values(&record));
         }
@@ -335,7 +350,7 @@ fn children_json(
             _ => {}
         }
     }
-    out.objects = nest(objects, &object_children);
+    out.objects = nest(objects, object_children);
     Ok(out)
 }
 
@@ -343,18 +358,19 @@ fn children_json(
 /// (parent object, list name, member).
 fn nest(
     objects: Vec<(Uuid, Map<String, Value>)>,
-    object_children: &[(Uuid, &'static str, Value)],
+    object_children: Vec<(Uuid, &'static str, Value)>,
 ) -> Vec<Value> {
+    // Grouped once, so that an event of many objects costs its size, not its size squared.
+    let mut members: HashMap<(Uuid, &'static str), Vec<Value>> = HashMap::new();
+    for (parent, list, value) in object_children {
+        members.entry((parent, list)).or_default().push(value);
+    }
     objects
         .into_iter()
         .map(|(object_uuid, mut fields)| {
             for list in ["Attribute", "ObjectReference"] {
-                let members: Vec<Value> = object_children
-                    .iter()
-                    .filter(|(parent, name, _)| *parent == object_uuid && *name == list)
-                    .map(|(_, _, value)| value.clone())
-                    .collect();
-                fields.insert(list.into(), Value::Array(members));
+                let listed = members.remove(&(object_uuid, list)).unwrap_or_default();
+                fields.insert(list.into(), Value::Array(listed));
             }
             Value::Object(fields)
         })

@@ -76,8 +76,12 @@ impl Budget {
             return Err(SearchError::TooBroad(self.examined_max));
         }
         // Reading the clock costs little next to a key read, but not nothing.
-        if examined.is_multiple_of(256) && self.started.elapsed() > self.time_max {
-            return Err(SearchError::TooLong(self.time_max.as_secs()));
+        if examined.is_multiple_of(256) {
+            if self.started.elapsed() > self.time_max {
+                return Err(SearchError::TooLong(self.time_max.as_secs()));
+            }
+            // A long search shares the node's work with other clients waiting for it.
+            crate::turns::pause_point();
         }
         Ok(())
     }

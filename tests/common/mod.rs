@@ -57,6 +57,7 @@ pub fn node() -> (tempfile::TempDir, PathBuf) {
     (temp, dir)
 }
 pub mod accounts;
+pub mod attack;
 pub mod engine;
 pub mod feed_server;
 pub mod forge;

@@ -19,6 +19,7 @@ fn index_lines(node: &Node, caller: &Caller) -> Result<Vec<Value>, ApiError> {
     let views = node.store.views();
     let mut out = Vec::new();
     for summary in read::events(&views)? {
+        crate::turns::pause_point();
         let Some(record) = read::record(&views, RecordKind::Event, summary.uuid.as_bytes())? else {
             continue;
         };

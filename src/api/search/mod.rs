@@ -3,7 +3,7 @@
 //! cut to what the caller may see ([`access`](super::access), exactly as
 //! `events/view`), paged, and written as JSON, CSV or text.
 
-mod request;
+pub mod request;
 mod rows;
 
 use axum::extract::Query as UrlQuery;
@@ -79,6 +79,7 @@ fn visible_hits(node: &Node, caller: &Caller, query: &Query) -> Result<Vec<Found
     let hits = search::search_within(&views, query, &budget).map_err(too_broad)?;
     let mut found = Vec::new();
     for mut hit in hits {
+        crate::turns::pause_point();
         let Some(access) = event_access(node, caller, &hit.event)? else {
             continue;
         };
@@ -103,9 +104,51 @@ fn visible_hits(node: &Node, caller: &Caller, query: &Query) -> Result<Vec<Found
     Ok(found)
 }
 
+/// How many attributes the answer to `request` would hold: the matched ones of each hit (all
+/// of an event's when it matched as a whole or is written whole), counted from the keys
+/// before anything is rendered, on the page asked for.
+fn rows_answered(node: &Node, request: &Request, found: &[Found]) -> Result<usize, ApiError> {
+    let views = node.store.views();
+    let whole_events = matches!(
+        (request.format, request.query.scope),
+        (Format::Json, Scope::Events)
+    );
+    let rows_of = |found: &Found| match found.hit.attributes.len() {
+        matched if matched > 0 && !whole_events => Ok(matched),
+        _ => read::attribute_keys(&views, &found.hit.event),
+    };
+    let limit = request.limit.unwrap_or(usize::MAX);
+    let mut rows = 0usize;
+    match (request.format, request.query.scope) {
+        // Events are paged, each written with its rows.
+        (Format::Json, Scope::Events) | (Format::Export(_), _) => {
+            for found in found.iter().skip(request.skip()).take(limit) {
+                rows = rows.saturating_add(rows_of(found)?);
+            }
+        }
+        // Attribute rows are paged.
+        _ => {
+            for found in found {
+                rows = rows.saturating_add(rows_of(found)?);
+            }
+            rows = rows.saturating_sub(request.skip()).min(limit);
+        }
+    }
+    Ok(rows)
+}
+
 /// Runs a parsed search and writes the response body.
 fn answer(node: &Node, caller: &Caller, request: &Request) -> Result<Response, ApiError> {
     let found = visible_hits(node, caller, &request.query)?;
+    let rows_max = node.config.api.search_rows_max;
+    let rows = rows_answered(node, request, &found)?;
+    if rows > rows_max {
+        return Err(ApiError::bad_request(format!(
+            "The answer would hold {rows} attributes, more than the {rows_max} this node \
+             answers at once (api.search_rows_max); narrow the search or page it with limit \
+             and page."
+        )));
+    }
     let text_response = |content_type: &'static str, body: String| {
         ([(header::CONTENT_TYPE, content_type)], body).into_response()
     };
@@ -119,6 +162,7 @@ fn answer(node: &Node, caller: &Caller, request: &Request) -> Result<Response, A
                 .skip(skip)
                 .take(request.limit.unwrap_or(usize::MAX))
             {
+                crate::turns::pause_point();
                 events.push(event_json(
                     node,
                     caller,
@@ -132,6 +176,7 @@ fn answer(node: &Node, caller: &Caller, request: &Request) -> Result<Response, A
         (Format::Json, Scope::Attributes) => {
             let mut attributes = Vec::new();
             for row in attribute_rows(node, caller, request, &found)? {
+                crate::turns::pause_point();
                 attributes.push(attribute_json(node, caller, request, row)?);
             }
             Ok(Json(json!({ "response": { "Attribute": attributes } })).into_response())
@@ -174,6 +219,7 @@ fn export_events(
         .skip(skip)
         .take(request.limit.unwrap_or(usize::MAX))
     {
+        crate::turns::pause_point();
         events.push(hit.event_json(node, caller, include_deleted)?);
     }
     Ok(events)
@@ -194,7 +240,7 @@ async fn run(
 }
 
 /// URL query parameters as JSON: repeated names become lists.
-fn url_params(pairs: Vec<(String, String)>) -> Map<String, Value> {
+pub fn url_params(pairs: Vec<(String, String)>) -> Map<String, Value> {
     let mut params = Map::new();
     for (name, value) in pairs {
         let name = name.trim_end_matches("[]").to_string();

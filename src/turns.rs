@@ -1,0 +1,433 @@
+//! Fair turns at the node's work, so that one client flooding the node cannot take the CPU
+//! that other clients need.
+//!
+//! Each piece of blocking work a client asks for (a REST request's reads, appends, searches
+//! and rendering) runs in a [`Turn`]. At most `workers` turns are held at once; a client asking
+//! while all are held waits, and a freed turn goes to the waiting [`Tenant`] that holds the
+//! fewest turns (the earliest of them on a tie), so a client with one request waiting is
+//! served before a client with many running. Work that runs long (a broad search) calls
+//! [`pause_point`] as it goes: while a tenant holding fewer turns waits, the long work hands its
+//! turn over and queues again, so it takes its share of the CPU rather than all of it.
+//!
+//! A thread runs in the turn it was given by [`Turn::run`]; [`pause_point`] outside a turn (the
+//! CLI, background tasks) does nothing.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+/// Whom work is charged to: an authenticated user, or before authentication the address a
+/// request came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tenant {
+    /// A user, by their local numeric id.
+    User(u64),
+    /// A network address, for work done before its client is known.
+    Address(IpAddr),
+}
+
+/// The turns of one node: at most `workers` held at once, handed out fairly between tenants.
+#[derive(Clone)]
+pub struct Turns {
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// What the turns share: how many are held, by whom, and who waits.
+struct Shared {
+    /// Most turns held at once.
+    workers: usize,
+    /// Turns held.
+    running: usize,
+    /// Turns held per tenant (tenants holding none are absent).
+    held: HashMap<Tenant, usize>,
+    /// Who waits, in arrival order.
+    waiting: VecDeque<Waiter>,
+}
+
+/// Least time work keeps its turn before a [`pause_point`] may hand it over: shorter slices
+/// serve waiting tenants sooner, longer ones switch threads less often.
+pub const SLICE: Duration = Duration::from_millis(2);
+
+/// A tenant waiting for a turn, and where to send it.
+struct Waiter {
+    tenant: Tenant,
+    grant: oneshot::Sender<Turn>,
+}
+
+/// One turn held by a tenant, given back (to the fairest waiter) when dropped.
+pub struct Turn {
+    /// The turns it belongs to; `None` once given back.
+    shared: Option<Arc<Mutex<Shared>>>,
+    tenant: Tenant,
+    /// When it was given.
+    given: Instant,
+}
+
+/// Why no turn was given: the turns were dropped while waiting (the node is stopping).
+#[derive(Debug, thiserror::Error)]
+#[error("the node stopped handing out turns at its work")]
+pub struct Stopped;
+
+thread_local! {
+    /// The turn the current thread's work runs in.
+    static CURRENT: RefCell<Option<Turn>> = const { RefCell::new(None) };
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Turns {
+    /// At most `workers` turns at once (at least one).
+    pub fn new(workers: usize) -> Self {
+        Turns {
+            shared: Arc::new(Mutex::new(Shared {
+                workers: workers.max(1),
+                running: 0,
+                held: HashMap::new(),
+                waiting: VecDeque::new(),
+            })),
+        }
+    }
+
+    /// A turn for `tenant`: at once when one is free and nobody waits, otherwise when the
+    /// fair order reaches it.
+    pub async fn turn(&self, tenant: Tenant) -> Result<Turn, Stopped> {
+        let granted = {
+            let mut shared = lock(&self.shared);
+            if shared.running < shared.workers && shared.waiting.is_empty() {
+                shared.take(tenant);
+                return Ok(Turn::given(&self.shared, tenant));
+            }
+            let (grant, granted) = oneshot::channel();
+            shared.waiting.push_back(Waiter { tenant, grant });
+            granted
+        };
+        granted.await.map_err(|_| Stopped)
+    }
+
+    /// Turns held now, in total and by `tenant`.
+    pub fn held(&self, tenant: Tenant) -> (usize, usize) {
+        let shared = lock(&self.shared);
+        (
+            shared.running,
+            shared.held.get(&tenant).copied().unwrap_or(0),
+        )
+    }
+}
+
+impl Shared {
+    /// Counts one more turn held by `tenant`.
+    fn take(&mut self, tenant: Tenant) {
+        self.running += 1;
+        *self.held.entry(tenant).or_insert(0) += 1;
+    }
+
+    /// Counts one turn of `tenant` given back.
+    fn give_back(&mut self, tenant: Tenant) {
+        self.running = self.running.saturating_sub(1);
+        if let Some(count) = self.held.get_mut(&tenant) {
+            *count -= 1;
+            if *count == 0 {
+                self.held.remove(&tenant);
+            }
+        }
+    }
+
+    /// Turns `tenant` holds.
+    fn held_by(&self, tenant: Tenant) -> usize {
+        self.held.get(&tenant).copied().unwrap_or(0)
+    }
+
+    /// The waiter to serve next, if any holds fewer than `below` turns and is not `except`:
+    /// fewest held first, then the earliest.
+    fn fairest(&self, below: usize, except: Option<Tenant>) -> Option<usize> {
+        self.waiting
+            .iter()
+            .enumerate()
+            .filter(|(_, waiter)| Some(waiter.tenant) != except)
+            .map(|(at, waiter)| (self.held_by(waiter.tenant), at))
+            .filter(|(held, _)| *held < below)
+            .min()
+            .map(|(_, at)| at)
+    }
+
+    /// Hands a turn to the fairest waiter holding fewer than `below` turns, other than
+    /// `except` (skipping waiters that gave up); false when there is none.
+    fn hand_to_fairest(
+        &mut self,
+        shared: &Arc<Mutex<Shared>>,
+        below: usize,
+        except: Option<Tenant>,
+    ) -> bool {
+        while let Some(at) = self.fairest(below, except) {
+            let Some(waiter) = self.waiting.remove(at) else {
+                break;
+            };
+            self.take(waiter.tenant);
+            let turn = Turn::given(shared, waiter.tenant);
+            match waiter.grant.send(turn) {
+                Ok(()) => return true,
+                Err(mut unsent) => {
+                    // Its request went away: undo without dropping (which would lock again).
+                    unsent.shared = None;
+                    self.give_back(waiter.tenant);
+                }
+            }
+        }
+        false
+    }
+}
+
+impl Turn {
+    /// A turn of `shared` for `tenant`, given now (already counted).
+    fn given(shared: &Arc<Mutex<Shared>>, tenant: Tenant) -> Self {
+        Turn {
+            shared: Some(Arc::clone(shared)),
+            tenant,
+            given: Instant::now(),
+        }
+    }
+
+    /// Runs `work` on this thread in this turn (so that [`pause_point`] can share it), and
+    /// gives the turn back after, even if `work` panics.
+    pub fn run<T>(self, work: impl FnOnce() -> T) -> T {
+        /// Gives the thread's turn back when the work ends, however it ends.
+        struct Current;
+        impl Drop for Current {
+            fn drop(&mut self) {
+                let turn = CURRENT.with(|current| current.borrow_mut().take());
+                drop(turn);
+            }
+        }
+        CURRENT.with(|current| *current.borrow_mut() = Some(self));
+        let _current = Current;
+        work()
+    }
+
+    /// This turn, or, once it has run a [`SLICE`] and another tenant holding fewer turns than
+    /// this one's waits, a later turn after handing this one over and waiting in line again.
+    fn pause(mut self) -> Result<Turn, Stopped> {
+        if self.given.elapsed() < SLICE {
+            return Ok(self);
+        }
+        let Some(shared) = self.shared.take() else {
+            return Err(Stopped);
+        };
+        let granted = {
+            let mut state = lock(&shared);
+            let mine = state.held_by(self.tenant);
+            state.give_back(self.tenant);
+            if !state.hand_to_fairest(&shared, mine, Some(self.tenant)) {
+                state.take(self.tenant);
+                drop(state);
+                self.shared = Some(shared);
+                return Ok(self);
+            }
+            // Paused work waits first in line: among its tenant's requests it is served before
+            // those not yet started, so a tenant's work under way (and the memory it holds) is
+            // never more than its turns and the ones paused.
+            let (grant, granted) = oneshot::channel();
+            state.waiting.push_front(Waiter {
+                tenant: self.tenant,
+                grant,
+            });
+            granted
+        };
+        granted.blocking_recv().map_err(|_| Stopped)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            let mut state = lock(&shared);
+            state.give_back(self.tenant);
+            if state.running < state.workers {
+                state.hand_to_fairest(&shared, usize::MAX, None);
+            }
+        }
+    }
+}
+
+/// Lets the current thread's work pause for a fairer tenant: called now and then by long work
+/// (every few hundred index entries of a search). Does nothing outside a turn or when nobody
+/// holding fewer turns waits.
+pub fn pause_point() {
+    let Some(turn) = CURRENT.with(|current| current.borrow_mut().take()) else {
+        return;
+    };
+    // A turn that cannot come back (the node is stopping) lets the work finish without one.
+    let resumed = turn.pause().ok();
+    CURRENT.with(|current| *current.borrow_mut() = resumed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    const A: Tenant = Tenant::User(1);
+    const B: Tenant = Tenant::User(2);
+    const C: Tenant = Tenant::Address(IpAddr::V4(Ipv4Addr::LOCALHOST));
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_freed_turn_goes_to_the_waiting_tenant_holding_fewest() {
+        runtime().block_on(async {
+            let turns = Turns::new(2);
+            let a1 = turns.turn(A).await.unwrap();
+            let _a2 = turns.turn(A).await.unwrap();
+            // A waits for a third turn first, then B and C wait.
+            let a3 = tokio::spawn({
+                let turns = turns.clone();
+                async move { turns.turn(A).await.unwrap() }
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let b = tokio::spawn({
+                let turns = turns.clone();
+                async move { turns.turn(B).await.unwrap() }
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let c = tokio::spawn({
+                let turns = turns.clone();
+                async move { turns.turn(C).await.unwrap() }
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(turns.held(A), (2, 2));
+            // B holds none and waited before C: it goes before A's earlier third request.
+            drop(a1);
+            let b = b.await.unwrap();
+            assert_eq!(turns.held(B), (2, 1));
+            assert!(!a3.is_finished() && !c.is_finished());
+            drop(b);
+            // C holds none, A one: C next, although A asked first.
+            let c = c.await.unwrap();
+            assert_eq!(turns.held(C), (2, 1));
+            drop(c);
+            let _a3 = a3.await.unwrap();
+            assert_eq!(turns.held(A), (2, 2));
+        });
+    }
+
+    #[test]
+    fn long_work_hands_its_turn_to_a_waiting_tenant_at_a_pause_point() {
+        let runtime = runtime();
+        let turns = Turns::new(1);
+        let long = runtime.block_on(turns.turn(A)).unwrap();
+        let finish = Arc::new(AtomicBool::new(false));
+        let pauses = {
+            let finish = Arc::clone(&finish);
+            std::thread::spawn(move || {
+                long.run(|| {
+                    let mut pauses = 0u64;
+                    while !finish.load(Ordering::SeqCst) {
+                        pause_point();
+                        pauses += 1;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    pauses
+                })
+            })
+        };
+        // The only turn is held by A's long work; B still gets one while it runs.
+        let b = runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(10), turns.turn(B)).await })
+            .expect("B waited for A's long work to end")
+            .unwrap();
+        assert_eq!(turns.held(B), (1, 1));
+        assert!(!pauses.is_finished(), "A's work still runs, paused");
+        drop(b);
+        finish.store(true, Ordering::SeqCst);
+        assert!(pauses.join().unwrap() > 0);
+        assert_eq!(
+            turns.held(A),
+            (0, 0),
+            "A's turn was given back when its work ended"
+        );
+    }
+
+    #[test]
+    fn paused_work_resumes_before_its_tenants_new_work_starts() {
+        let runtime = runtime();
+        let turns = Turns::new(1);
+        let long = runtime.block_on(turns.turn(A)).unwrap();
+        let new_work = runtime.spawn({
+            let turns = turns.clone();
+            async move { turns.turn(A).await.unwrap() }
+        });
+        let b_waits = runtime.spawn({
+            let turns = turns.clone();
+            async move { turns.turn(B).await.unwrap() }
+        });
+        std::thread::sleep(SLICE + Duration::from_millis(50));
+        let resumed = Arc::new(AtomicBool::new(false));
+        let paused = {
+            let resumed = Arc::clone(&resumed);
+            std::thread::spawn(move || {
+                long.run(|| {
+                    pause_point();
+                    resumed.store(true, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(100));
+                })
+            })
+        };
+        // B holds fewer turns than A: A's long work hands it over at its pause point.
+        let b = runtime.block_on(b_waits).unwrap();
+        assert!(!resumed.load(Ordering::SeqCst));
+        drop(b);
+        // The freed turn resumes A's paused work; A's new work waits for it to end.
+        paused.join().unwrap();
+        assert!(resumed.load(Ordering::SeqCst));
+        let next = runtime.block_on(new_work).unwrap();
+        assert_eq!(turns.held(A), (1, 1));
+        drop(next);
+    }
+
+    #[test]
+    fn work_of_one_tenant_does_not_pause_for_the_same_tenant() {
+        let runtime = runtime();
+        let turns = Turns::new(1);
+        let long = runtime.block_on(turns.turn(A)).unwrap();
+        let waiting = runtime.spawn({
+            let turns = turns.clone();
+            async move { turns.turn(A).await.unwrap() }
+        });
+        std::thread::sleep(SLICE + Duration::from_millis(50));
+        long.run(pause_point);
+        // The pause kept the turn (A waits behind itself), and the end of the work gave it on.
+        let next = runtime.block_on(waiting).unwrap();
+        assert_eq!(turns.held(A), (1, 1));
+        drop(next);
+        assert_eq!(turns.held(A), (0, 0));
+    }
+
+    #[test]
+    fn a_waiter_that_gives_up_does_not_keep_a_turn() {
+        runtime().block_on(async {
+            let turns = Turns::new(1);
+            let first = turns.turn(A).await.unwrap();
+            let gave_up = tokio::time::timeout(Duration::from_millis(20), turns.turn(B)).await;
+            assert!(gave_up.is_err());
+            drop(first);
+            assert_eq!(turns.held(B), (0, 0));
+            let _again = turns.turn(C).await.unwrap();
+            assert_eq!(turns.held(C), (1, 1));
+        });
+    }
+}
