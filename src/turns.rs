@@ -2,10 +2,11 @@
 //! that other clients need.
 //!
 //! Each piece of blocking work a client asks for (a REST request's reads, appends, searches
-//! and rendering) runs in a [`Turn`]. At most `workers` turns are held at once; a client asking
-//! while all are held waits, and a freed turn goes to the waiting [`Tenant`] that holds the
-//! fewest turns (the earliest of them on a tie), so a client with one request waiting is
-//! served before a client with many running. Work that runs long (a broad search) calls
+//! and rendering) runs in a [`Turn`]. At most `workers` turns are held at once, and at most
+//! half of them by one [`Tenant`], so one tenant's work leaves CPUs free for the others'; a
+//! client asking while none is free to it waits, and a freed turn goes to the waiting tenant
+//! that holds the fewest turns (the earliest of them on a tie), so a client with one request
+//! waiting is served before a client with many running. Work that runs long (a broad search) calls
 //! [`pause_point`] as it goes: while a tenant holding fewer turns waits, the long work hands its
 //! turn over and queues again, so it takes its share of the CPU rather than all of it.
 //!
@@ -40,6 +41,9 @@ pub struct Turns {
 struct Shared {
     /// Most turns held at once.
     workers: usize,
+    /// Most turns one tenant holds at once, so that the rest of the CPUs stay free for
+    /// others: half the workers (at least one).
+    per_tenant: usize,
     /// Turns held.
     running: usize,
     /// Turns held per tenant (tenants holding none are absent).
@@ -89,6 +93,7 @@ impl Turns {
         Turns {
             shared: Arc::new(Mutex::new(Shared {
                 workers: workers.max(1),
+                per_tenant: (workers / 2).max(1),
                 running: 0,
                 held: HashMap::new(),
                 waiting: VecDeque::new(),
@@ -96,17 +101,14 @@ impl Turns {
         }
     }
 
-    /// A turn for `tenant`: at once when one is free and nobody waits, otherwise when the
-    /// fair order reaches it.
+    /// A turn for `tenant`: at once when one is free and nobody it must yield to waits,
+    /// otherwise when the fair order reaches it.
     pub async fn turn(&self, tenant: Tenant) -> Result<Turn, Stopped> {
         let granted = {
             let mut shared = lock(&self.shared);
-            if shared.running < shared.workers && shared.waiting.is_empty() {
-                shared.take(tenant);
-                return Ok(Turn::given(&self.shared, tenant));
-            }
             let (grant, granted) = oneshot::channel();
             shared.waiting.push_back(Waiter { tenant, grant });
+            shared.dispatch(&self.shared);
             granted
         };
         granted.await.map_err(|_| Stopped)
@@ -145,9 +147,10 @@ impl Shared {
         self.held.get(&tenant).copied().unwrap_or(0)
     }
 
-    /// The waiter to serve next, if any holds fewer than `below` turns and is not `except`:
-    /// fewest held first, then the earliest.
+    /// The waiter to serve next, if any holds fewer than `below` turns (and fewer than a
+    /// tenant may) and is not `except`: fewest held first, then the earliest.
     fn fairest(&self, below: usize, except: Option<Tenant>) -> Option<usize> {
+        let below = below.min(self.per_tenant);
         self.waiting
             .iter()
             .enumerate()
@@ -156,6 +159,11 @@ impl Shared {
             .filter(|(held, _)| *held < below)
             .min()
             .map(|(_, at)| at)
+    }
+
+    /// Hands the free turns to the fairest waiters that may take one.
+    fn dispatch(&mut self, shared: &Arc<Mutex<Shared>>) {
+        while self.running < self.workers && self.hand_to_fairest(shared, usize::MAX, None) {}
     }
 
     /// Hands a turn to the fairest waiter holding fewer than `below` turns, other than
@@ -249,9 +257,7 @@ impl Drop for Turn {
         if let Some(shared) = self.shared.take() {
             let mut state = lock(&shared);
             state.give_back(self.tenant);
-            if state.running < state.workers {
-                state.hand_to_fairest(&shared, usize::MAX, None);
-            }
+            state.dispatch(&shared);
         }
     }
 }
@@ -287,41 +293,64 @@ mod tests {
             .unwrap()
     }
 
+    /// A task waiting for a turn of `tenant`.
+    fn waiting(turns: &Turns, tenant: Tenant) -> tokio::task::JoinHandle<Turn> {
+        let turns = turns.clone();
+        tokio::spawn(async move { turns.turn(tenant).await.unwrap() })
+    }
+
+    /// Lets spawned waiters queue, in the order spawned.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     #[test]
     fn a_freed_turn_goes_to_the_waiting_tenant_holding_fewest() {
         runtime().block_on(async {
-            let turns = Turns::new(2);
+            let turns = Turns::new(4);
             let a1 = turns.turn(A).await.unwrap();
             let _a2 = turns.turn(A).await.unwrap();
-            // A waits for a third turn first, then B and C wait.
-            let a3 = tokio::spawn({
-                let turns = turns.clone();
-                async move { turns.turn(A).await.unwrap() }
-            });
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let b = tokio::spawn({
-                let turns = turns.clone();
-                async move { turns.turn(B).await.unwrap() }
-            });
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let c = tokio::spawn({
-                let turns = turns.clone();
-                async move { turns.turn(C).await.unwrap() }
-            });
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            assert_eq!(turns.held(A), (2, 2));
-            // B holds none and waited before C: it goes before A's earlier third request.
+            let b1 = turns.turn(B).await.unwrap();
+            let _b2 = turns.turn(B).await.unwrap();
+            let a3 = waiting(&turns, A);
+            settle().await;
+            let b3 = waiting(&turns, B);
+            settle().await;
+            let c = waiting(&turns, C);
+            settle().await;
+            assert_eq!(turns.held(A), (4, 2));
+            // C holds none: it goes before A and B, who asked first.
+            drop(b1);
+            let _c = c.await.unwrap();
+            assert_eq!(turns.held(C), (4, 1));
+            assert!(!a3.is_finished() && !b3.is_finished());
+            // A and B hold one each now that A gave one back: the earlier asker, A, goes first.
             drop(a1);
-            let b = b.await.unwrap();
-            assert_eq!(turns.held(B), (2, 1));
-            assert!(!a3.is_finished() && !c.is_finished());
-            drop(b);
-            // C holds none, A one: C next, although A asked first.
-            let c = c.await.unwrap();
-            assert_eq!(turns.held(C), (2, 1));
-            drop(c);
             let _a3 = a3.await.unwrap();
-            assert_eq!(turns.held(A), (2, 2));
+            assert_eq!(turns.held(A), (4, 2));
+            assert!(!b3.is_finished());
+        });
+    }
+
+    #[test]
+    fn one_tenant_holds_at_most_half_the_turns_and_the_rest_serve_others_at_once() {
+        runtime().block_on(async {
+            let turns = Turns::new(2);
+            let a1 = turns.turn(A).await.unwrap();
+            let a2 = waiting(&turns, A);
+            settle().await;
+            // A free turn, but A holds its half: its second request waits, B's is served.
+            assert_eq!(turns.held(A), (1, 1));
+            assert!(!a2.is_finished());
+            let b = tokio::time::timeout(Duration::from_secs(10), turns.turn(B))
+                .await
+                .expect("B is served at once")
+                .unwrap();
+            assert_eq!(turns.held(B), (2, 1));
+            drop(a1);
+            let _a2 = a2.await.unwrap();
+            assert_eq!(turns.held(A), (2, 1));
+            drop(b);
         });
     }
 

@@ -243,12 +243,32 @@ fn version_from(from: &str, server: &str, key: &str) -> String {
 
 /// Asks with `ask` until its answer starts with `status` (the requests it waits on are
 /// admitted asynchronously), at most for [`CLOSE_WAIT`]; the answer.
-fn until_status(status: &str, mut ask: impl FnMut() -> String) -> String {
+fn until_status(status: &str, ask: impl FnMut() -> String) -> String {
+    until_refused(&mut Vec::new(), || unreachable!(), status, ask)
+}
+
+/// [`until_status`] while keeping the `held` requests in flight: one the node answered (turned
+/// away because an earlier ask held a place when it arrived) is replaced by `refill`.
+fn until_refused(
+    held: &mut [TcpStream],
+    refill: impl Fn() -> TcpStream,
+    status: &str,
+    mut ask: impl FnMut() -> String,
+) -> String {
     let started = Instant::now();
     loop {
         let answer = ask();
         if answer.starts_with(status) || started.elapsed() > CLOSE_WAIT {
             return answer;
+        }
+        for stream in held.iter_mut() {
+            stream.set_nonblocking(true).unwrap();
+            let mut byte = [0u8; 1];
+            let answered = !matches!(stream.peek(&mut byte), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock);
+            stream.set_nonblocking(false).unwrap();
+            if answered {
+                *stream = refill();
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -263,11 +283,10 @@ fn one_key_or_one_address_holds_at_most_its_budget_of_requests_in_flight() {
     let other = common::accounts::org_user(&dir, "Other Org", "analyst@other.test");
     let server = Server::start(&dir);
     let admin = admin_key(&dir);
-    let held: Vec<TcpStream> = (0..3)
-        .map(|_| in_flight("127.0.0.2", &server.addr, &admin))
-        .collect();
+    let hold = || in_flight("127.0.0.2", &server.addr, &admin);
+    let mut held: Vec<TcpStream> = (0..3).map(|_| hold()).collect();
     // The key's fourth request, from any address, is turned away before it is looked at.
-    let refused = until_status("HTTP/1.1 429", || {
+    let refused = until_refused(&mut held, hold, "HTTP/1.1 429", || {
         version_from("127.0.0.3", &server.addr, &admin)
     });
     assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
@@ -284,10 +303,9 @@ fn one_key_or_one_address_holds_at_most_its_budget_of_requests_in_flight() {
     let answer = version_from("127.0.0.2", &server.addr, &other);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // Two more from the address fill its five; its sixth is turned away, whatever the key.
-    let _more: Vec<TcpStream> = (0..2)
-        .map(|_| in_flight("127.0.0.2", &server.addr, &other))
-        .collect();
-    let refused = until_status("HTTP/1.1 429", || {
+    let hold_more = || in_flight("127.0.0.2", &server.addr, &other);
+    let mut more: Vec<TcpStream> = (0..2).map(|_| hold_more()).collect();
+    let refused = until_refused(&mut more, hold_more, "HTTP/1.1 429", || {
         version_from("127.0.0.2", &server.addr, &other)
     });
     assert!(

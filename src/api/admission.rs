@@ -4,7 +4,8 @@
 //! - at most `api.requests_per_key_max` requests in flight with one API key, and
 //!   `api.requests_per_address_max` from one IP address; a request past either gets 429
 //!   with `Retry-After` before anything is read or looked up (the key counts as presented,
-//!   so made-up keys are held to their address's budget);
+//!   so made-up keys are held to their address's budget), and so does a request declaring a
+//!   body over `api.body_bytes_max` (413);
 //! - the node work of admitted requests takes fair [`turns`](crate::turns): at most
 //!   `api.workers_max` at once, a freed one to the waiting user holding fewest.
 
@@ -19,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::auth::api_key;
 use super::error::ApiError;
+use super::request::declared_too_large;
 use super::ApiState;
 use crate::config::ApiConfig;
 use crate::slots::Slots;
@@ -93,6 +95,10 @@ pub async fn admit(State(state): State<ApiState>, request: Request, next: Next) 
             admission.addresses.max(),
         );
     };
+    // A body declared too large is refused before the key is even looked up.
+    if let Some(error) = declared_too_large(request.headers(), state.body_bytes_max) {
+        return error.into_response();
+    }
     let key = api_key(request.headers()).map(|key| admission.hasher.hash_one(key));
     let _key = match key {
         Some(key) => match admission.keys.take(key) {

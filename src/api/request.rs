@@ -42,6 +42,15 @@ fn too_large(max_bytes: u64) -> ApiError {
     )
 }
 
+/// 413 when `headers` declare a body over `max_bytes`: known before any of it is read.
+pub fn declared_too_large(headers: &header::HeaderMap, max_bytes: u64) -> Option<ApiError> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+        .filter(|bytes| *bytes > max_bytes)
+        .map(|_| too_large(max_bytes))
+}
+
 /// The error for a body that could not be read: 408 when it came too slowly.
 fn unreadable(error: axum::Error) -> ApiError {
     let error = error.into_inner();
@@ -71,12 +80,8 @@ impl FromRequest<ApiState> for JsonBody {
 
     async fn from_request(request: Request, state: &ApiState) -> Result<Self, Self::Rejection> {
         let max_bytes = state.body_bytes_max;
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|bytes| bytes > max_bytes) {
-            return Err(too_large(max_bytes));
+        if let Some(error) = declared_too_large(request.headers(), max_bytes) {
+            return Err(error);
         }
         let bytes = read_limited(request.into_body(), max_bytes).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {

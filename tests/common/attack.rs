@@ -160,6 +160,7 @@ impl Attack {
     pub fn start(target: &Target, sizes: Sizes) -> Attack {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .on_thread_start(lowest_priority)
             .enable_all()
             .build()
             .expect("the attack's runtime");
@@ -211,6 +212,17 @@ impl Drop for Attack {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_secs(5));
         }
+    }
+}
+
+/// Runs the calling thread at the lowest CPU priority (nice 19): attackers on the internet
+/// do not share the node's CPUs, so on one machine their own work must not count against the
+/// node, only what the node spends on them.
+fn lowest_priority() {
+    // SAFETY: gettid and setpriority only read their arguments; the thread id is this thread's.
+    unsafe {
+        let thread = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 19);
     }
 }
 
