@@ -15,20 +15,18 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-/// Whom work is charged to: an authenticated user, or before authentication the address a
-/// request came from.
+/// Whom work is charged to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Tenant {
-    /// A user, by their local numeric id.
+    /// An authenticated user, by their local numeric id.
     User(u64),
-    /// A network address, for work done before its client is known.
-    Address(IpAddr),
+    /// Work no user asked for.
+    Node,
 }
 
 /// The turns of one node: at most `workers` held at once, handed out fairly between tenants.
@@ -277,13 +275,12 @@ pub fn pause_point() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     const A: Tenant = Tenant::User(1);
     const B: Tenant = Tenant::User(2);
-    const C: Tenant = Tenant::Address(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    const C: Tenant = Tenant::Node;
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()

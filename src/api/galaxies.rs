@@ -2,7 +2,7 @@
 //! ([`crate::interop::io::catalog`]), in MISP's shapes, and attaching a galaxy cluster (its tag,
 //! through the tag attach write path, [`super::tags::links::attach_tag`]).
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
@@ -112,7 +112,7 @@ fn cluster_json(stored: &StoredCluster, galaxy: &StoredGalaxy) -> Value {
 }
 
 /// `GET /galaxies/index`.
-pub async fn galaxies_index(State(state): State<ApiState>) -> Result<Json<Vec<Value>>, ApiError> {
+pub async fn galaxies_index(Call { state, .. }: Call) -> Result<Json<Vec<Value>>, ApiError> {
     state
         .reply(|node| {
             let list: Vec<Value> = catalog::galaxies(&node.store)?
@@ -126,7 +126,7 @@ pub async fn galaxies_index(State(state): State<ApiState>) -> Result<Json<Vec<Va
 
 /// `GET /galaxies/view/{id}` (id, uuid or type): the galaxy and its clusters.
 pub async fn galaxy_view(
-    State(state): State<ApiState>,
+    Call { state, .. }: Call,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state
@@ -200,7 +200,7 @@ pub async fn attach_cluster_with_options(
 /// `search_galaxy_clusters`): the galaxy's clusters whose value, description or meta data
 /// contain `searchall` (case-insensitive), as `{"GalaxyCluster": …}` items.
 pub async fn clusters_index(
-    State(state): State<ApiState>,
+    Call { state, .. }: Call,
     Path(galaxy): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Vec<Value>>, ApiError> {
@@ -233,7 +233,7 @@ pub async fn clusters_index(
 
 /// `GET /galaxy_clusters/view/{id}` (id or uuid): one cluster with its galaxy.
 pub async fn cluster_view(
-    State(state): State<ApiState>,
+    Call { state, .. }: Call,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state

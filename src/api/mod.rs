@@ -123,7 +123,7 @@ pub struct ApiState {
     pub body_bytes_max: u64,
     /// Request budgets and turns at the node's work.
     pub admission: Arc<Admission>,
-    /// Whom this state's work is charged to: the caller once authenticated.
+    /// Whom this state's work is charged to: the caller, in a [`Call`].
     pub tenant: Tenant,
 }
 
@@ -133,7 +133,7 @@ impl ApiState {
         Self {
             body_bytes_max: node.config.api.body_bytes_max,
             admission: Arc::new(Admission::new(&node.config.api)),
-            tenant: Tenant::Address(std::net::Ipv4Addr::UNSPECIFIED.into()),
+            tenant: Tenant::Node,
             node,
         }
     }

@@ -2,7 +2,7 @@
 //! MISP's shapes, enabling and disabling them. Also the exclusivity check every tag write
 //! runs: a second tag of an exclusive taxonomy (TLP always) on one item is refused.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::Uri;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -111,7 +111,7 @@ fn taxonomy_json(stored: &StoredTaxonomy) -> Value {
 }
 
 /// `GET /taxonomies/index`.
-pub async fn index(State(state): State<ApiState>) -> Result<Json<Vec<Value>>, ApiError> {
+pub async fn index(Call { state, .. }: Call) -> Result<Json<Vec<Value>>, ApiError> {
     state
         .reply(|node| {
             let list: Vec<Value> = catalog::taxonomies(&node.store)?
@@ -132,7 +132,7 @@ pub async fn index(State(state): State<ApiState>) -> Result<Json<Vec<Value>>, Ap
 
 /// `GET /taxonomies/view/{id}` (id or namespace): the taxonomy and its tags.
 pub async fn view(
-    State(state): State<ApiState>,
+    Call { state, .. }: Call,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state

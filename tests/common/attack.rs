@@ -348,45 +348,45 @@ impl Attacker {
             .unwrap_or(0)
     }
 
-    /// One `%` value search, its whole answer read.
-    async fn search(self) {
-        let body = br#"{"value": "%.19%", "returnFormat": "json"}"#;
+    /// Sends a POST of `body` to `path` announcing `length` bytes and reads the whole answer;
+    /// counts a status of `expected` under its counter, a 429 as over a budget and anything
+    /// else as other, waiting a moment after those.
+    async fn post(&self, path: &str, length: u64, body: &[u8], expected: &[(u16, &AtomicU64)]) {
         let head = format!(
-            "POST /attributes/restSearch HTTP/1.1\r\nHost: node\r\nAuthorization: {}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.target.key,
-            body.len()
+            "POST {path} HTTP/1.1\r\nHost: node\r\nAuthorization: {}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n",
+            self.target.key
         );
-        match self.exchange(head, body).await {
-            200 => Tally::count(&self.tally.searches_answered),
-            400 => Tally::count(&self.tally.searches_refused),
-            429 => {
-                Tally::count(&self.tally.budget_refused);
-                tokio::time::sleep(RETRY).await;
-            }
-            _ => {
-                Tally::count(&self.tally.other);
+        let status = self.exchange(head, body).await;
+        match expected.iter().find(|(answered, _)| *answered == status) {
+            Some((_, counter)) => Tally::count(counter),
+            None => {
+                Tally::count(match status {
+                    429 => &self.tally.budget_refused,
+                    _ => &self.tally.other,
+                });
                 tokio::time::sleep(RETRY).await;
             }
         }
     }
 
+    /// One `%` value search, its whole answer read.
+    async fn search(self) {
+        let body = br#"{"value": "%.19%", "returnFormat": "json"}"#;
+        let tally = &self.tally;
+        let expected = [
+            (200, &tally.searches_answered),
+            (400, &tally.searches_refused),
+        ];
+        self.post("/attributes/restSearch", body.len() as u64, body, &expected)
+            .await;
+    }
+
     /// One request announcing a body over the limit, with the first 64 KiB of it.
     async fn oversized(self) {
-        let head = format!(
-            "POST /events/add HTTP/1.1\r\nHost: node\r\nAuthorization: {}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.target.key, self.target.oversized
-        );
-        match self.exchange(head, &[b' '; 64 * 1024]).await {
-            413 => Tally::count(&self.tally.oversized_refused),
-            429 => {
-                Tally::count(&self.tally.budget_refused);
-                tokio::time::sleep(RETRY).await;
-            }
-            _ => {
-                Tally::count(&self.tally.other);
-                tokio::time::sleep(RETRY).await;
-            }
-        }
+        let expected = [(413, &self.tally.oversized_refused)];
+        let length = self.target.oversized;
+        self.post("/events/add", length, &[b' '; 64 * 1024], &expected)
+            .await;
     }
 
     /// Opens a follow-pull as the paired peer and reads it until the node ends it; refused,
