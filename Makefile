@@ -8,7 +8,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 # The PyMISP suite's virtualenv, rebuilt when tests/pymisp/requirements.txt changes.
 PYMISP_VENV := $(TARGET_DIR)/pymisp-venv
 
-.PHONY: all prereqs test-prereqs build test test-rust test-pymisp test-load lint bench run clean
+.PHONY: all prereqs test-prereqs build test test-rust test-pymisp test-load lint bench fuzz-smoke run clean
 
 all: build
 
@@ -55,6 +55,12 @@ bench: prereqs
 	$(CARGO) bench --bench api
 	$(CARGO) bench --bench audit
 	$(CARGO) bench --bench sync
+
+# Every fuzz target (fuzz/fuzz_targets) built once on stable Rust, then run FUZZ_SECONDS each
+# (default 20) from its seeds; any crash fails (fuzz/smoke.sh). Installs cargo-fuzz if missing.
+fuzz-smoke: prereqs
+	@./deploy/fuzz-prereqs.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/smoke.sh
 
 # Serves ./data; a new directory is initialised and its admin key printed by serve itself,
 # an existing one's key is printed from DATA/admin.key.

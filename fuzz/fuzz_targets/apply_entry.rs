@@ -11,7 +11,9 @@ use threatlog::view::{self, MemoryViews};
 use uuid::Uuid;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(entry) = proto::Entry::decode(data) else { return };
+    let Ok(entry) = proto::Entry::decode(data) else {
+        return;
+    };
     let key = NodeKey::from_seed(&[7; 32]);
     let draft = Draft {
         acting_org: Uuid::from_u128(1),
@@ -20,7 +22,14 @@ fuzz_target!(|data: &[u8]| {
         visibility: entry.visibility.unwrap_or_default(),
         ops: entry.ops,
     };
-    if let Ok(sealed) = seal(&key, Uuid::from_u128(1), &Head::EMPTY, draft, entry.time_ms, [0; 16]) {
+    if let Ok(sealed) = seal(
+        &key,
+        Uuid::from_u128(1),
+        &Head::EMPTY,
+        draft,
+        entry.time_ms,
+        [0; 16],
+    ) {
         let mut views = MemoryViews::new();
         let _ = view::apply(&mut views, &sealed);
         let _ = view::apply(&mut views, &sealed);

@@ -8,10 +8,16 @@ use threatlog::log::identity::{Certificate, Revocation, Roster};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(certificate) = Certificate::verify(data.to_vec().into()) {
-        assert_eq!(Certificate::verify(certificate.stored().clone()), Ok(certificate));
+        assert_eq!(
+            Certificate::verify(certificate.stored().clone()),
+            Ok(certificate)
+        );
     }
     if let Ok(revocation) = Revocation::verify(data.to_vec().into()) {
-        assert_eq!(Revocation::verify(revocation.stored().clone()), Ok(revocation));
+        assert_eq!(
+            Revocation::verify(revocation.stored().clone()),
+            Ok(revocation)
+        );
     }
     let _ = Roster::verify(data.to_vec().into());
 });

@@ -246,6 +246,18 @@ pub(super) fn names(value: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// The query a restSearch request's filters `params` make, parsed exactly as the endpoints
+/// parse them (a `POST` body's object, or a `GET`'s URL parameters as [`super::url_params`]
+/// gathers them), or the error the endpoints answer. Public so that the fuzzer
+/// (`fuzz/fuzz_targets/search_parameters.rs`) runs the endpoints' own parsing.
+pub fn parse_query(
+    node: &Node,
+    scope: Scope,
+    params: &Map<String, Value>,
+) -> Result<Query, ApiError> {
+    parse(node, scope, params).map(|request| request.query)
+}
+
 /// Parses the request parameters; names (organisations, event ids) are resolved on `node`.
 pub(super) fn parse(
     node: &Node,
