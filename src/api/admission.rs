@@ -10,7 +10,7 @@
 //!   `api.workers_max` at once, a freed one to the waiting user holding fewest.
 
 use std::hash::{BuildHasher, RandomState};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -19,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::auth::api_key;
+use super::connections::Remote;
 use super::error::ApiError;
 use super::request::declared_too_large;
 use super::ApiState;
@@ -28,10 +29,6 @@ use crate::turns::Turns;
 
 /// Seconds a client turned away with 429 is asked to wait (`Retry-After`).
 pub const RETRY_AFTER_S: u64 = 1;
-
-/// The address a request came from, put into its extensions by the listener.
-#[derive(Clone, Copy, Debug)]
-pub struct Remote(pub SocketAddr);
 
 /// The address of `request`; the unspecified address when the listener did not say.
 pub fn remote(request: &Request) -> IpAddr {

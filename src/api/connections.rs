@@ -33,9 +33,12 @@ use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::admission::Remote;
 use crate::config::ApiConfig;
 use crate::slots::{Slot, Slots};
+
+/// The address a request came from, put into its extensions by the listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Remote(pub SocketAddr);
 
 /// Pause after a failed `accept` before retrying.
 pub const ACCEPT_RETRY_DELAY_MS: u64 = 50;
