@@ -302,7 +302,6 @@ fn children_json(
     let mut objects: Vec<(Uuid, Map<String, Value>)> = Vec::new();
     let mut object_children: Vec<(Uuid, &'static str, Value)> = Vec::new();
     for (kind, child, record) in std::mem::take(&mut listing.children) {
-        // A large event's rendering shares the node's work with other clients waiting.
         crate::turns::pause_point();
         if kind == RecordKind::Attribute && !is_deleted(&record) {
             out.correlating.extend(correlation_values(&record));
@@ -417,6 +416,9 @@ pub fn event(
     ids: LocalIds,
     options: EventOptions,
 ) -> Result<Option<Value>, KvError> {
+    // Rendering shares the node's work with other clients waiting: once per event here, and
+    // once per child below, so that neither many events nor one large one hold a turn long.
+    crate::turns::pause_point();
     let Some(record) = record(kv, RecordKind::Event, uuid.as_bytes())? else {
         return Ok(None);
     };

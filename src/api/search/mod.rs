@@ -162,7 +162,6 @@ fn answer(node: &Node, caller: &Caller, request: &Request) -> Result<Response, A
                 .skip(skip)
                 .take(request.limit.unwrap_or(usize::MAX))
             {
-                crate::turns::pause_point();
                 events.push(event_json(
                     node,
                     caller,
@@ -219,7 +218,6 @@ fn export_events(
         .skip(skip)
         .take(request.limit.unwrap_or(usize::MAX))
     {
-        crate::turns::pause_point();
         events.push(hit.event_json(node, caller, include_deleted)?);
     }
     Ok(events)

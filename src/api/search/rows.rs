@@ -114,7 +114,6 @@ pub(super) fn attribute_rows(
     let mut rows = Vec::new();
     let mut seen = 0;
     for found in found {
-        crate::turns::pause_point();
         let hit = &found.hit;
         let event = found.event_json(node, caller, include_deleted)?;
         let mut listed = listed_attributes(&event);
