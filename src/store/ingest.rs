@@ -579,7 +579,16 @@ impl Store {
     ) -> Result<Placement, Rejection> {
         let id = item.id();
         if self.is_refused(&id.origin) {
-            return Err(Rejection::OriginRefused);
+            // What is held already changes nothing when seen again (an honest relay may send
+            // it back); anything else of a refused origin is refused.
+            let hash = match item {
+                Incoming::Entry(entry) => entry.hash(),
+                Incoming::Stub(stub) => stub.hash,
+            };
+            return match self.held(&id) {
+                Ok(Some(held)) if held.hash() == hash => Ok(Placement::Held),
+                _ => Err(Rejection::OriginRefused),
+            };
         }
         let first = chains.first(&id.origin);
         if id.sequence > head.sequence {
