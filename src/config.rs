@@ -119,8 +119,9 @@ pub struct ApiConfig {
     pub search_time_max_s: u64,
     /// Most attributes one search answer may hold (a page of it, when paged).
     pub search_rows_max: usize,
-    /// Requests' node work (reads, writes, searches) running at once; 0 means one per CPU.
-    /// Further requests wait, and a freed place goes to the user waiting who holds fewest.
+    /// Node work running at once, requests' (reads, writes, searches) and peers' (segments
+    /// sent and received); 0 means one per CPU. Further work waits, and a freed place goes
+    /// to the user or peer waiting who holds fewest, then who used the least lately.
     pub workers_max: usize,
     /// Requests in flight at once with one API key; further ones get 429.
     pub requests_per_key_max: usize,

@@ -2,13 +2,16 @@
 //! that other clients need.
 //!
 //! Each piece of blocking work a client asks for (a REST request's reads, appends, searches
-//! and rendering) runs in a [`Turn`]. At most `workers` turns are held at once, and at most
-//! half of them by one [`Tenant`], so one tenant's work leaves CPUs free for the others'; a
-//! client asking while none is free to it waits, and a freed turn goes to the waiting tenant
-//! that holds the fewest turns (the earliest of them on a tie), so a client with one request
-//! waiting is served before a client with many running. Work that runs long (a broad search) calls
-//! [`pause_point`] as it goes: while a tenant holding fewer turns waits, the long work hands its
-//! turn over and queues again, so it takes its share of the CPU rather than all of it.
+//! and rendering; a peer's segments produced and received, its proofs and reveals) runs in a
+//! [`Turn`]. At most `workers` turns are held at once, and at most half of them by one
+//! [`Tenant`], so one tenant's work leaves CPUs free for the others'; a client asking while
+//! none is free to it waits, and a freed turn goes to the waiting tenant that holds the fewest
+//! turns, and among those to the one that used the least of the node's work lately (then the
+//! earliest). So a client with one request waiting is served before a client with many
+//! running, and a client asking now and then before one that keeps the node busy. Work that
+//! runs long (a broad search, a segment of a peer's pull) calls [`pause_point`] as it goes:
+//! while a tenant holding fewer turns waits, the long work hands its turn over and queues
+//! again, so it takes its share of the CPU rather than all of it.
 //!
 //! A thread runs in the turn it was given by [`Turn::run`]; [`pause_point`] outside a turn (the
 //! CLI, background tasks) does nothing.
@@ -20,12 +23,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::log::OriginKey;
+
 /// Whom work is charged to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Tenant {
     /// An authenticated user, by their local numeric id.
     User(u64),
-    /// Work no user asked for.
+    /// A paired peer, by its node key: its pull streams, pushes and requests.
+    Peer(OriginKey),
+    /// Work no user or peer asked for.
     Node,
 }
 
@@ -46,6 +53,8 @@ struct Shared {
     running: usize,
     /// Turns held per tenant (tenants holding none are absent).
     held: HashMap<Tenant, usize>,
+    /// Work time each tenant used lately, decaying by half every [`USAGE_HALF_LIFE`].
+    used: HashMap<Tenant, Usage>,
     /// Who waits, in arrival order.
     waiting: VecDeque<Waiter>,
 }
@@ -53,6 +62,29 @@ struct Shared {
 /// Least time work keeps its turn before a [`pause_point`] may hand it over: shorter slices
 /// serve waiting tenants sooner, longer ones switch threads less often.
 pub const SLICE: Duration = Duration::from_millis(2);
+
+/// How fast past use of the node's work is forgotten: a tenant's work time counts half after
+/// this long, a quarter after twice as long.
+pub const USAGE_HALF_LIFE: Duration = Duration::from_secs(1);
+
+/// Tenants whose lately used work time is remembered before the ones with next to none are
+/// forgotten.
+const USAGE_REMEMBERED: usize = 1024;
+
+/// Work time a tenant used, as of an instant.
+#[derive(Clone, Copy)]
+struct Usage {
+    seconds: f64,
+    at: Instant,
+}
+
+impl Usage {
+    /// The work time counted at `now`, after decay.
+    fn at(self, now: Instant) -> f64 {
+        let ago = now.saturating_duration_since(self.at).as_secs_f64();
+        self.seconds * 0.5f64.powf(ago / USAGE_HALF_LIFE.as_secs_f64())
+    }
+}
 
 /// A tenant waiting for a turn, and where to send it.
 struct Waiter {
@@ -74,6 +106,17 @@ pub struct Turn {
 #[error("the node stopped handing out turns at its work")]
 pub struct Stopped;
 
+/// Why work given to [`Turns::blocking`] did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Unfinished {
+    /// It was given no turn: the node is stopping.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+    /// It panicked, or the runtime stopped it.
+    #[error("the work stopped: {0}")]
+    Aborted(#[from] tokio::task::JoinError),
+}
+
 thread_local! {
     /// The turn the current thread's work runs in.
     static CURRENT: RefCell<Option<Turn>> = const { RefCell::new(None) };
@@ -86,14 +129,19 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 }
 
 impl Turns {
-    /// At most `workers` turns at once (at least one).
+    /// At most `workers` turns at once, 0 meaning one per CPU.
     pub fn new(workers: usize) -> Self {
+        let workers = match workers {
+            0 => std::thread::available_parallelism().map_or(2, |cpus| cpus.get()),
+            workers => workers,
+        };
         Turns {
             shared: Arc::new(Mutex::new(Shared {
                 workers: workers.max(1),
                 per_tenant: (workers / 2).max(1),
                 running: 0,
                 held: HashMap::new(),
+                used: HashMap::new(),
                 waiting: VecDeque::new(),
             })),
         }
@@ -110,6 +158,18 @@ impl Turns {
             granted
         };
         granted.await.map_err(|_| Stopped)
+    }
+
+    /// Runs `work` on tokio's blocking pool in a turn of `tenant` (so that [`pause_point`]
+    /// can share it), once the fair order reaches it: the way node work that blocks (RocksDB
+    /// reads, synced appends) runs without stalling the async workers.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        tenant: Tenant,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Unfinished> {
+        let turn = self.turn(tenant).await?;
+        Ok(tokio::task::spawn_blocking(move || turn.run(work)).await?)
     }
 
     /// Turns held now, in total and by `tenant`.
@@ -129,8 +189,22 @@ impl Shared {
         *self.held.entry(tenant).or_insert(0) += 1;
     }
 
-    /// Counts one turn of `tenant` given back.
-    fn give_back(&mut self, tenant: Tenant) {
+    /// Counts one turn of `tenant` given back after it was used for `worked`.
+    fn give_back(&mut self, tenant: Tenant, worked: Duration) {
+        let now = Instant::now();
+        if self.used.len() >= USAGE_REMEMBERED && !self.used.contains_key(&tenant) {
+            let held = &self.held;
+            self.used
+                .retain(|tenant, usage| held.contains_key(tenant) || usage.at(now) > 1e-3);
+        }
+        let usage = self.used.entry(tenant).or_insert(Usage {
+            seconds: 0.0,
+            at: now,
+        });
+        *usage = Usage {
+            seconds: usage.at(now) + worked.as_secs_f64(),
+            at: now,
+        };
         self.running = self.running.saturating_sub(1);
         if let Some(count) = self.held.get_mut(&tenant) {
             *count -= 1;
@@ -146,17 +220,28 @@ impl Shared {
     }
 
     /// The waiter to serve next, if any holds fewer than `below` turns (and fewer than a
-    /// tenant may) and is not `except`: fewest held first, then the earliest.
+    /// tenant may) and is not `except`: fewest held first, then least work time used lately,
+    /// then the earliest.
     fn fairest(&self, below: usize, except: Option<Tenant>) -> Option<usize> {
         let below = below.min(self.per_tenant);
+        let now = Instant::now();
+        let used = |tenant| {
+            self.used
+                .get(tenant)
+                .map_or(0.0, |usage: &Usage| usage.at(now))
+        };
         self.waiting
             .iter()
             .enumerate()
             .filter(|(_, waiter)| Some(waiter.tenant) != except)
-            .map(|(at, waiter)| (self.held_by(waiter.tenant), at))
-            .filter(|(held, _)| *held < below)
-            .min()
-            .map(|(_, at)| at)
+            .map(|(at, waiter)| (self.held_by(waiter.tenant), used(&waiter.tenant), at))
+            .filter(|(held, _, _)| *held < below)
+            .min_by(|x, y| {
+                (x.0.cmp(&y.0))
+                    .then(x.1.total_cmp(&y.1))
+                    .then(x.2.cmp(&y.2))
+            })
+            .map(|(_, _, at)| at)
     }
 
     /// Hands the free turns to the fairest waiters that may take one.
@@ -183,7 +268,7 @@ impl Shared {
                 Err(mut unsent) => {
                     // Its request went away: undo without dropping (which would lock again).
                     unsent.shared = None;
-                    self.give_back(waiter.tenant);
+                    self.give_back(waiter.tenant, Duration::ZERO);
                 }
             }
         }
@@ -219,6 +304,7 @@ impl Turn {
 
     /// This turn, or, once it has run a [`SLICE`] and another tenant holding fewer turns than
     /// this one's waits, a later turn after handing this one over and waiting in line again.
+    /// Either way the slice's work time is counted to the tenant.
     fn pause(mut self) -> Result<Turn, Stopped> {
         if self.given.elapsed() < SLICE {
             return Ok(self);
@@ -229,11 +315,12 @@ impl Turn {
         let granted = {
             let mut state = lock(&shared);
             let mine = state.held_by(self.tenant);
-            state.give_back(self.tenant);
+            state.give_back(self.tenant, self.given.elapsed());
             if !state.hand_to_fairest(&shared, mine, Some(self.tenant)) {
                 state.take(self.tenant);
                 drop(state);
                 self.shared = Some(shared);
+                self.given = Instant::now();
                 return Ok(self);
             }
             // Paused work waits first in line: among its tenant's requests it is served before
@@ -254,7 +341,7 @@ impl Drop for Turn {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             let mut state = lock(&shared);
-            state.give_back(self.tenant);
+            state.give_back(self.tenant, self.given.elapsed());
             state.dispatch(&shared);
         }
     }
@@ -321,12 +408,46 @@ mod tests {
             let _c = c.await.unwrap();
             assert_eq!(turns.held(C), (4, 1));
             assert!(!a3.is_finished() && !b3.is_finished());
-            // A and B hold one each now that A gave one back: the earlier asker, A, goes first.
+            // A and B hold one each now that A gave one back, and B, which gave its turn back
+            // earlier, used less work time lately: B goes first, though A asked first.
             drop(a1);
-            let _a3 = a3.await.unwrap();
-            assert_eq!(turns.held(A), (4, 2));
-            assert!(!b3.is_finished());
+            let _b3 = b3.await.unwrap();
+            assert_eq!(turns.held(B), (4, 2));
+            assert!(!a3.is_finished());
         });
+    }
+
+    #[test]
+    fn among_tenants_holding_as_few_the_one_that_used_least_lately_goes_first() {
+        runtime().block_on(async {
+            let turns = Turns::new(1);
+            // A keeps the only turn busy for a while, then asks again before B.
+            let a = turns.turn(A).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let a_again = waiting(&turns, A);
+            settle().await;
+            let b = waiting(&turns, B);
+            settle().await;
+            drop(a);
+            let _b = b.await.unwrap();
+            assert_eq!(turns.held(B), (1, 1));
+            assert!(
+                !a_again.is_finished(),
+                "A waits behind B, which used none lately"
+            );
+        });
+    }
+
+    #[test]
+    fn past_use_is_forgotten_by_half_every_half_life() {
+        let now = Instant::now();
+        let used = Usage {
+            seconds: 0.8,
+            at: now,
+        };
+        assert!((used.at(now) - 0.8).abs() < 1e-9);
+        assert!((used.at(now + USAGE_HALF_LIFE) - 0.4).abs() < 1e-9);
+        assert!((used.at(now + 2 * USAGE_HALF_LIFE) - 0.2).abs() < 1e-9);
     }
 
     #[test]

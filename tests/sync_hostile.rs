@@ -252,6 +252,15 @@ fn a_hostile_peer_is_refused_recorded_and_quarantined_while_honest_sync_goes_on(
         )
         .as_str())
     );
+    // What B already holds of the refused origin, sent again (as an honest relay sends back
+    // what it received), is a duplicate: neither an error nor a failure charged to the sender.
+    let failures = hostile_report(&b, &h_origin)["status"]["failures"].clone();
+    let answer = push_h(segment(vec![entry_item(held.stored().clone())]));
+    assert_eq!(answer.as_deref(), Ok(""));
+    assert_eq!(
+        hostile_report(&b, &h_origin)["status"]["failures"],
+        failures
+    );
 
     // B went on syncing with A all along.
     let late = add_event(&a, "after the attacks", 3, &addresses("203.0.113", 3));

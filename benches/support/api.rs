@@ -50,7 +50,8 @@ pub struct ApiOptions {
     /// Value searches to time.
     #[arg(long, default_value_t = 1000)]
     pub searches: usize,
-    /// Rounds (an add and a search each) of the honest client, without and with the attack.
+    /// Rounds (an add and a search each) of the honest client: before, under and after the
+    /// attack.
     #[arg(long, default_value_t = 300)]
     pub honest_rounds: usize,
     /// Size of the attack, in percent of the load test's (500 slowloris, 100 idle, 25 `%`
@@ -213,10 +214,28 @@ fn time_searches(
     Ok(latencies_ms)
 }
 
-/// What the honest client measured: calls per second and sorted latencies in milliseconds.
+/// What the honest client measured: how long its calls took in all, and each one's latency in
+/// milliseconds, sorted.
 struct HonestRun {
-    calls_per_s: f64,
+    seconds: f64,
     latencies_ms: Vec<f64>,
+}
+
+impl HonestRun {
+    /// Calls per second.
+    fn calls_per_s(&self) -> f64 {
+        rate(self.latencies_ms.len(), self.seconds)
+    }
+
+    /// Two runs as one: the calls of both over the time of both, every latency.
+    fn pooled(mut self, other: HonestRun) -> HonestRun {
+        self.latencies_ms.extend(other.latencies_ms);
+        self.latencies_ms.sort_by(f64::total_cmp);
+        HonestRun {
+            seconds: self.seconds + other.seconds,
+            latencies_ms: self.latencies_ms,
+        }
+    }
 }
 
 /// The honest client: `rounds` times, adds an event of one new attribute and searches for it,
@@ -245,7 +264,7 @@ fn honest_client(addr: SocketAddr, key: &str, rounds: usize, label: &str) -> Res
     let seconds = started.elapsed().as_secs_f64();
     latencies_ms.sort_by(f64::total_cmp);
     Ok(HonestRun {
-        calls_per_s: rate(latencies_ms.len(), seconds),
+        seconds,
         latencies_ms,
     })
 }
@@ -305,6 +324,22 @@ impl Attackers {
     }
 }
 
+/// Most time the node is given to finish the attackers' work still under way once they are
+/// gone (their searches run to their end).
+const SETTLE_MAX: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Waits until `node` has run no work for a second (or [`SETTLE_MAX`] passed).
+fn settle(node: &Node) {
+    let started = Instant::now();
+    let mut idle_since = Instant::now();
+    while started.elapsed() < SETTLE_MAX && idle_since.elapsed().as_secs() < 1 {
+        if node.turns.held(threatlog::turns::Tenant::Node).0 > 0 {
+            idle_since = Instant::now();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Runs the API benchmark: its figures.
 pub fn figures(options: &ApiOptions) -> Result<Value> {
     let scratch = Scratch::new("api")?;
@@ -323,13 +358,18 @@ pub fn figures(options: &ApiOptions) -> Result<Value> {
     let held = top_up(options, &node, http_attributes)?;
     let latencies_ms = time_searches(options, addr, &key, held)?;
 
-    let quiet = honest_client(addr, &key, options.honest_rounds, "quiet")?;
+    // The unattacked figures pool a run before the attack and one after it, so that what
+    // changes with time alone (compactions, a growing log) weighs on both sides alike.
+    let before = honest_client(addr, &key, options.honest_rounds, "quiet")?;
     let attack = Attack::start(&target, attack::FULL.scaled(options.attack_percent));
     std::thread::sleep(std::time::Duration::from_secs(options.attack_ramp_s));
     let attacked = honest_client(addr, &key, options.honest_rounds, "attacked");
     let tally = attack.tally.figures();
     drop(attack);
     let attacked = attacked?;
+    settle(&node);
+    let after = honest_client(addr, &key, options.honest_rounds, "after")?;
+    let quiet = before.pooled(after);
     drop(served.runtime);
 
     let ingest_rate = rate(http_attributes, http_seconds);
@@ -354,14 +394,14 @@ pub fn figures(options: &ApiOptions) -> Result<Value> {
         "search_p99_target_ms": SEARCH_P99_TARGET_MS,
         "search_p99_vs_target": p99_ms / SEARCH_P99_TARGET_MS,
         "honest_calls": quiet.latencies_ms.len(),
-        "honest_calls_per_s": quiet.calls_per_s,
+        "honest_calls_per_s": quiet.calls_per_s(),
         "honest_p50_ms": percentile(&quiet.latencies_ms, 50.0),
         "honest_p99_ms": quiet_p99,
         "attack_percent": options.attack_percent,
-        "attacked_calls_per_s": attacked.calls_per_s,
+        "attacked_calls_per_s": attacked.calls_per_s(),
         "attacked_p50_ms": percentile(&attacked.latencies_ms, 50.0),
         "attacked_p99_ms": attacked_p99,
-        "attacked_throughput_ratio": attacked.calls_per_s / quiet.calls_per_s.max(1e-9),
+        "attacked_throughput_ratio": attacked.calls_per_s() / quiet.calls_per_s().max(1e-9),
         "attacked_throughput_target": ATTACKED_THROUGHPUT_TARGET,
         "attacked_p99_ratio": attacked_p99 / quiet_p99.max(1e-9),
         "attacked_p99_target": ATTACKED_P99_TARGET,
@@ -392,7 +432,7 @@ pub fn text(options: &ApiOptions, figures: &Value) {
         f("search_p99_vs_target")
     );
     println!(
-        "honest client: {} adds and searches, without and under the load test's attack ({}%)",
+        "honest client: {} adds and searches without the attack (before and after it), and as many under the load test's attack ({}%)",
         figures["honest_calls"], figures["attack_percent"]
     );
     println!(

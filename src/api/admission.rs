@@ -6,8 +6,8 @@
 //!   with `Retry-After` before anything is read or looked up (the key counts as presented,
 //!   so made-up keys are held to their address's budget), and so does a request declaring a
 //!   body over `api.body_bytes_max` (413);
-//! - the node work of admitted requests takes fair [`turns`](crate::turns): at most
-//!   `api.workers_max` at once, a freed one to the waiting user holding fewest.
+//! - the node work of admitted requests then takes fair [`turns`](crate::turns) (the node's,
+//!   shared with its peers' sync exchanges).
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,7 +25,6 @@ use super::request::declared_too_large;
 use super::ApiState;
 use crate::config::ApiConfig;
 use crate::slots::Slots;
-use crate::turns::Turns;
 
 /// Seconds a client turned away with 429 is asked to wait (`Retry-After`).
 pub const RETRY_AFTER_S: u64 = 1;
@@ -38,8 +37,7 @@ pub fn remote(request: &Request) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |remote| remote.0.ip())
 }
 
-/// The budgets of one API: requests in flight per key and per address, and the turns at
-/// the node's work.
+/// The budgets of one API: requests in flight per key and per address.
 pub struct Admission {
     /// Requests in flight per presented key (by a keyed hash: keys are not kept).
     keys: Slots<u64>,
@@ -47,22 +45,15 @@ pub struct Admission {
     addresses: Slots<IpAddr>,
     /// Hashes presented keys, with a key of its own so collisions cannot be aimed at.
     hasher: RandomState,
-    /// Turns at the node's work.
-    pub turns: Turns,
 }
 
 impl Admission {
     /// The budgets `config` sets.
     pub fn new(config: &ApiConfig) -> Self {
-        let workers = match config.workers_max {
-            0 => std::thread::available_parallelism().map_or(2, |cpus| cpus.get()),
-            workers => workers,
-        };
         Admission {
             keys: Slots::new(config.requests_per_key_max),
             addresses: Slots::new(config.requests_per_address_max),
             hasher: RandomState::new(),
-            turns: Turns::new(workers),
         }
     }
 }

@@ -121,7 +121,7 @@ pub struct ApiState {
     pub node: Arc<Node>,
     /// Largest request body read, in bytes (`api.body_bytes_max`).
     pub body_bytes_max: u64,
-    /// Request budgets and turns at the node's work.
+    /// Request budgets.
     pub admission: Arc<Admission>,
     /// Whom this state's work is charged to: the caller, in a [`Call`].
     pub tenant: Tenant,
@@ -153,14 +153,10 @@ impl ApiState {
         T: Send + 'static,
         F: FnOnce(&Node) -> Result<T, ApiError> + Send + 'static,
     {
-        let turn = self
-            .admission
-            .turns
-            .turn(self.tenant)
-            .await
-            .map_err(|error| ApiError::internal(&error))?;
         let node = Arc::clone(&self.node);
-        tokio::task::spawn_blocking(move || turn.run(|| work(&node)))
+        self.node
+            .turns
+            .blocking(self.tenant, move || work(&node))
             .await
             .map_err(|error| ApiError::internal(&error))?
     }

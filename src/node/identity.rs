@@ -14,6 +14,7 @@ use crate::log::identity::{Certificate, OrgKey, OrgPublicKey, Revocation};
 use crate::log::{NodeKey, OriginKey};
 use crate::model::Organisation;
 use crate::store::Store;
+use crate::turns::Turns;
 
 /// File name of the node's signing key (hex seed, mode 0600).
 pub const KEY_FILE: &str = "node.key";
@@ -176,11 +177,13 @@ impl Node {
             META_ORG,
             &serde_json::to_vec(&(org.uuid, &org.name)).unwrap_or_default(),
         )?;
+        let config = Config::load(dir)?;
         let node = Node {
             store,
             key,
             org,
-            config: Config::load(dir)?,
+            turns: Turns::new(config.api.workers_max),
+            config,
             certificate,
             peers_changed: tokio::sync::watch::Sender::new(0),
         };
@@ -243,6 +246,7 @@ impl Node {
             store,
             key,
             org: Organisation { uuid, name },
+            turns: Turns::new(config.api.workers_max),
             config,
             certificate,
             peers_changed: tokio::sync::watch::Sender::new(0),

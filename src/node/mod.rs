@@ -26,6 +26,7 @@ use crate::log::{NodeKey, OriginKey};
 use crate::model::{self, ModelError, Organisation};
 use crate::proto::RecordKind;
 use crate::store::{Appended, Store, StoreError};
+use crate::turns::Turns;
 use crate::view::read::{self, EventOptions, EventSummary};
 
 /// Role id of site admins (MISP's numbering).
@@ -135,6 +136,9 @@ pub struct Node {
     certificate: Certificate,
     /// Bumped whenever peers are paired, changed or removed, so the sync engine reloads.
     pub peers_changed: tokio::sync::watch::Sender<u64>,
+    /// Fair turns at the node's work, shared by REST requests and peers' sync exchanges
+    /// (`api.workers_max` at once).
+    pub turns: Turns,
 }
 
 impl Node {

@@ -1,7 +1,7 @@
 //! Where the async transport meets the blocking exchange: the transport's error type, the
 //! producer of a peer's pull stream, and ingesting a received segment, each doing its
-//! RocksDB work on a blocking thread ([`super::exchange`] reads and writes RocksDB) and none
-//! holding one while it waits.
+//! RocksDB work on a blocking thread ([`super::exchange`] reads and writes RocksDB) in a fair
+//! turn charged to the peer, and none holding one while it waits.
 
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -12,6 +12,7 @@ use super::peer::Peer;
 use super::{tls, wire};
 use crate::node::Node;
 use crate::store::{Ingested, StoreError};
+use crate::turns::Tenant;
 
 /// Why the sync service or a session failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,7 @@ pub async fn produce(
     mut stopping: watch::Receiver<bool>,
 ) -> Result<(), ExchangeError> {
     let mut arrivals = node.store.subscribe_arrivals();
+    let tenant = Tenant::Peer(peer.key);
     let mut outbox = Outbox::new(Arc::clone(&node), peer, cursor);
     loop {
         // Room first: nothing is read for a peer that does not take what it was sent.
@@ -95,12 +97,14 @@ pub async fn produce(
             _ = stopping.wait_for(|stop| *stop) => return Ok(()),
         };
         arrivals.borrow_and_update();
-        let (returned, segment) = tokio::task::spawn_blocking(move || {
-            let segment = outbox.next_segment();
-            (outbox, segment)
-        })
-        .await
-        .map_err(|error| ExchangeError::Peer(format!("producing a segment failed: {error}")))?;
+        let (returned, segment) = node
+            .turns
+            .blocking(tenant, move || {
+                let segment = outbox.next_segment();
+                (outbox, segment)
+            })
+            .await
+            .map_err(|error| ExchangeError::Peer(format!("producing a segment failed: {error}")))?;
         outbox = returned;
         if let Some(segment) = segment? {
             permit.send(Ok(segment));
@@ -119,15 +123,18 @@ pub async fn produce(
 }
 
 /// Decodes, checks and stores one segment from `peer` on a blocking thread
-/// ([`exchange::receive`]).
+/// ([`exchange::receive`]), in a turn charged to the peer.
 pub async fn ingest_segment(
     node: &Arc<Node>,
     peer: &Peer,
     segment: wire::Segment,
 ) -> Result<Ingested, SyncError> {
-    let node = Arc::clone(node);
+    let (node, turns) = (Arc::clone(node), node.turns.clone());
     let peer = peer.clone();
-    tokio::task::spawn_blocking(move || exchange::receive(&node, &peer, segment))
+    turns
+        .blocking(Tenant::Peer(peer.key), move || {
+            exchange::receive(&node, &peer, segment)
+        })
         .await
         .map_err(|error| SyncError::Peer(format!("ingest task failed: {error}")))?
         .map_err(SyncError::from)

@@ -18,6 +18,7 @@ use super::tls::{self, PairedKeys};
 use super::wire;
 use crate::log::OriginKey;
 use crate::node::Node;
+use crate::turns::Tenant;
 
 /// Connects to `peer` over mutual TLS.
 async fn connect(
@@ -89,11 +90,11 @@ async fn session(node: &Arc<Node>, peer: &Peer, sync: &mut PeerSync) -> Result<(
         return Ok(());
     }
     set_state("syncing")?;
-    if let Some(request) = blocking(node, exchange::reveal_request).await?? {
+    if let Some(request) = blocking(node, peer, exchange::reveal_request).await?? {
         let segment = within_deadline(client.reveal(request)).await?.into_inner();
-        let peer = peer.clone();
-        blocking(node, move |node| {
-            exchange::receive_reveal(node, &peer, segment)
+        let revealer = peer.clone();
+        blocking(node, peer, move |node| {
+            exchange::receive_reveal(node, &revealer, segment)
         })
         .await??;
     }
@@ -148,13 +149,15 @@ async fn within_deadline<T>(
     }
 }
 
-/// Runs `work` on a blocking thread.
+/// Runs `work` on a blocking thread, in a turn charged to `peer`.
 async fn blocking<T: Send + 'static>(
     node: &Arc<Node>,
+    peer: &Peer,
     work: impl FnOnce(&Node) -> T + Send + 'static,
 ) -> Result<T, SyncError> {
-    let node = Arc::clone(node);
-    tokio::task::spawn_blocking(move || work(&node))
+    let worker = Arc::clone(node);
+    node.turns
+        .blocking(Tenant::Peer(peer.key), move || work(&worker))
         .await
         .map_err(|error| SyncError::Peer(format!("blocking task failed: {error}")))
 }
@@ -165,7 +168,7 @@ async fn hello(
     peer: &Peer,
     client: &mut Client,
 ) -> Result<wire::HelloResponse, SyncError> {
-    let request = blocking(node, exchange::hello_request).await??;
+    let request = blocking(node, peer, exchange::hello_request).await??;
     let response = within_deadline(client.hello(request)).await?.into_inner();
     if response.protocol_version != super::PROTOCOL_VERSION {
         return Err(SyncError::Peer(format!(
@@ -174,9 +177,9 @@ async fn hello(
             super::PROTOCOL_VERSION
         )));
     }
-    let (answered, peer) = (response.clone(), peer.clone());
-    blocking(node, move |node| {
-        exchange::hello_answered(node, &peer, &answered)
+    let (answered, greeted) = (response.clone(), peer.clone());
+    blocking(node, peer, move |node| {
+        exchange::hello_answered(node, &greeted, &answered)
     })
     .await?;
     Ok(response)

@@ -147,6 +147,7 @@ impl<N: Deref<Target = Node> + Clone> Outbox<N> {
         let node = self.node.clone();
         let mut prover = Prover::new(&node, &self.peer.key);
         for (arrival, id) in positions {
+            crate::turns::pause_point();
             self.cursor = arrival;
             let Some(held) = self.node.store.held(&id)? else {
                 continue;

@@ -396,6 +396,8 @@ where
             }
         }
         for target in &targets {
+            // An entry may set thousands of attributes: each one's tags are a read.
+            crate::turns::pause_point();
             for (name, local) in tags_of(&*views, target)? {
                 if !local && Tlp::of_tag(&name).is_some() {
                     item_tags.insert(name);

@@ -24,6 +24,7 @@ use crate::log::OriginKey;
 use crate::node::Node;
 use crate::slots::Slots;
 use crate::store::StoreError;
+use crate::turns::Tenant;
 
 /// The peer identity a TLS connection proved: the key in its client certificate.
 #[derive(Clone, Copy, Debug)]
@@ -94,13 +95,17 @@ impl SyncService {
         exchange::served_peer(&self.node, &key).map_err(refused)
     }
 
-    /// Runs `work` on a blocking thread and answers with what it returns.
+    /// Runs `work` on a blocking thread in a turn charged to `peer`, and answers with what it
+    /// returns.
     async fn blocking<T: Send + 'static>(
         &self,
+        peer: OriginKey,
         work: impl FnOnce(&Node) -> Result<T, Status> + Send + 'static,
     ) -> Result<Response<T>, Status> {
         let node = Arc::clone(&self.node);
-        tokio::task::spawn_blocking(move || work(&node))
+        self.node
+            .turns
+            .blocking(Tenant::Peer(peer), move || work(&node))
             .await
             .map_err(|error| Status::internal(error.to_string()))?
             .map(Response::new)
@@ -122,8 +127,10 @@ impl wire::sync_server::Sync for SyncService {
             )));
         }
         let notes = request.into_inner().checkpoints;
-        self.blocking(move |node| exchange::answer_hello(node, &peer, &notes).map_err(internal))
-            .await
+        self.blocking(peer.key, move |node| {
+            exchange::answer_hello(node, &peer, &notes).map_err(internal)
+        })
+        .await
     }
 
     type PullStream = ReceiverStream<Result<wire::Segment, Status>>;
@@ -196,10 +203,10 @@ impl wire::sync_server::Sync for SyncService {
         &self,
         request: Request<wire::InclusionRequest>,
     ) -> Result<Response<wire::Proof>, Status> {
-        self.peer_of(&request)?;
+        let peer = self.peer_of(&request)?;
         let query = request.into_inner();
         let origin = origin_of(&query.origin)?;
-        self.blocking(move |node| {
+        self.blocking(peer.key, move |node| {
             let size = match query.size {
                 0 => node
                     .store
@@ -226,7 +233,7 @@ impl wire::sync_server::Sync for SyncService {
         &self,
         request: Request<wire::ConsistencyRequest>,
     ) -> Result<Response<wire::Proof>, Status> {
-        self.peer_of(&request)?;
+        let peer = self.peer_of(&request)?;
         let query = request.into_inner();
         let origin = origin_of(&query.origin)?;
         if query.old_size == 0 || query.old_size > query.new_size {
@@ -234,7 +241,7 @@ impl wire::sync_server::Sync for SyncService {
                 "sizes must satisfy 0 < old_size <= new_size",
             ));
         }
-        self.blocking(move |node| {
+        self.blocking(peer.key, move |node| {
             let hashes = node
                 .store
                 .consistency_proof(&origin, query.old_size, query.new_size)
@@ -261,8 +268,10 @@ impl wire::sync_server::Sync for SyncService {
                 super::REVEAL_IDS_MAX
             )));
         }
-        self.blocking(move |node| exchange::answer_reveal(node, &peer, ids).map_err(internal))
-            .await
+        self.blocking(peer.key, move |node| {
+            exchange::answer_reveal(node, &peer, ids).map_err(internal)
+        })
+        .await
     }
 }
 

@@ -86,6 +86,7 @@ fn visible_hits(node: &Node, caller: &Caller, query: &Query) -> Result<Vec<Found
         if !hit.attributes.is_empty() {
             let mut visible = Vec::with_capacity(hit.attributes.len());
             for uuid in hit.attributes {
+                crate::turns::pause_point();
                 let record = read::record(&views, RecordKind::Attribute, uuid.as_bytes())?;
                 if let Some(record) = record {
                     if attribute_visible(node, caller, &access, &record)? {
