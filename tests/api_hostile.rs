@@ -1,7 +1,7 @@
 //! Clients that hold REST connections without using them: a head that never completes, an
-//! idle kept-alive connection, a body that trickles, and one address opening connection after
-//! connection. Each is cut off by its limit in `[api]`, and an honest client is served
-//! meanwhile.
+//! idle kept-alive connection, a body that trickles, an answer the client stops reading, and
+//! one address opening connection after connection. Each is cut off by its limit in `[api]`,
+//! and an honest client is served meanwhile.
 
 mod common;
 
@@ -370,4 +370,57 @@ fn an_answer_of_more_rows_than_the_node_writes_at_once_gets_400_and_a_page_of_it
     );
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["response"]["Attribute"].as_array().unwrap().len(), 11);
+}
+
+#[test]
+fn a_client_that_stops_reading_a_large_answer_is_cut_off() {
+    let (_temp, server) = node_with(&[("send_stall_timeout_s", "1")]);
+    let key = admin_key(&server.dir);
+    // An event whose JSON is several MiB: more than the kernel buffers on both sides hold.
+    let comment = "c".repeat(1500);
+    let attributes: Vec<serde_json::Value> = (0..6000)
+        .map(|n| serde_json::json!({"type": "domain", "value": format!("d{n}.example.org"), "comment": comment}))
+        .collect();
+    let event = serde_json::json!({"Event": {"info": "large", "Attribute": attributes}});
+    let (status, added) =
+        server.request("POST", "/events/add", Some(&key), Some(&event.to_string()));
+    assert_eq!(status, 200, "{added}");
+    let uuid = added["Event"]["uuid"].as_str().unwrap().to_string();
+    let path = format!("/events/view/{uuid}");
+    let (status, whole) = server.request_text("GET", &path, Some(&key), None);
+    assert_eq!(status, 200);
+    assert!(whole.len() > 8 << 20, "{} bytes", whole.len());
+
+    // A client with a small receive window asks for it and reads nothing for a while.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let mut stalled = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(server.addr.parse().unwrap()).await.unwrap();
+        stream.into_std().unwrap()
+    });
+    stalled.set_nonblocking(false).unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nAccept: application/json\r\n\r\n"
+    );
+    stalled.write_all(request.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    // Meanwhile others are served, and the stalled answer was cut short: the node closed the
+    // connection rather than wait for the client.
+    served(&server, &key);
+    let received = until_closed(&mut stalled).expect("the stalled connection is closed");
+    assert!(
+        received.starts_with("HTTP/1.1 200"),
+        "{}",
+        received.chars().take(64).collect::<String>()
+    );
+    assert!(
+        received.len() < whole.len(),
+        "{} of {} bytes",
+        received.len(),
+        whole.len()
+    );
 }

@@ -129,11 +129,10 @@ pub async fn ingest_segment(
     peer: &Peer,
     segment: wire::Segment,
 ) -> Result<Ingested, SyncError> {
-    let (node, turns) = (Arc::clone(node), node.turns.clone());
-    let peer = peer.clone();
-    turns
+    let (worker, peer) = (Arc::clone(node), peer.clone());
+    node.turns
         .blocking(Tenant::Peer(peer.key), move || {
-            exchange::receive(&node, &peer, segment)
+            exchange::receive(&worker, &peer, segment)
         })
         .await
         .map_err(|error| SyncError::Peer(format!("ingest task failed: {error}")))?
