@@ -56,6 +56,105 @@ fn related_values(attribute: &Value) -> Vec<String> {
 }
 
 #[test]
+fn elements_shared_with_a_group_by_its_local_id_are_seen_by_its_members_only() {
+    let (_temp, dir) = common::node();
+    let admin = common::accounts::admin_key(&dir);
+    let member = org_user(&dir, "Org A", "user@a.example");
+    let outsider = org_user(&dir, "Org B", "user@b.example");
+    let server = Server::start(&dir);
+    let group = post(
+        &server,
+        &admin,
+        "/sharingGroups/add",
+        &json!({"SharingGroup": {"name": "community", "releasability": "members"}}),
+    )["SharingGroup"]
+        .clone();
+    let group_id = group["id"].as_str().unwrap().to_string();
+    post(
+        &server,
+        &admin,
+        &format!("/sharingGroups/addOrg/{group_id}/Org%20A"),
+        &json!({}),
+    );
+    let sees = |key: &str, uuid: &str| {
+        let (status, _) = server.request("GET", &format!("/events/view/{uuid}"), Some(key), None);
+        status == 200
+    };
+
+    // By local id, as text (PyMISP) and as a number, and by the group's uuid in the id field.
+    for named in [
+        json!(group_id),
+        json!(group_id.parse::<u64>().unwrap()),
+        group["uuid"].clone(),
+    ] {
+        let event = add_event(
+            &server,
+            &admin,
+            json!({"info": "for the community", "distribution": "4", "sharing_group_id": named}),
+        );
+        assert_eq!(event["sharing_group_id"], json!(group_id), "{named}");
+        assert_eq!(event["SharingGroup"]["uuid"], group["uuid"], "{named}");
+        let uuid = event["uuid"].as_str().unwrap();
+        assert_eq!(
+            (sees(&member, uuid), sees(&outsider, uuid)),
+            (true, false),
+            "{named}"
+        );
+    }
+
+    // An attribute of an event every organisation sees, shared with the group alone.
+    let open = add_event(
+        &server,
+        &admin,
+        json!({"info": "open", "distribution": "1"}),
+    );
+    let open_uuid = open["uuid"].as_str().unwrap().to_string();
+    let attribute = json!({"type": "ip-dst", "value": "192.0.2.44", "distribution": "4",
+        "sharing_group_id": group_id});
+    post(
+        &server,
+        &admin,
+        &format!("/attributes/add/{open_uuid}"),
+        &attribute,
+    );
+    let values = |key: &str| {
+        get(&server, key, &format!("/events/view/{open_uuid}"))["Event"]["Attribute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|attribute| attribute["value"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values(&member), ["192.0.2.44"]);
+    assert!(values(&outsider).is_empty());
+
+    // A group that does not exist, or that the user's organisation is not in, is refused.
+    let own = add_event(
+        &server,
+        &outsider,
+        json!({"info": "own", "distribution": "1"}),
+    );
+    let own_uuid = own["uuid"].as_str().unwrap();
+    let unusable = Some("Invalid Sharing Group or not authorised.");
+    for (key, id, target) in [
+        (&admin, "999", open_uuid.as_str()),
+        (&outsider, group_id.as_str(), own_uuid),
+    ] {
+        let body = json!({"Event": {"info": "x", "distribution": "4", "sharing_group_id": id}});
+        let (status, refused) =
+            server.request("POST", "/events/add", Some(key), Some(&body.to_string()));
+        assert_eq!((status, refused["message"].as_str()), (405, unusable));
+        let mut attribute = attribute.clone();
+        attribute["sharing_group_id"] = json!(id);
+        let path = format!("/attributes/add/{target}");
+        let (status, refused) =
+            server.request("POST", &path, Some(key), Some(&attribute.to_string()));
+        assert_eq!((status, refused["message"].as_str()), (403, unusable));
+    }
+    assert!(values(&outsider).is_empty());
+}
+
+#[test]
 fn correlations_never_reach_an_attribute_the_user_may_not_see() {
     let (_temp, dir) = common::node();
     let a = org_user(&dir, "Org A", "analyst@a.example");

@@ -2,6 +2,7 @@
 //! and MISP's type registry (`describeTypes.json`). Search is [`super::search`]'s.
 
 use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -13,6 +14,7 @@ use super::error::{ApiError, DUPLICATE_ATTRIBUTE, INVALID_ATTRIBUTE};
 use super::events::append_to_event;
 use super::events::render::{attribute_in, event_json, event_json_with, stored_timestamp};
 use super::request::{flag_field, parse_ref, require_new, JsonBody};
+use super::sharing_groups::group::name_by_uuid;
 use super::{ApiState, Call};
 use crate::change;
 use crate::model::{self, Attribute};
@@ -175,7 +177,10 @@ pub async fn add(
             let event = editable_event(node, &caller, &event_ref)?;
             let now = node.now_seconds();
             let mut attributes = Vec::new();
-            for item in requested(&body)? {
+            for mut item in requested(&body)? {
+                if let Some(fields) = item.as_object_mut() {
+                    name_by_uuid(node, &caller, fields, StatusCode::FORBIDDEN)?;
+                }
                 let mut attribute = Attribute::from_json(&item)
                     .map_err(|error| ApiError::model(NOT_ADDED, &error))?;
                 attribute.timestamp = Some(attribute.timestamp.unwrap_or(now));
@@ -200,11 +205,12 @@ pub async fn edit(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let changes = body.object("Attribute");
+    let mut changes = body.object("Attribute");
     state
         .reply(move |node| {
             let found = find(node, &caller, &id)?;
             let event = editable_event(node, &caller, &found.event.uuid.to_string())?;
+            name_by_uuid(node, &caller, &mut changes, StatusCode::FORBIDDEN)?;
             let sent = changes
                 .get("timestamp")
                 .and_then(|t| t.as_i64().or_else(|| t.as_str()?.parse().ok()));

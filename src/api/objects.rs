@@ -5,6 +5,7 @@
 //! every change unpublishes the event and bumps its timestamp, as MISP does.
 
 use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
@@ -16,6 +17,7 @@ use super::error::ApiError;
 use super::events::append_to_event;
 use super::events::render::event_json;
 use super::request::{flag_field, parse_ref, require_new, text_field, JsonBody};
+use super::sharing_groups::group::name_by_uuid;
 use super::{ApiState, Call};
 use crate::change;
 use crate::model::{MispObject, ObjectReference};
@@ -172,7 +174,10 @@ pub async fn add(
     state
         .reply(move |node| {
             let event = editable_event(node, &caller, &event_ref)?;
-            let value = body.0.unwrap_or(Value::Null);
+            let mut value = body.0.unwrap_or(Value::Null);
+            if let Some(fields) = value.as_object_mut() {
+                name_by_uuid(node, &caller, fields, StatusCode::FORBIDDEN)?;
+            }
             let mut object = MispObject::from_json(&value)
                 .map_err(|error| ApiError::model(OBJECT_NOT_SAVED, &error))?;
             stamp(&mut object, node.now_seconds());
@@ -197,11 +202,12 @@ pub async fn edit(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let changes = body.object("Object");
+    let mut changes = body.object("Object");
     state
         .reply(move |node| {
             let found = find(node, &caller, RecordKind::Object, &id, INVALID_OBJECT)?;
             let event = editable_event(node, &caller, &found.event.uuid.to_string())?;
+            name_by_uuid(node, &caller, &mut changes, StatusCode::FORBIDDEN)?;
             let mut merged = found.record.values();
             merged.extend(changes.clone());
             merged.insert("uuid".into(), json!(found.uuid.to_string()));

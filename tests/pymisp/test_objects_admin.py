@@ -16,9 +16,7 @@ def _event(misp, info, distribution=0, sharing_group=None):
     event.info = info
     event.distribution = distribution
     if sharing_group is not None:
-        event.sharing_group_id = sharing_group.id
-        event.SharingGroup = {"uuid": sharing_group.uuid, "name": sharing_group.name}
-        event["sharing_group_uuid"] = sharing_group.uuid
+        event.sharing_group_id = sharing_group
     event.add_attribute("ip-dst", "198.51.100.77")
     created = misp.add_event(event, pythonify=True)
     assert not isinstance(created, dict), created
@@ -130,11 +128,17 @@ def test_sharing_group_membership_decides_visibility(community):
     names = {m["Organisation"]["name"] for m in admin.get_sharing_group(group.id)["SharingGroupOrg"]}
     assert names == {"Host CERT", "Other CERT"}
 
-    event = _event(clients["publisher"], "for the group", distribution=4, sharing_group=group)
-    seen = clients["other"].get_event(event.uuid, pythonify=True)
-    assert not isinstance(seen, dict), seen
-    assert seen.info == "for the group"
-    assert outsider_client.get_event(event.uuid)["errors"][0] == 404
+    # PyMISP names the group by its id; some scripts put its uuid there.
+    by_id = _event(clients["publisher"], "for the group", distribution=4, sharing_group=group.id)
+    by_uuid = _event(clients["publisher"], "by uuid", distribution=4, sharing_group=group.uuid)
+    for event in [by_id, by_uuid]:
+        assert event.sharing_group_id == int(group.id)
+        seen = clients["other"].get_event(event.uuid, pythonify=True)
+        assert not isinstance(seen, dict), seen
+        assert seen.sharing_group_id == int(group.id)
+        assert outsider_client.get_event(event.uuid)["errors"][0] == 404
+    assert clients["other"].get_event(by_id.uuid, pythonify=True).info == "for the group"
+    event = by_id
     assert group.uuid not in {g["SharingGroup"]["uuid"] for g in outsider_client.sharing_groups()}
 
     group.releasability = "members and partners"

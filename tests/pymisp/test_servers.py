@@ -1,12 +1,14 @@
 """PyMISP's server calls against two paired threatlog nodes: `add_server` with the other
 node's pairing card in `authkey`, `servers`, and `server_pull`, after which the pulling node
-holds the other's published event (real mutual TLS on loopback)."""
+holds the other's published event (real mutual TLS on loopback), and an event shared with a
+sharing group reaches the member organisation on the paired node and no one else there."""
 
 import time
 import uuid
 
 import pytest
-from pymisp import MISPEvent, MISPServer, MISPSharingGroup, PyMISP
+from pymisp import (MISPEvent, MISPOrganisation, MISPServer, MISPSharingGroup, MISPUser,
+                    PyMISP)
 
 from conftest import Node, cli
 
@@ -35,6 +37,19 @@ def _server_for(node: Node, card: str) -> MISPServer:
     server.pull = True
     server.push = True
     return server
+
+
+def _pulled(misp: PyMISP, server: MISPServer, event_uuid: str) -> MISPEvent:
+    """Pulls from `server` and waits for the event to arrive."""
+    pulled = misp.server_pull(server)
+    assert pulled["success"] is True, pulled
+    deadline = time.monotonic() + SYNC_TIMEOUT_S
+    while True:
+        found = misp.get_event(event_uuid, pythonify=True)
+        if not isinstance(found, dict):
+            return found
+        assert time.monotonic() < deadline, f"event {event_uuid} never arrived: {found}"
+        time.sleep(0.2)
 
 
 def test_add_server_servers_and_server_pull(pair_of_nodes):
@@ -68,15 +83,7 @@ def test_add_server_servers_and_server_pull(pair_of_nodes):
     assert not isinstance(created, dict), created
     misp_b.publish(created)
 
-    pulled = misp_a.server_pull(added)
-    assert pulled["success"] is True, pulled
-    deadline = time.monotonic() + SYNC_TIMEOUT_S
-    while True:
-        found = misp_a.get_event(event.uuid, pythonify=True)
-        if not isinstance(found, dict):
-            break
-        assert time.monotonic() < deadline, f"the event never reached A: {found}"
-        time.sleep(0.2)
+    found = _pulled(misp_a, added, event.uuid)
     assert found.info == "shared with every community"
     assert [a.value for a in found.attributes] == ["relay.example.org"]
     assert found.Orgc.name == "Org B"
@@ -101,3 +108,46 @@ def test_sharing_group_servers(pair_of_nodes):
     removed = misp_a.remove_server_from_sharing_group(created, server)
     assert removed.get("saved") is True or removed.get("success") is True, removed
     assert misp_a.get_sharing_group(created, pythonify=False)["SharingGroupServer"] == []
+
+
+def test_event_of_a_sharing_group_reaches_the_member_on_the_paired_node(pair_of_nodes):
+    a, b = pair_of_nodes
+    misp_a = PyMISP(a.url, a.admin_key, ssl=False)
+    misp_b = PyMISP(b.url, b.admin_key, ssl=False)
+    # B's group: Org A is a member and A's node may relay it.
+    group = MISPSharingGroup()
+    group.name = "B and A"
+    group.releasability = "members"
+    group = misp_b.add_sharing_group(group, pythonify=True)
+    assert not isinstance(group, dict), group
+    org_a = [o for o in misp_b.organisations(scope="all", pythonify=True) if o.name == "Org A"][0]
+    assert misp_b.add_org_to_sharing_group(group, org_a)["message"] == \
+        "Organisation added to the sharing group."
+    server_a = misp_b.servers(pythonify=True)[0]
+    added = misp_b.add_server_to_sharing_group(group, server_a)
+    assert added.get("saved") is True or added.get("success") is True, added
+
+    event = MISPEvent()
+    event.info = "for B and A"
+    event.distribution = 4
+    event.sharing_group_id = group.id
+    event.add_attribute("domain", "group.example.org")
+    created = misp_b.add_event(event, pythonify=True)
+    assert not isinstance(created, dict), created
+    assert created.sharing_group_id == int(group.id)
+    misp_b.publish(created)
+
+    found = _pulled(misp_a, misp_a.servers(pythonify=True)[0], created.uuid)
+    assert found.info == "for B and A"
+    assert found.distribution == 4
+    assert found.SharingGroup["uuid"] == group.uuid
+    # On A too, an organisation outside the group does not see it.
+    stranger = MISPOrganisation()
+    stranger.name = "Stranger CERT"
+    stranger = misp_a.add_organisation(stranger, pythonify=True)
+    user = MISPUser()
+    user.email = "user@stranger.example"
+    user.org_id = stranger.id
+    user.role_id = 3
+    key = misp_a.add_user(user)["User"]["authkey"]
+    assert PyMISP(a.url, key, ssl=False).get_event(created.uuid)["errors"][0] == 404

@@ -19,6 +19,7 @@ use super::access::{self, editable_event, event_access, visible_event, Action, E
 use super::auth::Caller;
 use super::error::{ApiError, INVALID_EVENT};
 use super::request::{option_set, truthy, JsonBody};
+use super::sharing_groups::group::name_by_uuid;
 use super::{ApiState, Call};
 use crate::change::{self, Visibility};
 use crate::model::{Event, ModelError};
@@ -127,6 +128,15 @@ fn drop_unchanged(node: &Node, event: &mut Event) {
     }
 }
 
+/// [`name_by_uuid`] for an event's body, refused as MISP refuses an event's group.
+fn name_groups_by_uuid(
+    node: &Node,
+    caller: &Caller,
+    fields: &mut Map<String, Value>,
+) -> Result<(), ApiError> {
+    name_by_uuid(node, caller, fields, StatusCode::METHOD_NOT_ALLOWED)
+}
+
 fn parse_event(value: &Value) -> Result<Event, ApiError> {
     Event::from_json(value).map_err(|error| match error {
         ModelError::NotAnEvent => ApiError::validation(EVENT_NOT_SAVED, "info", error.to_string()),
@@ -141,12 +151,15 @@ async fn add_event(
     metadata: bool,
 ) -> Result<Json<Value>, ApiError> {
     access::require(&caller, Action::Write)?;
-    let value = body
+    let mut value = body
         .0
         .ok_or_else(|| ApiError::bad_request("The request has no event in its body."))?;
-    let mut event = parse_event(&value)?;
     state
         .reply(move |node| {
+            if let Some(fields) = value.as_object_mut() {
+                name_groups_by_uuid(node, &caller, fields)?;
+            }
+            let mut event = parse_event(&value)?;
             stamp_event(&mut event, &caller, node.now_seconds());
             if let Some(record) = read::record(
                 &node.store.views(),
@@ -239,10 +252,11 @@ async fn edit_event(
     body: JsonBody,
     metadata: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let changes = body.object("Event");
+    let mut changes = body.object("Event");
     state
         .reply(move |node| {
             let access = editable_event(node, &caller, &id)?;
+            name_groups_by_uuid(node, &caller, &mut changes)?;
             let mut merged: Map<String, Value> = access.record.values();
             merged.extend(changes.clone());
             merged.insert("uuid".into(), json!(access.uuid.to_string()));

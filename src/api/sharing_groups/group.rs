@@ -1,13 +1,14 @@
 //! A sharing group as the handlers see it: its record, members, owner and extenders, who may
 //! see and change it ([`crate::api::access`]), its MISP JSON, and writing its fields.
 
+use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::api::access::{self, Action};
 use crate::api::auth::Caller;
 use crate::api::error::ApiError;
-use crate::api::request::parse_ref;
+use crate::api::request::{parse_ref, text_field};
 use crate::node::Node;
 use crate::policy::authority::{CREATOR_FIELD, EXTEND_FIELD};
 use crate::proto::RecordKind;
@@ -16,6 +17,9 @@ use crate::view::{read, Record};
 
 /// MISP's message for a sharing group that does not exist or is not visible.
 pub const INVALID_GROUP: &str = "Invalid sharing group.";
+/// MISP's message for a sharing group an element names that does not exist or that the caller
+/// may not use.
+pub const UNUSABLE_GROUP: &str = "Invalid Sharing Group or not authorised.";
 /// MISP's message for an unknown organisation.
 pub const INVALID_ORG: &str = "Invalid organisation.";
 /// MISP's validation failure name for a group that could not be saved.
@@ -126,6 +130,50 @@ pub fn find(node: &Node, caller: &Caller, text: &str) -> Result<Group, ApiError>
         return Err(missing());
     }
     Ok(group)
+}
+
+/// Names by uuid the sharing groups that MISP clients name by local id. In `value` and every
+/// object nested in it (an event's attributes, objects, their attributes and reports), an
+/// element of distribution 4 with a `sharing_group_id` (a local id, or a uuid as some clients
+/// send) and no group uuid of its own (`sharing_group_uuid` or `SharingGroup.uuid`) gets the
+/// `sharing_group_uuid` of that group. A group that does not exist, or that `caller` does not
+/// see, is refused with `status` and MISP's message ([`UNUSABLE_GROUP`]).
+pub fn name_by_uuid(
+    node: &Node,
+    caller: &Caller,
+    fields: &mut Map<String, Value>,
+    status: StatusCode,
+) -> Result<(), ApiError> {
+    if let Some(id) = group_named_by_id(fields) {
+        let group = find(node, caller, &id).map_err(|_| ApiError::new(status, UNUSABLE_GROUP))?;
+        fields.insert("sharing_group_uuid".into(), json!(group.uuid.to_string()));
+    }
+    for nested in fields.values_mut() {
+        let elements = match nested {
+            Value::Array(items) => items.iter_mut().filter_map(Value::as_object_mut).collect(),
+            Value::Object(element) => vec![element],
+            _ => Vec::new(),
+        };
+        for element in elements {
+            name_by_uuid(node, caller, element, status)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `sharing_group_id` of an element of distribution 4 that names its group by it alone.
+fn group_named_by_id(fields: &Map<String, Value>) -> Option<String> {
+    let named_by_uuid = fields.contains_key("sharing_group_uuid")
+        || fields
+            .get("SharingGroup")
+            .is_some_and(|group| group.get("uuid").is_some());
+    let shared_with_group = text_field(fields, "distribution").is_some_and(|d| d.trim() == "4");
+    if named_by_uuid || !shared_with_group {
+        return None;
+    }
+    text_field(fields, "sharing_group_id")
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty() && id != "0")
 }
 
 /// MISP's `Organisation` object for `uuid`.
