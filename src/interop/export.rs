@@ -295,7 +295,10 @@ pub fn query(format: Format, filters: &Filters) -> crate::view::search::Query {
             none: tags.exclude,
         },
         types: split(&filters.types),
-        events: filters.events.clone(),
+        events: OneOf {
+            include: filters.events.clone(),
+            exclude: Vec::new(),
+        },
         published: (filters.published || ids).then_some(true),
         to_ids: ids.then_some(true),
         ..Query::default()

@@ -155,6 +155,14 @@ impl<T> OneOf<T> {
     pub fn is_empty(&self) -> bool {
         self.include.is_empty() && self.exclude.is_empty()
     }
+
+    /// The same filter with each term turned by `term`.
+    pub fn map<U>(&self, term: impl Fn(&T) -> U) -> OneOf<U> {
+        OneOf {
+            include: self.include.iter().map(&term).collect(),
+            exclude: self.exclude.iter().map(&term).collect(),
+        }
+    }
 }
 
 impl OneOf<String> {
@@ -224,10 +232,11 @@ pub struct Query {
     pub tags: TagQuery,
     /// Owner or creator organisations of the event.
     pub orgs: OneOf<Uuid>,
-    /// Events (from `eventid`); empty: any.
-    pub events: Vec<Uuid>,
-    /// Attribute or event uuids; empty: any.
-    pub uuids: Vec<Uuid>,
+    /// Events (from `eventid`; excluded ones with MISP's `!`).
+    pub events: OneOf<Uuid>,
+    /// Attribute or event uuids: an attribute passes when it or its event is included (or
+    /// none is), and neither is excluded.
+    pub uuids: OneOf<Uuid>,
     /// The event's published flag.
     pub published: Option<bool>,
     /// The attribute's `to_ids` flag.
@@ -459,9 +468,9 @@ fn candidates(
     if let Some(attributes) = &attributes {
         events = narrow(events, attributes.values().copied().collect());
     }
-    if !query.uuids.is_empty() {
+    if !query.uuids.include.is_empty() {
         let mut found = BTreeSet::new();
-        for uuid in &query.uuids {
+        for uuid in &query.uuids.include {
             if let Some(record) = read::record(kv, RecordKind::Attribute, uuid.as_bytes())? {
                 found.extend(record.event);
             }
@@ -471,8 +480,8 @@ fn candidates(
         }
         events = narrow(events, found);
     }
-    if !query.events.is_empty() {
-        events = narrow(events, query.events.iter().copied().collect());
+    if !query.events.include.is_empty() {
+        events = narrow(events, query.events.include.iter().copied().collect());
     }
     if !query.orgs.include.is_empty() {
         let mut found = BTreeSet::new();
@@ -576,8 +585,10 @@ impl Query {
             + self.tags.none.len()
             + self.orgs.include.len()
             + self.orgs.exclude.len()
-            + self.events.len()
-            + self.uuids.len()
+            + self.events.include.len()
+            + self.events.exclude.len()
+            + self.uuids.include.len()
+            + self.uuids.exclude.len()
     }
 }
 
@@ -673,7 +684,9 @@ fn event_passes(query: &Query, event: &Uuid, record: &Record) -> bool {
     org_ok
         && date_ok
         && timestamp_ok
-        && (query.events.is_empty() || query.events.contains(event))
+        && (query.events.include.is_empty() || query.events.include.contains(event))
+        && !query.events.exclude.contains(event)
+        && !query.uuids.exclude.contains(event)
         && query
             .published
             .is_none_or(|published| flag_field(record, "published") == published)
@@ -721,7 +734,8 @@ fn attribute_passes(
         && query
             .to_ids
             .is_none_or(|to_ids| flag_field(record, "to_ids") == to_ids)
-        && (uuid_done || query.uuids.contains(uuid))
+        && (uuid_done || query.uuids.include.contains(uuid))
+        && !query.uuids.exclude.contains(uuid)
         && (query.scope == Scope::Events
             || in_range(&query.timestamp, int_field(record, "timestamp")))
         && (searchall_done
@@ -740,7 +754,7 @@ fn match_event(
     if !super::read::is_shown_event(record) || !event_passes(query, event, record) {
         return Ok(None);
     }
-    let uuid_done = query.uuids.is_empty() || query.uuids.contains(event);
+    let uuid_done = query.uuids.include.is_empty() || query.uuids.include.contains(event);
     let info = record.str_field("info").unwrap_or_default();
     let searchall_done = query
         .searchall
@@ -1013,7 +1027,10 @@ mod tests {
                 ..Query::default()
             },
             Query {
-                uuids: vec![ip],
+                uuids: OneOf {
+                    include: vec![ip],
+                    exclude: Vec::new(),
+                },
                 ..Query::default()
             },
             Query {
@@ -1182,7 +1199,10 @@ mod tests {
         };
         assert_eq!(events(&f, info), vec![two]);
         let by_attribute_uuid = Query {
-            uuids: vec![port],
+            uuids: OneOf {
+                include: vec![port],
+                exclude: Vec::new(),
+            },
             ..Query::default()
         };
         assert_eq!(events(&f, by_attribute_uuid), vec![two]);

@@ -181,6 +181,23 @@ def test_flags_ids_uuids_and_orgs(searched):
     assert admin.search(org="No Such CERT", pythonify=True) == []
 
 
+def test_negated_event_ids_and_uuids_narrow(searched):
+    admin, _, events = searched
+    everything = _infos(admin.search(pythonify=True))
+    assert "Search beta" in everything and "Search old" in everything
+    assert _infos(admin.search(eventid=f"!{events['beta'].id}", pythonify=True)) == [
+        info for info in everything if info != "Search beta"]
+    assert _infos(admin.search(uuid=f"!{events['old'].uuid}", pythonify=True)) == [
+        info for info in everything if info != "Search old"]
+    alpha = events["alpha"]
+    ip = next(a for a in alpha.attributes if a.type == "ip-dst")
+    values = _values(admin.search(controller="attributes", eventid=alpha.id, pythonify=True))
+    assert ip.value in values
+    narrowed = admin.search(controller="attributes", eventid=alpha.id, uuid=f"!{ip.uuid}",
+                            pythonify=True)
+    assert _values(narrowed) == [value for value in values if value != ip.value]
+
+
 def test_correlations_limit_and_page(searched):
     admin, _, events = searched
     [ip] = admin.search(controller="attributes", value="198.51.100.10",

@@ -282,20 +282,12 @@ pub(super) fn parse(
     };
     let orgs = org_filter(node, get("org"))?;
     // Unknown names match nothing: the nil uuid names no organisation or event.
-    let events = one_of(get("eventid"))
-        .include
-        .iter()
-        .map(|text| {
-            parse_ref(text)
-                .and_then(|reference| reference.resolve(node, RecordKind::Event))
-                .unwrap_or(Uuid::nil())
-        })
-        .collect();
-    let uuids = one_of(get("uuid"))
-        .include
-        .iter()
-        .map(|text| Uuid::parse_str(text).unwrap_or(Uuid::nil()))
-        .collect();
+    let events = one_of(get("eventid")).map(|text| {
+        parse_ref(text)
+            .and_then(|reference| reference.resolve(node, RecordKind::Event))
+            .unwrap_or(Uuid::nil())
+    });
+    let uuids = one_of(get("uuid")).map(|text| Uuid::parse_str(text).unwrap_or(Uuid::nil()));
     let deleted = deleted_filter(get("deleted"));
     let text = |name: &str| {
         get(name)
