@@ -295,10 +295,7 @@ pub fn query(format: Format, filters: &Filters) -> crate::view::search::Query {
             none: tags.exclude,
         },
         types: split(&filters.types),
-        events: OneOf {
-            include: filters.events.clone(),
-            exclude: Vec::new(),
-        },
+        events: OneOf::any_of(filters.events.clone()),
         published: (filters.published || ids).then_some(true),
         to_ids: ids.then_some(true),
         ..Query::default()

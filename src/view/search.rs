@@ -156,6 +156,14 @@ impl<T> OneOf<T> {
         self.include.is_empty() && self.exclude.is_empty()
     }
 
+    /// Any of `include`, none excluded.
+    pub fn any_of(include: Vec<T>) -> Self {
+        OneOf {
+            include,
+            exclude: Vec::new(),
+        }
+    }
+
     /// The same filter with each term turned by `term`.
     pub fn map<U>(&self, term: impl Fn(&T) -> U) -> OneOf<U> {
         OneOf {
@@ -978,10 +986,7 @@ mod tests {
     }
 
     fn terms(include: &[&str]) -> OneOf<String> {
-        OneOf {
-            include: include.iter().map(|s| s.to_string()).collect(),
-            exclude: Vec::new(),
-        }
+        OneOf::any_of(include.iter().map(|s| s.to_string()).collect())
     }
 
     /// Views that record the prefixes scanned, to see which indexes a search used.
@@ -1027,10 +1032,7 @@ mod tests {
                 ..Query::default()
             },
             Query {
-                uuids: OneOf {
-                    include: vec![ip],
-                    exclude: Vec::new(),
-                },
+                uuids: OneOf::any_of(vec![ip]),
                 ..Query::default()
             },
             Query {
@@ -1041,10 +1043,7 @@ mod tests {
                 ..Query::default()
             },
             Query {
-                orgs: OneOf {
-                    include: vec![ORG_A],
-                    exclude: Vec::new(),
-                },
+                orgs: OneOf::any_of(vec![ORG_A]),
                 ..Query::default()
             },
         ];
@@ -1166,10 +1165,7 @@ mod tests {
         let (f, [one, two, ip, _, _, _, port]) = fixture();
         assert_eq!(events(&f, Query::default()), vec![one, two]);
         let by_org = Query {
-            orgs: OneOf {
-                include: vec![ORG_B],
-                exclude: Vec::new(),
-            },
+            orgs: OneOf::any_of(vec![ORG_B]),
             ..Query::default()
         };
         assert_eq!(events(&f, by_org), vec![two]);
@@ -1199,15 +1195,12 @@ mod tests {
         };
         assert_eq!(events(&f, info), vec![two]);
         let by_attribute_uuid = Query {
-            uuids: OneOf {
-                include: vec![port],
-                exclude: Vec::new(),
-            },
+            uuids: OneOf::any_of(vec![port]),
             ..Query::default()
         };
         assert_eq!(events(&f, by_attribute_uuid), vec![two]);
         let by_event = Query {
-            events: vec![one],
+            events: OneOf::any_of(vec![one]),
             to_ids: Some(true),
             scope: Scope::Attributes,
             ..Query::default()
