@@ -257,3 +257,21 @@ def test_get_with_url_parameters(searched):
     response = admin._prepare_request(
         "GET", f"{admin.root_url}/events/restSearch", params={"eventinfo": "%BETA%"})
     assert [e["Event"]["info"] for e in response.json()["response"]] == ["Search beta"]
+
+
+def test_a_filter_the_node_does_not_read_is_refused_not_ignored(searched):
+    admin, _, events = searched
+    everything = _infos(admin.search(pythonify=True))
+    assert len(everything) >= 4
+    for controller in ["events", "attributes"]:
+        for name, value in [("threat_level_id", 1), ("no_such_filter", "x"),
+                            ("enforceWarninglist", 1), ("includeEventTags", True)]:
+            refused = admin.direct_call(f"{controller}/restSearch", {name: value})
+            assert refused["errors"][0] == 400, (controller, name, refused)
+            message = refused["errors"][1]["message"]
+            assert message == (f"This node does not support the search parameter {name}; it is "
+                               "refused rather than ignored, so that an answer never holds more "
+                               "than was asked."), message
+    # Switched off, as PyMISP sends them, the options change nothing.
+    assert _infos(admin.search(enforce_warninglist=False, include_event_tags=False,
+                               with_attachments=False, pythonify=True)) == everything

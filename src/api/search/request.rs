@@ -258,6 +258,85 @@ pub fn parse_query(
     parse(node, scope, params).map(|request| request.query)
 }
 
+/// The restSearch parameters this node reads.
+const READ: &[&str] = &[
+    "returnFormat",
+    "page",
+    "limit",
+    "value",
+    "type",
+    "category",
+    "org",
+    "tags",
+    "event_tags",
+    "eventid",
+    "uuid",
+    "published",
+    "to_ids",
+    "deleted",
+    "from",
+    "to",
+    "date_from",
+    "date_to",
+    "last",
+    "timestamp",
+    "event_timestamp",
+    "publish_timestamp",
+    "eventinfo",
+    "searchall",
+    "quickFilter",
+    "metadata",
+    "includeCorrelations",
+    "include_correlations",
+    "includeContext",
+    "include_context",
+    "headerless",
+    "requested_attributes",
+];
+
+/// Options that MISP clients send switched off with every search (PyMISP sends each as 0)
+/// and that this node does not offer: accepted off, refused on.
+const OFF_ONLY: &[&str] = &[
+    "withAttachments",
+    "enforceWarninglist",
+    "includeWarninglistHits",
+    "includeEventUuid",
+    "includeEventTags",
+    "excludeLocalTags",
+    "sgReferenceOnly",
+    "includeSightings",
+    "noSightings",
+    "includeProposals",
+    "includeDecayScore",
+    "includeFullModel",
+    "excludeDecayed",
+];
+
+/// Refuses a parameter this node does not read (or an option it does not offer, switched
+/// on) with MISP's 400: ignored, a filter would widen the answer past what was asked.
+/// Parameters without a value (null, empty text or list) count as absent.
+fn refuse_unread(params: &Map<String, Value>) -> Result<(), ApiError> {
+    let absent = |value: &Value| match value {
+        Value::Null => true,
+        Value::String(text) => text.trim().is_empty(),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
+    };
+    let read = |name: &str, value: &Value| {
+        READ.contains(&name) || (OFF_ONLY.contains(&name) && !truthy(value))
+    };
+    let unread = params
+        .iter()
+        .find(|(name, value)| !absent(value) && !read(name, value));
+    match unread {
+        Some((name, _)) => Err(ApiError::bad_request(format!(
+            "This node does not support the search parameter {name}; it is refused rather \
+             than ignored, so that an answer never holds more than was asked."
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Parses the request parameters; names (organisations, event ids) are resolved on `node`.
 pub(super) fn parse(
     node: &Node,
@@ -268,6 +347,7 @@ pub(super) fn parse(
         Some(Value::Object(inner)) => inner,
         _ => params,
     };
+    refuse_unread(params)?;
     let get = |name: &str| params.get(name).filter(|value| !value.is_null());
     let now = node.now_seconds();
     let format = return_format(get("returnFormat"))?;
