@@ -11,9 +11,7 @@
 //! running, and a client asking now and then before one that keeps the node busy. Work that
 //! runs long (a broad search, a segment of a peer's pull) calls [`pause_point`] as it goes:
 //! while a tenant holding fewer turns waits, the long work hands its turn over and queues
-//! again (after a [`SLICE`], or at once when the waiter used far less work time lately), so it
-//! takes its share of the CPU rather than all of it, and a light client does not wait behind
-//! it.
+//! again, so it takes its share of the CPU rather than all of it.
 //!
 //! A thread runs in the turn it was given by [`Turn::run`]; [`pause_point`] outside a turn (the
 //! CLI, background tasks) does nothing.
@@ -61,22 +59,9 @@ struct Shared {
     waiting: VecDeque<Waiter>,
 }
 
-/// Least time work keeps its turn before a [`pause_point`] may hand it over to a tenant that
-/// used about as much work time lately: shorter slices serve waiting tenants sooner, longer
-/// ones switch threads less often.
+/// Least time work keeps its turn before a [`pause_point`] may hand it over: shorter slices
+/// serve waiting tenants sooner, longer ones switch threads less often.
 pub const SLICE: Duration = Duration::from_millis(2);
-
-/// A waiting tenant that used less than this share of a holder's work time lately (counting
-/// the holder's slice so far) need not wait for the slice to end: it takes the turn at the
-/// holder's next [`pause_point`]. So a client asking now and then is served at once past
-/// clients that keep the node busy, while tenants as busy as each other still take turns by
-/// the slice (neither is below this share of the other, so they cannot hand a turn back and
-/// forth at every pause point).
-pub const LIGHTER_SHARE: f64 = 0.75;
-
-/// How often work inside its slice looks for a much lighter waiter at its pause points (the
-/// look takes the turns' lock).
-const LOOK_EVERY: Duration = Duration::from_micros(50);
 
 /// How fast past use of the node's work is forgotten: a tenant's work time counts half after
 /// this long, a quarter after twice as long.
@@ -114,8 +99,6 @@ pub struct Turn {
     tenant: Tenant,
     /// When it was given.
     given: Instant,
-    /// When its work last looked for a much lighter waiter.
-    looked: Instant,
 }
 
 /// Why no turn was given: the turns were dropped while waiting (the node is stopping).
@@ -231,21 +214,6 @@ impl Shared {
         }
     }
 
-    /// Work time `tenant` used lately, as counted at `now`.
-    fn used_by(&self, tenant: Tenant, now: Instant) -> f64 {
-        self.used.get(&tenant).map_or(0.0, |usage| usage.at(now))
-    }
-
-    /// Whether the fairest waiter that `tenant`, holding `mine` turns and `worked` into its
-    /// slice, would hand its turn to used less than [`LIGHTER_SHARE`] of `tenant`'s work time
-    /// lately.
-    fn lighter_waits(&self, tenant: Tenant, mine: usize, worked: Duration) -> bool {
-        let now = Instant::now();
-        let used = self.used_by(tenant, now) + worked.as_secs_f64();
-        self.fairest(mine, Some(tenant))
-            .is_some_and(|at| self.used_by(self.waiting[at].tenant, now) < LIGHTER_SHARE * used)
-    }
-
     /// Turns `tenant` holds.
     fn held_by(&self, tenant: Tenant) -> usize {
         self.held.get(&tenant).copied().unwrap_or(0)
@@ -257,14 +225,16 @@ impl Shared {
     fn fairest(&self, below: usize, except: Option<Tenant>) -> Option<usize> {
         let below = below.min(self.per_tenant);
         let now = Instant::now();
+        let used = |tenant| {
+            self.used
+                .get(tenant)
+                .map_or(0.0, |usage: &Usage| usage.at(now))
+        };
         self.waiting
             .iter()
             .enumerate()
             .filter(|(_, waiter)| Some(waiter.tenant) != except)
-            .map(|(at, waiter)| {
-                let tenant = waiter.tenant;
-                (self.held_by(tenant), self.used_by(tenant, now), at)
-            })
+            .map(|(at, waiter)| (self.held_by(waiter.tenant), used(&waiter.tenant), at))
             .filter(|(held, _, _)| *held < below)
             .min_by(|x, y| {
                 (x.0.cmp(&y.0))
@@ -309,12 +279,10 @@ impl Shared {
 impl Turn {
     /// A turn of `shared` for `tenant`, given now (already counted).
     fn given(shared: &Arc<Mutex<Shared>>, tenant: Tenant) -> Self {
-        let now = Instant::now();
         Turn {
             shared: Some(Arc::clone(shared)),
             tenant,
-            given: now,
-            looked: now,
+            given: Instant::now(),
         }
     }
 
@@ -334,29 +302,19 @@ impl Turn {
         work()
     }
 
-    /// This turn, or, when another tenant holding fewer turns than this one's waits and either
-    /// this turn has run a [`SLICE`] or that tenant is much lighter ([`LIGHTER_SHARE`]), a
-    /// later turn after handing this one over and waiting in line again. Whenever it hands
-    /// over or starts a new slice, the slice's work time is counted to the tenant.
+    /// This turn, or, once it has run a [`SLICE`] and another tenant holding fewer turns than
+    /// this one's waits, a later turn after handing this one over and waiting in line again.
+    /// Either way the slice's work time is counted to the tenant.
     fn pause(mut self) -> Result<Turn, Stopped> {
-        let now = Instant::now();
-        let worked = now.saturating_duration_since(self.given);
-        let sliced = worked >= SLICE;
-        if !sliced && now.saturating_duration_since(self.looked) < LOOK_EVERY {
+        if self.given.elapsed() < SLICE {
             return Ok(self);
         }
-        self.looked = now;
         let Some(shared) = self.shared.take() else {
             return Err(Stopped);
         };
         let granted = {
             let mut state = lock(&shared);
             let mine = state.held_by(self.tenant);
-            if !sliced && !state.lighter_waits(self.tenant, mine, worked) {
-                drop(state);
-                self.shared = Some(shared);
-                return Ok(self);
-            }
             state.give_back(self.tenant, self.given.elapsed());
             if !state.hand_to_fairest(&shared, mine, Some(self.tenant)) {
                 state.take(self.tenant);
@@ -490,36 +448,6 @@ mod tests {
         assert!((used.at(now) - 0.8).abs() < 1e-9);
         assert!((used.at(now + USAGE_HALF_LIFE) - 0.4).abs() < 1e-9);
         assert!((used.at(now + 2 * USAGE_HALF_LIFE) - 0.2).abs() < 1e-9);
-    }
-
-    /// Queues a waiter of `tenant` in `state` directly; it waits as long as the receiver lives.
-    fn queue(state: &mut Shared, tenant: Tenant) -> oneshot::Receiver<Turn> {
-        let (grant, granted) = oneshot::channel();
-        state.waiting.push_back(Waiter { tenant, grant });
-        granted
-    }
-
-    #[test]
-    fn a_waiter_that_used_far_less_lately_need_not_wait_for_the_slice_to_end() {
-        let turns = Turns::new(2);
-        let mut state = lock(&turns.shared);
-        let now = Instant::now();
-        for (tenant, seconds) in [(A, 0.4), (B, 0.1), (C, 0.35)] {
-            state.used.insert(tenant, Usage { seconds, at: now });
-        }
-        state.take(A);
-        let _c = queue(&mut state, C);
-        // C used 0.35 s lately, not below 3/4 of A's 0.4 s: A keeps its slice...
-        assert!(!state.lighter_waits(A, 1, Duration::ZERO));
-        // ...until its slice so far brings it to 0.5 s, of which 0.35 is below 3/4.
-        assert!(state.lighter_waits(A, 1, Duration::from_millis(100)));
-        // B, at 0.1 s, is lighter at once: A hands its turn over at its next pause point.
-        let _b = queue(&mut state, B);
-        assert!(state.lighter_waits(A, 1, Duration::ZERO));
-        // A waiter of the holder's own tenant never counts, however little it used.
-        state.waiting.clear();
-        let _a = queue(&mut state, A);
-        assert!(!state.lighter_waits(A, 1, Duration::ZERO));
     }
 
     #[test]
