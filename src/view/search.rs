@@ -240,6 +240,10 @@ pub struct Query {
     pub tags: TagQuery,
     /// Owner or creator organisations of the event.
     pub orgs: OneOf<Uuid>,
+    /// The event's threat level (`threat_level_id`: 1 high to 4 undefined).
+    pub threat_levels: OneOf<String>,
+    /// The attribute's relation in its object (`object_relation`).
+    pub object_relations: OneOf<String>,
     /// Events (from `eventid`; excluded ones with MISP's `!`).
     pub events: OneOf<Uuid>,
     /// Attribute or event uuids: an attribute passes when it or its event is included (or
@@ -273,6 +277,7 @@ impl Query {
             || !self.types.is_empty()
             || !self.categories.is_empty()
             || self.to_ids.is_some()
+            || !self.object_relations.is_empty()
             || (self.scope == Scope::Attributes && self.timestamp != (None, None))
     }
 }
@@ -593,6 +598,8 @@ impl Query {
             + self.tags.none.len()
             + self.orgs.include.len()
             + self.orgs.exclude.len()
+            + one_of(&self.threat_levels)
+            + one_of(&self.object_relations)
             + self.events.include.len()
             + self.events.exclude.len()
             + self.uuids.include.len()
@@ -689,7 +696,11 @@ fn event_passes(query: &Query, event: &Uuid, record: &Record) -> bool {
     let timestamp = int_field(record, "timestamp");
     let timestamp_ok = query.scope == Scope::Attributes || in_range(&query.timestamp, timestamp);
     let info = record.str_field("info").unwrap_or_default();
+    let threat_level = int_field(record, "threat_level_id").map(|level| level.to_string());
     org_ok
+        && query
+            .threat_levels
+            .passes(&[threat_level.as_deref().unwrap_or_default()], false)
         && date_ok
         && timestamp_ok
         && (query.events.include.is_empty() || query.events.include.contains(event))
@@ -742,6 +753,10 @@ fn attribute_passes(
         && query
             .to_ids
             .is_none_or(|to_ids| flag_field(record, "to_ids") == to_ids)
+        && query.object_relations.passes(
+            &[record.str_field("object_relation").unwrap_or_default()],
+            false,
+        )
         && (uuid_done || query.uuids.include.contains(uuid))
         && !query.uuids.exclude.contains(uuid)
         && (query.scope == Scope::Events

@@ -35,6 +35,7 @@ def searched(tmp_path_factory):
 
     alpha = MISPEvent()
     alpha.info = "Search alpha"
+    alpha.threat_level_id = 1
     alpha.date = "2024-01-10"
     alpha.distribution = 1
     alpha.published = True
@@ -46,6 +47,7 @@ def searched(tmp_path_factory):
 
     beta = MISPEvent()
     beta.info = "Search beta"
+    beta.threat_level_id = 2
     beta.date = "2024-03-05"
     beta.distribution = 1
     orgc = MISPOrganisation()
@@ -237,7 +239,7 @@ def test_csv_and_text(searched):
                         include_context=True, headerless=True)
     [row] = list(csv.reader(io.StringIO(body)))
     assert row[9] == "kill-chain:c2"
-    assert row[13:] == ["Search alpha", "Host CERT", "Host CERT", "1", "4", "0", "2024-01-10",
+    assert row[13:] == ["Search alpha", "Host CERT", "Host CERT", "1", "1", "0", "2024-01-10",
                         "tlp:green", row[21]]
     text = admin.search(controller="attributes", return_format="text", type_attribute="domain")
     assert sorted(text.split()) == ["alpha.search.test", "beta.search.test", "gamma.search.test"]
@@ -259,12 +261,34 @@ def test_get_with_url_parameters(searched):
     assert [e["Event"]["info"] for e in response.json()["response"]] == ["Search beta"]
 
 
+def test_threat_level_and_object_relation_narrow(searched):
+    admin, _, events = searched
+
+    def search(controller, **filters):
+        found = admin.direct_call(f"{controller}/restSearch", filters)
+        return found.get("response", found) if isinstance(found, dict) else found
+
+    assert sorted(e["Event"]["info"] for e in search("events", threat_level_id=1)) == [
+        "Search alpha"]
+    assert sorted(e["Event"]["info"] for e in search("events", threat_level_id=["1", "2"])) == [
+        "Search alpha", "Search beta"]
+    assert "Search alpha" not in {e["Event"]["info"]
+                                  for e in search("events", threat_level_id="!1")}
+    beta_values = sorted(a["value"] for a in search("attributes", threat_level_id=2)["Attribute"])
+    assert beta_values == sorted([a.value for a in events["beta"].attributes]
+                                 + ["0123456789abcdef0123456789abcdef"])
+    [md5] = search("attributes", object_relation="md5")["Attribute"]
+    assert md5["value"] == "0123456789abcdef0123456789abcdef"
+    assert [e["Event"]["info"] for e in search("events", object_relation="md5")] == [
+        "Search beta"]
+
+
 def test_a_filter_the_node_does_not_read_is_refused_not_ignored(searched):
     admin, _, events = searched
     everything = _infos(admin.search(pythonify=True))
     assert len(everything) >= 4
     for controller in ["events", "attributes"]:
-        for name, value in [("threat_level_id", 1), ("no_such_filter", "x"),
+        for name, value in [("sharinggroup", 1), ("no_such_filter", "x"),
                             ("enforceWarninglist", 1), ("includeEventTags", True)]:
             refused = admin.direct_call(f"{controller}/restSearch", {name: value})
             assert refused["errors"][0] == 400, (controller, name, refused)
