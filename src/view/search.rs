@@ -156,6 +156,11 @@ impl<T> OneOf<T> {
         self.include.is_empty() && self.exclude.is_empty()
     }
 
+    /// Terms in all, included and excluded.
+    pub fn len(&self) -> usize {
+        self.include.len() + self.exclude.len()
+    }
+
     /// Any of `include`, none excluded.
     pub fn any_of(include: Vec<T>) -> Self {
         OneOf {
@@ -589,21 +594,17 @@ fn time_candidates(
 impl Query {
     /// How many terms the filters hold, all filters counted: what a search's cost grows with.
     pub fn terms(&self) -> usize {
-        let one_of = |terms: &OneOf<String>| terms.include.len() + terms.exclude.len();
-        one_of(&self.values)
-            + one_of(&self.types)
-            + one_of(&self.categories)
+        self.values.len()
+            + self.types.len()
+            + self.categories.len()
             + self.tags.any.len()
             + self.tags.all.len()
             + self.tags.none.len()
-            + self.orgs.include.len()
-            + self.orgs.exclude.len()
-            + one_of(&self.threat_levels)
-            + one_of(&self.object_relations)
-            + self.events.include.len()
-            + self.events.exclude.len()
-            + self.uuids.include.len()
-            + self.uuids.exclude.len()
+            + self.orgs.len()
+            + self.threat_levels.len()
+            + self.object_relations.len()
+            + self.events.len()
+            + self.uuids.len()
     }
 }
 
