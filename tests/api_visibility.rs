@@ -56,7 +56,7 @@ fn related_values(attribute: &Value) -> Vec<String> {
 }
 
 #[test]
-fn elements_shared_with_a_group_by_its_local_id_are_seen_by_its_members_only() {
+fn elements_shared_with_a_group_are_seen_and_shared_by_its_members_only() {
     let (_temp, dir) = common::node();
     let admin = common::accounts::admin_key(&dir);
     let member = org_user(&dir, "Org A", "user@a.example");
@@ -128,7 +128,8 @@ fn elements_shared_with_a_group_by_its_local_id_are_seen_by_its_members_only() {
     assert_eq!(values(&member), ["192.0.2.44"]);
     assert!(values(&outsider).is_empty());
 
-    // A group that does not exist, or that the user's organisation is not in, is refused.
+    // A group that does not exist, or that the user's organisation is not in, is refused, by
+    // whichever field names it: an organisation cannot share into a community it is not in.
     let own = add_event(
         &server,
         &outsider,
@@ -136,21 +137,84 @@ fn elements_shared_with_a_group_by_its_local_id_are_seen_by_its_members_only() {
     );
     let own_uuid = own["uuid"].as_str().unwrap();
     let unusable = Some("Invalid Sharing Group or not authorised.");
-    for (key, id, target) in [
-        (&admin, "999", open_uuid.as_str()),
-        (&outsider, group_id.as_str(), own_uuid),
-    ] {
-        let body = json!({"Event": {"info": "x", "distribution": "4", "sharing_group_id": id}});
-        let (status, refused) =
-            server.request("POST", "/events/add", Some(key), Some(&body.to_string()));
-        assert_eq!((status, refused["message"].as_str()), (405, unusable));
-        let mut attribute = attribute.clone();
-        attribute["sharing_group_id"] = json!(id);
+    let group_uuid = group["uuid"].as_str().unwrap();
+    let spellings = [
+        (
+            &admin,
+            json!({"sharing_group_id": "999"}),
+            open_uuid.as_str(),
+        ),
+        (&outsider, json!({"sharing_group_id": group_id}), own_uuid),
+        (&outsider, json!({"sharing_group_id": group_uuid}), own_uuid),
+        (
+            &outsider,
+            json!({"sharing_group_uuid": group_uuid}),
+            own_uuid,
+        ),
+        (
+            &outsider,
+            json!({"SharingGroup": {"uuid": group_uuid}}),
+            own_uuid,
+        ),
+    ];
+    for (key, named, target) in spellings {
+        let with_group = |mut element: Value| {
+            element["distribution"] = json!("4");
+            for (field, value) in named.as_object().unwrap() {
+                element[field] = value.clone();
+            }
+            element.to_string()
+        };
+        let event = with_group(json!({"info": "x"}));
+        let (status, refused) = server.request("POST", "/events/add", Some(key), Some(&event));
+        assert_eq!(
+            (status, refused["message"].as_str()),
+            (405, unusable),
+            "{named}"
+        );
         let path = format!("/attributes/add/{target}");
-        let (status, refused) =
-            server.request("POST", &path, Some(key), Some(&attribute.to_string()));
-        assert_eq!((status, refused["message"].as_str()), (403, unusable));
+        let (status, refused) = server.request(
+            "POST",
+            &path,
+            Some(key),
+            Some(&with_group(attribute.clone())),
+        );
+        assert_eq!(
+            (status, refused["message"].as_str()),
+            (403, unusable),
+            "{named}"
+        );
+        let object = with_group(json!({"name": "domain-ip", "Attribute": [
+            {"type": "ip-dst", "object_relation": "ip", "value": "192.0.2.45"}]}));
+        let path = format!("/objects/add/{target}");
+        let (status, refused) = server.request("POST", &path, Some(key), Some(&object));
+        assert_eq!(
+            (status, refused["message"].as_str()),
+            (403, unusable),
+            "{named}"
+        );
     }
+    // Named in an edit of the outsider's own event, and nested in an attribute of it.
+    let edits = [
+        json!({"Event": {"distribution": "4", "sharing_group_uuid": group_uuid}}),
+        json!({"Event": {"Attribute": [{"type": "ip-dst", "value": "192.0.2.46",
+            "distribution": "4", "SharingGroup": {"uuid": group_uuid}}]}}),
+    ];
+    for edit in edits {
+        let path = format!("/events/edit/{own_uuid}");
+        let (status, refused) =
+            server.request("POST", &path, Some(&outsider), Some(&edit.to_string()));
+        assert_eq!(
+            (status, refused["message"].as_str()),
+            (405, unusable),
+            "{edit}"
+        );
+    }
+    let own_now = get(&server, &outsider, &format!("/events/view/{own_uuid}"))["Event"].clone();
+    assert_eq!(
+        (&own_now["distribution"], &own_now["Attribute"]),
+        (&json!("1"), &json!([]))
+    );
     assert!(values(&outsider).is_empty());
 }
 

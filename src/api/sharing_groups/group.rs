@@ -132,20 +132,24 @@ pub fn find(node: &Node, caller: &Caller, text: &str) -> Result<Group, ApiError>
     Ok(group)
 }
 
-/// Names by uuid the sharing groups that MISP clients name by local id. In `value` and every
-/// object nested in it (an event's attributes, objects, their attributes and reports), an
-/// element of distribution 4 with a `sharing_group_id` (a local id, or a uuid as some clients
-/// send) and no group uuid of its own (`sharing_group_uuid` or `SharingGroup.uuid`) gets the
-/// `sharing_group_uuid` of that group. A group that does not exist, or that `caller` does not
-/// see, is refused with `status` and MISP's message ([`UNUSABLE_GROUP`]).
+/// Names by uuid the sharing groups that elements name, after checking that `caller` may use
+/// them. In `value` and every object nested in it (an event's attributes, objects, their
+/// attributes and reports), an element that names a group — by `SharingGroup.uuid`, by
+/// `sharing_group_uuid`, or (at distribution 4) by `sharing_group_id`, a local id or a uuid as
+/// some clients send — gets the `sharing_group_uuid` of that group, its one spelling from then
+/// on. A group that does not exist, or that `caller` does not see, is refused with `status` and
+/// MISP's message ([`UNUSABLE_GROUP`]): an organisation cannot share into a community it is not
+/// part of.
 pub fn name_by_uuid(
     node: &Node,
     caller: &Caller,
     fields: &mut Map<String, Value>,
     status: StatusCode,
 ) -> Result<(), ApiError> {
-    if let Some(id) = group_named_by_id(fields) {
-        let group = find(node, caller, &id).map_err(|_| ApiError::new(status, UNUSABLE_GROUP))?;
+    if let Some(named) = group_named(fields) {
+        let group =
+            find(node, caller, &named).map_err(|_| ApiError::new(status, UNUSABLE_GROUP))?;
+        fields.remove("SharingGroup");
         fields.insert("sharing_group_uuid".into(), json!(group.uuid.to_string()));
     }
     for nested in fields.values_mut() {
@@ -161,19 +165,26 @@ pub fn name_by_uuid(
     Ok(())
 }
 
-/// The `sharing_group_id` of an element of distribution 4 that names its group by it alone.
-fn group_named_by_id(fields: &Map<String, Value>) -> Option<String> {
-    let named_by_uuid = fields.contains_key("sharing_group_uuid")
-        || fields
-            .get("SharingGroup")
-            .is_some_and(|group| group.get("uuid").is_some());
+/// How an element names its sharing group, in the order the event model reads them: the uuid of
+/// a nested `SharingGroup`, its `sharing_group_uuid`, or — only at distribution 4, since MISP
+/// clients send `"sharing_group_id": "0"` with every element — its `sharing_group_id`.
+fn group_named(fields: &Map<String, Value>) -> Option<String> {
+    let named = |text: Option<String>| {
+        text.map(|text| text.trim().to_string())
+            .filter(|text| !text.is_empty() && text != "0")
+    };
+    let nested = fields
+        .get("SharingGroup")
+        .and_then(Value::as_object)
+        .and_then(|group| named(text_field(group, "uuid")));
     let shared_with_group = text_field(fields, "distribution").is_some_and(|d| d.trim() == "4");
-    if named_by_uuid || !shared_with_group {
-        return None;
-    }
-    text_field(fields, "sharing_group_id")
-        .map(|id| id.trim().to_string())
-        .filter(|id| !id.is_empty() && id != "0")
+    nested
+        .or_else(|| named(text_field(fields, "sharing_group_uuid")))
+        .or_else(|| {
+            shared_with_group
+                .then(|| named(text_field(fields, "sharing_group_id")))
+                .flatten()
+        })
 }
 
 /// MISP's `Organisation` object for `uuid`.
