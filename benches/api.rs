@@ -6,6 +6,11 @@
 mod common;
 mod support;
 
+/// The product's allocator (see `src/main.rs`): the node runs in this process, and its figures
+/// are the product's only with the same allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     support::main::<support::api::ApiOptions>(support::api::figures, support::api::text)
 }

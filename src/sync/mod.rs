@@ -57,6 +57,9 @@ pub const STREAMS_PER_CONNECTION_MAX: u32 = 16;
 /// holds one follow-pull and the occasional catch-up pull. Further pulls are refused
 /// (`RESOURCE_EXHAUSTED`) until one ends.
 pub const PULLS_PER_PEER_MAX: usize = 4;
+/// Milliseconds a pull over [`PULLS_PER_PEER_MAX`] waits before it is refused, so that a peer
+/// retrying in a loop cannot make the node spend its CPU on handshakes and refusals.
+pub const PULL_REFUSAL_DELAY_MS: u64 = 1_000;
 /// Stubs asked to be revealed in one request.
 pub const REVEAL_IDS_MAX: usize = 4096;
 /// First retry delay after a failure.

@@ -141,12 +141,15 @@ impl wire::sync_server::Sync for SyncService {
     ) -> Result<Response<Self::PullStream>, Status> {
         let peer = self.peer_of(&request)?;
         let wire::PullRequest { cursor, follow } = request.into_inner();
-        let pulling = self.pulls.take(peer.key).ok_or_else(|| {
-            Status::resource_exhausted(format!(
+        let Some(pulling) = self.pulls.take(peer.key) else {
+            // Held before it is answered, so that a peer retrying at once costs the node a
+            // handshake per second per connection rather than as many as it can send.
+            tokio::time::sleep(Duration::from_millis(super::PULL_REFUSAL_DELAY_MS)).await;
+            return Err(Status::resource_exhausted(format!(
                 "you have {} pull streams open, the most this node serves one peer",
                 self.pulls.max()
-            ))
-        })?;
+            )));
+        };
         let (sender, receiver) = mpsc::channel(super::SEGMENTS_IN_FLIGHT_MAX);
         let node = Arc::clone(&self.node);
         let stopping = self.stopping.clone();
