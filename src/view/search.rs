@@ -249,6 +249,20 @@ pub struct Query {
     pub threat_levels: OneOf<String>,
     /// The attribute's relation in its object (`object_relation`).
     pub object_relations: OneOf<String>,
+    /// The name of the object the attribute is in (`object_name`; an attribute outside any
+    /// object has none, so it passes only when no name is asked for).
+    pub object_names: OneOf<String>,
+    /// The distribution level (0–5, as stored) of what is listed: the event in the events
+    /// scope, the attribute in the attributes scope.
+    pub distributions: OneOf<String>,
+    /// The sharing group of what is listed (event or attribute, as for `distributions`).
+    pub sharing_groups: OneOf<Uuid>,
+    /// The attribute's own timestamp (MISP `attribute_timestamp`, in either scope).
+    pub attribute_timestamp: Range,
+    /// Earliest `first_seen` of the attribute, epoch seconds (attributes without one fail).
+    pub first_seen: Option<i64>,
+    /// Latest `last_seen` of the attribute, epoch seconds (attributes without one fail).
+    pub last_seen: Option<i64>,
     /// Events (from `eventid`; excluded ones with MISP's `!`).
     pub events: OneOf<Uuid>,
     /// Attribute or event uuids: an attribute passes when it or its event is included (or
@@ -283,6 +297,10 @@ impl Query {
             || !self.categories.is_empty()
             || self.to_ids.is_some()
             || !self.object_relations.is_empty()
+            || !self.object_names.is_empty()
+            || self.attribute_timestamp != (None, None)
+            || self.first_seen.is_some()
+            || self.last_seen.is_some()
             || (self.scope == Scope::Attributes && self.timestamp != (None, None))
     }
 }
@@ -603,6 +621,9 @@ impl Query {
             + self.orgs.len()
             + self.threat_levels.len()
             + self.object_relations.len()
+            + self.object_names.len()
+            + self.distributions.len()
+            + self.sharing_groups.len()
             + self.events.len()
             + self.uuids.len()
     }
@@ -676,6 +697,21 @@ pub fn search_within(
     Ok(hits)
 }
 
+/// Whether a listed record (an event, or an attribute in the attributes scope) passes the
+/// distribution and sharing-group filters.
+fn shared_as(query: &Query, record: &Record) -> bool {
+    let distribution = int_field(record, "distribution").map(|level| level.to_string());
+    let group = record
+        .str_field("sharing_group_uuid")
+        .and_then(|text| Uuid::parse_str(text).ok());
+    query
+        .distributions
+        .passes(&[distribution.as_deref().unwrap_or_default()], false)
+        && (query.sharing_groups.include.is_empty()
+            || group.is_some_and(|group| query.sharing_groups.include.contains(&group)))
+        && !group.is_some_and(|group| query.sharing_groups.exclude.contains(&group))
+}
+
 /// Whether the event record passes the event-level filters.
 fn event_passes(query: &Query, event: &Uuid, record: &Record) -> bool {
     let owner = record.owner.as_ref().map(|(org, _)| *org);
@@ -698,7 +734,9 @@ fn event_passes(query: &Query, event: &Uuid, record: &Record) -> bool {
     let timestamp_ok = query.scope == Scope::Attributes || in_range(&query.timestamp, timestamp);
     let info = record.str_field("info").unwrap_or_default();
     let threat_level = int_field(record, "threat_level_id").map(|level| level.to_string());
+    let listed = query.scope == Scope::Events;
     org_ok
+        && (!listed || shared_as(query, record))
         && query
             .threat_levels
             .passes(&[threat_level.as_deref().unwrap_or_default()], false)
@@ -727,6 +765,7 @@ fn attribute_passes(
     query: &Query,
     uuid: &Uuid,
     record: &Record,
+    object_name: &str,
     uuid_done: bool,
     searchall_done: bool,
 ) -> bool {
@@ -745,7 +784,21 @@ fn attribute_passes(
     let mut texts: Vec<&str> = vec![value];
     texts.extend(halves.iter().map(String::as_str));
     let comment = record.str_field("comment").unwrap_or_default();
+    let seen = |field| {
+        record
+            .str_field(field)
+            .and_then(crate::model::date::iso_seconds)
+    };
     deleted_ok
+        && (query.scope == Scope::Events || shared_as(query, record))
+        && query.object_names.passes(&[object_name], false)
+        && in_range(&query.attribute_timestamp, int_field(record, "timestamp"))
+        && query
+            .first_seen
+            .is_none_or(|from| seen("first_seen").is_some_and(|first| first >= from))
+        && query
+            .last_seen
+            .is_none_or(|to| seen("last_seen").is_some_and(|last| last <= to))
         && query.values.passes(&texts, true)
         && query.types.passes(&[type_name], false)
         && query
@@ -834,7 +887,22 @@ fn match_event(
         if !needs_attributes || candidates.is_some_and(|found| !found.contains(&uuid)) {
             continue;
         }
-        if !attribute_passes(query, &uuid, &attribute, uuid_done, searchall_done) {
+        let object_name = match attribute.parent() {
+            Some(parent) if !query.object_names.is_empty() => {
+                read::record(kv, RecordKind::Object, parent.as_bytes())?
+                    .and_then(|object| object.str_field("name").map(String::from))
+            }
+            _ => None,
+        };
+        let object_name = object_name.as_deref().unwrap_or_default();
+        if !attribute_passes(
+            query,
+            &uuid,
+            &attribute,
+            object_name,
+            uuid_done,
+            searchall_done,
+        ) {
             continue;
         }
         if query.scope == Scope::Attributes {

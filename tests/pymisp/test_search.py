@@ -10,7 +10,7 @@ import io
 from datetime import datetime, timezone
 
 import pytest
-from pymisp import MISPEvent, MISPObject, MISPOrganisation, PyMISP
+from pymisp import MISPEvent, MISPObject, MISPOrganisation, MISPSharingGroup, PyMISP
 
 from conftest import Node, cli
 
@@ -288,7 +288,7 @@ def test_a_filter_the_node_does_not_read_is_refused_not_ignored(searched):
     everything = _infos(admin.search(pythonify=True))
     assert len(everything) >= 4
     for controller in ["events", "attributes"]:
-        for name, value in [("sharinggroup", 1), ("no_such_filter", "x"),
+        for name, value in [("includeDecayScore", 1), ("no_such_filter", "x"),
                             ("enforceWarninglist", 1), ("includeEventTags", True)]:
             refused = admin.direct_call(f"{controller}/restSearch", {name: value})
             assert refused["errors"][0] == 400, (controller, name, refused)
@@ -299,3 +299,64 @@ def test_a_filter_the_node_does_not_read_is_refused_not_ignored(searched):
     # Switched off, as PyMISP sends them, the options change nothing.
     assert _infos(admin.search(enforce_warninglist=False, include_event_tags=False,
                                with_attachments=False, pythonify=True)) == everything
+
+
+def test_distribution_sharing_group_object_name_seen_and_attribute_timestamp_narrow(searched):
+    admin, other, _ = searched
+    group = MISPSharingGroup()
+    group.name = "Search community"
+    group.releasability = "members"
+    group = admin.add_sharing_group(group, pythonify=True)
+    # A plain dict keeps the attributes' timestamps and seen times as given.
+    delta = admin.add_event({"Event": {
+        "info": "Search delta", "date": "2024-07-01", "distribution": 4,
+        "sharing_group_id": group.id,
+        "Attribute": [
+            {"type": "ip-dst", "value": "192.0.2.61", "distribution": 0,
+             "first_seen": "2024-02-01T00:00:00.000000+00:00",
+             "last_seen": "2024-02-10T00:00:00.000000+00:00"},
+            {"type": "ip-dst", "value": "192.0.2.62", "distribution": 5,
+             "first_seen": "2024-06-01T00:00:00Z", "last_seen": "2024-06-30T12:00:00Z"},
+            {"type": "ip-dst", "value": "192.0.2.63", "distribution": 4,
+             "sharing_group_id": group.id, "timestamp": str(OLD_TIMESTAMP + 1000)}],
+        "Object": [{"name": "domain-ip", "Attribute": [
+            {"type": "domain", "object_relation": "domain", "value": "delta.search.test"}]}],
+    }}, pythonify=True)
+    assert not isinstance(delta, dict), delta
+
+    def found(controller, **filters):
+        answer = admin.direct_call(f"{controller}/restSearch", filters)
+        answer = answer.get("response", answer) if isinstance(answer, dict) else answer
+        if controller == "events":
+            return sorted(e["Event"]["info"] for e in answer)
+        return sorted(a["value"] for a in answer["Attribute"])
+
+    # The event's level in the events scope, the attribute's own in the attributes scope.
+    assert found("events", distribution=4) == ["Search delta"]
+    assert found("events", distribution=0) == ["Search gamma (organisation only)"]
+    assert "Search delta" not in found("events", distribution="!4")
+    assert found("attributes", eventid=delta.id, distribution=0) == ["192.0.2.61"]
+    assert found("attributes", eventid=delta.id, distribution=[0, 4]) == [
+        "192.0.2.61", "192.0.2.63"]
+    # Sharing groups by local id or uuid, as PyMISP's search(sharinggroup=…) sends them.
+    assert _infos(admin.search(sharinggroup=[int(group.id)], pythonify=True)) == ["Search delta"]
+    assert found("events", sharinggroup=group.uuid) == ["Search delta"]
+    assert found("attributes", sharinggroup=group.id) == ["192.0.2.63"]
+    assert found("events", sharinggroup="999") == []
+    # The object an attribute is in.
+    assert _values(admin.search(controller="attributes", object_name="domain-ip",
+                                pythonify=True)) == ["delta.search.test"]
+    assert _infos(admin.search(object_name="file", pythonify=True)) == ["Search beta"]
+    # Seen times: first seen on or after, last seen on or before.
+    assert found("attributes", eventid=delta.id, first_seen="2024-05-01") == ["192.0.2.62"]
+    assert found("attributes", eventid=delta.id, last_seen="2024-03-01") == ["192.0.2.61"]
+    assert found("attributes", first_seen="2023-01-01", last_seen="2024-12-31") == [
+        "192.0.2.61", "192.0.2.62"]
+    # The attribute's own timestamp, in both scopes.
+    around = [OLD_TIMESTAMP + 990, OLD_TIMESTAMP + 1010]
+    assert found("attributes", attribute_timestamp=around) == ["192.0.2.63"]
+    assert found("events", attribute_timestamp=around) == ["Search delta"]
+    assert found("events", attribute_timestamp=[OLD_TIMESTAMP - 10, OLD_TIMESTAMP + 10]) == [
+        "Search old"]
+    # The sharing group's outsider sees none of it.
+    assert _infos(other.search(distribution=4, pythonify=True)) == []

@@ -273,6 +273,12 @@ const READ: &[&str] = &[
     "uuid",
     "threat_level_id",
     "object_relation",
+    "object_name",
+    "distribution",
+    "sharinggroup",
+    "attribute_timestamp",
+    "first_seen",
+    "last_seen",
     "published",
     "to_ids",
     "deleted",
@@ -370,6 +376,12 @@ pub(super) fn parse(
             .unwrap_or(Uuid::nil())
     });
     let uuids = one_of(get("uuid")).map(|text| Uuid::parse_str(text).unwrap_or(Uuid::nil()));
+    // Groups by local id or uuid; unknown ones match nothing.
+    let sharing_groups = one_of(get("sharinggroup")).map(|text| {
+        parse_ref(text)
+            .and_then(|reference| reference.resolve(node, RecordKind::SharingGroup))
+            .unwrap_or(Uuid::nil())
+    });
     let deleted = deleted_filter(get("deleted"));
     let text = |name: &str| {
         get(name)
@@ -389,6 +401,12 @@ pub(super) fn parse(
         categories: one_of(get("category")),
         threat_levels: one_of(get("threat_level_id")),
         object_relations: one_of(get("object_relation")),
+        object_names: one_of(get("object_name")),
+        distributions: one_of(get("distribution")),
+        sharing_groups,
+        attribute_timestamp: range(get("attribute_timestamp"), now),
+        first_seen: get("first_seen").and_then(|value| epoch(value, now)),
+        last_seen: get("last_seen").and_then(|value| epoch(value, now)),
         tags,
         orgs,
         events,
