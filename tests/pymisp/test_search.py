@@ -261,6 +261,33 @@ def test_get_with_url_parameters(searched):
     assert [e["Event"]["info"] for e in response.json()["response"]] == ["Search beta"]
 
 
+def test_cakephp_path_parameters_as_firewall_scripts_send_them(searched):
+    admin, _, _ = searched
+
+    def get(path):
+        return admin._prepare_request("GET", f"{admin.root_url}/{path}")
+
+    response = get("attributes/restSearch/returnFormat:text/type:ip-dst||ip-src")
+    assert response.status_code == 200, response.text
+    assert response.text.split() == ["198.51.100.10", "198.51.100.10"]
+    # `;` stands for `:` in a value: the tag tlp:green.
+    response = get("attributes/restSearch/returnFormat:text/tags:tlp;green/type:domain")
+    assert response.text.split() == ["alpha.search.test"]
+    response = get("events/restSearch/eventinfo:%25BETA%25")
+    assert [e["Event"]["info"] for e in response.json()["response"]] == ["Search beta"]
+    # Path parameters narrow what the query string asks, and are read like the body's.
+    response = get("attributes/restSearch/type:domain?returnFormat=text&value=beta%25")
+    assert response.text.split() == ["beta.search.test"]
+    response = get("attributes/restSearch/returnFormat:text/no_such_filter:1")
+    assert response.status_code == 400
+    # MISP's positional form depends on its parameter order: refused, not guessed.
+    response = get("attributes/restSearch/json/198.51.100.10")
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        "The search path segment 'json' has no parameter name; write it as name:value "
+        "(for example type:ip-dst).")
+
+
 def test_threat_level_and_object_relation_narrow(searched):
     admin, _, events = searched
 

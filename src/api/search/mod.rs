@@ -6,10 +6,10 @@
 pub mod request;
 mod rows;
 
-use axum::extract::Query as UrlQuery;
+use axum::extract::{Path, Query as UrlQuery};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
@@ -283,14 +283,76 @@ pub async fn attributes_get(
     run(state, caller, Scope::Attributes, url_params(pairs)).await
 }
 
+/// Most `name:value` segments a CakePHP-style restSearch path holds.
+pub const PATH_PARAMS_MAX: usize = 64;
+
+/// The filters of a CakePHP-style restSearch path, as MISP's firewall and cron scripts write
+/// them (`/attributes/restSearch/returnFormat:text/type:ip-dst||ip-src/tags:tlp;green`): each
+/// segment is `name:value`, `;` in a value stands for `:`, and `||` separates a list. A
+/// segment without a name (MISP's positional form) is refused: which filter it meant depends
+/// on MISP's parameter order, and a guess could widen the answer.
+pub fn path_params(path: &str) -> Result<Map<String, Value>, ApiError> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.len() > PATH_PARAMS_MAX {
+        return Err(ApiError::bad_request(format!(
+            "The search path has {} parameters, more than the {PATH_PARAMS_MAX} this node \
+             reads; send the filters as a JSON body.",
+            segments.len()
+        )));
+    }
+    let mut params = Map::new();
+    for segment in segments {
+        let Some((name, value)) = segment.split_once(':').filter(|(name, _)| !name.is_empty())
+        else {
+            return Err(ApiError::bad_request(format!(
+                "The search path segment '{segment}' has no parameter name; write it as \
+                 name:value (for example type:ip-dst)."
+            )));
+        };
+        let value = value.replace(';', ":");
+        let value = value.trim();
+        let value = match value.find("||") {
+            Some(at) if at > 0 => json!(value.split("||").map(str::trim).collect::<Vec<_>>()),
+            _ => json!(value),
+        };
+        params.insert(name.to_string(), value);
+    }
+    Ok(params)
+}
+
+/// `GET` or `POST /{events,attributes}/restSearch/name:value/…`: the filters in the path
+/// ([`path_params`]), over those of the URL's query or the JSON body.
+async fn with_path_params(
+    scope: Scope,
+    Call { state, caller }: Call,
+    Path(path): Path<String>,
+    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let mut params = body.object("request");
+    params.extend(url_params(pairs));
+    params.extend(path_params(&path)?);
+    run(state, caller, scope, params).await
+}
+
 /// The routes of `/events/restSearch` and `/attributes/restSearch`: POST with a JSON body,
-/// GET with URL parameters.
+/// GET with URL parameters, either with CakePHP-style parameters in the path.
 pub fn routes() -> Router<ApiState> {
+    let path_style = |scope: Scope| {
+        let handler =
+            move |call, path, query, body| with_path_params(scope, call, path, query, body);
+        get(handler).post(handler)
+    };
     Router::new()
         .route("/events/restSearch", post(events).get(events_get))
         .route(
             "/attributes/restSearch",
             post(attributes).get(attributes_get),
+        )
+        .route("/events/restSearch/{*path}", path_style(Scope::Events))
+        .route(
+            "/attributes/restSearch/{*path}",
+            path_style(Scope::Attributes),
         )
 }
 
