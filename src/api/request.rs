@@ -31,6 +31,17 @@ impl JsonBody {
             _ => serde_json::Map::new(),
         }
     }
+
+    /// [`JsonBody::object`], refusing a body that is JSON but not an object (a list, a
+    /// string): read as no filters at all, it would answer more than was asked.
+    pub fn filters(&self, key: &str) -> Result<serde_json::Map<String, Value>, ApiError> {
+        match &self.0 {
+            None | Some(Value::Null | Value::Object(_)) => Ok(self.object(key)),
+            Some(_) => Err(ApiError::bad_request(
+                "The filters must be a JSON object, such as {\"value\": \"198.51.100.1\"}.",
+            )),
+        }
+    }
 }
 
 fn too_large(max_bytes: u64) -> ApiError {

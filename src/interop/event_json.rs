@@ -45,6 +45,10 @@ pub struct ExportOptions {
     pub sid_base: u64,
     /// Base URL of the node's web interface for rule references (`<base>/events/view/<uuid>`).
     pub base_url: String,
+    /// When the export is written, epoch seconds (headers, zone serials).
+    pub now: i64,
+    /// Options of the hosts, netfilter and rpz exports.
+    pub blocklists: super::blocklists::BlocklistOptions,
 }
 
 impl Default for ExportOptions {
@@ -52,6 +56,8 @@ impl Default for ExportOptions {
         Self {
             sid_base: SID_BASE_DEFAULT,
             base_url: "http://localhost".into(),
+            now: 0,
+            blocklists: Default::default(),
         }
     }
 }

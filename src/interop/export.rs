@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::event_json::DAY_SECONDS;
-use super::{nids, stix_export};
+use super::{blocklists, nids, stix_export};
 use crate::model::date::civil_from_days;
 
 pub use super::event_json::{
@@ -50,11 +50,17 @@ pub enum Format {
     Snort,
     /// A STIX 2.1 bundle.
     Stix2,
+    /// A hosts file mapping domains to one address ([`blocklists::hosts`]).
+    Hosts,
+    /// iptables rules ([`blocklists::netfilter`]).
+    Netfilter,
+    /// A DNS response policy zone ([`blocklists::rpz`]).
+    Rpz,
 }
 
 impl Format {
     /// Every format, in the order help texts list them.
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 10] = [
         Format::Json,
         Format::Csv,
         Format::Text,
@@ -62,6 +68,9 @@ impl Format {
         Format::Suricata,
         Format::Snort,
         Format::Stix2,
+        Format::Hosts,
+        Format::Netfilter,
+        Format::Rpz,
     ];
 
     /// The format named `name` (MISP's `returnFormat` names; `stix2` also as `stix2.1`).
@@ -74,6 +83,9 @@ impl Format {
             "suricata" => Some(Format::Suricata),
             "snort" => Some(Format::Snort),
             "stix2" | "stix2.1" | "stix21" => Some(Format::Stix2),
+            "hosts" => Some(Format::Hosts),
+            "netfilter" => Some(Format::Netfilter),
+            "rpz" => Some(Format::Rpz),
             _ => None,
         }
     }
@@ -88,6 +100,9 @@ impl Format {
             Format::Suricata => "suricata",
             Format::Snort => "snort",
             Format::Stix2 => "stix2",
+            Format::Hosts => "hosts",
+            Format::Netfilter => "netfilter",
+            Format::Rpz => "rpz",
         }
     }
 
@@ -97,14 +112,24 @@ impl Format {
             Format::Json => "application/json",
             Format::Stix2 => "application/stix+json;version=2.1",
             Format::Csv => "text/csv",
-            Format::Text | Format::Hashes | Format::Suricata | Format::Snort => "text/plain",
+            Format::Text
+            | Format::Hashes
+            | Format::Suricata
+            | Format::Snort
+            | Format::Hosts
+            | Format::Netfilter
+            | Format::Rpz => "text/plain",
         }
     }
 
     /// Whether the format feeds detection tools, so that, as in MISP, only IDS attributes
     /// (`to_ids=1`) of published events (`published=1`) are exported unless asked otherwise.
+    /// (MISP's netfilter export is the exception among blocklists: it takes every address.)
     pub fn is_ids(self) -> bool {
-        matches!(self, Format::Suricata | Format::Snort | Format::Hashes)
+        matches!(
+            self,
+            Format::Suricata | Format::Snort | Format::Hashes | Format::Hosts | Format::Rpz
+        )
     }
 }
 
@@ -131,6 +156,9 @@ pub fn render(format: Format, events: &[Value], options: &ExportOptions) -> Stri
             text.push('\n');
             text
         }
+        Format::Hosts => blocklists::hosts(events, &options.blocklists, options.now),
+        Format::Netfilter => blocklists::netfilter(events, &options.blocklists),
+        Format::Rpz => blocklists::rpz(events, &options.blocklists, options.now),
     }
 }
 
@@ -337,5 +365,7 @@ pub fn node_options(node: &crate::node::Node, sid_base: Option<u64>) -> ExportOp
     ExportOptions {
         sid_base: sid_base.unwrap_or(SID_BASE_DEFAULT),
         base_url: format!("http://{}", node.config.api.listen),
+        now: node.now_seconds(),
+        blocklists: Default::default(),
     }
 }

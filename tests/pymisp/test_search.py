@@ -323,9 +323,57 @@ def test_a_filter_the_node_does_not_read_is_refused_not_ignored(searched):
             assert message == (f"This node does not support the search parameter {name}; it is "
                                "refused rather than ignored, so that an answer never holds more "
                                "than was asked."), message
+    # Filters that are JSON but not an object are refused, not read as no filter at all.
+    for body in ["198.51.100.10", ["198.51.100.10"]]:
+        response = admin._prepare_request("POST", f"{admin.root_url}/attributes/restSearch",
+                                          data=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["message"] == (
+            'The filters must be a JSON object, such as {"value": "198.51.100.1"}.')
     # Switched off, as PyMISP sends them, the options change nothing.
     assert _infos(admin.search(enforce_warninglist=False, include_event_tags=False,
                                with_attachments=False, pythonify=True)) == everything
+
+
+def test_blocklist_exports_and_counts(searched):
+    admin, other, events = searched
+    alpha = events["alpha"].id
+
+    def export(**filters):
+        response = admin._prepare_request("POST", f"{admin.root_url}/attributes/restSearch",
+                                          data=filters)
+        return response.status_code, response.text
+
+    # netfilter takes every address (as MISP's does), not only IDS ones.
+    assert export(returnFormat="netfilter", eventid=alpha) == (
+        200, "iptables -A INPUT -s 198.51.100.10 -j DROP\n")
+    assert export(returnFormat="netfilter", eventid=alpha, netfilter_action="REJECT") == (
+        200, "iptables -A INPUT -s 198.51.100.10 -j REJECT\n")
+    status, body = export(returnFormat="netfilter", netfilter_action="DROP; reboot")
+    assert status == 400 and "netfilter_action" in body, body
+    # hosts and rpz default to IDS attributes of published events, as MISP's do.
+    status, body = export(returnFormat="hosts", eventid=alpha)
+    assert status == 200 and body.splitlines()[0] == "# Blocklist in the HOSTS format"
+    assert body.splitlines()[2:] == []
+    status, body = export(returnFormat="hosts", eventid=alpha, to_ids=0, ip_address="127.0.0.1")
+    assert body.splitlines()[2:] == ["127.0.0.1 alpha.search.test"]
+    status, body = export(returnFormat="rpz", eventid=alpha, policy="DROP")
+    assert status == 200, body
+    assert body.startswith("$TTL 1w;\n@               SOA localhost. root.localhost (")
+    assert "; The following IP addresses will timeout.\n" \
+           "32.10.100.51.198.rpz-ip CNAME rpz-drop.\n" in body
+    status, body = export(returnFormat="rpz", ttl="1w\n@ NS evil.")
+    assert status == 400 and "ttl" in body, body
+    # count: events in an event search, attributes in an attribute search.
+    assert export(returnFormat="count", type="domain") == (200, "3")
+    response = admin._prepare_request("POST", f"{admin.root_url}/events/restSearch",
+                                      data={"returnFormat": "count",
+                                            "value": "%.search.test"})
+    assert response.text == "3"
+    response = other._prepare_request("POST", f"{other.root_url}/events/restSearch",
+                                      data={"returnFormat": "count",
+                                            "value": "%.search.test"})
+    assert response.text == "2"
 
 
 def test_distribution_sharing_group_object_name_seen_and_attribute_timestamp_narrow(searched):

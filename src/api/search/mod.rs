@@ -121,6 +121,8 @@ fn rows_answered(node: &Node, request: &Request, found: &[Found]) -> Result<usiz
     let limit = request.limit.unwrap_or(usize::MAX);
     let mut rows = 0usize;
     match (request.format, request.query.scope) {
+        // Events are counted, not written.
+        (Format::Count, Scope::Events) => {}
         // Events are paged, each written with its rows.
         (Format::Json, Scope::Events) | (Format::Export(_), _) => {
             for found in found.iter().skip(request.skip()).take(limit) {
@@ -185,9 +187,19 @@ fn answer(node: &Node, caller: &Caller, request: &Request) -> Result<Response, A
             let rows = attribute_rows(node, caller, request, &found)?;
             Ok(text_response("text/csv", csv(request, &rows)))
         }
+        (Format::Count, Scope::Events) => {
+            let events = found.iter().skip(request.skip());
+            let count = events.take(request.limit.unwrap_or(usize::MAX)).count();
+            Ok(text_response("text/plain", count.to_string()))
+        }
+        (Format::Count, Scope::Attributes) => {
+            let count = attribute_rows(node, caller, request, &found)?.len();
+            Ok(text_response("text/plain", count.to_string()))
+        }
         (Format::Export(format), _) => {
             let events = export_events(node, caller, request, &found)?;
-            let options = crate::interop::export::node_options(node, None);
+            let mut options = crate::interop::export::node_options(node, None);
+            options.blocklists = request.blocklists.clone();
             let body = crate::interop::export::render(format, &events, &options);
             Ok(text_response(format.content_type(), body))
         }
@@ -256,7 +268,7 @@ pub fn url_params(pairs: Vec<(String, String)>) -> Map<String, Value> {
 
 /// `POST /events/restSearch`: the filters in a JSON body.
 pub async fn events(Call { state, caller }: Call, body: JsonBody) -> Result<Response, ApiError> {
-    run(state, caller, Scope::Events, body.object("request")).await
+    run(state, caller, Scope::Events, body.filters("request")?).await
 }
 
 /// `GET /events/restSearch?…`: the filters as URL parameters.
@@ -272,7 +284,7 @@ pub async fn attributes(
     Call { state, caller }: Call,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    run(state, caller, Scope::Attributes, body.object("request")).await
+    run(state, caller, Scope::Attributes, body.filters("request")?).await
 }
 
 /// `GET /attributes/restSearch?…`: the filters as URL parameters.
@@ -329,7 +341,7 @@ async fn with_path_params(
     UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let mut params = body.object("request");
+    let mut params = body.filters("request")?;
     params.extend(url_params(pairs));
     params.extend(path_params(&path)?);
     run(state, caller, scope, params).await

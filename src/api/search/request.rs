@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::api::error::ApiError;
 use crate::api::request::{parse_ref, truthy};
+use crate::interop::blocklists::{self, BlocklistOptions};
 use crate::model::date::{civil_from_days, days_from_civil};
 use crate::node::Node;
 use crate::proto::RecordKind;
@@ -20,6 +21,8 @@ pub(super) enum Format {
     Json,
     Csv,
     Text,
+    /// How many events (events scope) or attributes (attributes scope) match, as text.
+    Count,
     /// An interchange export (hashes, suricata, snort, stix2), see [`crate::interop::export`].
     Export(crate::interop::export::Format),
 }
@@ -38,6 +41,8 @@ pub(super) struct Request {
     pub(super) context: bool,
     pub(super) headerless: bool,
     pub(super) columns: Vec<String>,
+    /// Options of the hosts, netfilter and rpz exports.
+    pub(super) blocklists: BlocklistOptions,
 }
 
 impl Request {
@@ -181,13 +186,18 @@ pub(super) fn return_format(value: Option<&Value>) -> Result<Format, ApiError> {
         "json" => Format::Json,
         "csv" => Format::Csv,
         "text" => Format::Text,
+        "count" => Format::Count,
         other => match crate::interop::export::Format::parse(other) {
             Some(format) => Format::Export(format),
             None => {
+                let supported: Vec<&str> = (crate::interop::export::Format::ALL.iter())
+                    .map(|format| format.name())
+                    .chain(["count"])
+                    .collect();
                 return Err(ApiError::bad_request(format!(
-                    "Invalid return format: {other}. Supported: json, csv, text, hashes, \
-                     suricata, snort, stix2."
-                )))
+                    "Invalid return format: {other}. Supported: {}.",
+                    supported.join(", ")
+                )));
             }
         },
     })
@@ -331,7 +341,9 @@ fn refuse_unread(params: &Map<String, Value>) -> Result<(), ApiError> {
         _ => false,
     };
     let read = |name: &str, value: &Value| {
-        READ.contains(&name) || (OFF_ONLY.contains(&name) && !truthy(value))
+        READ.contains(&name)
+            || blocklists::OPTION_NAMES.contains(&name)
+            || (OFF_ONLY.contains(&name) && !truthy(value))
     };
     let unread = params
         .iter()
@@ -434,6 +446,18 @@ pub(super) fn parse(
     }
     let on = |name: &str| get(name).is_some_and(truthy);
     let columns = names(get("requested_attributes"));
+    let mut blocklists = BlocklistOptions::default();
+    for name in blocklists::OPTION_NAMES {
+        let value = match get(name) {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Number(number)) => number.to_string(),
+            Some(_) => return Err(ApiError::bad_request(format!("{name} must be text"))),
+            None => continue,
+        };
+        blocklists
+            .set(name, &value)
+            .map_err(|why| ApiError::bad_request(format!("Invalid {name}: {why}.")))?;
+    }
     Ok(Request {
         query,
         format,
@@ -444,5 +468,6 @@ pub(super) fn parse(
         context: on("includeContext") || on("include_context"),
         headerless: on("headerless"),
         columns,
+        blocklists,
     })
 }
