@@ -101,6 +101,14 @@ pub fn events(kv: &dyn ViewRead) -> Result<Vec<EventSummary>, KvError> {
     Ok(out)
 }
 
+/// How many live, not deleted attributes event `event` holds.
+pub fn attribute_count(kv: &dyn ViewRead, event: &Uuid) -> Result<usize, KvError> {
+    Ok(children(kv, event)?
+        .iter()
+        .filter(|(kind, _, record)| *kind == RecordKind::Attribute && !is_deleted(record))
+        .count())
+}
+
 fn is_deleted(record: &Record) -> bool {
     record
         .field("deleted")
@@ -218,7 +226,7 @@ fn id_string(id: Option<u64>) -> String {
 }
 
 /// The tags attached to `target`, as MISP `Tag` objects, in name order.
-fn tags(kv: &dyn ViewRead, target: &Uuid, ids: LocalIds) -> Result<Vec<Value>, KvError> {
+pub fn tags(kv: &dyn ViewRead, target: &Uuid, ids: LocalIds) -> Result<Vec<Value>, KvError> {
     let mut out = Vec::new();
     let mut shown: BTreeSet<(String, bool)> = BTreeSet::new();
     for link in tag_links(kv, target)? {

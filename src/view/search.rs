@@ -247,6 +247,8 @@ pub struct Query {
     pub orgs: OneOf<Uuid>,
     /// The event's threat level (`threat_level_id`: 1 high to 4 undefined).
     pub threat_levels: OneOf<String>,
+    /// The event's analysis state (`analysis`: 0 initial, 1 ongoing, 2 complete).
+    pub analyses: OneOf<String>,
     /// The attribute's relation in its object (`object_relation`).
     pub object_relations: OneOf<String>,
     /// The name of the object the attribute is in (`object_name`; an attribute outside any
@@ -620,6 +622,7 @@ impl Query {
             + self.tags.none.len()
             + self.orgs.len()
             + self.threat_levels.len()
+            + self.analyses.len()
             + self.object_relations.len()
             + self.object_names.len()
             + self.distributions.len()
@@ -734,12 +737,16 @@ fn event_passes(query: &Query, event: &Uuid, record: &Record) -> bool {
     let timestamp_ok = query.scope == Scope::Attributes || in_range(&query.timestamp, timestamp);
     let info = record.str_field("info").unwrap_or_default();
     let threat_level = int_field(record, "threat_level_id").map(|level| level.to_string());
+    let analysis = int_field(record, "analysis").map(|state| state.to_string());
     let listed = query.scope == Scope::Events;
     org_ok
         && (!listed || shared_as(query, record))
         && query
             .threat_levels
             .passes(&[threat_level.as_deref().unwrap_or_default()], false)
+        && query
+            .analyses
+            .passes(&[analysis.as_deref().unwrap_or_default()], false)
         && date_ok
         && timestamp_ok
         && (query.events.include.is_empty() || query.events.include.contains(event))

@@ -335,6 +335,48 @@ def test_a_filter_the_node_does_not_read_is_refused_not_ignored(searched):
                                with_attachments=False, pythonify=True)) == everything
 
 
+def test_index_filters_sort_and_page(searched):
+    admin, other, events = searched
+
+    def infos(**filters):
+        return sorted(event.info for event in admin.search_index(pythonify=True, **filters))
+
+    gamma = "Search gamma (organisation only)"
+    assert infos() == ["Search alpha", "Search beta", gamma, "Search old"]
+    assert infos(eventinfo="beta") == ["Search beta"]
+    assert infos(published=True) == ["Search alpha"]
+    assert infos(published=False) == ["Search beta", gamma, "Search old"]
+    assert infos(threatlevel=[1]) == ["Search alpha"]
+    assert infos(threatlevel=["!1"]) == ["Search beta", gamma, "Search old"]
+    assert infos(distribution=[0]) == [gamma]
+    assert infos(tags=["tlp:red"]) == ["Search beta"]
+    assert infos(org="Other CERT") == ["Search beta"]
+    assert infos(date_from="2024-03-01", date_to="2024-04-01") == ["Search beta"]
+    assert infos(attribute="alpha.search") == ["Search alpha"]
+    assert infos(all="old note") == ["Search old"]
+    assert infos(eventid=events["old"].id) == ["Search old"]
+    assert infos(timestamp=[OLD_TIMESTAMP - 10, OLD_TIMESTAMP + 10]) == ["Search old"]
+    assert infos(hasproposal=True) == []
+    assert sorted(e.info for e in other.search_index(pythonify=True)) == [
+        "Search alpha", "Search beta", "Search old"]
+    # Sorted by date, newest first, two to a page.
+    first = admin.search_index(sort="date", desc=True, limit=2, page=1)
+    second = admin.search_index(sort="date", desc=True, limit=2, page=2)
+    assert [line["info"] for line in first + second] == [
+        gamma, "Search beta", "Search alpha", "Search old"]
+    # Each line carries the event's tags, or only MISP's minimal fields.
+    [alpha] = admin.search_index(eventid=events["alpha"].id)
+    assert [link["Tag"]["name"] for link in alpha["EventTag"]] == ["tlp:green"]
+    assert alpha["attribute_count"] == "3"
+    [minimal] = admin.search_index(eventid=events["alpha"].id, minimal=True)
+    assert sorted(minimal) == ["id", "orgc_uuid", "published", "timestamp", "uuid"]
+    assert minimal["uuid"] == events["alpha"].uuid
+    # A filter the index does not read, and a sort it cannot do, are refused.
+    for body in [{"no_such_filter": 1}, {"sort": "no_such_field"}]:
+        refused = admin.direct_call("events/index", body)
+        assert refused["errors"][0] == 400, (body, refused)
+
+
 def test_blocklist_exports_and_counts(searched):
     admin, other, events = searched
     alpha = events["alpha"].id

@@ -25,6 +25,7 @@ use crate::proto::RecordKind;
 use crate::view::read::{self, EventOptions};
 use crate::view::search::{self, Deleted, Hit, Query, Scope};
 
+pub(crate) use request::IndexRequest;
 use request::{parse, Format, Request};
 use rows::{attribute_json, attribute_rows, csv, plain};
 
@@ -54,6 +55,21 @@ impl Found {
         };
         event_json_with(node, caller, &self.access, options, false)
     }
+}
+
+/// The events that the filters of an `/events/index` request find and `caller` may see, in
+/// event id order, with how to list them.
+pub(crate) fn index_events(
+    node: &Node,
+    caller: &Caller,
+    params: &Map<String, Value>,
+) -> Result<(IndexRequest, Vec<EventAccess>), ApiError> {
+    let request = request::parse_index(node, params)?;
+    let found = visible_hits(node, caller, &request.query)?;
+    Ok((
+        request,
+        found.into_iter().map(|found| found.access).collect(),
+    ))
 }
 
 /// The error for a search that stopped at its budget: 400, naming the setting.

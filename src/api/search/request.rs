@@ -282,6 +282,7 @@ const READ: &[&str] = &[
     "eventid",
     "uuid",
     "threat_level_id",
+    "analysis",
     "object_relation",
     "object_name",
     "distribution",
@@ -412,6 +413,7 @@ pub(super) fn parse(
         types: one_of(get("type")),
         categories: one_of(get("category")),
         threat_levels: one_of(get("threat_level_id")),
+        analyses: one_of(get("analysis")),
         object_relations: one_of(get("object_relation")),
         object_names: one_of(get("object_name")),
         distributions: one_of(get("distribution")),
@@ -470,4 +472,164 @@ pub(super) fn parse(
         columns,
         blocklists,
     })
+}
+
+/// A parsed `/events/index` request: which events, and how they are listed.
+pub(crate) struct IndexRequest {
+    /// The events asked for.
+    pub(crate) query: Query,
+    /// Only MISP's minimal fields per event (`minimal`).
+    pub(crate) minimal: bool,
+    /// The field to sort by (`sort`), and whether descending (`direction: desc`).
+    pub(crate) sort: Option<(String, bool)>,
+    /// Events per page (`None`: all).
+    pub(crate) limit: Option<usize>,
+    /// Page number from 1.
+    pub(crate) page: usize,
+}
+
+/// The filters `/events/index` reads (MISP's names; PyMISP's `search_index`).
+const INDEX_READ: &[&str] = &[
+    "all",
+    "searchall",
+    "attribute",
+    "published",
+    "hasproposal",
+    "eventid",
+    "tag",
+    "tags",
+    "datefrom",
+    "dateuntil",
+    "eventinfo",
+    "threatlevel",
+    "distribution",
+    "analysis",
+    "org",
+    "timestamp",
+    "publish_timestamp",
+    "sharinggroup",
+    "minimal",
+    "sort",
+    "direction",
+    "desc",
+    "limit",
+    "page",
+];
+
+/// The fields an index may be sorted by.
+const INDEX_SORTS: &[&str] = &[
+    "id",
+    "date",
+    "info",
+    "timestamp",
+    "publish_timestamp",
+    "threat_level_id",
+    "analysis",
+    "distribution",
+    "attribute_count",
+];
+
+/// `text` as a LIKE pattern that matches it anywhere, unless it has its own `%`.
+fn anywhere(text: &str) -> String {
+    match text.contains('%') {
+        true => text.to_string(),
+        false => format!("%{text}%"),
+    }
+}
+
+/// Parses an `/events/index` request's filters (a POST body's object or a GET's URL
+/// parameters); names are resolved on `node`. Unknown filters get MISP's 400, as restSearch's.
+pub(crate) fn parse_index(
+    node: &Node,
+    params: &Map<String, Value>,
+) -> Result<IndexRequest, ApiError> {
+    let absent = |value: &Value| match value {
+        Value::Null => true,
+        Value::String(text) => text.trim().is_empty(),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
+    };
+    if let Some((name, _)) = params
+        .iter()
+        .find(|(name, value)| !absent(value) && !INDEX_READ.contains(&name.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "This node does not support the index filter {name}; it is refused rather than \
+             ignored, so that an answer never holds more than was asked."
+        )));
+    }
+    let get = |name: &str| params.get(name).filter(|value| !absent(value));
+    let now = node.now_seconds();
+    let text = |name: &str| get(name).and_then(Value::as_str).map(str::trim);
+    // Lists may come `|`-joined, as PyMISP sends sharing groups.
+    let split = |name: &str| match get(name) {
+        Some(Value::String(text)) if text.contains('|') => Some(json_list(text.split('|'))),
+        other => other.cloned(),
+    };
+    let (any, all, none) = terms(get("tags").or(get("tag")));
+    let mut query = Query {
+        scope: Scope::Events,
+        values: OneOf::any_of(text("attribute").map(anywhere).into_iter().collect()),
+        threat_levels: one_of(split("threatlevel").as_ref()),
+        analyses: one_of(split("analysis").as_ref()),
+        distributions: one_of(split("distribution").as_ref()),
+        sharing_groups: one_of(split("sharinggroup").as_ref()).map(|text| {
+            parse_ref(text)
+                .and_then(|reference| reference.resolve(node, RecordKind::SharingGroup))
+                .unwrap_or(Uuid::nil())
+        }),
+        tags: TagQuery { any, all, none },
+        orgs: org_filter(node, get("org"))?,
+        events: one_of(split("eventid").as_ref()).map(|text| {
+            parse_ref(text)
+                .and_then(|reference| reference.resolve(node, RecordKind::Event))
+                .unwrap_or(Uuid::nil())
+        }),
+        published: flag(get("published")),
+        date: (
+            date_bound(get("datefrom"), now),
+            date_bound(get("dateuntil"), now),
+        ),
+        event_timestamp: range(get("timestamp"), now),
+        publish_timestamp: range(get("publish_timestamp"), now),
+        event_info: text("eventinfo").map(anywhere),
+        searchall: text("all").or(text("searchall")).map(String::from),
+        ..Query::default()
+    };
+    // No event here has a proposal: asking for events with one finds none.
+    if flag(get("hasproposal")) == Some(true) {
+        query.events = OneOf::any_of(vec![Uuid::nil()]);
+    }
+    let sort = match text("sort") {
+        Some(field) if INDEX_SORTS.contains(&field) => {
+            let descending = text("direction").is_some_and(|d| d.eq_ignore_ascii_case("desc"))
+                || get("desc").is_some_and(truthy);
+            Some((field.to_string(), descending))
+        }
+        Some(field) => {
+            return Err(ApiError::bad_request(format!(
+                "The index cannot be sorted by {field}; sort by one of {}.",
+                INDEX_SORTS.join(", ")
+            )))
+        }
+        None => None,
+    };
+    Ok(IndexRequest {
+        query,
+        minimal: get("minimal").is_some_and(truthy),
+        sort,
+        limit: number(get("limit")).filter(|limit| *limit > 0),
+        page: number(get("page")).unwrap_or(1).max(1),
+    })
+}
+
+/// A JSON list of the trimmed, non-empty `items`.
+fn json_list<'a>(items: impl Iterator<Item = &'a str>) -> Value {
+    Value::Array(
+        items
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| Value::String(item.into()))
+            .collect(),
+    )
 }
