@@ -14,6 +14,7 @@
 //!   `search::request`, writing the rows in `search::rows`);
 //! - [`attributes`]: `/attributes/…` and `describeTypes`;
 //! - [`objects`]: `/objects/…` and `/objectReferences/…`;
+//! - [`event_reports`]: `/eventReports/…` — an event's reports;
 //! - [`tags`]: `/tags/…` — definitions ([`tags::definitions`]) and attaching to events,
 //!   attributes and objects ([`tags::links`]);
 //! - [`taxonomies`]: `/taxonomies/…` and the exclusivity check every tag write runs;
@@ -41,6 +42,7 @@ pub mod audit;
 pub mod auth;
 pub mod connections;
 pub mod error;
+pub mod event_reports;
 pub mod events;
 pub mod galaxies;
 pub mod identity;
@@ -192,6 +194,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(search::routes())
         .merge(attributes::routes())
         .merge(objects::routes())
+        .merge(event_reports::routes())
         .merge(tags::routes())
         .merge(sightings::routes())
         .merge(sharing_groups::routes())
