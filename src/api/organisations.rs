@@ -23,7 +23,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/admin/organisations/add", post(add_org))
         .route("/admin/organisations/index", get(index_orgs))
         .route("/organisations/index", get(index_orgs))
-        .route("/organisations/index/{scope}", get(index_orgs_scoped))
+        .route("/organisations/index/{*params}", get(index_orgs_scoped))
         .route("/admin/organisations/view/{id}", get(view_org))
         .route("/organisations/view/{id}", get(view_org))
         .route("/admin/organisations/edit/{id}", post(edit_org))
@@ -197,7 +197,18 @@ pub async fn add_org(
 }
 
 /// `GET /admin/organisations/index` (and `/organisations/index`): `[{"Organisation": …}]`.
-pub async fn index_orgs(Call { state, .. }: Call) -> Result<Json<Value>, ApiError> {
+pub async fn index_orgs(call: Call) -> Result<Json<Value>, ApiError> {
+    index_orgs_where(call, None, None).await
+}
+
+/// The organisations of `scope` (local or not; `None`: all) whose name, uuid, nationality,
+/// sector or description holds `search` (in any case), as MISP's index lists them.
+async fn index_orgs_where(
+    Call { state, .. }: Call,
+    local: Option<bool>,
+    search: Option<String>,
+) -> Result<Json<Value>, ApiError> {
+    let search = search.map(|text| text.to_lowercase());
     state
         .reply(move |node| {
             let prefix = [RecordKind::Organisation as u8];
@@ -206,8 +217,19 @@ pub async fn index_orgs(Call { state, .. }: Call) -> Result<Json<Value>, ApiErro
                 let Ok(uuid) = Uuid::from_slice(&key[1..]) else {
                     continue;
                 };
-                if let Some(record) = org_record(node, &uuid)? {
-                    out.push(json!({ "Organisation": org_json(node, &uuid, &record)? }));
+                let Some(record) = org_record(node, &uuid)? else {
+                    continue;
+                };
+                let org = org_json(node, &uuid, &record)?;
+                let in_scope = local.is_none_or(|local| org["local"] == json!(local));
+                let found = search.as_deref().is_none_or(|search| {
+                    ["name", "uuid", "nationality", "sector", "description"]
+                        .iter()
+                        .filter_map(|field| org[*field].as_str())
+                        .any(|text| text.to_lowercase().contains(search))
+                });
+                if in_scope && found {
+                    out.push(json!({ "Organisation": org }));
                 }
             }
             Ok(Value::Array(out))
@@ -215,12 +237,37 @@ pub async fn index_orgs(Call { state, .. }: Call) -> Result<Json<Value>, ApiErro
         .await
 }
 
-/// `GET /organisations/index/{scope}` (PyMISP sends `scope:local` and the like).
+/// `GET /organisations/index/scope:{local|external|all}[/searchall:{text}]`, as PyMISP's
+/// `organisations(scope, search)` asks.
 pub async fn index_orgs_scoped(
     call: Call,
-    Path(_scope): Path<String>,
+    Path(params): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    index_orgs(call).await
+    let params = crate::api::search::path_params(&params)?;
+    let text = |name: &str| params.get(name).and_then(Value::as_str).map(str::trim);
+    if let Some(name) = params
+        .keys()
+        .find(|name| !["scope", "searchall"].contains(&name.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "The organisation index has no filter {name}; it reads scope and searchall."
+        )));
+    }
+    let local = match text("scope") {
+        None | Some("all") => None,
+        Some("local") => Some(true),
+        Some("external") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid scope {other}: use local, external or all."
+            )))
+        }
+    };
+    // PyMISP's URL writes a space of the search as `+`.
+    let search = text("searchall")
+        .map(|text| text.replace('+', " "))
+        .filter(|text| !text.is_empty());
+    index_orgs_where(call, local, search).await
 }
 
 /// `GET /admin/organisations/view/{id}` (and `/organisations/view/{id}`, HEAD).

@@ -288,7 +288,12 @@ pub async fn view_self(
 ) -> Result<Json<Value>, ApiError> {
     let id = id.trim_end_matches(".json");
     if id != "me" && id != caller.id.to_string() {
-        return Err(ApiError::not_found("Invalid user"));
+        // Another user: what `/admin/users/view` shows to those who administer users (PyMISP's
+        // `get_user(id)`), and to anyone else no more than that it is not theirs to see.
+        if !access::allows(&caller, Action::AdministerUsers) {
+            return Err(ApiError::not_found("Invalid user"));
+        }
+        return view_user(Call { state, caller }, Path(id.to_string())).await;
     }
     let org_id = state
         .blocking({

@@ -174,6 +174,20 @@ def test_admin_organisations_and_users(community):
     assert created.email == "managed@admin-test.example"
     assert len(created.authkey) == 40
     assert "managed@admin-test.example" in {u.email for u in admin.users(pythonify=True)}
+    # get_user(id): the admin sees the user, another user only that it is not theirs.
+    assert admin.get_user(created.id, pythonify=True).email == "managed@admin-test.example"
+    assert user.get_user(created.id)["errors"][0] == 404
+    assert user.get_user(pythonify=True).email != "managed@admin-test.example"
+    # organisations(search=…) narrows by name in any case; the scope by local or not.
+    found = admin.organisations(scope="all", search="test org RENAMED", pythonify=True)
+    assert [o.name for o in found] == ["Admin Test Org Renamed"]
+    assert admin.organisations(scope="all", search="no such org", pythonify=True) == []
+    local = {o.name for o in admin.organisations(scope="local", pythonify=True)}
+    external = {o.name for o in admin.organisations(scope="external", pythonify=True)}
+    everything = {o.name for o in admin.organisations(scope="all", pythonify=True)}
+    assert "Host CERT" in local and not local & external and local | external == everything
+    refused = admin.direct_call("organisations/index/scope:nearby")
+    assert refused["errors"][0] == 400
     assert admin.delete_organisation(org)["errors"][0] == 403
 
     assert user.delete_user(created)["errors"][0] in (403, 404)
