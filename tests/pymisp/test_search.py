@@ -377,6 +377,22 @@ def test_index_filters_sort_and_page(searched):
         assert refused["errors"][0] == 400, (body, refused)
 
 
+def test_objects_rest_search(searched):
+    admin, other, events = searched
+    md5 = "0123456789abcdef0123456789abcdef"
+    [found] = admin.search(controller="objects", object_name="file", pythonify=True)
+    assert (found.name, found.uuid) == ("file", events["beta"].objects[0].uuid)
+    assert [(a.object_relation, a.value) for a in found.attributes] == [("md5", md5)]
+    [found] = other.search(controller="objects", value=md5, pythonify=True)
+    assert found.name == "file"
+    # An attribute outside any object finds no object.
+    assert admin.search(controller="objects", value="alpha.search.test", pythonify=True) == []
+    [raw] = admin.search(controller="objects", type_attribute="md5")
+    assert raw["Object"]["Event"]["info"] == "Search beta"
+    refused = admin.direct_call("objects/restSearch", {"returnFormat": "csv"})
+    assert refused["errors"][0] == 400
+
+
 def test_blocklist_exports_and_counts(searched):
     admin, other, events = searched
     alpha = events["alpha"].id

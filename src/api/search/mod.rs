@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::api::access::{attribute_visible, event_access, EventAccess};
@@ -252,18 +253,96 @@ fn export_events(
     Ok(events)
 }
 
+/// What a restSearch lists: events, attributes, or the objects holding matching attributes.
+#[derive(Clone, Copy)]
+enum Listed {
+    /// `/events/restSearch` or `/attributes/restSearch`.
+    Scope(Scope),
+    /// `/objects/restSearch`.
+    Objects,
+}
+
+impl From<Scope> for Listed {
+    fn from(scope: Scope) -> Self {
+        Listed::Scope(scope)
+    }
+}
+
 async fn run(
     state: ApiState,
     caller: Caller,
-    scope: Scope,
+    listed: impl Into<Listed>,
     params: Map<String, Value>,
 ) -> Result<Response, ApiError> {
+    let listed = listed.into();
     state
-        .blocking(move |node| {
-            let request = parse(node, scope, &params)?;
-            answer(node, &caller, &request)
+        .blocking(move |node| match listed {
+            Listed::Scope(scope) => answer(node, &caller, &parse(node, scope, &params)?),
+            Listed::Objects => {
+                answer_objects(node, &caller, &parse(node, Scope::Attributes, &params)?)
+            }
         })
         .await
+}
+
+/// `/objects/restSearch`: the objects holding an attribute that the filters match, each whole
+/// as the caller sees it (`{"Object": {…, "Attribute": […], "Event": {…}}}`), in event id
+/// order. Attribute filters match the objects' attributes, `object_name` the object's name.
+fn answer_objects(node: &Node, caller: &Caller, request: &Request) -> Result<Response, ApiError> {
+    if request.format != Format::Json {
+        return Err(ApiError::bad_request(
+            "Objects are listed as JSON only: use an attribute search for other formats.",
+        ));
+    }
+    let found = visible_hits(node, caller, &request.query)?;
+    let views = node.store.views();
+    // Every hit's event is written whole to pick its objects: count all its attributes.
+    let mut rows = 0usize;
+    for found in &found {
+        rows = rows.saturating_add(read::attribute_keys(&views, &found.hit.event)?);
+    }
+    let rows_max = node.config.api.search_rows_max;
+    if rows > rows_max {
+        return Err(ApiError::bad_request(format!(
+            "The objects found hold {rows} attributes with their events, more than the \
+             {rows_max} this node answers at once (api.search_rows_max); narrow the search."
+        )));
+    }
+    let include_deleted = request.query.deleted != Deleted::Live;
+    let mut objects = Vec::new();
+    for Found { access, hit } in &found {
+        let mut parents = BTreeSet::new();
+        for uuid in &hit.attributes {
+            if let Some(record) = read::record(&views, RecordKind::Attribute, uuid.as_bytes())? {
+                parents.extend(record.parent().map(|parent| parent.to_string()));
+            }
+        }
+        if parents.is_empty() {
+            continue;
+        }
+        let mut event = event_json(node, caller, access, include_deleted, false)?;
+        let event = event["Event"].take();
+        let summary: Map<String, Value> = ["id", "info", "org_id", "orgc_id", "uuid"]
+            .iter()
+            .map(|field| (field.to_string(), event[*field].clone()))
+            .collect();
+        for mut object in event["Object"].as_array().cloned().unwrap_or_default() {
+            if object["uuid"]
+                .as_str()
+                .is_some_and(|uuid| parents.contains(uuid))
+            {
+                object["Event"] = Value::Object(summary.clone());
+                objects.push(json!({ "Object": object }));
+            }
+        }
+    }
+    let limit = request.limit.unwrap_or(usize::MAX);
+    let page: Vec<Value> = objects
+        .into_iter()
+        .skip(request.skip())
+        .take(limit)
+        .collect();
+    Ok(Json(json!({ "response": page })).into_response())
 }
 
 /// URL query parameters as JSON: repeated names become lists.
@@ -301,6 +380,19 @@ pub async fn attributes(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     run(state, caller, Scope::Attributes, body.filters("request")?).await
+}
+
+/// `POST /objects/restSearch`: the filters in a JSON body ([`answer_objects`]).
+async fn objects(Call { state, caller }: Call, body: JsonBody) -> Result<Response, ApiError> {
+    run(state, caller, Listed::Objects, body.filters("request")?).await
+}
+
+/// `GET /objects/restSearch?…`: the filters as URL parameters.
+async fn objects_get(
+    Call { state, caller }: Call,
+    UrlQuery(pairs): UrlQuery<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    run(state, caller, Listed::Objects, url_params(pairs)).await
 }
 
 /// `GET /attributes/restSearch?…`: the filters as URL parameters.
@@ -382,6 +474,7 @@ pub fn routes() -> Router<ApiState> {
             "/attributes/restSearch/{*path}",
             path_style(Scope::Attributes),
         )
+        .route("/objects/restSearch", post(objects).get(objects_get))
 }
 
 #[cfg(test)]
