@@ -111,6 +111,87 @@ fn cluster_json(stored: &StoredCluster, galaxy: &StoredGalaxy) -> Value {
     })
 }
 
+/// The galaxy and cluster a `misp-galaxy:TYPE="VALUE"` tag names, if loaded here.
+type Named = Option<(StoredGalaxy, StoredCluster)>;
+
+/// Adds MISP's `Galaxy` blocks to an event's MISP JSON (`{"Event": …}`), as PyMISP reads them
+/// into `event.galaxies` and `attribute.galaxies`: for the event and each attribute, every
+/// loaded galaxy whose clusters its tags name, with those clusters (`GalaxyCluster`). Tags of
+/// clusters not loaded on this node stay plain tags.
+pub fn show_galaxies(node: &crate::node::Node, event: &mut Value) -> Result<(), ApiError> {
+    let mut named: std::collections::BTreeMap<String, Named> = Default::default();
+    let mut clusters: std::collections::BTreeMap<String, Vec<StoredCluster>> = Default::default();
+    let mut lookup = |tag: &str| -> Result<Named, ApiError> {
+        if let Some(found) = named.get(tag) {
+            return Ok(found.clone());
+        }
+        let found = match tag
+            .strip_prefix("misp-galaxy:")
+            .and_then(|rest| rest.split_once('='))
+        {
+            Some((galaxy_type, value)) => {
+                let value = value.trim_matches('"');
+                match catalog::galaxy(&node.store, galaxy_type)? {
+                    Some(galaxy) => {
+                        if !clusters.contains_key(galaxy_type) {
+                            let of = catalog::clusters_of(&node.store, &galaxy)?;
+                            clusters.insert(galaxy_type.to_string(), of);
+                        }
+                        (clusters[galaxy_type].iter())
+                            .find(|stored| stored.cluster.value == value)
+                            .map(|cluster| (galaxy, cluster.clone()))
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        named.insert(tag.to_string(), found.clone());
+        Ok(found)
+    };
+    let mut blocks = |element: &mut Value| -> Result<(), ApiError> {
+        let tags: Vec<String> = (element["Tag"].as_array().into_iter().flatten())
+            .filter_map(|tag| tag["name"].as_str().map(String::from))
+            .collect();
+        let mut galaxies: Vec<(StoredGalaxy, Vec<Value>)> = Vec::new();
+        for tag in tags {
+            let Some((galaxy, cluster)) = lookup(&tag)? else {
+                continue;
+            };
+            let json = cluster_json(&cluster, &galaxy);
+            match galaxies.iter_mut().find(|(g, _)| g.id == galaxy.id) {
+                Some((_, list)) => list.push(json),
+                None => galaxies.push((galaxy, vec![json])),
+            }
+        }
+        let blocks: Vec<Value> = galaxies
+            .into_iter()
+            .map(|(galaxy, clusters)| {
+                let mut block = galaxy_json(&galaxy);
+                block["GalaxyCluster"] = Value::Array(clusters);
+                block
+            })
+            .collect();
+        if let Some(element) = element.as_object_mut() {
+            element.insert("Galaxy".into(), Value::Array(blocks));
+        }
+        Ok(())
+    };
+    let Some(fields) = event.get_mut("Event") else {
+        return Ok(());
+    };
+    blocks(fields)?;
+    for attribute in fields["Attribute"].as_array_mut().into_iter().flatten() {
+        blocks(attribute)?;
+    }
+    for object in fields["Object"].as_array_mut().into_iter().flatten() {
+        for attribute in object["Attribute"].as_array_mut().into_iter().flatten() {
+            blocks(attribute)?;
+        }
+    }
+    Ok(())
+}
+
 /// `GET /galaxies/index`.
 pub async fn galaxies_index(Call { state, .. }: Call) -> Result<Json<Vec<Value>>, ApiError> {
     state

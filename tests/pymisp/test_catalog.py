@@ -71,6 +71,16 @@ def test_galaxies_and_attaching_a_cluster(catalog):
     stored = catalog.get_event(event, pythonify=True)
     assert [t.name for t in stored.tags] == ['misp-galaxy:threat-actor="APT1"']
     assert [t.name for t in stored.attributes[0].tags] == ['misp-galaxy:threat-actor="APT1"']
+    # The event and the attribute carry the cluster in MISP's Galaxy blocks too.
+    for holder in [stored, stored.attributes[0]]:
+        [block] = holder.galaxies
+        assert (block.type, block.name, block.uuid) == (actors.type, actors.name, actors.uuid)
+        assert [(c.value, c.uuid, c.tag_name) for c in block.clusters] == [
+            ("APT1", apt1.uuid, 'misp-galaxy:threat-actor="APT1"')]
+    # A galaxy tag of a cluster not loaded here stays a plain tag.
+    catalog.tag(event, 'misp-galaxy:threat-actor="No Such Actor"')
+    stored = catalog.get_event(event, pythonify=True)
+    assert [len(block.clusters) for block in stored.galaxies] == [1]
 
 
 def test_two_tlp_tags_on_one_attribute_are_refused(catalog):

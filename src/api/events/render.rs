@@ -50,6 +50,7 @@ pub fn event_json_with(
         .ok_or_else(|| ApiError::not_found(INVALID_EVENT))?;
     filter_event(node, caller, access, &mut event)?;
     node.show_tag_definitions(&mut event)?;
+    crate::api::galaxies::show_galaxies(node, &mut event)?;
     if options.correlations {
         set_related_events(node, caller, access, &mut event, options.correlation_max)?;
     }
