@@ -1,5 +1,6 @@
 //! Blocklist exports that devices read directly, as MISP writes them: a hosts file, iptables
-//! rules (`netfilter`) and a DNS response policy zone (`rpz`). Pure: events in, text out.
+//! rules (`netfilter`) and a DNS response policy zone (`rpz`). Pure: the exported attributes'
+//! (type, value) pairs in (as [`super::export`] lists them), text out.
 //!
 //! Every value is checked against the syntax of the place it lands in (a DNS name, an IP
 //! address or network) and skipped when it does not fit, so that no value shared by another
@@ -10,8 +11,10 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::event_json::{attributes, text};
 use crate::model::date::civil_from_days;
+
+/// An exported attribute: its type and value.
+pub type Typed = (String, String);
 
 /// Options of the blocklist exports, from the restSearch parameters of the same names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,15 +234,13 @@ fn ip_network(text: &str) -> Option<(IpAddr, u8)> {
     Some((address, prefix))
 }
 
-/// The values of every attribute of `events` whose type is in `picks`, the part of the value
-/// each names (`None`: all of it, `Some(i)`: the i-th `|`-separated part), in order, once each.
-fn values(events: &[serde_json::Value], picks: &[(&str, Option<usize>)]) -> Vec<String> {
+/// The values of every attribute whose type is in `picks`, the part of the value each names
+/// (`None`: all of it, `Some(i)`: the i-th `|`-separated part), in order, once each.
+fn values(attributes: &[Typed], picks: &[(&str, Option<usize>)]) -> Vec<String> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    for listed in attributes(events) {
-        let ty = text(listed.attribute, "type");
-        let value = text(listed.attribute, "value");
-        for (_, part) in picks.iter().filter(|(name, _)| *name == ty) {
+    for (ty, value) in attributes {
+        for (_, part) in picks.iter().filter(|(name, _)| name == ty) {
             let picked = match part {
                 None => Some(value.trim()),
                 Some(index) => value.split('|').nth(*index).map(str::trim),
@@ -254,7 +255,7 @@ fn values(events: &[serde_json::Value], picks: &[(&str, Option<usize>)]) -> Vec<
 
 /// MISP's `hosts` export: each domain mapped to `options.ip_address`, once, after a header
 /// stating when it was generated (`now`, epoch seconds).
-pub fn hosts(events: &[serde_json::Value], options: &BlocklistOptions, now: i64) -> String {
+pub fn hosts(attributes: &[Typed], options: &BlocklistOptions, now: i64) -> String {
     let (y, m, d) = civil_from_days(now.div_euclid(86_400));
     let seconds = now.rem_euclid(86_400);
     let mut out = format!(
@@ -263,7 +264,7 @@ pub fn hosts(events: &[serde_json::Value], options: &BlocklistOptions, now: i64)
         seconds / 60 % 60,
         seconds % 60
     );
-    for domain in values(events, &[("domain", None)]) {
+    for domain in values(attributes, &[("domain", None)]) {
         if is_dns_name(&domain) {
             out.push_str(&format!("{} {domain}\n", options.ip_address));
         }
@@ -273,7 +274,7 @@ pub fn hosts(events: &[serde_json::Value], options: &BlocklistOptions, now: i64)
 
 /// MISP's `netfilter` export: an iptables rule per source address (`ip-src`, `ip-dst`, and
 /// the address part of `domain|ip`, `ip-src|port` and `ip-dst|port`).
-pub fn netfilter(events: &[serde_json::Value], options: &BlocklistOptions) -> String {
+pub fn netfilter(attributes: &[Typed], options: &BlocklistOptions) -> String {
     let picks = [
         ("ip-dst", None),
         ("ip-src", None),
@@ -282,7 +283,7 @@ pub fn netfilter(events: &[serde_json::Value], options: &BlocklistOptions) -> St
         ("ip-src|port", Some(0)),
     ];
     let mut out = String::new();
-    for address in values(events, &picks) {
+    for address in values(attributes, &picks) {
         if ip_network(&address).is_some() {
             out.push_str(&format!(
                 "iptables -A INPUT -s {address} -j {}\n",
@@ -314,7 +315,7 @@ fn rpz_ip(address: IpAddr, prefix: u8) -> String {
 /// (`ip-src`, `ip-dst`, the address of `domain|ip`), domains with all their subdomains
 /// (`domain`, the domain of `domain|ip`) and hostnames, each answered by `options.policy`.
 /// `now` (epoch seconds) fills the serial's `$date` and `$time`.
-pub fn rpz(events: &[serde_json::Value], options: &BlocklistOptions, now: i64) -> String {
+pub fn rpz(attributes: &[Typed], options: &BlocklistOptions, now: i64) -> String {
     let (y, m, d) = civil_from_days(now.div_euclid(86_400));
     let serial = options
         .serial
@@ -345,19 +346,19 @@ pub fn rpz(events: &[serde_json::Value], options: &BlocklistOptions, now: i64) -
     out.push('\n');
     let explanation = options.policy.explanation();
     let ips: Vec<String> = values(
-        events,
+        attributes,
         &[("ip-src", None), ("ip-dst", None), ("domain|ip", Some(1))],
     )
     .iter()
     .filter_map(|text| ip_network(text))
     .map(|(address, prefix)| format!("{} CNAME {action}\n", rpz_ip(address, prefix)))
     .collect();
-    let domains: Vec<String> = values(events, &[("domain", None), ("domain|ip", Some(0))])
+    let domains: Vec<String> = values(attributes, &[("domain", None), ("domain|ip", Some(0))])
         .into_iter()
         .filter(|name| is_dns_name(name))
         .map(|name| format!("{name} CNAME {action}\n*.{name} CNAME {action}\n"))
         .collect();
-    let hostnames: Vec<String> = values(events, &[("hostname", None)])
+    let hostnames: Vec<String> = values(attributes, &[("hostname", None)])
         .into_iter()
         .filter(|name| is_dns_name(name))
         .map(|name| format!("{name} CNAME {action}\n"))
@@ -379,21 +380,22 @@ pub fn rpz(events: &[serde_json::Value], options: &BlocklistOptions, now: i64) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn events() -> Vec<serde_json::Value> {
-        vec![json!({"Event": {"Attribute": [
-            {"type": "domain", "value": "evil.test"},
-            {"type": "domain", "value": "evil.test"},
-            {"type": "domain", "value": "bad name.test\n0.0.0.0 bank.test"},
-            {"type": "ip-dst", "value": "198.51.100.7"},
-            {"type": "ip-src", "value": "2001:db8::1"},
-            {"type": "ip-dst", "value": "198.51.100.0/24; rm -rf /"},
-            {"type": "domain|ip", "value": "pair.test|203.0.113.9"},
-            {"type": "ip-dst|port", "value": "192.0.2.1|443"},
-            {"type": "hostname", "value": "www.evil.test"},
-            {"type": "url", "value": "http://evil.test/x"}
-        ]}})]
+    fn events() -> Vec<Typed> {
+        [
+            ("domain", "evil.test"),
+            ("domain", "evil.test"),
+            ("domain", "bad name.test\n0.0.0.0 bank.test"),
+            ("ip-dst", "198.51.100.7"),
+            ("ip-src", "2001:db8::1"),
+            ("ip-dst", "198.51.100.0/24; rm -rf /"),
+            ("domain|ip", "pair.test|203.0.113.9"),
+            ("ip-dst|port", "192.0.2.1|443"),
+            ("hostname", "www.evil.test"),
+            ("url", "http://evil.test/x"),
+        ]
+        .map(|(ty, value)| (ty.to_string(), value.to_string()))
+        .to_vec()
     }
 
     const NOON: i64 = 1_733_313_600; // 2024-12-04 12:00:00 UTC

@@ -156,10 +156,21 @@ pub fn render(format: Format, events: &[Value], options: &ExportOptions) -> Stri
             text.push('\n');
             text
         }
-        Format::Hosts => blocklists::hosts(events, &options.blocklists, options.now),
-        Format::Netfilter => blocklists::netfilter(events, &options.blocklists),
-        Format::Rpz => blocklists::rpz(events, &options.blocklists, options.now),
+        Format::Hosts => blocklists::hosts(&typed(events), &options.blocklists, options.now),
+        Format::Netfilter => blocklists::netfilter(&typed(events), &options.blocklists),
+        Format::Rpz => blocklists::rpz(&typed(events), &options.blocklists, options.now),
     }
+}
+
+/// The (type, value) of every exported attribute of `events`, in order.
+fn typed(events: &[Value]) -> Vec<blocklists::Typed> {
+    attributes(events)
+        .iter()
+        .map(|listed| {
+            let field = |name| text(listed.attribute, name).into_owned();
+            (field("type"), field("value"))
+        })
+        .collect()
 }
 
 /// One line per produced string, each attribute's strings in attribute order, line breaks in

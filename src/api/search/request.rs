@@ -358,6 +358,37 @@ fn refuse_unread(params: &Map<String, Value>) -> Result<(), ApiError> {
     }
 }
 
+/// Refuses a query with more filter terms than `api.search_terms_max`.
+fn check_terms(node: &Node, query: &Query) -> Result<(), ApiError> {
+    let terms_max = node.config.api.search_terms_max;
+    if query.terms() > terms_max {
+        return Err(ApiError::bad_request(format!(
+            "The search has {} filter terms, more than the {terms_max} this node accepts \
+             (api.search_terms_max); split it.",
+            query.terms()
+        )));
+    }
+    Ok(())
+}
+
+/// The options of the blocklist exports among `params`, each checked
+/// ([`BlocklistOptions::set`]).
+fn blocklist_options(params: &Map<String, Value>) -> Result<BlocklistOptions, ApiError> {
+    let mut options = BlocklistOptions::default();
+    for name in blocklists::OPTION_NAMES {
+        let value = match params.get(name) {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Number(number)) => number.to_string(),
+            None | Some(Value::Null) => continue,
+            Some(_) => return Err(ApiError::bad_request(format!("{name} must be text."))),
+        };
+        options
+            .set(name, &value)
+            .map_err(|why| ApiError::bad_request(format!("Invalid {name}: {why}.")))?;
+    }
+    Ok(options)
+}
+
 /// Parses the request parameters; names (organisations, event ids) are resolved on `node`.
 pub(super) fn parse(
     node: &Node,
@@ -438,28 +469,10 @@ pub(super) fn parse(
         event_info: text("eventinfo"),
         searchall: text("searchall").or_else(|| text("quickFilter")),
     };
-    let terms_max = node.config.api.search_terms_max;
-    if query.terms() > terms_max {
-        return Err(ApiError::bad_request(format!(
-            "The search has {} filter terms, more than the {terms_max} this node accepts \
-             (api.search_terms_max); split it.",
-            query.terms()
-        )));
-    }
+    check_terms(node, &query)?;
     let on = |name: &str| get(name).is_some_and(truthy);
     let columns = names(get("requested_attributes"));
-    let mut blocklists = BlocklistOptions::default();
-    for name in blocklists::OPTION_NAMES {
-        let value = match get(name) {
-            Some(Value::String(text)) => text.clone(),
-            Some(Value::Number(number)) => number.to_string(),
-            Some(_) => return Err(ApiError::bad_request(format!("{name} must be text"))),
-            None => continue,
-        };
-        blocklists
-            .set(name, &value)
-            .map_err(|why| ApiError::bad_request(format!("Invalid {name}: {why}.")))?;
-    }
+    let blocklists = blocklist_options(params)?;
     Ok(Request {
         query,
         format,
@@ -596,6 +609,7 @@ pub(crate) fn parse_index(
         searchall: text("all").or(text("searchall")).map(String::from),
         ..Query::default()
     };
+    check_terms(node, &query)?;
     // No event here has a proposal: asking for events with one finds none.
     if flag(get("hasproposal")) == Some(true) {
         query.events = OneOf::any_of(vec![Uuid::nil()]);
