@@ -1,5 +1,6 @@
-//! `/attributes/…`: add (one, a list, or a value list), edit, delete (soft or hard), view,
-//! and MISP's type registry (`describeTypes.json`). Search is [`super::search`]'s.
+//! `/attributes/…`: add (one, a list, or a value list), edit, delete (soft or hard), restore
+//! (undo a soft delete), view, the index of every attribute the caller may see, and MISP's
+//! type registry (`describeTypes.json`). Search is [`super::search`]'s.
 
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -13,7 +14,7 @@ use super::auth::Caller;
 use super::error::{ApiError, DUPLICATE_ATTRIBUTE, INVALID_ATTRIBUTE};
 use super::events::append_to_event;
 use super::events::render::{attribute_in, event_json, event_json_with, stored_timestamp};
-use super::request::{flag_field, parse_ref, require_new, JsonBody};
+use super::request::{flag_field, parse_ref, require_new, truthy, JsonBody};
 use super::sharing_groups::group::name_by_uuid;
 use super::{ApiState, Call};
 use crate::change;
@@ -32,7 +33,9 @@ pub fn routes() -> Router<ApiState> {
         .route("/attributes/add/{event}/{*options}", post(add))
         .route("/attributes/edit/{id}", post(edit))
         .route("/attributes/delete/{id}", post(delete))
+        .route("/attributes/restore/{id}", post(restore))
         .route("/attributes/view/{id}", get(view))
+        .route("/attributes/index", get(index))
 }
 
 /// MISP's name for a refused attribute write.
@@ -271,6 +274,50 @@ pub async fn delete(
     Ok(Json(json!({ "message": "Attribute deleted." })))
 }
 
+/// `POST /attributes/restore/{id}`: undoes a soft delete, as an edit of the caller's
+/// organisation's event that sets `deleted` back to false (with a new timestamp and the
+/// event's unpublish); answers the attribute as `attributes/view` does. An attribute that is
+/// not deleted is answered as it is, nothing written.
+pub async fn restore(
+    Call { state, caller }: Call,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .reply(move |node| {
+            let found = find(node, &caller, &id)?;
+            let event = editable_event(node, &caller, &found.event.uuid.to_string())?;
+            if found.record.field("deleted").is_some_and(truthy) {
+                let mut fields = serde_json::Map::new();
+                fields.insert("deleted".into(), json!(false));
+                fields.insert("timestamp".into(), json!(node.now_seconds().to_string()));
+                let op =
+                    change::record_op(RecordKind::Attribute, found.uuid.as_bytes(), None, &fields);
+                let visibility = item_entry_visibility(&found.record, event.visibility);
+                append_to_event(node, &caller, &event, visibility, vec![op])?;
+            }
+            Ok(json!({ "Attribute": viewed(node, &caller, &found)? }))
+        })
+        .await
+}
+
+/// The attribute `found` as `attributes/view` answers it: deleted or not, with the
+/// attributes it correlates with as `RelatedAttribute`.
+fn viewed(node: &Node, caller: &Caller, found: &Found) -> Result<Value, ApiError> {
+    let event = visible_event(node, caller, &found.event.uuid.to_string())?;
+    let options = EventOptions {
+        include_deleted: true,
+        correlation_max: node.config.views.correlation_max,
+        correlations: false,
+        only_attributes: Some([found.uuid].into()),
+    };
+    let json = event_json_with(node, caller, &event, options, false)?;
+    let mut attribute =
+        attribute_in(&json, &found.uuid).ok_or_else(|| ApiError::not_found(INVALID_ATTRIBUTE))?;
+    let related = super::events::correlations::related_attributes(node, caller, &attribute)?;
+    attribute["RelatedAttribute"] = Value::Array(related);
+    Ok(attribute)
+}
+
 /// `GET /attributes/view/{id}` (and HEAD).
 pub async fn view(
     Call { state, caller }: Call,
@@ -279,20 +326,46 @@ pub async fn view(
     state
         .reply(move |node| {
             let found = find(node, &caller, &id)?;
-            let event = visible_event(node, &caller, &found.event.uuid.to_string())?;
+            Ok(json!({ "Attribute": viewed(node, &caller, &found)? }))
+        })
+        .await
+}
+
+/// `GET /attributes/index` (PyMISP's `attributes()`): every attribute that is not deleted and
+/// that the caller may see, objects' included, as MISP's list of `{"Attribute": …}`, in event
+/// id order. More than `api.search_rows_max` is refused with 400 as soon as the count passes
+/// it, before the rest is rendered.
+pub async fn index(Call { state, caller }: Call) -> Result<Json<Value>, ApiError> {
+    state
+        .reply(move |node| {
+            let rows_max = node.config.api.search_rows_max;
+            let (_, events) = super::search::index_events(node, &caller, &serde_json::Map::new())?;
             let options = EventOptions {
-                include_deleted: true,
-                correlation_max: node.config.views.correlation_max,
                 correlations: false,
-                only_attributes: Some([found.uuid].into()),
+                ..EventOptions::default()
             };
-            let json = event_json_with(node, &caller, &event, options, false)?;
-            let mut attribute = attribute_in(&json, &found.uuid)
-                .ok_or_else(|| ApiError::not_found(INVALID_ATTRIBUTE))?;
-            let related =
-                super::events::correlations::related_attributes(node, &caller, &attribute)?;
-            attribute["RelatedAttribute"] = Value::Array(related);
-            Ok(json!({ "Attribute": attribute }))
+            let mut rows = Vec::new();
+            for event in &events {
+                crate::turns::pause_point();
+                let json = event_json_with(node, &caller, event, options.clone(), false)?;
+                let top = json.pointer("/Event/Attribute").and_then(Value::as_array);
+                let objects = json.pointer("/Event/Object").and_then(Value::as_array);
+                let in_objects = objects
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|object| object.get("Attribute").and_then(Value::as_array));
+                for attribute in top.into_iter().chain(in_objects).flatten() {
+                    if rows.len() == rows_max {
+                        return Err(ApiError::bad_request(format!(
+                            "The index would hold more than the {rows_max} attributes this \
+                             node answers at once (api.search_rows_max); search them with \
+                             attributes/restSearch, with filters or limit and page."
+                        )));
+                    }
+                    rows.push(json!({ "Attribute": attribute }));
+                }
+            }
+            Ok(Value::Array(rows))
         })
         .await
 }

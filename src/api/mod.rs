@@ -23,6 +23,7 @@
 //!   ([`sightings::search`]);
 //! - [`organisations`]: `/organisations/…` and `/admin/organisations/…`; [`users`]:
 //!   `/users/view/…` and `/admin/users/…`;
+//! - [`roles`]: `/roles/index` and `/roles/view/…` — MISP's default roles, fixed here;
 //! - [`sharing_groups`]: `/sharingGroups/…` (and `/sharing_groups/…`): the group record and
 //!   its JSON ([`sharing_groups::group`]), members and servers ([`sharing_groups::members`]),
 //!   relay nodes ([`sharing_groups::nodes`]);
@@ -49,6 +50,7 @@ pub mod identity;
 pub mod objects;
 pub mod organisations;
 pub mod request;
+pub mod roles;
 pub mod search;
 pub mod server;
 pub mod servers;
@@ -199,6 +201,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(sightings::routes())
         .merge(sharing_groups::routes())
         .merge(organisations::routes())
+        .merge(roles::routes())
         .merge(taxonomies::routes())
         .merge(galaxies::routes())
         .merge(audit::routes())

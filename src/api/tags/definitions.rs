@@ -1,11 +1,13 @@
-//! Tag definitions: `/tags/add`, `/tags/index`, `/tags/view/{id}`, `/tags/edit/{id}` and
-//! `/tags/delete/{id}`. Definitions are this node's own settings (`Node::define_tag`), never in
-//! the log; the tags this node knows are those defined here and those any entry has attached.
-//! Deleting sets the definition's `deleted` field (links to events stay as they are).
+//! Tag definitions: `/tags/add`, `/tags/index`, `/tags/search`, `/tags/view/{id}`,
+//! `/tags/edit/{id}` and `/tags/delete/{id}`. Definitions are this node's own settings
+//! (`Node::define_tag`), never in the log; the tags this node knows are those defined here and
+//! those any entry has attached. Deleting sets the definition's `deleted` field (links to
+//! events stay as they are).
 
 use axum::extract::Path;
 use axum::Json;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 use crate::api::access::{self, Action};
 use crate::api::error::ApiError;
@@ -139,21 +141,84 @@ pub async fn add(Call { state, caller }: Call, body: JsonBody) -> Result<Json<Va
         .await
 }
 
+/// Every tag this node shows ([`present`]), by name: those defined here and those any entry
+/// has attached, without the deleted ones.
+fn known_tags(node: &Node) -> Result<BTreeMap<String, Map<String, Value>>, ApiError> {
+    let mut definitions = node.tag_definitions()?;
+    for name in node.store.numbered(RecordKind::Tag)? {
+        let name = String::from_utf8_lossy(&name).into_owned();
+        definitions.entry(name).or_default();
+    }
+    definitions.retain(|_, definition| definition.get("deleted") != Some(&json!(true)));
+    Ok(definitions)
+}
+
 /// `GET /tags/index`: `{"Tag": [...]}`, in name order.
 pub async fn index(Call { state, .. }: Call) -> Result<Json<Value>, ApiError> {
     state
         .reply(move |node| {
-            let mut definitions = node.tag_definitions()?;
-            for name in node.store.numbered(RecordKind::Tag)? {
-                let name = String::from_utf8_lossy(&name).into_owned();
-                definitions.entry(name).or_default();
-            }
-            let tags = definitions
+            let tags = known_tags(node)?
                 .iter()
-                .filter(|(_, definition)| definition.get("deleted") != Some(&json!(true)))
                 .map(|(name, definition)| tag_json(node, name, definition))
                 .collect();
             Ok(json!({ "Tag": Value::Array(tags) }))
+        })
+        .await
+}
+
+/// Whether tag `name` matches the searched `text` (both already lower case): with `strict`,
+/// only the exact name; else a MISP `LIKE` pattern when `text` holds `%` (any run of
+/// characters; `_` is taken literally, as tag names often hold it), else a substring.
+fn name_matches(name: &str, text: &str, strict: bool) -> bool {
+    if strict {
+        return name == text;
+    }
+    if !text.contains('%') {
+        return name.contains(text);
+    }
+    let parts: Vec<&str> = text.split('%').collect();
+    // The split of a text holding `%` has at least two parts: the first is anchored at the
+    // start, the last at the end, the others found in order between them.
+    let (first, rest) = parts.split_first().unwrap_or((&"", &[]));
+    let (last, middle) = rest.split_last().unwrap_or((&"", &[]));
+    let Some(mut tail) = name.strip_prefix(first) else {
+        return false;
+    };
+    for part in middle {
+        match tail.find(part) {
+            Some(at) => tail = &tail[at + part.len()..],
+            None => return false,
+        }
+    }
+    tail.ends_with(last)
+}
+
+/// `POST /tags/search` with `{"tagname": …, "strict_tagname": …}` (PyMISP's `search_tags`;
+/// MISP's `tag` and `value` name the text too): the tags whose name matches, in any case, as
+/// MISP's list of `{"Tag": {…}}` in name order. Strict, the exact name; else a `%` pattern
+/// (`%` any text, `_` itself), or a substring when the text holds no `%`. Galaxy cluster
+/// synonyms and values, which MISP's loose search adds, are not searched.
+pub async fn search(Call { state, .. }: Call, body: JsonBody) -> Result<Json<Value>, ApiError> {
+    let body = body.object("Tag");
+    let text = ["tagname", "tag", "value"]
+        .iter()
+        .find_map(|field| text_field(&body, field))
+        .map(|text| text.trim().to_lowercase())
+        .filter(|text| !text.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "The search needs a tag name: send {\"tagname\": \"tlp:%\"} (% matches any text).",
+            )
+        })?;
+    let strict = flag_field(&body, "strict_tagname");
+    state
+        .reply(move |node| {
+            let found = known_tags(node)?
+                .iter()
+                .filter(|(name, _)| name_matches(&name.to_lowercase(), &text, strict))
+                .map(|(name, definition)| json!({ "Tag": tag_json(node, name, definition) }))
+                .collect();
+            Ok(Value::Array(found))
         })
         .await
 }
@@ -221,4 +286,24 @@ pub async fn delete(
         "message": "Tag deleted.",
         "url": url,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn tag_names_match_exactly_by_substring_or_by_like_pattern() {
+        assert!(name_matches("tlp:green", "tlp:green", true));
+        assert!(!name_matches("tlp:green", "tlp:", true));
+        assert!(name_matches("tlp:green", "tlp:", false));
+        assert!(name_matches("tlp:green", "green", false));
+        assert!(name_matches("tlp:green", "tlp:%", false));
+        assert!(!name_matches("tlp:green", "%tlp:", false));
+        assert!(name_matches("tlp:green", "%:gr%n", false));
+        assert!(name_matches("tlp:green", "%", false));
+        // The pattern's ends are anchored, and its parts do not overlap.
+        assert!(!name_matches("ab", "a%b%b", false));
+        assert!(!name_matches("tlp:green", "tlp:_reen", false));
+    }
 }
