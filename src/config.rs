@@ -65,6 +65,35 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// Checkpoints for auditors.
     pub audit: AuditConfig,
+    /// `[[webhook]]`: HTTP endpoints told of each publish and sighting.
+    pub webhook: Vec<WebhookConfig>,
+}
+
+/// One `[[webhook]]`: an HTTP(S) endpoint that `serve` POSTs a JSON body to for each event
+/// published and each sighting added (here or received from a peer), signed with HMAC-SHA256.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where the bodies are POSTed: an `http://` or `https://` URL.
+    pub url: String,
+    /// A file holding the HMAC key (at least [`WEBHOOK_SECRET_BYTES_MIN`] bytes; relative to
+    /// the data directory); the body's HMAC-SHA256 goes in `X-Threatlog-Signature`.
+    pub secret_file: PathBuf,
+    /// The email of the user whose view the bodies show: an event or a sighting this user may
+    /// not see is not sent.
+    pub user: String,
+    /// What is sent: `publish`, `sighting`, or both (the default).
+    #[serde(default = "webhook_kinds")]
+    pub events: Vec<String>,
+}
+
+/// Fewest bytes of a webhook's HMAC key.
+pub const WEBHOOK_SECRET_BYTES_MIN: u64 = 16;
+/// What a webhook may be told of.
+pub const WEBHOOK_KINDS: [&str; 2] = ["publish", "sighting"];
+
+fn webhook_kinds() -> Vec<String> {
+    WEBHOOK_KINDS.map(String::from).to_vec()
 }
 
 /// `[node]`.
@@ -378,6 +407,21 @@ impl Config {
                 "audit.checkpoint_interval_s",
                 "must be above 0".into(),
             ));
+        }
+        for hook in &self.webhook {
+            let field = "webhook.url";
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://"))
+                || hook.url.parse::<hyper::Uri>().is_err()
+            {
+                let reason = format!("'{}' is not an http:// or https:// URL", hook.url);
+                return Err(invalid(field, reason));
+            }
+            if let Some(kind) =
+                (hook.events.iter()).find(|kind| !WEBHOOK_KINDS.contains(&kind.as_str()))
+            {
+                let reason = format!("'{kind}' is not one of {}", WEBHOOK_KINDS.join(", "));
+                return Err(invalid("webhook.events", reason));
+            }
         }
         if self.limits.import_file_bytes_max == 0 {
             return Err(invalid(

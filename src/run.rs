@@ -37,6 +37,9 @@ pub enum RunError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A configured webhook cannot be used.
+    #[error("{0}")]
+    Webhook(String),
 }
 
 /// This machine's host name, if it has a usable one.
@@ -112,6 +115,8 @@ struct Tasks {
     feeds: Option<JoinHandle<()>>,
     /// The checkpoint timer.
     checkpoints: JoinHandle<()>,
+    /// One delivery task per configured webhook.
+    webhooks: Vec<JoinHandle<()>>,
 }
 
 impl Tasks {
@@ -121,6 +126,7 @@ impl Tasks {
         node: &Arc<Node>,
         sync_listen: Option<String>,
         stopped: &watch::Receiver<bool>,
+        webhooks: Vec<JoinHandle<()>>,
     ) -> Tasks {
         let sync_listen = sync_listen.unwrap_or_else(|| node.config.sync.listen.clone());
         let service = crate::sync::serve(
@@ -143,6 +149,7 @@ impl Tasks {
             sync,
             feeds,
             checkpoints,
+            webhooks,
         }
     }
 
@@ -152,10 +159,15 @@ impl Tasks {
             tracing::error!("sync service task: {error}");
         }
         // The timers stop with the signal too (a feed fetch under way finishes first).
-        for (name, task) in [
+        let webhooks = self
+            .webhooks
+            .into_iter()
+            .map(|task| ("webhook", Some(task)));
+        let timers = [
             ("checkpoint timer", Some(self.checkpoints)),
             ("feed schedule", self.feeds),
-        ] {
+        ];
+        for (name, task) in timers.into_iter().chain(webhooks) {
             let Some(task) = task else { continue };
             if let Err(error) = task.await {
                 tracing::error!("{name}: {error}");
@@ -181,11 +193,13 @@ pub async fn serve(
     let node = Arc::new(node);
     // One signal stops every service: the API drains in-flight requests, sync streams end.
     let (stop, stopped) = watch::channel(false);
+    // A webhook whose key file or user is wrong stops the start, as a bad address does.
+    let webhooks = crate::api::webhooks::start(&node, &stopped).map_err(RunError::Webhook)?;
     let signal = tokio::spawn(async move {
         shutdown_signal().await;
         stop.send_replace(true);
     });
-    let tasks = Tasks::start(&node, sync_listen, &stopped);
+    let tasks = Tasks::start(&node, sync_listen, &stopped, webhooks);
     let served = rest::serve(
         Arc::clone(&node),
         listener,

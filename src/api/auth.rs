@@ -178,6 +178,14 @@ fn caller(node: &Node, user: User) -> Result<Caller, NodeError> {
     })
 }
 
+/// The [`Caller`] for the stored user with `email` (in any case), if there is one: whose view
+/// a webhook's bodies show.
+pub fn caller_by_email(node: &Node, email: &str) -> Result<Option<Caller>, NodeError> {
+    let found =
+        (node.users()?.into_iter()).find(|(_, user)| user.email.eq_ignore_ascii_case(email));
+    found.map(|(_, user)| caller(node, user)).transpose()
+}
+
 /// The API key of a request: `Authorization` (bare, or after `Bearer `) or `X-MISP-AUTH`.
 pub fn api_key(headers: &HeaderMap) -> Option<String> {
     ["authorization", "x-misp-auth"]

@@ -28,7 +28,8 @@
 //!   its JSON ([`sharing_groups::group`]), members and servers ([`sharing_groups::members`]),
 //!   relay nodes ([`sharing_groups::nodes`]);
 //! - [`servers`]: `/servers/…` — peers as MISP servers, and the version endpoints;
-//! - [`identity`]: `/identity/…`; [`audit`]: `/audit/…` (checkpoints and proofs).
+//! - [`identity`]: `/identity/…`; [`audit`]: `/audit/…` (checkpoints and proofs);
+//! - [`webhooks`]: not an endpoint but bodies POSTed out, for each publish and sighting.
 //!
 //! Beside them: [`access`] who may do what, [`admission`] request budgets per key and address
 //! and fair turns at the node's work, [`auth`] API keys and roles, [`error`] MISP's error
@@ -60,6 +61,7 @@ pub mod tags;
 pub mod taxonomies;
 pub mod tls;
 pub mod users;
+pub mod webhooks;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

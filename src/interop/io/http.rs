@@ -1,8 +1,9 @@
-//! The HTTP(S) GET client of feed fetches: hyper-util's client over rustls (ring provider),
-//! trusting the system's roots plus a feed's own CA certificates and sending the feed's own
-//! request headers. Conditional when validators (ETag, Last-Modified) are known; redirects
-//! followed at most [`REDIRECTS_MAX`] times and never from https to http; the response head,
-//! the body (as received and gzip-decoded) and the time all bounded.
+//! The HTTP(S) client of feed fetches and webhooks: hyper-util's client over rustls (ring
+//! provider), trusting the system's roots plus a feed's own CA certificates and sending the
+//! feed's own request headers. GETs are conditional when validators (ETag, Last-Modified) are
+//! known; redirects followed at most [`REDIRECTS_MAX`] times and never from https to http; the
+//! response head, the body (as received and gzip-decoded) and the time all bounded. POSTs
+//! (webhooks) follow no redirect.
 //!
 //! Blocking: a [`Client`] runs its requests on a current-thread runtime of its own, so a plain
 //! thread (the CLI) or a tokio blocking thread (the feed schedule) may call it; async code must
@@ -18,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Empty;
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap};
 use hyper::{Request, Response, StatusCode, Uri};
@@ -39,6 +40,8 @@ const FETCH_TIMEOUT_S: u64 = 600;
 /// Longest HTTP response head, in bytes: hyper's read buffer, so a head that does not fit in
 /// it is refused.
 const HEAD_BYTES_MAX: usize = 64 * 1024;
+/// Most bytes of a POST's answer read (and dropped).
+pub const POST_ANSWER_BYTES_MAX: u64 = 64 * 1024;
 /// Most redirects one GET follows: feeds move rarely, and a loop must end.
 pub const REDIRECTS_MAX: usize = 5;
 /// Longest `headers` setting of a feed, in bytes.
@@ -76,7 +79,7 @@ pub struct HttpError {
 pub struct Client {
     /// hyper-util's pooling client: the event files of a feed share its connections. Declared
     /// first so that it is dropped before the runtime its connections live on.
-    client: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// The feed's own headers, sent to the feed's origin only (a redirect elsewhere must not
     /// carry its credentials).
     feed_headers: HeaderMap,
@@ -157,6 +160,40 @@ impl Client {
             .map_err(fail)
     }
 
+    /// POSTs `body` with `headers` to `url` (no redirect followed) and returns the response
+    /// status, the response body read (at most [`POST_ANSWER_BYTES_MAX`]) and dropped. Blocks
+    /// the calling thread, at most [`IO_TIMEOUT_S`] for the head and as long for the body.
+    pub fn post(&self, url: &str, headers: HeaderMap, body: Vec<u8>) -> Result<u16, HttpError> {
+        let fail = |message| HttpError {
+            url: url.to_string(),
+            message,
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|error| fail(format!("not a URL: {error}")))?;
+        let mut request = Request::post(uri)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|error| fail(format!("not a request: {error}")))?;
+        *request.headers_mut() = headers;
+        let io_timeout = Duration::from_secs(IO_TIMEOUT_S);
+        self.runtime
+            .block_on(async {
+                let response =
+                    match tokio::time::timeout(io_timeout, self.client.request(request)).await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(error)) => return Err(describe(&error, error.is_connect())),
+                        Err(_) => return Err(format!("timed out after {IO_TIMEOUT_S} s")),
+                    };
+                let status = response.status().as_u16();
+                let read = body::read_body(response, POST_ANSWER_BYTES_MAX);
+                // The answer's body says nothing the status does not; it is read so that the
+                // connection can be reused, and a failure to read it changes nothing.
+                let _ = tokio::time::timeout(io_timeout, read).await;
+                Ok(status)
+            })
+            .map_err(fail)
+    }
+
     /// GETs `uri`, then each redirect's target, until an answer that is not a redirect.
     async fn follow(
         &self,
@@ -213,7 +250,7 @@ impl Client {
     /// Sends one GET of `uri` and waits for the response head.
     async fn send(&self, uri: &Uri, headers: HeaderMap) -> Result<Response<Incoming>, String> {
         let mut request = Request::get(uri.clone())
-            .body(Empty::new())
+            .body(Full::new(Bytes::new()))
             .map_err(|error| format!("not a request: {error}"))?;
         *request.headers_mut() = headers;
         let io_timeout = Duration::from_secs(IO_TIMEOUT_S);
