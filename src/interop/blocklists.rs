@@ -219,19 +219,42 @@ fn is_zone_name(text: &str) -> bool {
     is_dns_name(text.strip_suffix('.').unwrap_or(text))
 }
 
-/// An IP address or network (`address/prefix`) as (address, prefix length).
+/// Shortest IPv4 prefix a blocklist takes: one shared value must not block a large part of
+/// the internet (a `0.0.0.0/0` would block everything).
+pub const IPV4_PREFIX_MIN: u8 = 8;
+/// Shortest IPv6 prefix a blocklist takes.
+pub const IPV6_PREFIX_MIN: u8 = 32;
+
+/// An IP address or network (`address/prefix`, no spaces) as (address, prefix length); `None`
+/// for anything else, and for networks wider than [`IPV4_PREFIX_MIN`] or
+/// [`IPV6_PREFIX_MIN`].
 fn ip_network(text: &str) -> Option<(IpAddr, u8)> {
     let (address, prefix) = match text.split_once('/') {
         Some((address, prefix)) => (address, Some(prefix)),
         None => (text, None),
     };
-    let address: IpAddr = address.trim().parse().ok()?;
-    let full = if address.is_ipv4() { 32 } else { 128 };
+    let address: IpAddr = address.parse().ok()?;
+    let (least, full) = match address {
+        IpAddr::V4(_) => (IPV4_PREFIX_MIN, 32),
+        IpAddr::V6(_) => (IPV6_PREFIX_MIN, 128),
+    };
     let prefix = match prefix {
-        Some(prefix) => prefix.trim().parse::<u8>().ok().filter(|p| *p <= full)?,
+        Some(digits) if digits.bytes().all(|b| b.is_ascii_digit()) => digits.parse().ok()?,
+        Some(_) => return None,
         None => full,
     };
-    Some((address, prefix))
+    (least..=full)
+        .contains(&prefix)
+        .then_some((address, prefix))
+}
+
+/// An address or network as a rule writes it, from its parsed parts: the address alone, or
+/// `address/prefix`.
+fn network_text((address, prefix): (IpAddr, u8)) -> String {
+    match (address, prefix) {
+        (IpAddr::V4(_), 32) | (IpAddr::V6(_), 128) => address.to_string(),
+        _ => format!("{address}/{prefix}"),
+    }
 }
 
 /// The values of every attribute whose type is in `picks`, the part of the value each names
@@ -283,13 +306,15 @@ pub fn netfilter(attributes: &[Typed], options: &BlocklistOptions) -> String {
         ("ip-src|port", Some(0)),
     ];
     let mut out = String::new();
-    for address in values(attributes, &picks) {
-        if ip_network(&address).is_some() {
-            out.push_str(&format!(
-                "iptables -A INPUT -s {address} -j {}\n",
-                options.netfilter_action
-            ));
-        }
+    for network in values(attributes, &picks)
+        .iter()
+        .filter_map(|text| ip_network(text))
+    {
+        out.push_str(&format!(
+            "iptables -A INPUT -s {} -j {}\n",
+            network_text(network),
+            options.netfilter_action
+        ));
     }
     out
 }
@@ -389,6 +414,9 @@ mod tests {
             ("ip-dst", "198.51.100.7"),
             ("ip-src", "2001:db8::1"),
             ("ip-dst", "198.51.100.0/24; rm -rf /"),
+            ("ip-dst", "198.51.100.8\n/32"),
+            ("ip-dst", "0.0.0.0/0"),
+            ("ip-src", "203.0.113.0/24"),
             ("domain|ip", "pair.test|203.0.113.9"),
             ("ip-dst|port", "192.0.2.1|443"),
             ("hostname", "www.evil.test"),
@@ -418,6 +446,7 @@ mod tests {
             netfilter(&events(), &options),
             "iptables -A INPUT -s 198.51.100.7 -j DROP\n\
              iptables -A INPUT -s 2001:db8::1 -j DROP\n\
+             iptables -A INPUT -s 203.0.113.0/24 -j DROP\n\
              iptables -A INPUT -s 203.0.113.9 -j DROP\n\
              iptables -A INPUT -s 192.0.2.1 -j DROP\n"
         );
@@ -445,6 +474,7 @@ mod tests {
              ; The following IP addresses will timeout.\n\
              32.7.100.51.198.rpz-ip CNAME rpz-drop.\n\
              128.1.zz.db8.2001.rpz-ip CNAME rpz-drop.\n\
+             24.0.113.0.203.rpz-ip CNAME rpz-drop.\n\
              32.9.113.0.203.rpz-ip CNAME rpz-drop.\n\n\
              ; The following domain names and all of their sub-domains will timeout.\n\
              evil.test CNAME rpz-drop.\n*.evil.test CNAME rpz-drop.\n\
