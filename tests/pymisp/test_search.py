@@ -330,6 +330,15 @@ def test_a_filter_the_node_does_not_read_is_refused_not_ignored(searched):
         assert response.status_code == 400, response.text
         assert response.json()["message"] == (
             'The filters must be a JSON object, such as {"value": "198.51.100.1"}.')
+    # Terms too long, or with too many wildcards, to compare with every candidate.
+    for path, body in [("attributes/restSearch", {"value": "%a" * 17}),
+                       ("events/restSearch", {"eventinfo": "x" * 8193}),
+                       ("events/index", {"attribute": "%a" * 17}),
+                       ("events/index", {"attribute": ["a", "b"]}),
+                       ("events/index", {"eventinfo": "x" * 8193})]:
+        refused = admin.direct_call(path, body)
+        assert refused["errors"][0] == 400, (path, refused)
+    assert admin.search_tags("t" * 256)["errors"][0] == 400
     # Switched off, as PyMISP sends them, the options change nothing.
     assert _infos(admin.search(enforce_warninglist=False, include_event_tags=False,
                                with_attachments=False, pythonify=True)) == everything

@@ -358,6 +358,61 @@ fn refuse_unread(params: &Map<String, Value>) -> Result<(), ApiError> {
     }
 }
 
+/// Longest text of one search parameter (a value, a pattern, a name), in bytes: a pattern is
+/// compared with every candidate, so its length multiplies the search's work.
+pub const SEARCH_TERM_BYTES_MAX: usize = 8192;
+/// Most `%` wildcards in one search term.
+pub const SEARCH_WILDCARDS_MAX: usize = 16;
+
+/// Refuses a parameter whose text (or one of whose list items) is longer than
+/// [`SEARCH_TERM_BYTES_MAX`] or holds more than [`SEARCH_WILDCARDS_MAX`] wildcards.
+fn check_term_sizes(params: &Map<String, Value>) -> Result<(), ApiError> {
+    fn texts<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::String(text) => out.push(text),
+            Value::Array(items) => items.iter().for_each(|item| texts(item, out)),
+            Value::Object(groups) => groups.values().for_each(|group| texts(group, out)),
+            _ => {}
+        }
+    }
+    for (name, value) in params {
+        let mut found = Vec::new();
+        texts(value, &mut found);
+        for text in found {
+            if text.len() > SEARCH_TERM_BYTES_MAX {
+                return Err(ApiError::bad_request(format!(
+                    "The search parameter {name} has a term of {} bytes, more than the \
+                     {SEARCH_TERM_BYTES_MAX} this node reads.",
+                    text.len()
+                )));
+            }
+            if text.matches('%').count() > SEARCH_WILDCARDS_MAX {
+                return Err(ApiError::bad_request(format!(
+                    "The search parameter {name} has a term with more than \
+                     {SEARCH_WILDCARDS_MAX} % wildcards."
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a list or an object given for one of `names`, which take one text each: read as no
+/// filter, it would answer more than was asked.
+fn require_texts(params: &Map<String, Value>, names: &[&str]) -> Result<(), ApiError> {
+    let wrong = |name: &str| {
+        params
+            .get(name)
+            .is_some_and(|v| v.is_array() || v.is_object())
+    };
+    match names.iter().find(|name| wrong(name)) {
+        Some(name) => Err(ApiError::bad_request(format!(
+            "The search parameter {name} takes one text."
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Refuses a query with more filter terms than `api.search_terms_max`.
 fn check_terms(node: &Node, query: &Query) -> Result<(), ApiError> {
     let terms_max = node.config.api.search_terms_max;
@@ -389,6 +444,16 @@ fn blocklist_options(params: &Map<String, Value>) -> Result<BlocklistOptions, Ap
     Ok(options)
 }
 
+/// Refuses what restSearch does not read, terms too large, and lists for one-text filters.
+fn check_params(params: &Map<String, Value>) -> Result<(), ApiError> {
+    refuse_unread(params)?;
+    check_term_sizes(params)?;
+    require_texts(
+        params,
+        &["eventinfo", "searchall", "quickFilter", "returnFormat"],
+    )
+}
+
 /// Parses the request parameters; names (organisations, event ids) are resolved on `node`.
 pub(super) fn parse(
     node: &Node,
@@ -399,7 +464,7 @@ pub(super) fn parse(
         Some(Value::Object(inner)) => inner,
         _ => params,
     };
-    refuse_unread(params)?;
+    check_params(params)?;
     let get = |name: &str| params.get(name).filter(|value| !value.is_null());
     let now = node.now_seconds();
     let format = return_format(get("returnFormat"))?;
@@ -571,7 +636,19 @@ pub(crate) fn parse_index(
              ignored, so that an answer never holds more than was asked."
         )));
     }
+    check_term_sizes(params)?;
     let get = |name: &str| params.get(name).filter(|value| !absent(value));
+    require_texts(
+        params,
+        &[
+            "all",
+            "searchall",
+            "attribute",
+            "eventinfo",
+            "sort",
+            "direction",
+        ],
+    )?;
     let now = node.now_seconds();
     let text = |name: &str| get(name).and_then(Value::as_str).map(str::trim);
     // Lists may come `|`-joined, as PyMISP sends sharing groups.

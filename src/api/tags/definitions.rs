@@ -166,31 +166,19 @@ pub async fn index(Call { state, .. }: Call) -> Result<Json<Value>, ApiError> {
         .await
 }
 
-/// Whether tag `name` matches the searched `text` (both already lower case): with `strict`,
-/// only the exact name; else a MISP `LIKE` pattern when `text` holds `%` (any run of
-/// characters; `_` is taken literally, as tag names often hold it), else a substring.
+/// Longest text `tags/search` takes: tag names are short, and a long pattern would cost its
+/// length at every tag.
+pub const SEARCH_TEXT_BYTES_MAX: usize = 255;
+
+/// Whether tag `name` matches the searched `text` (in any case): with `strict`, only the exact
+/// name; else a MISP `LIKE` pattern when `text` holds `%` (any run of characters; `_` is taken
+/// literally, as tag names often hold it), else a substring.
 fn name_matches(name: &str, text: &str, strict: bool) -> bool {
-    if strict {
-        return name == text;
+    match (strict, text.contains('%')) {
+        (true, _) => name.to_lowercase() == text.to_lowercase(),
+        (false, true) => crate::view::search::like(text, name, true),
+        (false, false) => crate::view::search::like(&format!("%{text}%"), name, true),
     }
-    if !text.contains('%') {
-        return name.contains(text);
-    }
-    let parts: Vec<&str> = text.split('%').collect();
-    // The split of a text holding `%` has at least two parts: the first is anchored at the
-    // start, the last at the end, the others found in order between them.
-    let (first, rest) = parts.split_first().unwrap_or((&"", &[]));
-    let (last, middle) = rest.split_last().unwrap_or((&"", &[]));
-    let Some(mut tail) = name.strip_prefix(first) else {
-        return false;
-    };
-    for part in middle {
-        match tail.find(part) {
-            Some(at) => tail = &tail[at + part.len()..],
-            None => return false,
-        }
-    }
-    tail.ends_with(last)
 }
 
 /// `POST /tags/search` with `{"tagname": …, "strict_tagname": …}` (PyMISP's `search_tags`;
@@ -210,12 +198,19 @@ pub async fn search(Call { state, .. }: Call, body: JsonBody) -> Result<Json<Val
                 "The search needs a tag name: send {\"tagname\": \"tlp:%\"} (% matches any text).",
             )
         })?;
+    if text.len() > SEARCH_TEXT_BYTES_MAX {
+        return Err(ApiError::bad_request(format!(
+            "The tag search text has {} bytes, more than the {SEARCH_TEXT_BYTES_MAX} a tag name \
+             can hold.",
+            text.len()
+        )));
+    }
     let strict = flag_field(&body, "strict_tagname");
     state
         .reply(move |node| {
             let found = known_tags(node)?
                 .iter()
-                .filter(|(name, _)| name_matches(&name.to_lowercase(), &text, strict))
+                .filter(|(name, _)| name_matches(name, &text, strict))
                 .map(|(name, definition)| json!({ "Tag": tag_json(node, name, definition) }))
                 .collect();
             Ok(Value::Array(found))
