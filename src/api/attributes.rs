@@ -22,7 +22,7 @@ use crate::model::{self, Attribute};
 use crate::node::Node;
 use crate::policy::visibility::item_entry_visibility;
 use crate::proto::RecordKind;
-use crate::view::read::EventOptions;
+use crate::view::read::{self, EventOptions};
 use crate::view::Record;
 
 /// The routes of `/attributes/…` (restSearch is [`super::search`]'s).
@@ -340,6 +340,21 @@ pub async fn index(Call { state, caller }: Call) -> Result<Json<Value>, ApiError
         .reply(move |node| {
             let rows_max = node.config.api.search_rows_max;
             let (_, events) = super::search::index_events(node, &caller, &serde_json::Map::new())?;
+            // Rendering reads every attribute of each event, hidden ones too: bounded like a
+            // search's examined entries.
+            let examined_max = node.config.api.search_examined_max;
+            let mut examined = 0u64;
+            for event in &events {
+                let keys = read::attribute_keys(&node.store.views(), &event.uuid)?;
+                examined = examined.saturating_add(keys as u64);
+                if examined > examined_max {
+                    return Err(ApiError::bad_request(format!(
+                        "The index would read more than the {examined_max} entries a search \
+                         may examine (api.search_examined_max); search the attributes with \
+                         attributes/restSearch and filters."
+                    )));
+                }
+            }
             let options = EventOptions {
                 correlations: false,
                 ..EventOptions::default()

@@ -25,8 +25,8 @@ use crate::change::{self, Visibility};
 use crate::model::EventReport;
 use crate::node::Node;
 use crate::proto::RecordKind;
-use crate::view::read::{self, EventOptions};
-use crate::view::Record;
+use crate::view::read::EventOptions;
+use crate::view::{Record, Table, ViewRead};
 
 /// The routes of `/eventReports/…`.
 pub fn routes() -> Router<ApiState> {
@@ -281,10 +281,15 @@ fn index_lines(
             .and_then(|reference| reference.resolve(node, RecordKind::Event))
             .into_iter()
             .collect(),
-        None => read::events(&node.store.views())?
-            .into_iter()
-            .map(|summary| summary.uuid)
-            .collect::<Vec<_>>(),
+        // Only the events that hold a report are read: one scan of the reports.
+        None => {
+            let prefix = [RecordKind::EventReport as u8];
+            let mut events = BTreeSet::new();
+            for (_, bytes) in node.store.views().scan(Table::Records, &prefix)? {
+                events.extend(Record::decode(&bytes)?.event);
+            }
+            events.into_iter().collect::<Vec<_>>()
+        }
     };
     let mut reports = Vec::new();
     for uuid in uuids {

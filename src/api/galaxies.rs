@@ -114,38 +114,27 @@ fn cluster_json(stored: &StoredCluster, galaxy: &StoredGalaxy) -> Value {
 /// The galaxy and cluster a `misp-galaxy:TYPE="VALUE"` tag names, if loaded here.
 type Named = Option<(StoredGalaxy, StoredCluster)>;
 
+/// Most distinct galaxy tags one event's JSON resolves into `Galaxy` blocks; further ones stay
+/// plain tags, so that a flood of tags cannot make a render read the catalog without end.
+pub const GALAXY_TAGS_PER_EVENT_MAX: usize = 256;
+
 /// Adds MISP's `Galaxy` blocks to an event's MISP JSON (`{"Event": …}`), as PyMISP reads them
 /// into `event.galaxies` and `attribute.galaxies`: for the event and each attribute, every
 /// loaded galaxy whose clusters its tags name, with those clusters (`GalaxyCluster`). Tags of
 /// clusters not loaded on this node stay plain tags.
 pub fn show_galaxies(node: &crate::node::Node, event: &mut Value) -> Result<(), ApiError> {
     let mut named: std::collections::BTreeMap<String, Named> = Default::default();
-    let mut clusters: std::collections::BTreeMap<String, Vec<StoredCluster>> = Default::default();
     let mut lookup = |tag: &str| -> Result<Named, ApiError> {
+        if !tag.starts_with("misp-galaxy:") {
+            return Ok(None);
+        }
         if let Some(found) = named.get(tag) {
             return Ok(found.clone());
         }
-        let found = match tag
-            .strip_prefix("misp-galaxy:")
-            .and_then(|rest| rest.split_once('='))
-        {
-            Some((galaxy_type, value)) => {
-                let value = value.trim_matches('"');
-                match catalog::galaxy(&node.store, galaxy_type)? {
-                    Some(galaxy) => {
-                        if !clusters.contains_key(galaxy_type) {
-                            let of = catalog::clusters_of(&node.store, &galaxy)?;
-                            clusters.insert(galaxy_type.to_string(), of);
-                        }
-                        (clusters[galaxy_type].iter())
-                            .find(|stored| stored.cluster.value == value)
-                            .map(|cluster| (galaxy, cluster.clone()))
-                    }
-                    None => None,
-                }
-            }
-            None => None,
-        };
+        if named.len() >= GALAXY_TAGS_PER_EVENT_MAX {
+            return Ok(None);
+        }
+        let found = catalog::cluster_by_tag(&node.store, tag)?;
         named.insert(tag.to_string(), found.clone());
         Ok(found)
     };

@@ -53,8 +53,6 @@ struct Webhook {
     config: WebhookConfig,
     /// The HMAC key.
     secret: Vec<u8>,
-    /// The user whose view the bodies show.
-    caller: Caller,
     /// The HTTP client its POSTs go through.
     client: Client,
     /// Where in the node's local state its position is kept.
@@ -95,7 +93,7 @@ fn prepare(node: &Node, config: &WebhookConfig) -> Result<Webhook, String> {
     }
     let secret = std::fs::read(&path)
         .map_err(|error| format!("cannot read its key file {}: {error}", path.display()))?;
-    let caller = caller_by_email(node, &config.user)
+    caller_by_email(node, &config.user)
         .map_err(|error| error.to_string())?
         .ok_or_else(|| format!("no user {} on this node", config.user))?;
     let client = Client::new(Vec::new(), HeaderMap::new())?;
@@ -106,7 +104,6 @@ fn prepare(node: &Node, config: &WebhookConfig) -> Result<Webhook, String> {
     Ok(Webhook {
         config: config.clone(),
         secret,
-        caller,
         client,
         cursor_key: cursor_key.into_bytes(),
     })
@@ -133,9 +130,30 @@ fn deliver_all(node: &Node, hook: &Webhook, stopped: &watch::Receiver<bool>) {
             pause(Duration::from_millis(POLL_MS), stopped);
             continue;
         }
+        // The user is looked up for each batch: one deleted, or moved to another organisation,
+        // sees no more than that from then on.
+        let caller = match caller_by_email(node, &hook.config.user) {
+            Ok(Some(caller)) => caller,
+            Ok(None) => {
+                tracing::warn!(
+                    url = hook.config.url,
+                    "webhook stopped: user {} is gone",
+                    hook.config.user
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    url = hook.config.url,
+                    "webhook: cannot read its user: {error}"
+                );
+                pause(Duration::from_millis(POLL_MS), stopped);
+                continue;
+            }
+        };
         for (arrival, id) in arrivals {
             let bodies = match node.store.held(&id) {
-                Ok(Some(Held::Entry(entry))) => bodies(node, hook, &entry),
+                Ok(Some(Held::Entry(entry))) => bodies(node, hook, &caller, &entry),
                 Ok(_) => Ok(Vec::new()),
                 Err(error) => Err(error.into()),
             };
@@ -167,6 +185,7 @@ fn deliver_all(node: &Node, hook: &Webhook, stopped: &watch::Receiver<bool>) {
 fn bodies(
     node: &Node,
     hook: &Webhook,
+    caller: &Caller,
     entry: &VerifiedEntry,
 ) -> Result<Vec<(&'static str, Value)>, ApiError> {
     let wants = |kind: &str| hook.config.events.iter().any(|wanted| wanted == kind);
@@ -182,8 +201,8 @@ fn bodies(
                 if fields.get("published") != Some(&json!(true)) {
                     continue;
                 }
-                if let Some(access) = event_access(node, &hook.caller, &event)? {
-                    let shown = event_json(node, &hook.caller, &access, false, false)?;
+                if let Some(access) = event_access(node, caller, &event)? {
+                    let shown = event_json(node, caller, &access, false, false)?;
                     out.push((
                         "publish",
                         json!({"kind": "publish", "Event": shown["Event"]}),
@@ -197,13 +216,13 @@ fn bodies(
                 ) else {
                     continue;
                 };
-                let Some(access) = event_access(node, &hook.caller, &event)? else {
+                let Some(access) = event_access(node, caller, &event)? else {
                     continue;
                 };
                 let views = node.store.views();
                 let record = read::record(&views, RecordKind::Attribute, attribute.as_bytes())?;
                 if !record.is_some_and(|record| {
-                    attribute_visible(node, &hook.caller, &access, &record).unwrap_or(false)
+                    attribute_visible(node, caller, &access, &record).unwrap_or(false)
                 }) {
                     continue;
                 }

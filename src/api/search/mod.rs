@@ -304,8 +304,8 @@ fn answer_objects(node: &Node, caller: &Caller, request: &Request) -> Result<Res
     let rows_max = node.config.api.search_rows_max;
     if rows > rows_max {
         return Err(ApiError::bad_request(format!(
-            "The objects found hold {rows} attributes with their events, more than the \
-             {rows_max} this node answers at once (api.search_rows_max); narrow the search."
+            "The events of the objects found hold more than the {rows_max} attributes this \
+             node answers at once (api.search_rows_max); narrow the search."
         )));
     }
     let include_deleted = request.query.deleted != Deleted::Live;

@@ -31,6 +31,8 @@ const CLUSTER_PREFIX: &str = "galaxy/c/";
 const CLUSTER_UUID_PREFIX: &str = "galaxy/u/";
 /// Prefix of the galaxy type → id map.
 const GALAXY_TYPE_PREFIX: &str = "galaxy/t/";
+/// Local-state key prefix of the cluster ids by tag name (`misp-galaxy:TYPE="VALUE"`).
+const CLUSTER_TAG_PREFIX: &str = "galaxy/n/";
 /// Pairs written per batch when storing clusters, to bound one write's size.
 const CLUSTERS_PER_BATCH_MAX: usize = 2_000;
 
@@ -222,9 +224,13 @@ pub fn galaxy(store: &Store, reference: &str) -> Result<Option<StoredGalaxy>, Ca
             .map(|bytes| decode(&bytes, "galaxy"))
             .transpose();
     }
+    if let Some(bytes) = store.local(format!("{GALAXY_TYPE_PREFIX}{reference}").as_bytes())? {
+        let id: u64 = decode(&bytes, "galaxy id")?;
+        return galaxy(store, &id.to_string());
+    }
     Ok(galaxies(store)?
         .into_iter()
-        .find(|g| g.galaxy.uuid == reference || g.galaxy.galaxy_type == reference))
+        .find(|g| g.galaxy.uuid == reference))
 }
 
 /// The cluster with local id or uuid `reference`.
@@ -243,6 +249,29 @@ pub fn cluster(store: &Store, reference: &str) -> Result<Option<StoredCluster>, 
         .local(&id_key(CLUSTER_PREFIX, id))?
         .map(|bytes| decode(&bytes, "cluster"))
         .transpose()
+}
+
+/// The cluster a galaxy tag (`misp-galaxy:TYPE="VALUE"`) names, with its galaxy: point reads
+/// of the index written when the galaxies were loaded (galaxies loaded before it existed are
+/// indexed by loading them again).
+pub fn cluster_by_tag(
+    store: &Store,
+    tag: &str,
+) -> Result<Option<(StoredGalaxy, StoredCluster)>, CatalogError> {
+    let key = format!("{CLUSTER_TAG_PREFIX}{tag}");
+    let Some(bytes) = store.local(key.as_bytes())? else {
+        return Ok(None);
+    };
+    let id: u64 = decode(&bytes, "cluster id")?;
+    let Some(bytes) = store.local(&id_key(CLUSTER_PREFIX, id))? else {
+        return Ok(None);
+    };
+    let cluster: StoredCluster = decode(&bytes, "cluster")?;
+    let galaxy = store
+        .local(&id_key(GALAXY_PREFIX, cluster.galaxy_id))?
+        .map(|bytes| decode::<StoredGalaxy>(&bytes, "galaxy"))
+        .transpose()?;
+    Ok(galaxy.map(|galaxy| (galaxy, cluster)))
 }
 
 /// The clusters of `galaxy`, in file order.
@@ -310,6 +339,8 @@ pub fn load_galaxies(
                 cluster: cluster.clone(),
             };
             pairs.push((id_key(CLUSTER_PREFIX, id), encode(&stored)));
+            let tag_key = format!("{CLUSTER_TAG_PREFIX}{}", cluster.tag_name());
+            pairs.push((tag_key.into_bytes(), encode(&id)));
             if !cluster.uuid.is_empty() {
                 pairs.push((uuid_key.into_bytes(), encode(&id)));
             }
