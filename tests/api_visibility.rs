@@ -219,6 +219,61 @@ fn elements_shared_with_a_group_are_seen_and_shared_by_its_members_only() {
 }
 
 #[test]
+fn a_tag_on_an_attribute_the_user_may_not_see_neither_finds_nor_hides_its_event() {
+    let (_temp, dir) = common::node();
+    let a = org_user(&dir, "Org A", "analyst@a.example");
+    let b = org_user(&dir, "Org B", "analyst@b.example");
+    let server = Server::start(&dir);
+    // A community event of Org A whose one tagged attribute is for Org A only.
+    let event = add_event(
+        &server,
+        &a,
+        json!({"info": "A: community event", "distribution": "1", "Attribute": [
+            {"type": "comment", "value": "open note"},
+            {"type": "ip-dst", "value": HIDDEN, "distribution": "0",
+             "Tag": [{"name": "victim:acme"}]}]}),
+    );
+    let uuid = event["uuid"].as_str().unwrap().to_string();
+    let found = |key: &str, path: &str, filters: Value| -> Vec<String> {
+        let reply = post(&server, key, path, &filters);
+        let list = reply.get("response").unwrap_or(&reply).as_array().cloned();
+        (list.unwrap_or_default().iter())
+            .map(|line| {
+                line.get("Event").unwrap_or(line)["uuid"]
+                    .as_str()
+                    .unwrap()
+                    .into()
+            })
+            .collect()
+    };
+    for path in ["/events/restSearch", "/events/index"] {
+        // Org A sees the tag: the event is found by it, and left out by its negation.
+        assert_eq!(
+            found(&a, path, json!({"tags": "victim:acme"})),
+            std::slice::from_ref(&uuid)
+        );
+        assert!(found(&a, path, json!({"tags": "!victim:acme"})).is_empty());
+        // Org B does not: the tag neither finds the event nor hides it.
+        assert!(
+            found(&b, path, json!({"tags": "victim:acme"})).is_empty(),
+            "{path}"
+        );
+        assert_eq!(
+            found(&b, path, json!({"tags": "!victim:acme"})),
+            std::slice::from_ref(&uuid),
+            "{path}"
+        );
+    }
+    let (_, count) = server.request_text(
+        "POST",
+        "/events/restSearch",
+        Some(&b),
+        Some(&json!({"returnFormat": "count", "tags": "victim:acme"}).to_string()),
+    );
+    assert_eq!(count, "0");
+}
+
+#[test]
 fn correlations_never_reach_an_attribute_the_user_may_not_see() {
     let (_temp, dir) = common::node();
     let a = org_user(&dir, "Org A", "analyst@a.example");

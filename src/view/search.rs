@@ -632,9 +632,15 @@ impl Query {
     }
 }
 
-/// The events and attributes matching `query`, in event uuid order.
+/// Whether the searcher may see an attribute (its record) of an event (its uuid): in the
+/// events scope, only the tags of attributes it sees count for a tag filter, so that a match
+/// (or, with `!`, a miss) never tells of a tag on something hidden.
+pub type Shown<'a> = &'a dyn Fn(&Uuid, &Record) -> bool;
+
+/// The events and attributes matching `query`, in event uuid order, every attribute seen.
 pub fn search(kv: &dyn ViewRead, query: &Query) -> Result<Vec<Hit>, KvError> {
-    search_within(kv, query, &Budget::unlimited()).map_err(|error| match error {
+    let everything = |_: &Uuid, _: &Record| true;
+    search_within(kv, query, &Budget::unlimited(), &everything).map_err(|error| match error {
         SearchError::Kv(error) => error,
         other => KvError(other.to_string()),
     })
@@ -646,6 +652,7 @@ pub fn search_within(
     kv: &dyn ViewRead,
     query: &Query,
     budget: &Budget,
+    shown: Shown,
 ) -> Result<Vec<Hit>, SearchError> {
     let (events, attributes) = candidates(kv, query, budget)?;
     // The attribute candidates of each event.
@@ -662,7 +669,7 @@ pub fn search_within(
         let candidates = by_event
             .as_ref()
             .map(|by_event| by_event.get(&event).map(Vec::as_slice).unwrap_or_default());
-        if let Some(hit) = match_event(kv, query, &event, &record, candidates)? {
+        if let Some(hit) = match_event(kv, query, &event, &record, candidates, shown)? {
             hits.push(hit);
         }
         Ok(())
@@ -828,12 +835,46 @@ fn attribute_passes(
             }))
 }
 
+/// The tags of an attribute and of the object it is in (each object's read once, kept in
+/// `object_tags`).
+fn attribute_tags(
+    kv: &dyn ViewRead,
+    uuid: &Uuid,
+    attribute: &Record,
+    object_tags: &mut BTreeMap<Uuid, BTreeSet<String>>,
+) -> Result<BTreeSet<String>, KvError> {
+    let mut tags = tag_names(kv, uuid)?;
+    if let Some(parent) = attribute.parent() {
+        if let std::collections::btree_map::Entry::Vacant(slot) = object_tags.entry(parent) {
+            slot.insert(tag_names(kv, &parent)?);
+        }
+        tags.extend(object_tags[&parent].iter().cloned());
+    }
+    Ok(tags)
+}
+
+/// The name of the object `attribute` is in, read only when the query filters by it.
+fn object_name(
+    kv: &dyn ViewRead,
+    query: &Query,
+    attribute: &Record,
+) -> Result<Option<String>, KvError> {
+    Ok(match attribute.parent() {
+        Some(parent) if !query.object_names.is_empty() => {
+            read::record(kv, RecordKind::Object, parent.as_bytes())?
+                .and_then(|object| object.str_field("name").map(String::from))
+        }
+        _ => None,
+    })
+}
+
 fn match_event(
     kv: &dyn ViewRead,
     query: &Query,
     event: &Uuid,
     record: &Record,
     candidates: Option<&[Uuid]>,
+    shown: Shown,
 ) -> Result<Option<Hit>, KvError> {
     if !super::read::is_shown_event(record) || !event_passes(query, event, record) {
         return Ok(None);
@@ -880,27 +921,20 @@ fn match_event(
     };
     for (uuid, attribute) in attributes {
         let mut tags = BTreeSet::new();
-        if !query.tags.is_empty() {
-            tags = tag_names(kv, &uuid)?;
-            if let Some(parent) = attribute.parent() {
-                if let std::collections::btree_map::Entry::Vacant(slot) = object_tags.entry(parent)
-                {
-                    slot.insert(tag_names(kv, &parent)?);
-                }
-                tags.extend(object_tags[&parent].iter().cloned());
-            }
+        // An events-scope tag filter counts the tags of the attributes the searcher sees (not
+        // deleted ones, unless deleted ones are asked for); an attribute's own match is
+        // judged here and narrowed to what the searcher sees afterwards.
+        let counted = query.scope == Scope::Attributes
+            || (shown(event, &attribute)
+                && (query.deleted != Deleted::Live || !flag_field(&attribute, "deleted")));
+        if !query.tags.is_empty() && counted {
+            tags = attribute_tags(kv, &uuid, &attribute, &mut object_tags)?;
             all_tags.extend(tags.iter().cloned());
         }
         if !needs_attributes || candidates.is_some_and(|found| !found.contains(&uuid)) {
             continue;
         }
-        let object_name = match attribute.parent() {
-            Some(parent) if !query.object_names.is_empty() => {
-                read::record(kv, RecordKind::Object, parent.as_bytes())?
-                    .and_then(|object| object.str_field("name").map(String::from))
-            }
-            _ => None,
-        };
+        let object_name = object_name(kv, query, &attribute)?;
         let object_name = object_name.as_deref().unwrap_or_default();
         if !attribute_passes(
             query,

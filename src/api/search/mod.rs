@@ -25,6 +25,8 @@ use crate::node::Node;
 use crate::proto::RecordKind;
 use crate::view::read::{self, EventOptions};
 use crate::view::search::{self, Deleted, Hit, Query, Scope};
+use crate::view::Record;
+use uuid::Uuid;
 
 pub(crate) use request::IndexRequest;
 use request::{parse, Format, Request};
@@ -93,7 +95,19 @@ fn visible_hits(node: &Node, caller: &Caller, query: &Query) -> Result<Vec<Found
         limits.search_examined_max,
         Duration::from_secs(limits.search_time_max_s),
     );
-    let hits = search::search_within(&views, query, &budget).map_err(too_broad)?;
+    // The caller's access to each event, read once: a tag filter counts only the tags of the
+    // attributes the caller sees, and an error counts as not seeing.
+    let accesses = std::cell::RefCell::new(std::collections::HashMap::new());
+    let shown = |event: &Uuid, attribute: &Record| {
+        let mut accesses = accesses.borrow_mut();
+        let access = accesses
+            .entry(*event)
+            .or_insert_with(|| event_access(node, caller, event).ok().flatten());
+        access.as_ref().is_some_and(|access| {
+            attribute_visible(node, caller, access, attribute).unwrap_or(false)
+        })
+    };
+    let hits = search::search_within(&views, query, &budget, &shown).map_err(too_broad)?;
     let mut found = Vec::new();
     for mut hit in hits {
         crate::turns::pause_point();
