@@ -316,7 +316,7 @@ def test_a_filter_the_node_does_not_read_is_refused_not_ignored(searched):
     assert len(everything) >= 4
     for controller in ["events", "attributes"]:
         for name, value in [("includeDecayScore", 1), ("no_such_filter", "x"),
-                            ("enforceWarninglist", 1), ("includeEventTags", True)]:
+                            ("enforceWarninglist", 1), ("includeSightings", True)]:
             refused = admin.direct_call(f"{controller}/restSearch", {name: value})
             assert refused["errors"][0] == 400, (controller, name, refused)
             message = refused["errors"][1]["message"]
@@ -384,6 +384,30 @@ def test_index_filters_sort_and_page(searched):
     for body in [{"no_such_filter": 1}, {"sort": "no_such_field"}]:
         refused = admin.direct_call("events/index", body)
         assert refused["errors"][0] == 400, (body, refused)
+
+
+def test_event_tags_event_uuid_and_local_tags_in_answers(searched):
+    admin, _, events = searched
+    alpha = events["alpha"]
+    ip = next(a for a in alpha.attributes if a.type == "ip-dst")
+    admin.tag(ip, "workflow:todo", local=True)
+
+    def tags(**options):
+        [found] = admin.search(controller="attributes", uuid=ip.uuid, **options)["Attribute"]
+        return found, sorted(tag["name"] for tag in found["Tag"])
+
+    assert tags()[1] == ["workflow:todo"]
+    assert tags(include_event_tags=True)[1] == ["tlp:green", "workflow:todo"]
+    assert tags(include_event_tags=True, excludeLocalTags=True)[1] == ["tlp:green"]
+    found, _ = tags(include_event_uuid=True)
+    assert found["event_uuid"] == alpha.uuid
+    assert "event_uuid" not in tags()[0]
+    # Events: local tags left out of the event and its attributes.
+    [event] = admin.search(eventid=alpha.id, excludeLocalTags=True, pythonify=True)
+    assert all(not tag.local for a in event.attributes for tag in a.tags)
+    [event] = admin.search(eventid=alpha.id, pythonify=True)
+    assert any(tag.name == "workflow:todo" for a in event.attributes for tag in a.tags)
+    admin.untag(ip, "workflow:todo")
 
 
 def test_objects_rest_search(searched):

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 pub(crate) use request::IndexRequest;
 use request::{parse, Format, Request};
-use rows::{attribute_json, attribute_rows, csv, plain};
+use rows::{attribute_json, attribute_rows, csv, drop_local_tags, plain};
 
 /// A visible event hit with the caller's view of the event.
 pub(super) struct Found {
@@ -196,13 +196,12 @@ fn answer(node: &Node, caller: &Caller, request: &Request) -> Result<Response, A
                 .skip(skip)
                 .take(request.limit.unwrap_or(usize::MAX))
             {
-                events.push(event_json(
-                    node,
-                    caller,
-                    access,
-                    include_deleted,
-                    request.metadata,
-                )?);
+                let mut event =
+                    event_json(node, caller, access, include_deleted, request.metadata)?;
+                if request.no_local_tags {
+                    drop_local_tags(&mut event);
+                }
+                events.push(event);
             }
             Ok(Json(json!({ "response": events })).into_response())
         }

@@ -41,6 +41,12 @@ pub(super) struct Request {
     pub(super) context: bool,
     pub(super) headerless: bool,
     pub(super) columns: Vec<String>,
+    /// Attributes' JSON with their event's tags too (`includeEventTags`).
+    pub(super) event_tags: bool,
+    /// Attributes' JSON with their event's uuid (`includeEventUuid`).
+    pub(super) event_uuid: bool,
+    /// No local tag in the JSON (`excludeLocalTags`).
+    pub(super) no_local_tags: bool,
     /// Options of the hosts, netfilter and rpz exports.
     pub(super) blocklists: BlocklistOptions,
 }
@@ -311,6 +317,9 @@ const READ: &[&str] = &[
     "include_context",
     "headerless",
     "requested_attributes",
+    "includeEventTags",
+    "includeEventUuid",
+    "excludeLocalTags",
 ];
 
 /// Options that MISP clients send switched off with every search (PyMISP sends each as 0)
@@ -319,9 +328,6 @@ const OFF_ONLY: &[&str] = &[
     "withAttachments",
     "enforceWarninglist",
     "includeWarninglistHits",
-    "includeEventUuid",
-    "includeEventTags",
-    "excludeLocalTags",
     "sgReferenceOnly",
     "includeSightings",
     "noSightings",
@@ -548,6 +554,9 @@ pub(super) fn parse(
         context: on("includeContext") || on("include_context"),
         headerless: on("headerless"),
         columns,
+        event_tags: on("includeEventTags"),
+        event_uuid: on("includeEventUuid"),
+        no_local_tags: on("excludeLocalTags"),
         blocklists,
     })
 }

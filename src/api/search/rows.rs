@@ -207,8 +207,45 @@ pub(super) fn attribute_json(
         if let Some(related) = related {
             fields.insert("RelatedAttribute".into(), Value::Array(related));
         }
+        if request.event_uuid {
+            fields.insert("event_uuid".into(), row.event["uuid"].clone());
+        }
+        if request.event_tags {
+            let tags = fields.entry("Tag").or_insert_with(|| json!([]));
+            if let Some(tags) = tags.as_array_mut() {
+                let own: Vec<Value> = tags.iter().map(|tag| tag["name"].clone()).collect();
+                let event_tags = row.event["Tag"].as_array().into_iter().flatten();
+                tags.extend(
+                    event_tags
+                        .filter(|tag| !own.contains(&tag["name"]))
+                        .cloned(),
+                );
+            }
+        }
+    }
+    if request.no_local_tags {
+        drop_local_tags(&mut attribute);
     }
     Ok(attribute)
+}
+
+/// Removes the local tags from every `Tag` list in `value` (MISP's `excludeLocalTags`).
+pub(super) fn drop_local_tags(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            for (name, inner) in fields.iter_mut() {
+                if name == "Tag" {
+                    if let Some(tags) = inner.as_array_mut() {
+                        tags.retain(|tag| tag["local"] != json!(true));
+                    }
+                } else {
+                    drop_local_tags(inner);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_local_tags),
+        _ => {}
+    }
 }
 
 /// A value as CSV text: strings as they are, booleans as 1/0.
