@@ -13,6 +13,7 @@
 //! How far each webhook got is kept in the node's local state, so a restart resumes there;
 //! a new webhook starts at the end of the log.
 
+use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,9 +82,11 @@ pub fn start(
 /// Reads the webhook's key and finds its user.
 fn prepare(node: &Node, config: &WebhookConfig) -> Result<Webhook, String> {
     let path = node.store.dir().join(&config.secret_file);
-    let size = std::fs::metadata(&path)
-        .map_err(|error| format!("cannot read its key file {}: {error}", path.display()))?
-        .len();
+    let mut secret = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|file| file.take(SECRET_BYTES_MAX + 1).read_to_end(&mut secret))
+        .map_err(|error| format!("cannot read its key file {}: {error}", path.display()))?;
+    let size = secret.len() as u64;
     if !(WEBHOOK_SECRET_BYTES_MIN..=SECRET_BYTES_MAX).contains(&size) {
         return Err(format!(
             "its key file {} holds {size} bytes; give {WEBHOOK_SECRET_BYTES_MIN} to \
@@ -91,8 +94,6 @@ fn prepare(node: &Node, config: &WebhookConfig) -> Result<Webhook, String> {
             path.display()
         ));
     }
-    let secret = std::fs::read(&path)
-        .map_err(|error| format!("cannot read its key file {}: {error}", path.display()))?;
     caller_by_email(node, &config.user)
         .map_err(|error| error.to_string())?
         .ok_or_else(|| format!("no user {} on this node", config.user))?;

@@ -80,7 +80,9 @@ def test_galaxies_and_attaching_a_cluster(catalog):
     # A galaxy tag of a cluster not loaded here stays a plain tag.
     catalog.tag(event, 'misp-galaxy:threat-actor="No Such Actor"')
     stored = catalog.get_event(event, pythonify=True)
-    assert [len(block.clusters) for block in stored.galaxies] == [1]
+    assert sorted(t.name for t in stored.tags) == [
+        'misp-galaxy:threat-actor="APT1"', 'misp-galaxy:threat-actor="No Such Actor"']
+    assert [[c.value for c in block.clusters] for block in stored.galaxies] == [["APT1"]]
 
 
 def test_two_tlp_tags_on_one_attribute_are_refused(catalog):

@@ -341,24 +341,37 @@ const OFF_ONLY: &[&str] = &[
 /// on) with MISP's 400: ignored, a filter would widen the answer past what was asked.
 /// Parameters without a value (null, empty text or list) count as absent.
 fn refuse_unread(params: &Map<String, Value>) -> Result<(), ApiError> {
-    let absent = |value: &Value| match value {
+    refuse_unknown(params, "search parameter", |name, value| {
+        READ.contains(&name)
+            || blocklists::OPTION_NAMES.contains(&name)
+            || (OFF_ONLY.contains(&name) && !truthy(value))
+    })
+}
+
+/// Whether a parameter has no value: null, empty text or an empty list.
+fn absent(value: &Value) -> bool {
+    match value {
         Value::Null => true,
         Value::String(text) => text.trim().is_empty(),
         Value::Array(items) => items.is_empty(),
         _ => false,
-    };
-    let read = |name: &str, value: &Value| {
-        READ.contains(&name)
-            || blocklists::OPTION_NAMES.contains(&name)
-            || (OFF_ONLY.contains(&name) && !truthy(value))
-    };
+    }
+}
+
+/// Refuses with MISP's 400 the first parameter with a value that `read` does not take,
+/// naming it as a `what`.
+fn refuse_unknown(
+    params: &Map<String, Value>,
+    what: &str,
+    read: impl Fn(&str, &Value) -> bool,
+) -> Result<(), ApiError> {
     let unread = params
         .iter()
         .find(|(name, value)| !absent(value) && !read(name, value));
     match unread {
         Some((name, _)) => Err(ApiError::bad_request(format!(
-            "This node does not support the search parameter {name}; it is refused rather \
-             than ignored, so that an answer never holds more than was asked."
+            "This node does not support the {what} {name}; it is refused rather than \
+             ignored, so that an answer never holds more than was asked."
         ))),
         None => Ok(()),
     }
@@ -630,21 +643,7 @@ pub(crate) fn parse_index(
     node: &Node,
     params: &Map<String, Value>,
 ) -> Result<IndexRequest, ApiError> {
-    let absent = |value: &Value| match value {
-        Value::Null => true,
-        Value::String(text) => text.trim().is_empty(),
-        Value::Array(items) => items.is_empty(),
-        _ => false,
-    };
-    if let Some((name, _)) = params
-        .iter()
-        .find(|(name, value)| !absent(value) && !INDEX_READ.contains(&name.as_str()))
-    {
-        return Err(ApiError::bad_request(format!(
-            "This node does not support the index filter {name}; it is refused rather than \
-             ignored, so that an answer never holds more than was asked."
-        )));
-    }
+    refuse_unknown(params, "index filter", |name, _| INDEX_READ.contains(&name))?;
     check_term_sizes(params)?;
     let get = |name: &str| params.get(name).filter(|value| !absent(value));
     require_texts(

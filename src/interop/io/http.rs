@@ -141,57 +141,56 @@ impl Client {
         validators: Option<&Validators>,
         bytes_max: u64,
     ) -> Result<Fetched, HttpError> {
-        let fail = |message| HttpError {
-            url: url.to_string(),
-            message,
-        };
-        let uri: Uri = url
-            .parse()
-            .map_err(|error| fail(format!("not a URL: {error}")))?;
-        let exchange = self.follow(uri, validators, bytes_max);
-        self.runtime
-            .block_on(async {
-                let fetch_timeout = Duration::from_secs(FETCH_TIMEOUT_S);
-                match tokio::time::timeout(fetch_timeout, exchange).await {
-                    Ok(result) => result,
-                    Err(_) => Err(format!("the fetch timed out after {FETCH_TIMEOUT_S} s")),
-                }
-            })
-            .map_err(fail)
+        self.on_url(url, |uri| async move {
+            let fetch_timeout = Duration::from_secs(FETCH_TIMEOUT_S);
+            let exchange = self.follow(uri, validators, bytes_max);
+            match tokio::time::timeout(fetch_timeout, exchange).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("the fetch timed out after {FETCH_TIMEOUT_S} s")),
+            }
+        })
     }
 
     /// POSTs `body` with `headers` to `url` (no redirect followed) and returns the response
     /// status, the response body read (at most [`POST_ANSWER_BYTES_MAX`]) and dropped. Blocks
     /// the calling thread, at most [`IO_TIMEOUT_S`] for the head and as long for the body.
     pub fn post(&self, url: &str, headers: HeaderMap, body: Vec<u8>) -> Result<u16, HttpError> {
-        let fail = |message| HttpError {
+        self.on_url(url, |uri| async move {
+            let mut request = Request::post(uri)
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|error| format!("not a request: {error}"))?;
+            *request.headers_mut() = headers;
+            let io_timeout = Duration::from_secs(IO_TIMEOUT_S);
+            let response =
+                match tokio::time::timeout(io_timeout, self.client.request(request)).await {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(error)) => return Err(describe(&error, error.is_connect())),
+                    Err(_) => return Err(format!("timed out after {IO_TIMEOUT_S} s")),
+                };
+            let status = response.status().as_u16();
+            let read = body::read_body(response, POST_ANSWER_BYTES_MAX);
+            // The answer's body says nothing the status does not; it is read so that the
+            // connection can be reused, and a failure to read it changes nothing.
+            let _ = tokio::time::timeout(io_timeout, read).await;
+            Ok(status)
+        })
+    }
+
+    /// Runs `exchange` with the URI `url` names on this client's runtime, blocking; its error
+    /// (or the URL's) names `url`.
+    fn on_url<T, F: std::future::Future<Output = Result<T, String>>>(
+        &self,
+        url: &str,
+        exchange: impl FnOnce(Uri) -> F,
+    ) -> Result<T, HttpError> {
+        let outcome = match url.parse::<Uri>() {
+            Ok(uri) => self.runtime.block_on(exchange(uri)),
+            Err(error) => Err(format!("not a URL: {error}")),
+        };
+        outcome.map_err(|message| HttpError {
             url: url.to_string(),
             message,
-        };
-        let uri: Uri = url
-            .parse()
-            .map_err(|error| fail(format!("not a URL: {error}")))?;
-        let mut request = Request::post(uri)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|error| fail(format!("not a request: {error}")))?;
-        *request.headers_mut() = headers;
-        let io_timeout = Duration::from_secs(IO_TIMEOUT_S);
-        self.runtime
-            .block_on(async {
-                let response =
-                    match tokio::time::timeout(io_timeout, self.client.request(request)).await {
-                        Ok(Ok(response)) => response,
-                        Ok(Err(error)) => return Err(describe(&error, error.is_connect())),
-                        Err(_) => return Err(format!("timed out after {IO_TIMEOUT_S} s")),
-                    };
-                let status = response.status().as_u16();
-                let read = body::read_body(response, POST_ANSWER_BYTES_MAX);
-                // The answer's body says nothing the status does not; it is read so that the
-                // connection can be reused, and a failure to read it changes nothing.
-                let _ = tokio::time::timeout(io_timeout, read).await;
-                Ok(status)
-            })
-            .map_err(fail)
+        })
     }
 
     /// GETs `uri`, then each redirect's target, until an answer that is not a redirect.
