@@ -150,7 +150,9 @@ pub struct ApiConfig {
     pub search_rows_max: usize,
     /// Node work running at once, requests' (reads, writes, searches) and peers' (segments
     /// sent and received); 0 means one per CPU. Further work waits, and a freed place goes
-    /// to the user or peer waiting who holds fewest, then who used the least lately.
+    /// to the user or peer waiting who holds fewest, then who used the least lately. Users
+    /// and peers over [`crate::turns::HEAVY_SHARE`] of a worker lately run their work at lower
+    /// CPU priority, in as many places again.
     pub workers_max: usize,
     /// Requests in flight at once with one API key; further ones get 429.
     pub requests_per_key_max: usize,

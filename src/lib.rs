@@ -18,6 +18,7 @@
 //! - [`clock`]: the clock every time the node stamps is read from (system, or manual).
 //! - [`slots`]: counted places per key (connections per address, pull streams per peer).
 //! - [`turns`]: fair turns at the node's work between clients (REST requests).
+//! - [`workers`]: the threads that work runs on, at two CPU priorities.
 //! - [`store`]: RocksDB column families, atomic append with view updates, verify, rebuild (IO).
 //! - [`config`]: the `threatlog.toml` configuration.
 //! - [`api`]: the MISP-compatible REST API served by `threatlog serve` (IO).
@@ -51,6 +52,7 @@ pub mod store;
 pub mod sync;
 pub mod turns;
 pub mod view;
+pub mod workers;
 
 /// Protobuf wire types generated from `proto/threatlog/v1/*.proto`.
 #[allow(missing_docs, clippy::all)]

@@ -109,8 +109,11 @@ async fn until_stopped(mut stopped: watch::Receiver<bool>) {
 
 /// The background tasks `serve` started besides the REST listener, each joined on shutdown.
 struct Tasks {
-    /// The sync service (gRPC over mutual TLS); it logs its own failure.
+    /// The sync service (gRPC over mutual TLS), on [`crate::sync::runtime`]; it logs its own
+    /// failure.
     sync: JoinHandle<()>,
+    /// The runtime the sync service runs on.
+    sync_runtime: tokio::runtime::Runtime,
     /// The feed schedule, when feeds are configured.
     feeds: Option<JoinHandle<()>>,
     /// The checkpoint timer.
@@ -120,14 +123,15 @@ struct Tasks {
 }
 
 impl Tasks {
-    /// Starts the sync service on `sync_listen` (the configured `sync.listen` when `None`),
-    /// the feed schedule and the checkpoint timer, all stopping when `stopped` says so.
+    /// Starts the sync service on `sync_listen` (the configured `sync.listen` when `None`)
+    /// on a runtime of its own, the feed schedule and the checkpoint timer, all stopping when
+    /// `stopped` says so.
     fn start(
         node: &Arc<Node>,
         sync_listen: Option<String>,
         stopped: &watch::Receiver<bool>,
         webhooks: Vec<JoinHandle<()>>,
-    ) -> Tasks {
+    ) -> Result<Tasks, RunError> {
         let sync_listen = sync_listen.unwrap_or_else(|| node.config.sync.listen.clone());
         let service = crate::sync::serve(
             Arc::clone(node),
@@ -135,7 +139,11 @@ impl Tasks {
             until_stopped(stopped.clone()),
             |addr| println!("sync service listening on {addr}"),
         );
-        let sync = tokio::spawn(async move {
+        let sync_runtime = crate::sync::runtime().map_err(|source| RunError::Io {
+            context: "cannot start the sync service's runtime".into(),
+            source,
+        })?;
+        let sync = sync_runtime.spawn(async move {
             if let Err(error) = service.await {
                 tracing::error!("sync service: {error}");
             }
@@ -145,12 +153,13 @@ impl Tasks {
             Arc::clone(node),
             stopped.clone(),
         ));
-        Tasks {
+        Ok(Tasks {
             sync,
+            sync_runtime,
             feeds,
             checkpoints,
             webhooks,
-        }
+        })
     }
 
     /// Waits for every task; their failures are logged, as the node is stopping anyway.
@@ -158,6 +167,8 @@ impl Tasks {
         if let Err(error) = self.sync.await {
             tracing::error!("sync service task: {error}");
         }
+        // Its tasks have ended; what is left (connections closing) is not waited for.
+        self.sync_runtime.shutdown_background();
         // The timers stop with the signal too (a feed fetch under way finishes first).
         let webhooks = self
             .webhooks
@@ -199,7 +210,7 @@ pub async fn serve(
         shutdown_signal().await;
         stop.send_replace(true);
     });
-    let tasks = Tasks::start(&node, sync_listen, &stopped, webhooks);
+    let tasks = Tasks::start(&node, sync_listen, &stopped, webhooks)?;
     let served = rest::serve(
         Arc::clone(&node),
         listener,

@@ -13,6 +13,15 @@
 //! while a tenant holding fewer turns waits, the long work hands its turn over and queues
 //! again, so it takes its share of the CPU rather than all of it.
 //!
+//! Turns share the node's workers; the CPUs they run on are the operating system's to share,
+//! with the node's connections and its peers' streams. So that a tenant that keeps the node
+//! busy (a flood of broad searches, a peer catching up on a long log) cannot slow the others'
+//! work there either, the work of a tenant that used more than [`HEAVY_SHARE`] of a worker
+//! lately is *heavy*: it runs on threads of lower CPU priority ([`crate::workers`]), where it
+//! gets every CPU the others leave and yields at once when they need one, and its turns are
+//! counted apart: `workers` turns of heavy work and `workers` of light work may be held at
+//! once, so a light client's request never waits for a heavy tenant's slice to end.
+//!
 //! A thread runs in the turn it was given by [`Turn::run`]; [`pause_point`] outside a turn (the
 //! CLI, background tasks) does nothing.
 
@@ -24,6 +33,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::log::OriginKey;
+use crate::workers::{self, Panicked, Priority};
 
 /// Whom work is charged to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,12 +59,12 @@ struct Shared {
     /// Most turns one tenant holds at once, so that the rest of the CPUs stay free for
     /// others: half the workers (at least one).
     per_tenant: usize,
-    /// Turns held.
-    running: usize,
+    /// Turns held, of light and of heavy work ([`Class`]).
+    running: [usize; 2],
     /// Turns held per tenant (tenants holding none are absent).
     held: HashMap<Tenant, usize>,
     /// Work time each tenant used lately, decaying by half every [`USAGE_HALF_LIFE`].
-    used: HashMap<Tenant, Usage>,
+    used: HashMap<Tenant, Decaying>,
     /// Who waits, in arrival order.
     waiting: VecDeque<Waiter>,
 }
@@ -67,22 +77,36 @@ pub const SLICE: Duration = Duration::from_millis(2);
 /// this long, a quarter after twice as long.
 pub const USAGE_HALF_LIFE: Duration = Duration::from_secs(1);
 
+/// Share of one worker's time a tenant may have used lately (over about a
+/// [`USAGE_HALF_LIFE`]) and still have its work run at the node's CPU priority.
+pub const HEAVY_SHARE: f64 = 0.5;
+
 /// Tenants whose lately used work time is remembered before the ones with next to none are
 /// forgotten.
 const USAGE_REMEMBERED: usize = 1024;
 
-/// Work time a tenant used, as of an instant.
-#[derive(Clone, Copy)]
-struct Usage {
-    seconds: f64,
+/// An amount (work time, a count) that halves every given half-life, as of an instant.
+#[derive(Clone, Copy, Debug)]
+pub struct Decaying {
+    amount: f64,
     at: Instant,
 }
 
-impl Usage {
-    /// The work time counted at `now`, after decay.
-    fn at(self, now: Instant) -> f64 {
+impl Decaying {
+    /// `amount` as of `at`.
+    pub fn new(amount: f64, at: Instant) -> Self {
+        Decaying { amount, at }
+    }
+
+    /// The amount left at `now`, halving every `half_life`.
+    pub fn at(self, now: Instant, half_life: Duration) -> f64 {
         let ago = now.saturating_duration_since(self.at).as_secs_f64();
-        self.seconds * 0.5f64.powf(ago / USAGE_HALF_LIFE.as_secs_f64())
+        self.amount * 0.5f64.powf(ago / half_life.as_secs_f64())
+    }
+
+    /// The amount left at `now` plus `more`, as of `now`.
+    pub fn add(self, now: Instant, half_life: Duration, more: f64) -> Self {
+        Decaying::new(self.at(now, half_life) + more, now)
     }
 }
 
@@ -97,8 +121,29 @@ pub struct Turn {
     /// The turns it belongs to; `None` once given back.
     shared: Option<Arc<Mutex<Shared>>>,
     tenant: Tenant,
+    /// The class of work it was given for.
+    class: Class,
     /// When it was given.
     given: Instant,
+}
+
+/// The class of a tenant's work when it was given a turn: each class has `workers` turns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// A tenant that used at most [`HEAVY_SHARE`] of a worker lately.
+    Light = 0,
+    /// A tenant that used more: its work runs at lower CPU priority.
+    Heavy = 1,
+}
+
+impl Class {
+    /// The CPU priority of work of this class.
+    fn priority(self) -> Priority {
+        match self {
+            Class::Light => Priority::Normal,
+            Class::Heavy => Priority::Lower,
+        }
+    }
 }
 
 /// Why no turn was given: the turns were dropped while waiting (the node is stopping).
@@ -112,9 +157,9 @@ pub enum Unfinished {
     /// It was given no turn: the node is stopping.
     #[error(transparent)]
     Stopped(#[from] Stopped),
-    /// It panicked, or the runtime stopped it.
-    #[error("the work stopped: {0}")]
-    Aborted(#[from] tokio::task::JoinError),
+    /// It panicked.
+    #[error(transparent)]
+    Aborted(#[from] Panicked),
 }
 
 thread_local! {
@@ -139,7 +184,7 @@ impl Turns {
             shared: Arc::new(Mutex::new(Shared {
                 workers: workers.max(1),
                 per_tenant: (workers / 2).max(1),
-                running: 0,
+                running: [0, 0],
                 held: HashMap::new(),
                 used: HashMap::new(),
                 waiting: VecDeque::new(),
@@ -160,7 +205,7 @@ impl Turns {
         granted.await.map_err(|_| Stopped)
     }
 
-    /// Runs `work` on tokio's blocking pool in a turn of `tenant` (so that [`pause_point`]
+    /// Runs `work` on a worker thread in a turn of `tenant` (so that [`pause_point`]
     /// can share it), once the fair order reaches it: the way node work that blocks (RocksDB
     /// reads, synced appends) runs without stalling the async workers.
     pub async fn blocking<T: Send + 'static>(
@@ -169,43 +214,39 @@ impl Turns {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Unfinished> {
         let turn = self.turn(tenant).await?;
-        Ok(tokio::task::spawn_blocking(move || turn.run(work)).await?)
+        let priority = turn.class.priority();
+        Ok(workers::run(priority, move || turn.run(work)).await?)
     }
 
     /// Turns held now, in total and by `tenant`.
     pub fn held(&self, tenant: Tenant) -> (usize, usize) {
         let shared = lock(&self.shared);
         (
-            shared.running,
+            shared.running.iter().sum(),
             shared.held.get(&tenant).copied().unwrap_or(0),
         )
     }
 }
 
 impl Shared {
-    /// Counts one more turn held by `tenant`.
-    fn take(&mut self, tenant: Tenant) {
-        self.running += 1;
+    /// Counts one more turn of `class` held by `tenant`.
+    fn take(&mut self, tenant: Tenant, class: Class) {
+        self.running[class as usize] += 1;
         *self.held.entry(tenant).or_insert(0) += 1;
     }
 
-    /// Counts one turn of `tenant` given back after it was used for `worked`.
-    fn give_back(&mut self, tenant: Tenant, worked: Duration) {
+    /// Counts one turn of `class` of `tenant` given back after it was used for `worked`.
+    fn give_back(&mut self, tenant: Tenant, class: Class, worked: Duration) {
         let now = Instant::now();
         if self.used.len() >= USAGE_REMEMBERED && !self.used.contains_key(&tenant) {
             let held = &self.held;
-            self.used
-                .retain(|tenant, usage| held.contains_key(tenant) || usage.at(now) > 1e-3);
+            self.used.retain(|tenant, usage| {
+                held.contains_key(tenant) || usage.at(now, USAGE_HALF_LIFE) > 1e-3
+            });
         }
-        let usage = self.used.entry(tenant).or_insert(Usage {
-            seconds: 0.0,
-            at: now,
-        });
-        *usage = Usage {
-            seconds: usage.at(now) + worked.as_secs_f64(),
-            at: now,
-        };
-        self.running = self.running.saturating_sub(1);
+        let usage = self.used.entry(tenant).or_insert(Decaying::new(0.0, now));
+        *usage = usage.add(now, USAGE_HALF_LIFE, worked.as_secs_f64());
+        self.running[class as usize] = self.running[class as usize].saturating_sub(1);
         if let Some(count) = self.held.get_mut(&tenant) {
             *count -= 1;
             if *count == 0 {
@@ -214,39 +255,55 @@ impl Shared {
         }
     }
 
+    /// Work time `tenant` used lately, as of `now`.
+    fn used_by(&self, tenant: Tenant, now: Instant) -> f64 {
+        self.used
+            .get(&tenant)
+            .map_or(0.0, |used| used.at(now, USAGE_HALF_LIFE))
+    }
+
+    /// The class of work of a tenant that used `used` work time lately: heavy over
+    /// [`HEAVY_SHARE`] of a worker, whose steady use adds up to `HEAVY_SHARE × half-life / ln 2`.
+    fn class(used: f64) -> Class {
+        match used > HEAVY_SHARE * USAGE_HALF_LIFE.as_secs_f64() / std::f64::consts::LN_2 {
+            true => Class::Heavy,
+            false => Class::Light,
+        }
+    }
+
     /// Turns `tenant` holds.
     fn held_by(&self, tenant: Tenant) -> usize {
         self.held.get(&tenant).copied().unwrap_or(0)
     }
 
-    /// The waiter to serve next, if any holds fewer than `below` turns (and fewer than a
-    /// tenant may) and is not `except`: fewest held first, then least work time used lately,
-    /// then the earliest.
-    fn fairest(&self, below: usize, except: Option<Tenant>) -> Option<usize> {
+    /// The waiter to serve next and the class of its work, if any holds fewer than `below`
+    /// turns (and fewer than a tenant may), is not `except` and has a turn of its class free:
+    /// fewest held first, then least work time used lately, then the earliest.
+    fn fairest(&self, below: usize, except: Option<Tenant>) -> Option<(usize, Class)> {
         let below = below.min(self.per_tenant);
         let now = Instant::now();
-        let used = |tenant| {
-            self.used
-                .get(tenant)
-                .map_or(0.0, |usage: &Usage| usage.at(now))
-        };
         self.waiting
             .iter()
             .enumerate()
             .filter(|(_, waiter)| Some(waiter.tenant) != except)
-            .map(|(at, waiter)| (self.held_by(waiter.tenant), used(&waiter.tenant), at))
-            .filter(|(held, _, _)| *held < below)
+            .map(|(at, waiter)| {
+                let used = self.used_by(waiter.tenant, now);
+                (self.held_by(waiter.tenant), used, at)
+            })
+            .filter(|&(held, used, _)| {
+                held < below && self.running[Self::class(used) as usize] < self.workers
+            })
             .min_by(|x, y| {
                 (x.0.cmp(&y.0))
                     .then(x.1.total_cmp(&y.1))
                     .then(x.2.cmp(&y.2))
             })
-            .map(|(_, _, at)| at)
+            .map(|(_, used, at)| (at, Self::class(used)))
     }
 
     /// Hands the free turns to the fairest waiters that may take one.
     fn dispatch(&mut self, shared: &Arc<Mutex<Shared>>) {
-        while self.running < self.workers && self.hand_to_fairest(shared, usize::MAX, None) {}
+        while self.hand_to_fairest(shared, usize::MAX, None) {}
     }
 
     /// Hands a turn to the fairest waiter holding fewer than `below` turns, other than
@@ -257,18 +314,18 @@ impl Shared {
         below: usize,
         except: Option<Tenant>,
     ) -> bool {
-        while let Some(at) = self.fairest(below, except) {
+        while let Some((at, class)) = self.fairest(below, except) {
             let Some(waiter) = self.waiting.remove(at) else {
                 break;
             };
-            self.take(waiter.tenant);
-            let turn = Turn::given(shared, waiter.tenant);
+            self.take(waiter.tenant, class);
+            let turn = Turn::given(shared, waiter.tenant, class);
             match waiter.grant.send(turn) {
                 Ok(()) => return true,
                 Err(mut unsent) => {
                     // Its request went away: undo without dropping (which would lock again).
                     unsent.shared = None;
-                    self.give_back(waiter.tenant, Duration::ZERO);
+                    self.give_back(waiter.tenant, class, Duration::ZERO);
                 }
             }
         }
@@ -277,11 +334,12 @@ impl Shared {
 }
 
 impl Turn {
-    /// A turn of `shared` for `tenant`, given now (already counted).
-    fn given(shared: &Arc<Mutex<Shared>>, tenant: Tenant) -> Self {
+    /// A turn of `shared` for `tenant`'s work of `class`, given now (already counted).
+    fn given(shared: &Arc<Mutex<Shared>>, tenant: Tenant, class: Class) -> Self {
         Turn {
             shared: Some(Arc::clone(shared)),
             tenant,
+            class,
             given: Instant::now(),
         }
     }
@@ -315,9 +373,9 @@ impl Turn {
         let granted = {
             let mut state = lock(&shared);
             let mine = state.held_by(self.tenant);
-            state.give_back(self.tenant, self.given.elapsed());
+            state.give_back(self.tenant, self.class, self.given.elapsed());
             if !state.hand_to_fairest(&shared, mine, Some(self.tenant)) {
-                state.take(self.tenant);
+                state.take(self.tenant, self.class);
                 drop(state);
                 self.shared = Some(shared);
                 self.given = Instant::now();
@@ -333,7 +391,12 @@ impl Turn {
             });
             granted
         };
-        granted.blocking_recv().map_err(|_| Stopped)
+        let turn = granted.blocking_recv().map_err(|_| Stopped)?;
+        if turn.class == Class::Heavy {
+            // The tenant turned heavy while this work ran: it goes on at heavy work's priority.
+            workers::lower_this_thread();
+        }
+        Ok(turn)
     }
 }
 
@@ -341,7 +404,7 @@ impl Drop for Turn {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             let mut state = lock(&shared);
-            state.give_back(self.tenant, self.given.elapsed());
+            state.give_back(self.tenant, self.class, self.given.elapsed());
             state.dispatch(&shared);
         }
     }
@@ -417,6 +480,42 @@ mod tests {
         });
     }
 
+    /// The nice value of the thread `turns` runs `tenant`'s work on.
+    async fn nice_of_work(turns: &Turns, tenant: Tenant) -> i32 {
+        // SAFETY: getpriority only reads; 0 names the calling thread.
+        let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        turns.blocking(tenant, nice).await.unwrap()
+    }
+
+    #[test]
+    fn the_work_of_a_tenant_over_its_share_runs_lower_and_never_delays_a_light_one() {
+        runtime().block_on(async {
+            let turns = Turns::new(2);
+            let light_nice = nice_of_work(&turns, A).await;
+            // A and C each keep a turn busy for a second: more than half a worker lately.
+            let a = turns.turn(A).await.unwrap();
+            let c = turns.turn(C).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            drop((a, c));
+            assert_eq!(
+                nice_of_work(&turns, A).await,
+                (light_nice + workers::LOWER_BY).min(19)
+            );
+            // Both turns of heavy work are held, and a light tenant still gets one at once.
+            let _a = turns.turn(A).await.unwrap();
+            let _c = turns.turn(C).await.unwrap();
+            let b = waiting(&turns, B);
+            settle().await;
+            assert!(b.is_finished(), "B's turn does not wait for A's or C's");
+            assert_eq!(turns.held(B), (3, 1));
+            assert_eq!(nice_of_work(&turns, Tenant::User(3)).await, light_nice);
+            // A third heavy request waits: heavy work holds at most as many turns as workers.
+            let c_again = waiting(&turns, C);
+            settle().await;
+            assert!(!c_again.is_finished());
+        });
+    }
+
     #[test]
     fn among_tenants_holding_as_few_the_one_that_used_least_lately_goes_first() {
         runtime().block_on(async {
@@ -441,13 +540,13 @@ mod tests {
     #[test]
     fn past_use_is_forgotten_by_half_every_half_life() {
         let now = Instant::now();
-        let used = Usage {
-            seconds: 0.8,
-            at: now,
-        };
-        assert!((used.at(now) - 0.8).abs() < 1e-9);
-        assert!((used.at(now + USAGE_HALF_LIFE) - 0.4).abs() < 1e-9);
-        assert!((used.at(now + 2 * USAGE_HALF_LIFE) - 0.2).abs() < 1e-9);
+        let used = Decaying::new(0.8, now);
+        let at = |later| used.at(now + later, USAGE_HALF_LIFE);
+        assert!((at(Duration::ZERO) - 0.8).abs() < 1e-9);
+        assert!((at(USAGE_HALF_LIFE) - 0.4).abs() < 1e-9);
+        assert!((at(2 * USAGE_HALF_LIFE) - 0.2).abs() < 1e-9);
+        let more = used.add(now + USAGE_HALF_LIFE, USAGE_HALF_LIFE, 1.0);
+        assert!((more.at(now + USAGE_HALF_LIFE, USAGE_HALF_LIFE) - 1.4).abs() < 1e-9);
     }
 
     #[test]

@@ -424,3 +424,39 @@ fn a_client_that_stops_reading_a_large_answer_is_cut_off() {
         whole.len()
     );
 }
+
+/// The status line and the seconds a request with `key` from `from` took to be answered.
+fn timed_version_from(from: &str, server: &str, key: &str) -> (String, f64) {
+    let started = Instant::now();
+    let answer = version_from(from, server, key);
+    let status = answer.lines().next().unwrap_or("").to_string();
+    (status, started.elapsed().as_secs_f64())
+}
+
+#[test]
+fn an_address_refused_over_and_over_gets_its_refusals_slowly_and_others_do_not() {
+    let (_temp, server) = node_with(&[]);
+    let pause = threatlog::api::admission::REFUSAL_PAUSE.as_secs_f64();
+    let free = threatlog::api::admission::REFUSALS_FREE as usize;
+    // A wrong key over and over from one address: refused at once at first, then paced.
+    // (MISP answers a wrong key with 403.)
+    let answers: Vec<(String, f64)> = (0..free + 4)
+        .map(|_| timed_version_from("127.0.0.4", &server.addr, "wrong-key"))
+        .collect();
+    for (status, _) in &answers {
+        assert_eq!(status, "HTTP/1.1 403 Forbidden");
+    }
+    // The ninth waits the pause (during which half of the count is forgotten).
+    let paced: Vec<bool> = answers
+        .iter()
+        .map(|(_, took)| *took >= pause * 0.9)
+        .collect();
+    assert!(!paced[..free].contains(&true) && paced[free], "{answers:?}");
+    // Another address's refusal is not paced, and the paced address is still served.
+    let (status, other) = timed_version_from("127.0.0.5", &server.addr, "wrong-key");
+    assert_eq!(status, "HTTP/1.1 403 Forbidden");
+    assert!(other < pause * 0.9, "{other}");
+    let key = admin_key(&server.dir);
+    let (status, _) = timed_version_from("127.0.0.4", &server.addr, &key);
+    assert_eq!(status, "HTTP/1.1 200 OK");
+}

@@ -51,8 +51,9 @@ pub struct ApiOptions {
     #[arg(long, default_value_t = 1000)]
     pub searches: usize,
     /// Rounds (an add and a search each) of the honest client: before, under and after the
-    /// attack.
-    #[arg(long, default_value_t = 300)]
+    /// attack (enough for the attack's steady state, after the peer's pulls caught up, to
+    /// weigh on the figures).
+    #[arg(long, default_value_t = 1000)]
     pub honest_rounds: usize,
     /// Size of the attack, in percent of the load test's (500 slowloris, 100 idle, 25 `%`
     /// searchers, 25 oversized bodies, 40 follow-pulls and a stalled pull).
@@ -84,9 +85,10 @@ fn event_body(index: usize, first: usize, count: usize) -> Vec<u8> {
 }
 
 /// The node's listeners in the benchmark: the API and the sync service on free loopback
-/// ports, on a runtime that lives as long as this.
+/// ports, on runtimes (as `threatlog serve` has them) that live as long as this.
 struct Served {
     runtime: tokio::runtime::Runtime,
+    sync_runtime: tokio::runtime::Runtime,
     api: SocketAddr,
     sync: SocketAddr,
 }
@@ -95,6 +97,7 @@ struct Served {
 /// service for `node`.
 fn start_server(node: Arc<Node>) -> Result<Served> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("node")
         .enable_all()
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
@@ -117,13 +120,19 @@ fn start_server(node: Arc<Node>) -> Result<Served> {
             let _ = bound.send(addr);
         },
     );
-    runtime.spawn(async move {
+    let sync_runtime = threatlog::sync::runtime()?;
+    sync_runtime.spawn(async move {
         if let Err(error) = service.await {
             eprintln!("sync service: {error}");
         }
     });
     let sync = sync.recv().context("the sync service's address")?;
-    Ok(Served { runtime, api, sync })
+    Ok(Served {
+        runtime,
+        sync_runtime,
+        api,
+        sync,
+    })
 }
 
 /// Adds `options.events` events over HTTP from `options.clients` keep-alive clients at once;
@@ -371,6 +380,7 @@ pub fn figures(options: &ApiOptions) -> Result<Value> {
     let after = honest_client(addr, &key, options.honest_rounds, "after")?;
     let quiet = before.pooled(after);
     drop(served.runtime);
+    drop(served.sync_runtime);
 
     let ingest_rate = rate(http_attributes, http_seconds);
     let p99_ms = percentile(&latencies_ms, 99.0);

@@ -6,12 +6,19 @@
 //!   with `Retry-After` before anything is read or looked up (the key counts as presented,
 //!   so made-up keys are held to their address's budget), and so does a request declaring a
 //!   body over `api.body_bytes_max` (413);
+//! - an address refused more than [`REFUSALS_FREE`] times lately (a wrong key, 413 or 429, half
+//!   of them forgotten each [`REFUSALS_HALF_LIFE`]) gets its further refusals only after
+//!   [`REFUSAL_PAUSE`], so that a client hammering the node with requests it refuses (bodies
+//!   too large, wrong keys, requests past a budget) cannot keep its workers busy with them;
+//!   IPv6 addresses count by their /64, which one host usually holds whole;
 //! - the node work of admitted requests then takes fair [`turns`](crate::turns) (the node's,
 //!   shared with its peers' sync exchanges).
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -25,9 +32,23 @@ use super::request::declared_too_large;
 use super::ApiState;
 use crate::config::ApiConfig;
 use crate::slots::Slots;
+use crate::turns::Decaying;
 
 /// Seconds a client turned away with 429 is asked to wait (`Retry-After`).
 pub const RETRY_AFTER_S: u64 = 1;
+
+/// Refusals an address may get lately and each at once; further ones wait [`REFUSAL_PAUSE`].
+pub const REFUSALS_FREE: f64 = 8.0;
+
+/// How fast past refusals are forgotten: one counts half after this long.
+pub const REFUSALS_HALF_LIFE: Duration = Duration::from_secs(1);
+
+/// How long a refusal waits before it is sent, once its address has had [`REFUSALS_FREE`].
+pub const REFUSAL_PAUSE: Duration = Duration::from_secs(1);
+
+/// Addresses whose recent refusals are remembered; past it, ones with next to none are
+/// forgotten, and while all still count, new addresses are not paced.
+const REFUSALS_REMEMBERED: usize = 4096;
 
 /// The address of `request`; the unspecified address when the listener did not say.
 pub fn remote(request: &Request) -> IpAddr {
@@ -45,6 +66,8 @@ pub struct Admission {
     addresses: Slots<IpAddr>,
     /// Hashes presented keys, with a key of its own so collisions cannot be aimed at.
     hasher: RandomState,
+    /// Refusals lately, per address (IPv6 by /64).
+    refusals: Mutex<HashMap<IpAddr, Decaying>>,
 }
 
 impl Admission {
@@ -54,8 +77,46 @@ impl Admission {
             keys: Slots::new(config.requests_per_key_max),
             addresses: Slots::new(config.requests_per_address_max),
             hasher: RandomState::new(),
+            refusals: Mutex::default(),
         }
     }
+
+    /// Counts a refusal of a request from `address`; true when the address has had more
+    /// than [`REFUSALS_FREE`] lately, so that this one waits.
+    fn refused(&self, address: IpAddr) -> bool {
+        let address = match address {
+            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+            v4 => v4,
+        };
+        let now = Instant::now();
+        let mut refusals = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if refusals.len() >= REFUSALS_REMEMBERED && !refusals.contains_key(&address) {
+            refusals.retain(|_, count| count.at(now, REFUSALS_HALF_LIFE) >= 1.0);
+            if refusals.len() >= REFUSALS_REMEMBERED {
+                return false;
+            }
+        }
+        let count = refusals.entry(address).or_insert(Decaying::new(0.0, now));
+        *count = count.add(now, REFUSALS_HALF_LIFE, 1.0);
+        count.at(now, REFUSALS_HALF_LIFE) > REFUSALS_FREE
+    }
+}
+
+/// Whether `response` refuses a request that a client flooding the node sends over and over:
+/// a missing or wrong key (MISP's 403), a body too large (413), a request past a budget
+/// (429). Other refusals are not counted: scripts trying filters or probing what a user may
+/// do send runs of them.
+fn is_refusal(response: &Response) -> bool {
+    let status = response.status();
+    status == StatusCode::PAYLOAD_TOO_LARGE
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || response
+            .extensions()
+            .get::<ApiError>()
+            .is_some_and(|error| *error == ApiError::auth_failed())
 }
 
 /// 429 for a request past a budget, naming the setting.
@@ -71,10 +132,22 @@ fn too_many(what: &str, setting: &str, max: usize) -> Response {
 }
 
 /// Admits a request within its address's and its key's budgets, holding its places until
-/// its response is ready.
+/// its response is ready; a refusal to an address refused often lately waits
+/// [`REFUSAL_PAUSE`] first.
 pub async fn admit(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let admission: &Arc<Admission> = &state.admission;
     let address = remote(&request);
+    let admission = Arc::clone(&state.admission);
+    let response = answer(state, address, request, next).await;
+    if is_refusal(&response) && admission.refused(address) {
+        tracing::debug!("{} for {address}, paced", response.status());
+        tokio::time::sleep(REFUSAL_PAUSE).await;
+    }
+    response
+}
+
+/// The answer to `request` from `address` within its budgets.
+async fn answer(state: ApiState, address: IpAddr, request: Request, next: Next) -> Response {
+    let admission: &Arc<Admission> = &state.admission;
     let Some(_address) = admission.addresses.take(address) else {
         tracing::debug!("429 for {address}: requests_per_address_max");
         return too_many(
@@ -103,4 +176,29 @@ pub async fn admit(State(state): State<ApiState>, request: Request, next: Next) 
         None => None,
     };
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_count_per_address_and_per_ipv6_64_past_the_free_ones() {
+        let admission = Admission::new(&ApiConfig::default());
+        let one: IpAddr = "192.0.2.1".parse().unwrap();
+        let paced: Vec<bool> = (0..10).map(|_| admission.refused(one)).collect();
+        // Over REFUSALS_FREE (8) refusals lately: the ninth and after wait.
+        assert_eq!(
+            paced,
+            [false; 8].into_iter().chain([true; 2]).collect::<Vec<_>>()
+        );
+        assert!(!admission.refused("192.0.2.2".parse().unwrap()));
+        // Two addresses of one /64 count together, another /64 apart.
+        for n in 0..8 {
+            let address: IpAddr = format!("2001:db8:0:1::{n:x}").parse().unwrap();
+            assert!(!admission.refused(address));
+        }
+        assert!(admission.refused("2001:db8:0:1:ffff::1".parse().unwrap()));
+        assert!(!admission.refused("2001:db8:0:2::1".parse().unwrap()));
+    }
 }

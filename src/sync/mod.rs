@@ -29,7 +29,7 @@ pub mod service;
 pub mod tls;
 
 pub use client::connect_as;
-pub use service::serve;
+pub use service::{runtime, serve};
 
 use std::collections::{HashMap, HashSet};
 

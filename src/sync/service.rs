@@ -372,6 +372,17 @@ async fn accept_loop(
     }
 }
 
+/// The runtime the sync service runs on, apart from the REST API's (`threatlog serve` starts
+/// both): its threads (named `threatlog-sync`, one per CPU) poll only peers' connections and
+/// streams, so a flood of REST requests never queues a peer's stream behind it, and peers
+/// streaming a long log never queue a user's request behind theirs.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("threatlog-sync")
+        .enable_all()
+        .build()
+}
+
 /// Runs the sync service on `listen` and the peer engine until `shutdown` resolves. The
 /// bound address is written to `DIR/run/sync.addr`; `on_ready` gets it.
 pub async fn serve(

@@ -160,6 +160,7 @@ impl Attack {
     pub fn start(target: &Target, sizes: Sizes) -> Attack {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_name("attacker")
             .on_thread_start(lowest_priority)
             .enable_all()
             .build()
