@@ -170,3 +170,31 @@ def test_roles_index_and_view(two_orgs):
     assert admin.direct_call("admin/roles/view/6")["Role"]["perm_add"] is False
     assert admin.direct_call("roles/view/7")["errors"][0] == 404
     assert admin.direct_call("roles/view/publisher")["errors"][0] == 404
+
+
+def test_sightings_index_lists_the_sightings_each_user_sees(two_orgs):
+    user, other, admin = two_orgs["user"], two_orgs["other"], two_orgs["admin"]
+    private = _event(user, "sighted private", 0, ["198.51.100.40"])
+    shared = _event(user, "sighted community", 1, ["198.51.100.41"])
+    user.add_sighting({"source": "sensor-private"}, private.attributes[0])
+    user.add_sighting({"source": "sensor-user"}, shared.attributes[0])
+    other.add_sighting({"source": "sensor-other"}, shared.attributes[0])
+
+    def sources(client, **filters):
+        return sorted(s.source for s in client.sightings(pythonify=True, **filters))
+
+    # PyMISP's sightings() with no event or attribute asks sightings/index.
+    assert sources(user) == ["sensor-other", "sensor-private", "sensor-user"]
+    assert sources(admin) == sources(user)
+    # The other organisation sees none of the organisation-only event's sightings.
+    assert sources(other) == ["sensor-other", "sensor-user"]
+    host_id = next(o["Organisation"]["id"] for o in admin.organisations(scope="all")
+                   if o["Organisation"]["name"] == "Host CERT")
+    assert sources(user, org=host_id) == ["sensor-private", "sensor-user"]
+    # One event's sightings, by id in the path.
+    response = user._prepare_request("GET", f"sightings/index/{shared.id}")
+    listed = user._check_json_response(response)
+    assert sorted(s["Sighting"]["source"] for s in listed) == ["sensor-other", "sensor-user"]
+    refused = user._check_json_response(user._prepare_request("POST", "sightings/index",
+                                                              data={"value": "x"}))
+    assert refused["errors"][0] == 400

@@ -42,6 +42,11 @@ pub fn routes() -> Router<ApiState> {
             get(search::list_path_context).post(search::list_path_context),
         )
         .route("/sightings/delete/{id}", post(search::delete))
+        .route("/sightings/index", get(search::index).post(search::index))
+        .route(
+            "/sightings/index/{event}",
+            get(search::index_event).post(search::index_event),
+        )
 }
 
 /// MISP's message when no attribute matches.

@@ -4,6 +4,7 @@
 //! field `__sighting_deleted:<uuid>`; the endpoints here leave such sightings out.
 
 use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -393,6 +394,15 @@ async fn list(
     if !body.contains_key("id") {
         return Err(ApiError::not_found(INVALID_SIGHTING));
     }
+    listed(state, caller, body).await
+}
+
+/// The sightings `body`'s filters keep, as `[{"Sighting": …}]`.
+async fn listed(
+    state: ApiState,
+    caller: Caller,
+    body: Map<String, Value>,
+) -> Result<Json<Value>, ApiError> {
     state
         .reply(move |node| {
             let filters = filters(node, &body)?;
@@ -437,6 +447,46 @@ pub async fn list_path_context(
     object.insert("id".into(), json!(id));
     object.insert("context".into(), json!(context));
     list(state, caller, object).await
+}
+
+/// `GET|POST /sightings/index` (PyMISP `sightings()` with no event or attribute): every
+/// sighting the caller sees, `[{"Sighting": …}]`; the body may name an `org_id`.
+pub async fn index(Call { state, caller }: Call, body: JsonBody) -> Result<Json<Value>, ApiError> {
+    let mut object = body.object("Sighting");
+    object.remove("context");
+    object.remove("id");
+    index_of(state, caller, object).await
+}
+
+/// `GET|POST /sightings/index/{event}`: the sightings of one event (by id or uuid).
+pub async fn index_event(
+    Call { state, caller }: Call,
+    Path(event): Path<String>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let mut object = body.object("Sighting");
+    object.insert("id".into(), json!(event));
+    object.insert("context".into(), json!("event"));
+    index_of(state, caller, object).await
+}
+
+/// The sightings `body`'s filters (`org_id`, and an event as `id` with context `event`) keep,
+/// as `[{"Sighting": …}]`.
+async fn index_of(
+    state: ApiState,
+    caller: Caller,
+    body: Map<String, Value>,
+) -> Result<Json<Value>, ApiError> {
+    let unknown = body
+        .keys()
+        .find(|key| !["id", "context", "org_id", "org"].contains(&key.as_str()));
+    if let Some(key) = unknown {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Unknown filter '{key}': sightings/index reads org_id only."),
+        ));
+    }
+    listed(state, caller, body).await
 }
 
 /// `POST /sightings/delete/{uuid}`: site admins, or the sighting organisation's users with
