@@ -129,9 +129,10 @@ impl Tasks {
     fn start(
         node: &Arc<Node>,
         sync_listen: Option<String>,
+        sync_runtime: tokio::runtime::Runtime,
         stopped: &watch::Receiver<bool>,
         webhooks: Vec<JoinHandle<()>>,
-    ) -> Result<Tasks, RunError> {
+    ) -> Tasks {
         let sync_listen = sync_listen.unwrap_or_else(|| node.config.sync.listen.clone());
         let service = crate::sync::serve(
             Arc::clone(node),
@@ -139,10 +140,6 @@ impl Tasks {
             until_stopped(stopped.clone()),
             |addr| println!("sync service listening on {addr}"),
         );
-        let sync_runtime = crate::sync::runtime().map_err(|source| RunError::Io {
-            context: "cannot start the sync service's runtime".into(),
-            source,
-        })?;
         let sync = sync_runtime.spawn(async move {
             if let Err(error) = service.await {
                 tracing::error!("sync service: {error}");
@@ -153,13 +150,13 @@ impl Tasks {
             Arc::clone(node),
             stopped.clone(),
         ));
-        Ok(Tasks {
+        Tasks {
             sync,
             sync_runtime,
             feeds,
             checkpoints,
             webhooks,
-        })
+        }
     }
 
     /// Waits for every task; their failures are logged, as the node is stopping anyway.
@@ -167,7 +164,8 @@ impl Tasks {
         if let Err(error) = self.sync.await {
             tracing::error!("sync service task: {error}");
         }
-        // Its tasks have ended; what is left (connections closing) is not waited for.
+        // The service has ended; what is left on its runtime (connections closing, peer
+        // sessions) is dropped, and the node work they started is waited for below.
         self.sync_runtime.shutdown_background();
         // The timers stop with the signal too (a feed fetch under way finishes first).
         let webhooks = self
@@ -187,6 +185,9 @@ impl Tasks {
     }
 }
 
+/// Longest a stopping node waits for the node work under way ([`crate::workers::wait_idle`]).
+pub const WORK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Runs the node until SIGINT or SIGTERM: the REST API on `listen` (the configured
 /// `api.listen` when `None`; port 0 picks a free port; HTTPS with `api.tls_cert` and
 /// `api.tls_key`), the sync service on `sync_listen`, the feed schedule and the checkpoint
@@ -201,6 +202,10 @@ pub async fn serve(
     raise_open_files_limit();
     // Binding first: a bad address or certificate fails before anything else starts.
     let listener = rest::bind(&node, listen).await?;
+    let sync_runtime = crate::sync::runtime().map_err(|source| RunError::Io {
+        context: "cannot start the sync service's runtime".into(),
+        source,
+    })?;
     let node = Arc::new(node);
     // One signal stops every service: the API drains in-flight requests, sync streams end.
     let (stop, stopped) = watch::channel(false);
@@ -210,7 +215,7 @@ pub async fn serve(
         shutdown_signal().await;
         stop.send_replace(true);
     });
-    let tasks = Tasks::start(&node, sync_listen, &stopped, webhooks)?;
+    let tasks = Tasks::start(&node, sync_listen, sync_runtime, &stopped, webhooks);
     let served = rest::serve(
         Arc::clone(&node),
         listener,
@@ -225,6 +230,12 @@ pub async fn serve(
     tasks.join().await;
     // Finished once it sent the stop, or aborted above; either way this returns at once.
     let _ = signal.await;
+    // Node work still running (a sync session's segment, a request its client left) finishes
+    // before the node closes its store.
+    let waited = tokio::task::spawn_blocking(|| crate::workers::wait_idle(WORK_WAIT_MAX)).await;
+    if !matches!(waited, Ok(true)) {
+        tracing::warn!("node work still running after {WORK_WAIT_MAX:?}; stopping anyway");
+    }
     Ok(served?)
 }
 

@@ -375,8 +375,17 @@ impl Turn {
             let mine = state.held_by(self.tenant);
             state.give_back(self.tenant, self.class, self.given.elapsed());
             if !state.hand_to_fairest(&shared, mine, Some(self.tenant)) {
+                // Kept: work that started light goes on as heavy once its tenant turned so.
+                let used = state.used_by(self.tenant, Instant::now());
+                let lowered = self.class == Class::Light && Shared::class(used) == Class::Heavy;
+                if lowered {
+                    self.class = Class::Heavy;
+                }
                 state.take(self.tenant, self.class);
                 drop(state);
+                if lowered {
+                    workers::lower_this_thread();
+                }
                 self.shared = Some(shared);
                 self.given = Instant::now();
                 return Ok(self);
@@ -513,6 +522,28 @@ mod tests {
             let c_again = waiting(&turns, C);
             settle().await;
             assert!(!c_again.is_finished());
+        });
+    }
+
+    #[test]
+    fn long_work_that_turns_its_tenant_heavy_goes_on_lower() {
+        runtime().block_on(async {
+            let turns = Turns::new(2);
+            let light_nice = nice_of_work(&turns, A).await;
+            // One piece of work, started light, runs a second and a half with pause points.
+            let nice_at_end = turns
+                .blocking(A, || {
+                    let started = Instant::now();
+                    while started.elapsed() < Duration::from_millis(1500) {
+                        std::thread::sleep(Duration::from_millis(5));
+                        pause_point();
+                    }
+                    // SAFETY: getpriority only reads; 0 names the calling thread.
+                    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+                })
+                .await
+                .unwrap();
+            assert_eq!(nice_at_end, (light_nice + workers::LOWER_BY).min(19));
         });
     }
 

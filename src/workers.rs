@@ -2,14 +2,18 @@
 //! node's own for light work, and [`LOWER_BY`] nice steps lower for heavy work. The operating
 //! system lets a thread lower its priority but not raise it again, so a light thread whose
 //! work turns heavy while it runs ([`lower_this_thread`]) stays lower and serves heavy work
-//! from then on. Threads start as work needs them (one per piece of work running or paused)
-//! and end after [`IDLE`] without work.
+//! from then on (a heavy turn's work runs on a lowered thread; light work may too, when it
+//! follows on a thread its tenant's earlier heavy turn lowered). Threads start as work needs
+//! them (one per piece of work running or paused, so bounded by the requests and streams in
+//! flight) and end after [`IDLE`] without work; [`wait_idle`] lets a stopping node wait for
+//! the work under way.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -50,6 +54,37 @@ struct Pool {
     started: u64,
 }
 
+/// Work given to [`run`] and not finished (or dropped) yet, in the whole process.
+static UNFINISHED: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one piece of work unfinished while it lives.
+struct Unfinished;
+
+impl Unfinished {
+    fn new() -> Self {
+        UNFINISHED.fetch_add(1, Ordering::SeqCst);
+        Unfinished
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        UNFINISHED.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits until no work given to [`run`] is unfinished, at most `timeout`; whether none is.
+pub fn wait_idle(timeout: Duration) -> bool {
+    let started = Instant::now();
+    while UNFINISHED.load(Ordering::SeqCst) > 0 {
+        if started.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 thread_local! {
     /// Whether this thread is one of the pool's, and whether it was lowered.
     static POOL_THREAD: Cell<Option<Priority>> = const { Cell::new(None) };
@@ -69,10 +104,12 @@ pub async fn run<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Panicked> {
     let (done, result) = oneshot::channel();
+    let unfinished = Unfinished::new();
     submit(
         priority,
         Box::new(move || {
             let _ = done.send(catch_unwind(AssertUnwindSafe(work)));
+            drop(unfinished);
         }),
     );
     match result.await {

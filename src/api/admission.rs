@@ -84,7 +84,9 @@ impl Admission {
     /// Counts a refusal of a request from `address`; true when the address has had more
     /// than [`REFUSALS_FREE`] lately, so that this one waits.
     fn refused(&self, address: IpAddr) -> bool {
-        let address = match address {
+        // An IPv4 client of a dual-stack listener arrives as `::ffff:a.b.c.d`: counted as
+        // its IPv4 address, not by the /64 every IPv4 client shares.
+        let address = match address.to_canonical() {
             IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
             v4 => v4,
         };
@@ -200,5 +202,11 @@ mod tests {
         }
         assert!(admission.refused("2001:db8:0:1:ffff::1".parse().unwrap()));
         assert!(!admission.refused("2001:db8:0:2::1".parse().unwrap()));
+        // IPv4 clients of a dual-stack listener count by their own address.
+        for _ in 0..8 {
+            assert!(!admission.refused("::ffff:192.0.2.7".parse().unwrap()));
+        }
+        assert!(admission.refused("192.0.2.7".parse().unwrap()));
+        assert!(!admission.refused("::ffff:192.0.2.8".parse().unwrap()));
     }
 }

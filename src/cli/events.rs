@@ -10,8 +10,8 @@ use threatlog::node::ImportCounts;
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
-    /// json, csv, text, hashes, suricata, snort, stix2, hosts, netfilter, rpz, or feed (a MISP
-    /// feed directory).
+    /// json, csv, text, hashes, suricata, snort, stix2, hosts, netfilter, rpz, cache, or feed
+    /// (a MISP feed directory).
     format: String,
     /// Output file (a directory for `feed`); `-` writes to standard output.
     #[arg(long)]

@@ -96,7 +96,8 @@ pub enum Command {
     /// Manage the materialized views.
     #[command(subcommand)]
     Views(ViewsCommand),
-    /// Export events: json, csv, text, hashes, suricata, snort, stix2, or a MISP feed.
+    /// Export events: json, csv, text, hashes, suricata, snort, stix2, hosts, netfilter, rpz,
+    /// cache, or a MISP feed.
     Export(ExportArgs),
     /// Manage and fetch MISP feeds.
     #[command(subcommand)]

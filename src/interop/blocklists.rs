@@ -16,7 +16,8 @@ use crate::model::date::civil_from_days;
 /// An exported attribute: its type and value.
 pub type Typed = (String, String);
 
-/// Options of the blocklist exports, from the restSearch parameters of the same names.
+/// Options of the blocklist exports (hosts, netfilter, rpz, and the cache export's hash),
+/// from the restSearch parameters of the same names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlocklistOptions {
     /// Address the hosts file maps each domain to (`ip_address`; MISP's default `0.0.0.0`).
@@ -46,6 +47,47 @@ pub struct BlocklistOptions {
     pub minimum_ttl: String,
     /// The zone's default TTL.
     pub ttl: String,
+    /// The hash the cache export writes of each value (`hash_type`; MISP's default md5).
+    pub hash_type: CacheHash,
+}
+
+/// A hash the cache export writes (`hash_type`): MISP takes any PHP hash name; these are the
+/// ones feed caches use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheHash {
+    /// MD5, MISP's default (its feed caches key values by it).
+    Md5,
+    /// SHA-1.
+    Sha1,
+    /// SHA-256.
+    Sha256,
+    /// SHA-512.
+    Sha512,
+}
+
+impl CacheHash {
+    /// The hash named `name`.
+    pub fn parse(name: &str) -> Option<CacheHash> {
+        Some(match name.trim().to_ascii_lowercase().as_str() {
+            "md5" => CacheHash::Md5,
+            "sha1" => CacheHash::Sha1,
+            "sha256" => CacheHash::Sha256,
+            "sha512" => CacheHash::Sha512,
+            _ => return None,
+        })
+    }
+
+    /// The lowercase hex digest of `text`.
+    pub fn hex(self, text: &str) -> String {
+        use sha2::Digest;
+        let bytes = text.as_bytes();
+        match self {
+            CacheHash::Md5 => hex::encode(md5::Md5::digest(bytes)),
+            CacheHash::Sha1 => hex::encode(sha1::Sha1::digest(bytes)),
+            CacheHash::Sha256 => hex::encode(sha2::Sha256::digest(bytes)),
+            CacheHash::Sha512 => hex::encode(sha2::Sha512::digest(bytes)),
+        }
+    }
 }
 
 impl Default for BlocklistOptions {
@@ -66,12 +108,13 @@ impl Default for BlocklistOptions {
             expiry: text("30d"),
             minimum_ttl: text("1h"),
             ttl: text("1w"),
+            hash_type: CacheHash::Md5,
         }
     }
 }
 
 /// The restSearch parameters [`BlocklistOptions::set`] reads.
-pub const OPTION_NAMES: [&str; 13] = [
+pub const OPTION_NAMES: [&str; 14] = [
     "ip_address",
     "netfilter_action",
     "policy",
@@ -85,6 +128,7 @@ pub const OPTION_NAMES: [&str; 13] = [
     "expiry",
     "minimum_ttl",
     "ttl",
+    "hash_type",
 ];
 
 /// What a response policy zone answers for a listed name (MISP's `RPZ_policy` choices).
@@ -185,6 +229,10 @@ impl BlocklistOptions {
             "expiry" => self.expiry = value.into(),
             "minimum_ttl" => self.minimum_ttl = value.into(),
             "ttl" => self.ttl = value.into(),
+            "hash_type" => match CacheHash::parse(value) {
+                Some(hash) => self.hash_type = hash,
+                None => return refuse("md5, sha1, sha256 or sha512"),
+            },
             _ => return Err(format!("{name} is not a blocklist option")),
         }
         Ok(())
@@ -402,6 +450,17 @@ pub fn rpz(attributes: &[Typed], options: &BlocklistOptions, now: i64) -> String
     out
 }
 
+/// MISP's cache export: the hash ([`BlocklistOptions::hash_type`]) of each value, one per
+/// line, as a feed cache or a lookup table keys them.
+pub fn cache(attributes: &[Typed], options: &BlocklistOptions) -> String {
+    let mut out = String::new();
+    for (_, value) in attributes {
+        out.push_str(&options.hash_type.hex(value));
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +486,30 @@ mod tests {
     }
 
     const NOON: i64 = 1_733_313_600; // 2024-12-04 12:00:00 UTC
+
+    #[test]
+    fn cache_writes_the_chosen_hash_of_each_value() {
+        let typed = vec![("ip-dst".to_string(), "198.51.100.7".to_string())];
+        let mut options = BlocklistOptions::default();
+        assert_eq!(
+            cache(&typed, &options),
+            "526291673f8700ef4e4902e29550a03b\n"
+        );
+        options.set("hash_type", "SHA1").unwrap();
+        assert_eq!(
+            cache(&typed, &options),
+            "4fce9e07a95cbd5e64d9fe952f54743b255a7a93\n"
+        );
+        options.set("hash_type", "sha256").unwrap();
+        assert_eq!(
+            cache(&typed, &options),
+            "e183220b699c10a83ca7be3433d228ed0860a5ecf9480f83e9655f16bad58908\n"
+        );
+        assert_eq!(
+            options.set("hash_type", "crc32"),
+            Err("hash_type must be md5, sha1, sha256 or sha512, not 'crc32'".into())
+        );
+    }
 
     #[test]
     fn hosts_lists_each_domain_once_and_skips_what_is_not_a_name() {

@@ -56,11 +56,13 @@ pub enum Format {
     Netfilter,
     /// A DNS response policy zone ([`blocklists::rpz`]).
     Rpz,
+    /// A hash of each value, one per line ([`blocklists::cache`]).
+    Cache,
 }
 
 impl Format {
     /// Every format, in the order help texts list them.
-    pub const ALL: [Format; 10] = [
+    pub const ALL: [Format; 11] = [
         Format::Json,
         Format::Csv,
         Format::Text,
@@ -71,6 +73,7 @@ impl Format {
         Format::Hosts,
         Format::Netfilter,
         Format::Rpz,
+        Format::Cache,
     ];
 
     /// The format named `name` (MISP's `returnFormat` names; `stix2` also as `stix2.1`).
@@ -86,6 +89,7 @@ impl Format {
             "hosts" => Some(Format::Hosts),
             "netfilter" => Some(Format::Netfilter),
             "rpz" => Some(Format::Rpz),
+            "cache" => Some(Format::Cache),
             _ => None,
         }
     }
@@ -103,6 +107,7 @@ impl Format {
             Format::Hosts => "hosts",
             Format::Netfilter => "netfilter",
             Format::Rpz => "rpz",
+            Format::Cache => "cache",
         }
     }
 
@@ -118,7 +123,8 @@ impl Format {
             | Format::Snort
             | Format::Hosts
             | Format::Netfilter
-            | Format::Rpz => "text/plain",
+            | Format::Rpz
+            | Format::Cache => "text/plain",
         }
     }
 
@@ -159,6 +165,7 @@ pub fn render(format: Format, events: &[Value], options: &ExportOptions) -> Stri
         Format::Hosts => blocklists::hosts(&typed(events), &options.blocklists, options.now),
         Format::Netfilter => blocklists::netfilter(&typed(events), &options.blocklists),
         Format::Rpz => blocklists::rpz(&typed(events), &options.blocklists, options.now),
+        Format::Cache => blocklists::cache(&typed(events), &options.blocklists),
     }
 }
 

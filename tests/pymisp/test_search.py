@@ -5,6 +5,7 @@ A node of its own, so that the expected results are exact: four events by the ad
 results follow the same visibility as events/view.
 """
 
+import hashlib
 import csv
 import io
 from datetime import datetime, timezone
@@ -455,6 +456,17 @@ def test_blocklist_exports_and_counts(searched):
            "32.10.100.51.198.rpz-ip CNAME rpz-drop.\n" in body
     status, body = export(returnFormat="rpz", ttl="1w\n@ NS evil.")
     assert status == 400 and "ttl" in body, body
+    # cache: a hash of every value (not only IDS ones), md5 unless hash_type says otherwise.
+    values = [a.value for a in events["alpha"].attributes]
+    assert len(values) >= 2
+    status, body = export(returnFormat="cache", eventid=alpha)
+    assert (status, sorted(body.splitlines())) == (
+        200, sorted(hashlib.md5(v.encode()).hexdigest() for v in values))
+    status, body = export(returnFormat="cache", eventid=alpha, hash_type="sha256")
+    assert sorted(body.splitlines()) == sorted(hashlib.sha256(v.encode()).hexdigest()
+                                               for v in values)
+    status, body = export(returnFormat="cache", hash_type="whirlpool")
+    assert status == 400 and "hash_type" in body, body
     # count: events in an event search, attributes in an attribute search.
     assert export(returnFormat="count", type="domain") == (200, "3")
     response = admin._prepare_request("POST", f"{admin.root_url}/events/restSearch",
