@@ -210,7 +210,14 @@ pub async fn serve(
     // One signal stops every service: the API drains in-flight requests, sync streams end.
     let (stop, stopped) = watch::channel(false);
     // A webhook whose key file or user is wrong stops the start, as a bad address does.
-    let webhooks = crate::api::webhooks::start(&node, &stopped).map_err(RunError::Webhook)?;
+    let webhooks = match crate::api::webhooks::start(&node, &stopped) {
+        Ok(webhooks) => webhooks,
+        Err(error) => {
+            // Not dropped here: a runtime cannot be dropped inside another one.
+            sync_runtime.shutdown_background();
+            return Err(RunError::Webhook(error));
+        }
+    };
     let signal = tokio::spawn(async move {
         shutdown_signal().await;
         stop.send_replace(true);

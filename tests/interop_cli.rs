@@ -149,7 +149,7 @@ fn stix_and_rules_to_files_and_errors() {
     let error = fails(&dir, &["export", "xml", "--out", "-"]);
     assert!(
         error.contains(
-            "unknown export format 'xml': use one of json, csv, text, hashes, suricata, snort, stix2, hosts, netfilter, rpz, feed"
+            "unknown export format 'xml': use one of json, csv, text, hashes, suricata, snort, stix2, hosts, netfilter, rpz, cache, feed"
         ),
         "{error}"
     );

@@ -1,8 +1,10 @@
 //! API keys and roles: the middleware that turns the `Authorization` (or `X-MISP-AUTH`) header
-//! into a [`Caller`], and MISP's default roles with their permissions.
+//! into a [`Caller`] (the user's own key or one of their extra keys, [`crate::node::AuthKey`],
+//! whose read-only ones may only read and search), and MISP's default roles with their
+//! permissions.
 
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
@@ -196,7 +198,33 @@ pub fn api_key(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Authenticates every request; the [`Caller`] goes into the request's extensions.
+/// MISP's message for a write with a read-only key.
+pub const READ_ONLY_KEY: &str = "This authentication key is read-only.";
+
+/// Whether a read-only key may make a request with `method` to `path`: reads (not the GETs
+/// that start a sync with a peer), and the searches and indexes MISP serves to POSTs.
+pub fn read_only_allows(method: &Method, path: &str) -> bool {
+    if *method == Method::GET || *method == Method::HEAD {
+        return !(path.starts_with("/servers/pull") || path.starts_with("/servers/push"));
+    }
+    let path = path.trim_end_matches('/').trim_end_matches(".json");
+    *method == Method::POST
+        && (path.ends_with("/restSearch") || path == "/events/index" || path == "/attributes/index")
+}
+
+/// The user an API key authenticates as, and whether the key is read-only: the user's own key,
+/// or one of their extra keys that has not expired.
+fn user_of_key(node: &Node, key: &str) -> Result<Option<(User, bool)>, NodeError> {
+    if let Some(user) = node.user_by_key(key)? {
+        return Ok(Some((user, false)));
+    }
+    Ok(node
+        .user_by_auth_key(key)?
+        .map(|(user, auth_key)| (user, auth_key.read_only)))
+}
+
+/// Authenticates every request; the [`Caller`] goes into the request's extensions. A read-only
+/// key's writes are refused here, before any handler runs.
 pub async fn authenticate(
     State(state): State<ApiState>,
     mut request: Request,
@@ -209,10 +237,10 @@ pub async fn authenticate(
     // with made-up keys from many addresses cannot make the callers they crowd out wait.
     let node = std::sync::Arc::clone(&state.node);
     let caller = tokio::task::spawn_blocking(move || {
-        let Some(user) = node.user_by_key(&key)? else {
+        let Some((user, read_only)) = user_of_key(&node, &key)? else {
             return Ok(None);
         };
-        Ok::<_, NodeError>(Some(caller(&node, user)?))
+        Ok::<_, NodeError>(Some((caller(&node, user)?, read_only)))
     })
     .await;
     let caller = match caller {
@@ -220,7 +248,10 @@ pub async fn authenticate(
         Err(error) => Err(ApiError::internal(&error)),
     };
     match caller {
-        Ok(Some(caller)) => {
+        Ok(Some((_, true))) if !read_only_allows(request.method(), request.uri().path()) => {
+            ApiError::new(StatusCode::FORBIDDEN, READ_ONLY_KEY).into_response()
+        }
+        Ok(Some((caller, _))) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
@@ -245,5 +276,31 @@ mod tests {
         assert_eq!(user["perm_publish"], false);
         let read_only = Role::by_id(6).unwrap();
         assert!(!read_only.write && !read_only.publish);
+    }
+
+    #[test]
+    fn read_only_keys_read_and_search_only() {
+        for (method, path) in [
+            (Method::GET, "/events/view/1"),
+            (Method::HEAD, "/servers/getVersion"),
+            (Method::POST, "/events/restSearch"),
+            (Method::POST, "/attributes/restSearch.json"),
+            (Method::POST, "/events/index"),
+            (Method::POST, "/attributes/index/"),
+        ] {
+            assert!(read_only_allows(&method, path), "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::POST, "/events/add"),
+            (Method::POST, "/auth_keys/add/me"),
+            (Method::DELETE, "/auth_keys/delete/1"),
+            (Method::PUT, "/events/restSearch"),
+            (Method::POST, "/events/restSearchx"),
+            (Method::POST, "/admin/events/index"),
+            (Method::GET, "/servers/pull/1"),
+            (Method::GET, "/servers/push/1/full"),
+        ] {
+            assert!(!read_only_allows(&method, path), "{method} {path}");
+        }
     }
 }

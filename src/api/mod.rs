@@ -22,7 +22,8 @@
 //! - [`sightings`]: `/sightings/…` — adding ([`sightings`]), searching, listing and deleting
 //!   ([`sightings::search`]);
 //! - [`organisations`]: `/organisations/…` and `/admin/organisations/…`; [`users`]:
-//!   `/users/view/…` and `/admin/users/…`;
+//!   `/users/view/…` and `/admin/users/…`; [`auth_keys`]: `/auth_keys/…` — users' extra API
+//!   keys, read-only or expiring;
 //! - [`roles`]: `/roles/index` and `/roles/view/…` — MISP's default roles, fixed here;
 //! - [`sharing_groups`]: `/sharingGroups/…` (and `/sharing_groups/…`): the group record and
 //!   its JSON ([`sharing_groups::group`]), members and servers ([`sharing_groups::members`]),
@@ -42,6 +43,7 @@ pub mod admission;
 pub mod attributes;
 pub mod audit;
 pub mod auth;
+pub mod auth_keys;
 pub mod connections;
 pub mod error;
 pub mod event_reports;
@@ -152,8 +154,9 @@ impl ApiState {
         }
     }
 
-    /// Runs `work` on the node in tokio's blocking pool (RocksDB reads and synced appends
-    /// block, and must not stall the async workers), in a fair turn of this state's tenant.
+    /// Runs `work` on the node on a worker thread ([`crate::workers`]: RocksDB reads and
+    /// synced appends block, and must not stall the async workers), in a fair turn of this
+    /// state's tenant.
     pub async fn blocking<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
@@ -194,6 +197,7 @@ pub fn router(state: ApiState) -> Router {
     let routes = Router::new()
         .merge(servers::routes())
         .merge(users::routes())
+        .merge(auth_keys::routes())
         .merge(events::routes())
         .merge(search::routes())
         .merge(attributes::routes())

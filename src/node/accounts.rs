@@ -211,8 +211,10 @@ impl Node {
     }
 
     /// Removes `user`: its record no longer decodes as a user and its API key no longer
-    /// names an email, so the key stops authenticating at once.
+    /// names an email, so the key stops authenticating at once. Its extra keys go first, so
+    /// that a user created later with the same email does not inherit them.
     pub fn remove_user(&self, user: &User) -> Result<(), NodeError> {
+        self.remove_auth_keys(&self.auth_keys_of(&user.email)?)?;
         self.store.put_local(&[
             (
                 format!("user/{}", user.email).into_bytes(),

@@ -2,14 +2,17 @@
 //! and the operations the CLI and servers run against its store.
 //!
 //! Files: [`identity`] (data directory, keys, `init` and `open`, certificates), [`accounts`]
-//! (organisations and users), [`tags`] (tag definitions). The background tasks `serve` runs
-//! are started by [`crate::run`].
+//! (organisations and users), [`auth_keys`] (users' extra API keys, MISP's `auth_keys`),
+//! [`tags`] (tag definitions). The background tasks `serve` runs are started by
+//! [`crate::run`].
 
 mod accounts;
+mod auth_keys;
 mod identity;
 mod tags;
 
 pub use accounts::{api_key_hash, new_api_key, OrgEntry, User, API_KEY_CHARS};
+pub use auth_keys::{AuthKey, AUTH_KEYS_PER_USER_MAX, AUTH_KEY_COMMENT_BYTES_MAX};
 pub use identity::{
     origin_of, read_org_key, write_org_key, InitReport, ADMIN_EMAIL, ADMIN_KEY_FILE, KEY_FILE,
     ORG_KEY_FILE,
@@ -91,6 +94,9 @@ pub enum NodeError {
     /// A certificate for another node or organisation.
     #[error("{0}")]
     WrongCertificate(String),
+    /// An extra API key over a limit (keys per user, comment length).
+    #[error("{0}")]
+    AuthKeyRefused(String),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
