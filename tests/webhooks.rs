@@ -162,7 +162,7 @@ fn a_webhook_with_an_unknown_user_or_a_short_key_stops_serve_with_a_clear_error(
         (
             &b"a webhook key of 32 random bytes"[..],
             "nobody@x.example",
-            "no user nobody@x.example",
+            "no enabled user nobody@x.example",
         ),
     ] {
         let (_temp, dir) = common::node();

@@ -180,12 +180,15 @@ fn caller(node: &Node, user: User) -> Result<Caller, NodeError> {
     })
 }
 
-/// The [`Caller`] for the stored user with `email` (in any case), if there is one: whose view
-/// a webhook's bodies show.
+/// The [`Caller`] for the stored user with `email` (in any case), if there is one and it is
+/// not disabled: whose view a webhook's bodies show.
 pub fn caller_by_email(node: &Node, email: &str) -> Result<Option<Caller>, NodeError> {
     let found =
         (node.users()?.into_iter()).find(|(_, user)| user.email.eq_ignore_ascii_case(email));
-    found.map(|(_, user)| caller(node, user)).transpose()
+    match found {
+        Some((_, user)) if node.user_profile(&user.email)?.disabled => Ok(None),
+        found => found.map(|(_, user)| caller(node, user)).transpose(),
+    }
 }
 
 /// The API key of a request: `Authorization` (bare, or after `Bearer `) or `X-MISP-AUTH`.
@@ -213,14 +216,17 @@ pub fn read_only_allows(method: &Method, path: &str) -> bool {
 }
 
 /// The user an API key authenticates as, and whether the key is read-only: the user's own key,
-/// or one of their extra keys that has not expired.
+/// or one of their extra keys that has not expired; none for a disabled user.
 fn user_of_key(node: &Node, key: &str) -> Result<Option<(User, bool)>, NodeError> {
-    if let Some(user) = node.user_by_key(key)? {
-        return Ok(Some((user, false)));
+    let found = match node.user_by_key(key)? {
+        Some(user) => Some((user, false)),
+        None => (node.user_by_auth_key(key)?).map(|(user, key)| (user, key.read_only)),
+    };
+    // A disabled user's keys authenticate nobody.
+    match found {
+        Some((user, _)) if node.user_profile(&user.email)?.disabled => Ok(None),
+        found => Ok(found),
     }
-    Ok(node
-        .user_by_auth_key(key)?
-        .map(|(user, auth_key)| (user, auth_key.read_only)))
 }
 
 /// Authenticates every request; the [`Caller`] goes into the request's extensions. A read-only

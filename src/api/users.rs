@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::organisations::{org_json, org_record, write_org, NAME_BYTES_MAX};
 use super::request::{parse_ref, text_field, JsonBody, Ref};
 use super::{ApiState, Call};
-use crate::node::{Node, User};
+use crate::node::{Node, Profile, User};
 
 /// MISP's message for a user that does not exist or is not the caller's to see.
 const INVALID_USER: &str = "Invalid user";
@@ -30,6 +30,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/admin/users", get(index_users))
         .route("/admin/users/view/{id}", get(view_user))
         .route("/admin/users/edit/{id}", post(edit_user))
+        .route("/users/edit", post(edit_self))
+        .route("/users/edit/{id}", post(edit_self_id))
         .route("/admin/users/delete/{id}", post(delete_user))
 }
 
@@ -50,25 +52,35 @@ fn find_user(node: &Node, caller: &Caller, text: &str) -> Result<(u64, User), Ap
     Ok((id, user))
 }
 
-/// MISP's `User` object for user `id` with `email`, organisation id `org_id` and `role`;
-/// `authkey` is only ever the new key `admin/users/add` shows once.
-fn user_object(id: u64, org_id: Value, email: &str, role: Role, authkey: Option<&str>) -> Value {
+/// Longest PGP key or S/MIME certificate a profile holds, in bytes.
+pub const PROFILE_KEY_BYTES_MAX: usize = 64 * 1024;
+
+/// MISP's `User` object for user `id` with `email`, organisation id `org_id`, `role` and
+/// `profile`; `authkey` is only ever the new key `admin/users/add` shows once.
+fn user_object(
+    id: u64,
+    org_id: Value,
+    email: &str,
+    role: Role,
+    profile: &Profile,
+    authkey: Option<&str>,
+) -> Value {
     json!({
         "id": id.to_string(),
         "org_id": org_id,
         "email": email,
-        "autoalert": false,
+        "autoalert": profile.autoalert,
         "authkey": authkey,
         "invited_by": "0",
-        "gpgkey": null,
-        "certif_public": "",
-        "nids_sid": "0",
+        "gpgkey": (!profile.gpgkey.is_empty()).then_some(&profile.gpgkey),
+        "certif_public": profile.certif_public,
+        "nids_sid": profile.nids_sid.to_string(),
         "termsaccepted": true,
         "newsread": "0",
         "role_id": role.id.to_string(),
         "change_pw": false,
-        "contactalert": false,
-        "disabled": false,
+        "contactalert": profile.contactalert,
+        "disabled": profile.disabled,
         "expiration": null,
         "current_login": "0",
         "last_login": "0",
@@ -86,10 +98,66 @@ fn user_json(node: &Node, id: u64, user: &User, authkey: Option<&str>) -> Result
         None => json!({"id": "0", "name": "", "uuid": user.org.to_string()}),
     };
     Ok(json!({
-        "User": user_object(id, organisation["id"].clone(), &user.email, role, authkey),
+        "User": user_object(
+            id,
+            organisation["id"].clone(),
+            &user.email,
+            role,
+            &node.user_profile(&user.email)?,
+            authkey,
+        ),
         "Role": role.json(),
         "Organisation": organisation,
     }))
+}
+
+/// `profile` with the fields of MISP's `users/edit` that `body` sets: `disabled`,
+/// `autoalert`, `contactalert`, `gpgkey`, `certif_public`, `nids_sid`.
+fn edited_profile(body: &Map<String, Value>, mut profile: Profile) -> Result<Profile, ApiError> {
+    let flag = |name: &str| {
+        body.get(name)
+            .filter(|value| !value.is_null())
+            .map(|value| match value {
+                Value::Bool(flag) => *flag,
+                other => matches!(text_field_of(other).as_str(), "1" | "true"),
+            })
+    };
+    for (name, field) in [
+        ("disabled", &mut profile.disabled),
+        ("autoalert", &mut profile.autoalert),
+        ("contactalert", &mut profile.contactalert),
+    ] {
+        if let Some(value) = flag(name) {
+            *field = value;
+        }
+    }
+    for (name, field) in [
+        ("gpgkey", &mut profile.gpgkey),
+        ("certif_public", &mut profile.certif_public),
+    ] {
+        let Some(text) = text_field(body, name) else {
+            continue;
+        };
+        if text.len() > PROFILE_KEY_BYTES_MAX {
+            let message = format!("At most {PROFILE_KEY_BYTES_MAX} bytes.");
+            return Err(ApiError::validation(USER_NOT_SAVED, name, &message));
+        }
+        *field = text;
+    }
+    if let Some(text) = text_field(body, "nids_sid") {
+        profile.nids_sid = text.trim().parse().map_err(|_| {
+            ApiError::validation(USER_NOT_SAVED, "nids_sid", "A number is expected.")
+        })?;
+    }
+    Ok(profile)
+}
+
+/// A JSON scalar as text.
+fn text_field_of(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.trim().to_ascii_lowercase(),
+        other => other.to_string(),
+    }
 }
 
 /// The role a request names (`role_id`), checked against what the caller may grant: org
@@ -227,8 +295,9 @@ pub async fn view_user(
         .await
 }
 
-/// `POST /admin/users/edit/{id}`: `role_id` and `org_id` may change; the email is the
-/// user's identity here and may not.
+/// `POST /admin/users/edit/{id}`: `role_id`, `org_id` and the profile (`disabled`,
+/// `autoalert`, `contactalert`, `gpgkey`, `certif_public`, `nids_sid`) may change; the email
+/// is the user's identity here and may not. Nobody disables their own account.
 pub async fn edit_user(
     Call { state, caller }: Call,
     Path(id): Path<String>,
@@ -253,7 +322,16 @@ pub async fn edit_user(
                 make_local(node, &caller, &org)?;
                 user.org = org;
             }
+            let profile = edited_profile(&body, node.user_profile(&user.email)?)?;
+            if profile.disabled && user.email == caller.user.email {
+                return Err(ApiError::validation(
+                    USER_NOT_SAVED,
+                    "disabled",
+                    "You cannot disable your own account.",
+                ));
+            }
             node.put_user(&user)?;
+            node.put_user_profile(&user.email, &profile)?;
             user_json(node, id, &user, None)
         })
         .await
@@ -295,19 +373,64 @@ pub async fn view_self(
         }
         return view_user(Call { state, caller }, Path(id.to_string())).await;
     }
-    let org_id = state
-        .blocking({
-            let org = caller.org.uuid;
-            move |node| Ok(node.organisation(&org)?.map(|entry| entry.id).unwrap_or(0))
+    state.reply(move |node| self_json(node, &caller)).await
+}
+
+/// `POST /users/edit` (MISP's self-service edit): the caller's own profile (`autoalert`,
+/// `contactalert`, `gpgkey`, `certif_public`, `nids_sid`, and `disabled`, as in MISP); what
+/// else the body holds (PyMISP sends the whole user) is left as it is, but a changed email is
+/// refused, as on `admin/users/edit`.
+pub async fn edit_self(
+    Call { state, caller }: Call,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.object("User");
+    state
+        .reply(move |node| {
+            if text_field(&body, "email").is_some_and(|email| email.trim() != caller.user.email) {
+                return Err(ApiError::validation(
+                    USER_NOT_SAVED,
+                    "email",
+                    "A user's email cannot be changed; ask an administrator for a new user.",
+                ));
+            }
+            let profile = edited_profile(&body, node.user_profile(&caller.user.email)?)?;
+            node.put_user_profile(&caller.user.email, &profile)?;
+            self_json(node, &caller)
         })
-        .await?;
-    Ok(Json(self_json(&caller, org_id)))
+        .await
+}
+
+/// `POST /users/edit/{id}` (PyMISP's `update_user` for a user who is not an admin): the
+/// caller's own id or `me` only.
+pub async fn edit_self_id(
+    call: Call,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let id = id.trim_end_matches(".json");
+    if id != "me" && id != call.caller.id.to_string() {
+        return Err(ApiError::not_found(INVALID_USER));
+    }
+    edit_self(call, body).await
 }
 
 /// MISP's `users/view` body for `caller`.
-fn self_json(caller: &Caller, org_id: u64) -> Value {
-    json!({
-        "User": user_object(caller.id, json!(org_id.to_string()), &caller.user.email, caller.role, None),
+fn self_json(node: &Node, caller: &Caller) -> Result<Value, ApiError> {
+    let org_id = node
+        .organisation(&caller.org.uuid)?
+        .map(|entry| entry.id)
+        .unwrap_or(0);
+    let profile = node.user_profile(&caller.user.email)?;
+    Ok(json!({
+        "User": user_object(
+            caller.id,
+            json!(org_id.to_string()),
+            &caller.user.email,
+            caller.role,
+            &profile,
+            None,
+        ),
         "Role": caller.role.json(),
         "UserSetting": [],
         "Organisation": {
@@ -316,5 +439,5 @@ fn self_json(caller: &Caller, org_id: u64) -> Value {
             "uuid": caller.org.uuid.to_string(),
             "local": true,
         },
-    })
+    }))
 }

@@ -96,7 +96,7 @@ fn prepare(node: &Node, config: &WebhookConfig) -> Result<Webhook, String> {
     }
     caller_by_email(node, &config.user)
         .map_err(|error| error.to_string())?
-        .ok_or_else(|| format!("no user {} on this node", config.user))?;
+        .ok_or_else(|| format!("no enabled user {} on this node", config.user))?;
     let client = Client::new(Vec::new(), HeaderMap::new())?;
     let cursor_key = format!(
         "webhook-cursor:{}",
@@ -131,14 +131,14 @@ fn deliver_all(node: &Node, hook: &Webhook, stopped: &watch::Receiver<bool>) {
             pause(Duration::from_millis(POLL_MS), stopped);
             continue;
         }
-        // The user is looked up for each batch: one deleted, or moved to another organisation,
-        // sees no more than that from then on.
+        // The user is looked up for each batch: one deleted, disabled or moved to another
+        // organisation sees no more than that from then on.
         let caller = match caller_by_email(node, &hook.config.user) {
             Ok(Some(caller)) => caller,
             Ok(None) => {
                 tracing::warn!(
                     url = hook.config.url,
-                    "webhook stopped: user {} is gone",
+                    "webhook stopped: user {} is gone or disabled",
                     hook.config.user
                 );
                 return;

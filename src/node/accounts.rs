@@ -38,6 +38,26 @@ pub struct User {
     pub key_hash: String,
 }
 
+/// What a user may say about themselves (MISP's `users/edit`), and whether the user is
+/// disabled (a disabled user's keys stop authenticating). Node-local, stored apart from the
+/// [`User`] under `user_profile/{email}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Profile {
+    /// Disabled: no key of the user authenticates.
+    pub disabled: bool,
+    /// Wants an email when an event is published (MISP's `autoalert`).
+    pub autoalert: bool,
+    /// Accepts contact requests about events (MISP's `contactalert`).
+    pub contactalert: bool,
+    /// The user's PGP public key, armoured.
+    pub gpgkey: String,
+    /// The user's S/MIME certificate, PEM.
+    pub certif_public: String,
+    /// First sid of the user's IDS rule exports (MISP's `nids_sid`).
+    pub nids_sid: u64,
+}
+
 /// A new random API key of [`API_KEY_CHARS`] alphanumeric characters.
 pub fn new_api_key() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -221,7 +241,29 @@ impl Node {
                 b"null".to_vec(),
             ),
             (format!("apikey/{}", user.key_hash).into_bytes(), Vec::new()),
+            (
+                format!("user_profile/{}", user.email).into_bytes(),
+                Vec::new(),
+            ),
         ])?;
+        Ok(())
+    }
+
+    /// The profile of user `email` (the default when none was stored).
+    pub fn user_profile(&self, email: &str) -> Result<Profile, NodeError> {
+        let stored = self
+            .store
+            .local(format!("user_profile/{email}").as_bytes())?;
+        Ok(stored
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default())
+    }
+
+    /// Stores the profile of user `email`.
+    pub fn put_user_profile(&self, email: &str, profile: &Profile) -> Result<(), NodeError> {
+        let encoded = serde_json::to_vec(profile).unwrap_or_default();
+        self.store
+            .put_local(&[(format!("user_profile/{email}").into_bytes(), encoded)])?;
         Ok(())
     }
 }

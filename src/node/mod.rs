@@ -11,7 +11,7 @@ mod auth_keys;
 mod identity;
 mod tags;
 
-pub use accounts::{api_key_hash, new_api_key, OrgEntry, User, API_KEY_CHARS};
+pub use accounts::{api_key_hash, new_api_key, OrgEntry, Profile, User, API_KEY_CHARS};
 pub use auth_keys::{AuthKey, AUTH_KEYS_PER_USER_MAX, AUTH_KEY_COMMENT_BYTES_MAX};
 pub use identity::{
     origin_of, read_org_key, write_org_key, InitReport, ADMIN_EMAIL, ADMIN_KEY_FILE, KEY_FILE,

@@ -2,6 +2,7 @@
 attribute index and the role list, each on a fresh node so that the expected lists are exact."""
 
 import pytest
+import requests
 from pymisp import MISPEvent, MISPObject, MISPTag, PyMISP
 
 from conftest import Node, cli
@@ -198,3 +199,40 @@ def test_sightings_index_lists_the_sightings_each_user_sees(two_orgs):
     refused = user._check_json_response(user._prepare_request("POST", "sightings/index",
                                                               data={"value": "x"}))
     assert refused["errors"][0] == 400
+
+
+def test_users_edit_their_profile_and_a_disabled_user_is_locked_out(two_orgs):
+    user, other, admin = two_orgs["user"], two_orgs["other"], two_orgs["admin"]
+    me = user.get_user("me", pythonify=True)
+    assert (me.autoalert, me.disabled, me.role_id) == (False, False, "3")
+    # PyMISP's update_user for a user who is not an admin: users/edit/{own id}.
+    me.autoalert = True
+    me.nids_sid = 5000000
+    me.role_id = "1"  # not the user's to change: left as it is
+    edited = user.update_user(me, pythonify=True)
+    assert not isinstance(edited, dict), edited
+    assert (edited.autoalert, edited.nids_sid, edited.role_id) == (True, "5000000", "3")
+    again = user.get_user("me", pythonify=True)
+    assert (again.autoalert, again.role_id) == (True, "3")
+    # Someone else's id is not the user's to edit.
+    theirs = other.get_user("me", pythonify=True)
+    response = user._prepare_request("POST", f"users/edit/{theirs.id}", data={"autoalert": 1})
+    assert response.status_code == 404
+    # An administrator disables the user: none of its keys authenticates, until re-enabled.
+    extra = user.get_new_authkey()
+    target = admin.get_user(me.id, pythonify=True)
+    target.disabled = True
+    assert admin.update_user(target, pythonify=True).disabled is True
+    assert user._prepare_request("GET", "servers/getVersion").status_code == 403
+    response = requests.get(f"{user.root_url}/servers/getVersion", timeout=10,
+                            headers={"Authorization": extra, "Accept": "application/json"})
+    assert response.status_code == 403
+    target.disabled = False
+    assert admin.update_user(target, pythonify=True).disabled is False
+    assert "version" in user.misp_instance_version
+    # Nobody disables their own administrator account.
+    own = admin.get_user("me", pythonify=True)
+    own.disabled = True
+    refused = admin.update_user(own)
+    assert "errors" in refused, refused
+    assert admin.get_user("me", pythonify=True).disabled is False
