@@ -152,6 +152,18 @@ fn edited_profile(body: &Map<String, Value>, mut profile: Profile) -> Result<Pro
     Ok(profile)
 }
 
+/// Refuses a body that changes the user's email (`email`): it is the user's identity here.
+fn keep_email(body: &Map<String, Value>, email: &str) -> Result<(), ApiError> {
+    if text_field(body, "email").is_some_and(|given| given.trim() != email) {
+        return Err(ApiError::validation(
+            USER_NOT_SAVED,
+            "email",
+            "A user's email cannot be changed; add a new user instead.",
+        ));
+    }
+    Ok(())
+}
+
 /// A JSON scalar as text.
 fn text_field_of(value: &Value) -> String {
     match value {
@@ -308,13 +320,7 @@ pub async fn edit_user(
         .reply(move |node| {
             access::require(&caller, Action::AdministerUsers)?;
             let (id, mut user) = find_user(node, &caller, &id)?;
-            if text_field(&body, "email").is_some_and(|email| email.trim() != user.email) {
-                return Err(ApiError::validation(
-                    USER_NOT_SAVED,
-                    "email",
-                    "A user's email cannot be changed; add a new user instead.",
-                ));
-            }
+            keep_email(&body, &user.email)?;
             if let Some(role) = requested_role(&caller, &body)? {
                 user.role = role.id;
             }
@@ -387,13 +393,7 @@ pub async fn edit_self(
     let body = body.object("User");
     state
         .reply(move |node| {
-            if text_field(&body, "email").is_some_and(|email| email.trim() != caller.user.email) {
-                return Err(ApiError::validation(
-                    USER_NOT_SAVED,
-                    "email",
-                    "A user's email cannot be changed; ask an administrator for a new user.",
-                ));
-            }
+            keep_email(&body, &caller.user.email)?;
             let profile = edited_profile(&body, node.user_profile(&caller.user.email)?)?;
             node.put_user_profile(&caller.user.email, &profile)?;
             self_json(node, &caller)
