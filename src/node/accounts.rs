@@ -216,9 +216,12 @@ impl Node {
         else {
             return Ok(None);
         };
-        let user = self
-            .store
-            .local(&[b"user/".as_slice(), email.as_slice()].concat())?;
+        self.stored_user(&email)
+    }
+
+    /// The stored user with email `email` (as bytes), if any (a removed one is none).
+    pub(crate) fn stored_user(&self, email: &[u8]) -> Result<Option<User>, NodeError> {
+        let user = self.store.local(&[b"user/".as_slice(), email].concat())?;
         Ok(user.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
 

@@ -185,11 +185,8 @@ impl Node {
         if key.key_hash != hash || !key.is_live(self.now_seconds()) {
             return Ok(None);
         }
-        let user = self
-            .store
-            .local(format!("user/{}", key.email).as_bytes())?
-            .and_then(|bytes| serde_json::from_slice::<User>(&bytes).ok())
-            .filter(|user| user.email == key.email);
+        let user =
+            (self.stored_user(key.email.as_bytes())?).filter(|user: &User| user.email == key.email);
         Ok(user.map(|user| (user, key)))
     }
 }
